@@ -1,0 +1,1 @@
+"""Operator commands; `just` recipes call ``python -m cli``."""

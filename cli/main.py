@@ -1,0 +1,115 @@
+"""Argument parsing and dispatch; every failure is one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import uuid
+from collections.abc import Awaitable, Callable
+
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+
+from cli import registry_commands
+from cli.output import fail
+from domain.errors import DomainError
+from events.base import EventMetadata
+from observability.logging import bind_correlation_id, configure_logging
+from settings import get_settings
+
+
+def os_actor() -> str:
+    """The OS user running the CLI: the actor recorded on its events."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def event_metadata() -> EventMetadata:
+    """Metadata for events caused by this CLI invocation."""
+    correlation = uuid.uuid4()
+    bind_correlation_id(str(correlation))
+    return EventMetadata(actor=os_actor(), correlation_id=correlation)
+
+
+def _pick(args: argparse.Namespace, name: str) -> str | None:
+    """A value given positionally or with its original --flag spelling."""
+    return getattr(args, f"{name}_opt", None) or getattr(args, name, None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI grammar (original flags such as --model_name are kept)."""
+    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__)
+    sub = parser.add_subparsers(dest="verb", required=True)
+
+    def named(p: argparse.ArgumentParser, *fields: str) -> None:
+        for f in fields:
+            p.add_argument(f, nargs="?", default=None)
+            p.add_argument(f"--{f}", dest=f"{f}_opt", default=None, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("register", help="register a model version from an artifact file")
+    named(p, "model_name", "model_version", "artifact_path")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--reason")
+    p = sub.add_parser("promote", help="make a version prod")
+    named(p, "model_name", "model_version")
+    p.add_argument("--reason")
+    p = sub.add_parser("rollback", help="restore the previous prod version")
+    named(p, "model_name")
+    p.add_argument("--reason")
+    p = sub.add_parser("list", help="list models and versions")
+    named(p, "model_name")
+    p = sub.add_parser("history", help="a model's audit trail from the event log")
+    named(p, "model_name")
+    sub.add_parser("migrate", help="upgrade the database schema")
+    sub.add_parser("verify", help="check the event log's hash chain")
+    sub.add_parser("rebuild-projections", help="drop projections and replay the log")
+    sub.add_parser("relay", help="publish pending events to Redis once")
+    sub.add_parser("servers", help="start the embedded servers and print their URLs")
+    sub.add_parser("down", help="stop the embedded servers")
+    return parser
+
+
+COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
+    "register": registry_commands.register,
+    "promote": registry_commands.promote,
+    "rollback": registry_commands.rollback,
+    "list": registry_commands.list_models,
+    "history": registry_commands.history,
+    "migrate": registry_commands.migrate,
+    "verify": registry_commands.verify,
+    "rebuild-projections": registry_commands.rebuild,
+    "relay": registry_commands.relay,
+    "servers": registry_commands.servers,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(os.environ.get("LOG_LEVEL", "warning"))
+    if args.verb == "down":
+        from storage.embedded import stop_all
+
+        stopped = stop_all(settings.state_dir)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    values = {k: _pick(args, k) for k in ("model_name", "model_version", "artifact_path")}
+    try:
+        return asyncio.run(COMMANDS[args.verb](args, values, event_metadata()))
+    except DomainError as exc:
+        return fail(str(exc))
+    except (DBAPIError, OSError) as exc:
+        return fail(f"postgresql is unavailable: {str(exc).splitlines()[0][:200]}", 3)
+    except RedisError as exc:
+        return fail(f"redis is unavailable: {exc}", 3)
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+    except Exception as exc:
+        structlog.get_logger("cli").debug("unexpected_error", exc_info=exc)
+        return fail(f"unexpected error ({type(exc).__name__}): {exc}")

@@ -1,0 +1,188 @@
+"""Registry verbs of the CLI, each a thin call into one handler."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+
+from bootstrap import Platform, build_platform, database_url, redis_url
+from cli.output import console, fail, history_table, models_table
+from domain.commands import PromoteModelVersion, RollbackModel
+from domain.errors import InvalidInput
+from domain.handlers import handle_registry_command, register_model_version
+from events.base import EventMetadata
+from events.registry import ModelVersionRolledBack
+from storage import event_store
+from storage.registry_repository import rebuild_projections
+from storage.relay import Relay
+
+log = structlog.get_logger("cli")
+Values = dict[str, str | None]
+
+
+@asynccontextmanager
+async def platform() -> AsyncIterator[Platform]:
+    """A migrated platform, closed on exit."""
+    p = await build_platform()
+    try:
+        yield p
+    finally:
+        await p.aclose()
+
+
+def need(values: Values, *keys: str) -> list[str]:
+    """The required positional values, or a usage error naming the missing one."""
+    missing = [k for k in keys if not values.get(k)]
+    if missing:
+        raise InvalidInput("missing " + ", ".join(missing).upper())
+    return [values[k] for k in keys]  # type: ignore[misc]
+
+
+async def _publish(p: Platform) -> None:
+    """Best effort: push new events to Redis now rather than when an API process next runs."""
+    try:
+        await Relay(p.engine, p.redis).publish_once()
+    except Exception as exc:
+        log.warning("relay_deferred", error=str(exc))
+
+
+def _tags(pairs: list[str]) -> dict[str, str]:
+    tags = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidInput(f"--tag {pair!r} must look like KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+async def register(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Register NAME VERSION ARTIFACT."""
+    name, version, path = need(values, "model_name", "model_version", "artifact_path")
+    async with platform() as p:
+        result = await register_model_version(
+            model_name=name,
+            model_version=version,
+            source=path,
+            tags=_tags(args.tag),
+            reason=args.reason,
+            metadata_override=None,
+            metadata=meta,
+            repo=p.repo,
+            store=p.artifacts,
+            inspector=p.inspector,
+        )
+        await _publish(p)
+    v = result.state.versions[version]
+    verb = "registered" if result.changed else "already registered (identical sha256)"
+    console.print(f"{verb} {name} {version} \\[{v.status}] sha256={v.sha256[:12]} by {meta.actor}")
+    return 0
+
+
+async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Promote NAME VERSION to prod."""
+    name, version = need(values, "model_name", "model_version")
+    cmd = PromoteModelVersion(model_name=name, model_version=version, reason=args.reason)
+    async with platform() as p:
+        result = await handle_registry_command(cmd, meta, p.repo)
+        await _publish(p)
+    if not result.changed:
+        console.print(f"{name} {version} is already prod")
+    else:
+        prev = result.recorded[0].event.previous_prod  # type: ignore[attr-defined]
+        console.print(f"promoted {name} {version} to prod" + (f" (demoted {prev})" if prev else ""))
+    return 0
+
+
+async def rollback(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Roll NAME back to its previous prod."""
+    (name,) = need(values, "model_name")
+    async with platform() as p:
+        result = await handle_registry_command(
+            RollbackModel(model_name=name, reason=args.reason), meta, p.repo
+        )
+        await _publish(p)
+    event = result.recorded[0].event
+    assert isinstance(event, ModelVersionRolledBack)
+    console.print(f"rolled back {name}: prod {event.from_version} -> {event.to_version}")
+    return 0
+
+
+async def list_models(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """List all models, or one model's versions."""
+    name = values.get("model_name")
+    async with platform() as p:
+        if name:
+            rows = await p.queries.list_versions(name)
+        else:
+            rows = await p.queries.list_models()
+    if not rows:
+        console.print("no models registered yet")
+        return 0
+    console.print(models_table(rows, f"versions of {name}" if name else "models"))
+    return 0
+
+
+async def history(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Print a model's audit trail."""
+    (name,) = need(values, "model_name")
+    async with platform() as p:
+        rows = await p.queries.history(name)
+        prod = await p.queries.prod_version(name)
+    console.print(history_table(rows, f"history of {name}"))
+    console.print(f"current prod: {prod or 'none'}")
+    return 0
+
+
+async def migrate(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Upgrade the schema to head."""
+    async with platform():
+        pass
+    console.print("database schema is at head")
+    return 0
+
+
+async def verify(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Verify the hash chain; exit 4 and list the breaks if it fails."""
+    async with platform() as p, p.engine.connect() as conn:
+        report = await event_store.verify_chain(conn)
+    if report.ok:
+        console.print(
+            f"event log intact: {report.checked} events, last position {report.last_position}"
+        )
+        return 0
+    for b in report.breaks:
+        console.print(f"[red]chain broken at position {b.position}[/] ({b.stream_id}): {b.problem}")
+    return fail(f"event log integrity check failed at position {report.breaks[0].position}", 4)
+
+
+async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Drop and replay the projections."""
+    async with platform() as p:
+        count = await rebuild_projections(p.engine)
+    console.print(f"rebuilt projections from the log ({count} models)")
+    return 0
+
+
+async def relay(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Publish pending events once."""
+    async with platform() as p:
+        published = await Relay(p.engine, p.redis).publish_once()
+    if published is None:
+        return fail("another relay is leading (an API process); it publishes the events", 0)
+    console.print(f"published {published} events")
+    return 0
+
+
+async def servers(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Start (or find) the servers and show where they are."""
+    async with platform():
+        pass
+    console.print(f"postgresql: {database_url()}\nredis:      {redis_url()}", highlight=False)
+    return 0
+
+
+__all__ = ["fail"]

@@ -1,0 +1,70 @@
+"""Commands: what a user asks the registry to do, in the imperative."""
+
+from __future__ import annotations
+
+import msgspec
+
+from events.registry import ArtifactMetadata
+
+
+class Command(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every command."""
+
+    reason: str | None = None
+
+
+class RegisterModelVersion(Command, frozen=True, kw_only=True):
+    """Add an immutable version whose artifact is already stored and hashed."""
+
+    model_name: str
+    model_version: str
+    artifact_uri: str
+    sha256: str
+    size_bytes: int
+    metadata: ArtifactMetadata = msgspec.field(default_factory=ArtifactMetadata)
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class PromoteModelVersion(Command, frozen=True, kw_only=True):
+    """Make a version prod, demoting the current prod."""
+
+    model_name: str
+    model_version: str
+
+
+class DemoteModelVersion(Command, frozen=True, kw_only=True):
+    """Take the prod version out of prod."""
+
+    model_name: str
+    model_version: str
+
+
+class RollbackModel(Command, frozen=True, kw_only=True):
+    """Restore the version that was prod before the current one."""
+
+    model_name: str
+
+
+class TagModelVersion(Command, frozen=True, kw_only=True):
+    """Set tags on a version."""
+
+    model_name: str
+    model_version: str
+    tags: dict[str, str]
+
+
+class ArchiveModelVersion(Command, frozen=True, kw_only=True):
+    """Retire a version so it can no longer be promoted."""
+
+    model_name: str
+    model_version: str
+
+
+RegistryCommand = (
+    RegisterModelVersion
+    | PromoteModelVersion
+    | DemoteModelVersion
+    | RollbackModel
+    | TagModelVersion
+    | ArchiveModelVersion
+)

@@ -1,0 +1,113 @@
+"""Handlers: run a command against the ports. Their parameters are their dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import msgspec
+
+from domain import names
+from domain.commands import RegisterModelVersion, RegistryCommand
+from domain.errors import ConcurrencyConflict, Conflict, NotFound
+from domain.ports import ArtifactInspector, ArtifactStore, ModelRepository
+from domain.registry import ModelState, decide
+from events.base import EventMetadata, RecordedEvent
+from events.registry import ArtifactMetadata
+
+MAX_ATTEMPTS = 200
+
+
+class CommandResult(msgspec.Struct, kw_only=True):
+    """What a command did: the events it recorded (none for an idempotent repeat)."""
+
+    state: ModelState
+    recorded: list[RecordedEvent]
+
+    @property
+    def changed(self) -> bool:
+        """False when the command was a no-op repeat."""
+        return bool(self.recorded)
+
+
+async def handle_registry_command(
+    command: RegistryCommand, metadata: EventMetadata, repo: ModelRepository
+) -> CommandResult:
+    """Decide and save, retrying on optimistic-concurrency conflicts."""
+    for attempt in range(MAX_ATTEMPTS):
+        state = await repo.load(command.model_name)
+        events = decide(state, command)
+        if not events:
+            return CommandResult(state=state, recorded=[])
+        try:
+            recorded = await repo.save(state, events, metadata)
+        except ConcurrencyConflict:
+            # Another writer won; back off a little so a crowd of writers spreads out.
+            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            continue
+        return CommandResult(state=state, recorded=recorded)
+    raise Conflict(f"model {command.model_name!r} is under heavy concurrent change; retry")
+
+
+async def register_model_version(
+    *,
+    model_name: str,
+    model_version: str,
+    source: str,
+    tags: dict[str, str],
+    reason: str | None,
+    metadata_override: ArtifactMetadata | None,
+    metadata: EventMetadata,
+    repo: ModelRepository,
+    store: ArtifactStore,
+    inspector: ArtifactInspector,
+) -> CommandResult:
+    """Validate an artifact file, copy it into the store and record the registration."""
+    names.check_model_name(model_name)
+    names.check_version(model_version)
+    names.check_tags(tags)
+    path = store.resolve_source(source)
+    sha256, size = store.digest(path)
+    state = await repo.load(model_name)
+    existing = state.versions.get(model_version)
+    if existing is not None and existing.sha256 != sha256:
+        # Refuse before touching the stored file: registered artifacts are immutable.
+        decide(state, _command(model_name, model_version, "", sha256, size, tags, reason, None))
+    sidecar = inspector.inspect(path)
+    artifact_meta = metadata_override or sidecar or ArtifactMetadata()
+    if existing is None:
+        stored = store.put(path, model_name, model_version, sha256)
+        store.write_metadata(model_name, model_version, artifact_meta)
+        uri = stored.uri
+    else:
+        uri = existing.artifact_uri
+    command = _command(model_name, model_version, uri, sha256, size, tags, reason, artifact_meta)
+    return await handle_registry_command(command, metadata, repo)
+
+
+def _command(
+    name: str,
+    version: str,
+    uri: str,
+    sha256: str,
+    size: int,
+    tags: dict[str, str],
+    reason: str | None,
+    meta: ArtifactMetadata | None,
+) -> RegisterModelVersion:
+    return RegisterModelVersion(
+        model_name=name,
+        model_version=version,
+        artifact_uri=uri,
+        sha256=sha256,
+        size_bytes=size,
+        metadata=meta or ArtifactMetadata(),
+        tags=tags,
+        reason=reason,
+    )
+
+
+def require_version(state: ModelState, version: str) -> None:
+    """NotFound unless the model has this version."""
+    if version not in state.versions:
+        raise NotFound(f"model {state.model_name!r} has no version {version!r}")

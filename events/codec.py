@@ -1,0 +1,54 @@
+"""Encode and decode events; the type name on the wire is the class name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from events.base import Event
+from events.registry import RegistryEvent
+
+_EVENT_TYPES: dict[str, type[Event]] = {}
+
+
+def register_event_types(*types: type[Event]) -> None:
+    """Make event classes decodable by their type name."""
+    for t in types:
+        _EVENT_TYPES[t.__name__] = t
+
+
+register_event_types(*RegistryEvent.__args__)  # type: ignore[attr-defined]
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[str, msgspec.json.Decoder[Any]] = {}
+
+
+def event_type_name(event: Event) -> str:
+    """The wire name of an event's type."""
+    return type(event).__name__
+
+
+def encode_event(event: Event) -> bytes:
+    """Serialise an event to canonical JSON bytes (the hashed payload)."""
+    return _encoder.encode(event)
+
+
+def decode_event(type_name: str, payload: bytes | str) -> Event:
+    """Parse payload bytes back into the event class named ``type_name``."""
+    decoder = _decoders.get(type_name)
+    if decoder is None:
+        try:
+            cls = _EVENT_TYPES[type_name]
+        except KeyError:
+            raise ValueError(f"unknown event type {type_name!r}") from None
+        decoder = _decoders[type_name] = msgspec.json.Decoder(cls)
+    return decoder.decode(payload)
+
+
+def area_of(type_name: str) -> str:
+    """The area (and so the Redis stream) an event type belongs to."""
+    try:
+        return _EVENT_TYPES[type_name].area
+    except KeyError:
+        raise ValueError(f"unknown event type {type_name!r}") from None

@@ -1,0 +1,91 @@
+"""Events of the model registry: one stream per registered model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from events.base import Event
+
+
+class ArtifactMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What a model artifact is and how it was made; stored beside model.pt and in the log."""
+
+    architecture: str | None = None
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    input_dtype: str = "float32"
+    normalization: dict[str, float] = msgspec.field(default_factory=dict)
+    num_classes: int | None = None
+    class_names: list[str] = msgspec.field(default_factory=list)
+    dataset: str | None = None
+    training: dict[str, Any] = msgspec.field(default_factory=dict)
+    test_metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    git_sha: str | None = None
+    created_with: str | None = None
+
+
+class ModelVersionRegistered(Event, frozen=True, kw_only=True):
+    """A new, immutable model version entered the registry in staging."""
+
+    model_name: str
+    model_version: str
+    artifact_uri: str
+    sha256: str
+    size_bytes: int
+    metadata: ArtifactMetadata = msgspec.field(default_factory=ArtifactMetadata)
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    reason: str | None = None
+
+
+class ModelVersionPromoted(Event, frozen=True, kw_only=True):
+    """A version became prod; the previous prod, if any, was demoted with it."""
+
+    model_name: str
+    model_version: str
+    previous_prod: str | None = None
+    reason: str | None = None
+
+
+class ModelVersionDemoted(Event, frozen=True, kw_only=True):
+    """The prod version was taken out of prod, leaving the model without one."""
+
+    model_name: str
+    model_version: str
+    reason: str | None = None
+
+
+class ModelVersionRolledBack(Event, frozen=True, kw_only=True):
+    """Prod went back from one version to the one that was prod before it."""
+
+    model_name: str
+    from_version: str
+    to_version: str
+    reason: str | None = None
+
+
+class ModelVersionTagged(Event, frozen=True, kw_only=True):
+    """Tags were set on a version (merged; an empty value removes a tag)."""
+
+    model_name: str
+    model_version: str
+    tags: dict[str, str]
+    reason: str | None = None
+
+
+class ModelVersionArchived(Event, frozen=True, kw_only=True):
+    """A version was retired: it can no longer be promoted."""
+
+    model_name: str
+    model_version: str
+    reason: str | None = None
+
+
+RegistryEvent = (
+    ModelVersionRegistered
+    | ModelVersionPromoted
+    | ModelVersionDemoted
+    | ModelVersionRolledBack
+    | ModelVersionTagged
+    | ModelVersionArchived
+)

@@ -1,0 +1,99 @@
+# Recipes for operators and developers. `./dev <recipe>` runs any of them on a fresh machine.
+set dotenv-load := false
+set positional-arguments := false
+
+py := justfile_directory() / ".venv/bin/python"
+export PYTHONPATH := justfile_directory()
+
+# list every recipe
+default:
+    @just --list --unsorted
+
+# install Python dependencies and the offline datasets (Debian's fashion-mnist where apt works)
+setup: _install-datasets
+    @{{py}} -c "import torch, litestar; print('ready: torch', torch.__version__)"
+
+_install-datasets:
+    #!/bin/sh
+    if [ -d /usr/share/datasets/fashion-mnist ]; then exit 0; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing the Debian package dataset-fashion-mnist" >&2
+        (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
+            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null)) \
+            || echo "warning: could not install dataset-fashion-mnist; set DATA_DIR or ALLOW_DOWNLOAD=1" >&2
+    else
+        echo "note: fashion_mnist needs 'sudo apt-get install dataset-fashion-mnist', DATA_DIR, or ALLOW_DOWNLOAD=1" >&2
+    fi
+
+# the main job end to end on embedded servers: train, register, promote, roll back, history
+demo: _install-datasets
+    {{py}} -m cli demo
+
+# run the whole test suite (embedded servers unless DATABASE_URL / REDIS_URL are set)
+test *ARGS: _install-datasets
+    {{py}} -m pytest {{ARGS}}
+
+# lint and format check
+lint:
+    {{py}} -m ruff check .
+    {{py}} -m ruff format --check .
+
+# upgrade the database schema to head
+migrate:
+    {{py}} -m cli migrate
+
+# start the embedded servers (if the URLs are unset) and print where they are
+servers:
+    {{py}} -m cli servers
+
+# run the API on 127.0.0.1:8000 (PORT overrides)
+serve:
+    {{py}} -m api
+
+# register NAME VERSION ARTIFACT (a torch state dict file)
+register NAME VERSION ARTIFACT:
+    {{py}} -m cli register "{{NAME}}" "{{VERSION}}" "{{ARTIFACT}}"
+
+# promote NAME VERSION to prod
+promote NAME VERSION:
+    {{py}} -m cli promote "{{NAME}}" "{{VERSION}}"
+
+# roll NAME back to the version that was prod before the current one
+rollback NAME:
+    {{py}} -m cli rollback "{{NAME}}"
+
+# list all models, or the versions of NAME
+list NAME="":
+    {{py}} -m cli list {{NAME}}
+
+# the audit trail of NAME, read from the event log
+history NAME:
+    {{py}} -m cli history "{{NAME}}"
+
+# verify the event log's hash chain
+verify:
+    {{py}} -m cli verify
+
+# drop the projections and rebuild them from the event log
+rebuild-projections:
+    {{py}} -m cli rebuild-projections
+
+# publish pending events to Redis Streams once (the API does this continuously)
+replay:
+    {{py}} -m cli relay
+
+# stop the embedded servers
+down:
+    {{py}} -m cli down
+
+# start the Docker Compose stack (needs a Docker engine)
+up:
+    docker compose up -d --build
+
+# stop the Docker Compose stack and remove its volumes
+compose-down:
+    docker compose down -v
+
+# remove artifacts, reports, caches and the embedded servers' state
+clean: down
+    rm -rf artifacts reports/*.json .platform .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""PyTorch side of the platform: model zoo, datasets, preprocessing, artifacts, training."""

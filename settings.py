@@ -1,0 +1,94 @@
+"""Settings, read once from the environment. Every field documents its variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+
+def _path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name) or default).expanduser().resolve()
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    return default if raw is None or raw == "" else raw.lower() in {"1", "true", "yes", "on"}
+
+
+def _api_keys(raw: str) -> dict[str, str]:
+    """Parse ``name:key,name2:key2`` into key -> name."""
+    keys: dict[str, str] = {}
+    for item in filter(None, (s.strip() for s in raw.split(","))):
+        name, sep, key = item.partition(":")
+        if not sep or not name or not key:
+            raise ValueError("API_KEYS must look like 'alice:secret1,bob:secret2'")
+        keys[key] = name
+    return keys
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Platform settings."""
+
+    # DATABASE_URL: PostgreSQL URL; unset means an embedded server under STATE_DIR.
+    database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    # REDIS_URL: Redis URL; unset means an embedded server under STATE_DIR.
+    redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
+    # STATE_DIR: where embedded servers and caches live.
+    state_dir: Path = field(default_factory=lambda: _path("STATE_DIR", ".platform"))
+    # ARTIFACTS_DIR: the artifact store root: <root>/<model>/<version>/model.pt.
+    artifacts_dir: Path = field(default_factory=lambda: _path("ARTIFACTS_DIR", "artifacts"))
+    # ARTIFACT_IMPORT_ROOTS: colon-separated folders registration may copy from (default: cwd).
+    artifact_import_roots: tuple[Path, ...] = field(
+        default_factory=lambda: tuple(
+            Path(p).expanduser().resolve()
+            for p in (os.environ.get("ARTIFACT_IMPORT_ROOTS") or os.getcwd()).split(":")
+            if p
+        )
+    )
+    # MAX_ARTIFACT_BYTES: largest artifact accepted at registration.
+    max_artifact_bytes: int = field(default_factory=lambda: _int("MAX_ARTIFACT_BYTES", 512 << 20))
+    # DATA_DIR: optional folder of IDX dataset files, tried first.
+    data_dir: Path | None = field(
+        default_factory=lambda: _path("DATA_DIR", "") if os.environ.get("DATA_DIR") else None
+    )
+    # ALLOW_DOWNLOAD: let torchvision download datasets when they are not installed.
+    allow_download: bool = field(default_factory=lambda: _bool("ALLOW_DOWNLOAD", False))
+    # HOST / PORT: where `serve` listens.
+    host: str = field(default_factory=lambda: os.environ.get("HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _int("PORT", 8000))
+    # API_KEYS: 'name:key,...'; when set, writes need an X-API-Key header and the name is the actor.
+    api_keys: dict[str, str] = field(
+        default_factory=lambda: _api_keys(os.environ.get("API_KEYS", ""))
+    )
+    # MAX_BODY_BYTES: request bodies over this get 413.
+    max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 8 << 20))
+    # RELAY_INTERVAL_S: how often the relay polls the log when idle.
+    relay_interval_s: float = field(default_factory=lambda: _float("RELAY_INTERVAL_S", 0.05))
+    # LOG_LEVEL: structlog level.
+    log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "info"))
+    # TORCH_THREADS: intra-op threads for inference and training (default: all cores).
+    torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", os.cpu_count() or 1))
+
+    @property
+    def cache_dir(self) -> Path:
+        """Decoded-dataset cache."""
+        return self.state_dir / "cache"
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Adapters with side effects: PostgreSQL event store and projections, Redis Streams, artifacts."""

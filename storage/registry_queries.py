@@ -1,0 +1,80 @@
+"""Read-side queries over the registry projections and the log."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.errors import NotFound
+from domain.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
+from events.streams import model_stream_id
+from storage import event_store
+from storage.tables import model_prod, model_versions
+
+
+class RegistryQueries:
+    """Queries for the API and the CLI."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def list_models(self, model_name: str | None = None) -> list[ModelSummary]:
+        """Every version of every model (or of one), newest first within a model."""
+        q = select(
+            model_versions.c.model_name,
+            model_versions.c.model_version,
+            model_versions.c.status,
+            model_versions.c.created_at,
+        ).order_by(model_versions.c.model_name, model_versions.c.created_at.desc())
+        if model_name is not None:
+            q = q.where(model_versions.c.model_name == model_name)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [ModelSummary(**r._asdict()) for r in rows]
+
+    async def list_versions(self, model_name: str) -> list[ModelVersionView]:
+        """All versions of one model, oldest first; NotFound if the model is unknown."""
+        q = (
+            select(model_versions)
+            .where(model_versions.c.model_name == model_name)
+            .order_by(model_versions.c.created_at)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        if not rows:
+            raise NotFound(f"unknown model {model_name!r}")
+        return [_version_view(r._asdict()) for r in rows]
+
+    async def get_version(self, model_name: str, model_version: str) -> ModelVersionView:
+        """One version; NotFound names what is missing."""
+        q = select(model_versions).where(
+            model_versions.c.model_name == model_name,
+            model_versions.c.model_version == model_version,
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).first()
+        if row is None:
+            await self.list_versions(model_name)  # raises for an unknown model
+            raise NotFound(f"model {model_name!r} has no version {model_version!r}")
+        return _version_view(row._asdict())
+
+    async def prod_version(self, model_name: str) -> str | None:
+        """The current prod version, None if the model has none."""
+        async with self.engine.connect() as conn:
+            return await conn.scalar(
+                select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
+            )
+
+    async def history(self, model_name: str) -> list[HistoryEntry]:
+        """The model's audit trail from the log, oldest first."""
+        async with self.engine.connect() as conn:
+            recorded = await event_store.load_stream(conn, model_stream_id(model_name))
+        if not recorded:
+            raise NotFound(f"unknown model {model_name!r}")
+        return [history_entry(r) for r in recorded]
+
+
+def _version_view(row: dict) -> ModelVersionView:
+    row["metadata"] = row.pop("artifact_metadata")
+    row.setdefault("metrics", None)
+    return ModelVersionView(**row)

@@ -1,0 +1,136 @@
+"""The relay: publishes the event log to Redis Streams in position order, one leader at a time.
+
+Entry ids are ``<position>-0``, so a retried publish is refused by Redis and is harmless.
+A marker key tells whether Redis lost its data; if so the log is republished from the start
+and consumers deduplicate by event id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import Row, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from events.codec import area_of
+from events.streams import area_stream
+from storage import event_store
+from storage.registry_repository import get_checkpoint, set_checkpoint
+
+log = structlog.get_logger("relay")
+
+RELAY_CHECKPOINT = "relay"
+LEADER_LOCK = 7_313_002
+MARKER_KEY = "platform:relay:marker"
+
+
+def entry_fields(row: Row) -> dict[str, str | bytes]:
+    """The Redis stream entry of one log row."""
+    return {
+        "event_id": str(row.event_id),
+        "type": row.event_type,
+        "schema_version": str(row.schema_version),
+        "stream_id": row.stream_id,
+        "stream_version": str(row.stream_version),
+        "position": str(row.position),
+        "payload": bytes(row.payload),
+        "actor": row.actor,
+        "correlation_id": str(row.correlation_id),
+        "causation_id": str(row.causation_id or ""),
+        "recorded_at": row.recorded_at.isoformat(),
+    }
+
+
+class Relay:
+    """Moves committed events from PostgreSQL to Redis Streams."""
+
+    def __init__(
+        self, engine: AsyncEngine, redis: aioredis.Redis, interval: float = 0.05, batch: int = 500
+    ) -> None:
+        self.engine = engine
+        self.redis = redis
+        self.interval = interval
+        self.batch = batch
+        self.published = 0
+
+    async def _ensure_marker(self, conn: AsyncConnection) -> int:
+        """The position to publish after; rewinds to 0 when Redis came back empty."""
+        checkpoint = await get_checkpoint(conn, RELAY_CHECKPOINT)
+        if checkpoint and not await self.redis.exists(MARKER_KEY):
+            log.warning("redis_lost_data_republishing", from_position=0, checkpoint=checkpoint)
+            checkpoint = 0
+        await self.redis.set(MARKER_KEY, "1")
+        return checkpoint
+
+    async def publish_pending(self, conn: AsyncConnection) -> int:
+        """Publish everything after the checkpoint; the caller holds leadership."""
+        after = await self._ensure_marker(conn)
+        total = 0
+        while True:
+            rows = await event_store.read_after(conn, after, self.batch)
+            await conn.commit()
+            if not rows:
+                break
+            pipe = self.redis.pipeline(transaction=False)
+            for row in rows:
+                pipe.xadd(
+                    area_stream(area_of(row.event_type)), entry_fields(row), id=f"{row.position}-0"
+                )
+            for result in await pipe.execute(raise_on_error=False):
+                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+                    raise result
+            after = rows[-1].position
+            await set_checkpoint(conn, RELAY_CHECKPOINT, after)
+            await conn.commit()
+            total += len(rows)
+        self.published += total
+        return total
+
+    async def publish_once(self) -> int | None:
+        """One pass if no other relay leads (used by the CLI); None if another one leads."""
+        async with self.engine.connect() as conn:
+            if not await _try_lead(conn):
+                return None
+            try:
+                return await self.publish_pending(conn)
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                await conn.commit()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Lead when possible and keep publishing until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                async with self.engine.connect() as conn:
+                    if not await _try_lead(conn):
+                        await _wait(stop, 1.0)
+                        continue
+                    log.info("relay_leading")
+                    try:
+                        while not stop.is_set():
+                            await self.publish_pending(conn)
+                            await _wait(stop, self.interval)
+                    finally:
+                        with contextlib.suppress(Exception):
+                            await conn.rollback()
+                            await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+                            await conn.commit()
+            except (RedisError, OSError, OperationalError, DBAPIError) as exc:
+                log.warning("relay_retrying", error=str(exc))
+                await _wait(stop, 1.0)
+
+
+async def _try_lead(conn: AsyncConnection) -> bool:
+    got = await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
+    await conn.commit()
+    return bool(got)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
