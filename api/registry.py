@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
 from api.schemas import (
@@ -20,7 +21,7 @@ from domain.handlers import handle_registry_command, register_model_version
 from domain.views import HistoryEntry, ModelSummary, ModelVersionView
 from events.registry import ModelVersionPromoted, ModelVersionRolledBack
 
-NameParam = Parameter(str, description="model name", max_length=64)
+Deps = NamedDependency[Platform]
 
 
 class RegistryController(Controller):
@@ -30,18 +31,22 @@ class RegistryController(Controller):
     tags = ["registry"]
 
     @get("/", summary="Every model version (the original /models shape)")
-    async def list_models(self, platform: Platform) -> list[ModelSummary]:
+    async def list_models(self, platform: Deps) -> list[ModelSummary]:
         """List all versions of all models."""
         return await platform.queries.list_models()
 
     @get("/{name:str}/versions", summary="One model's versions with metadata and metrics")
-    async def list_versions(self, platform: Platform, name: str) -> list[ModelVersionView]:
+    async def list_versions(self, platform: Deps, name: FromPath[str]) -> list[ModelVersionView]:
         """List a model's versions."""
         return await platform.queries.list_versions(names.check_model_name(name))
 
     @post("/{name:str}/versions", status_code=201, summary="Register a version")
     async def register(
-        self, request: Request, platform: Platform, name: str, data: RegisterVersionRequest
+        self,
+        request: Request,
+        platform: Deps,
+        name: FromPath[str],
+        data: JSONBody[RegisterVersionRequest],
     ) -> RegisterVersionResponse:
         """Copy an artifact into the store and record the registration."""
         result = await register_model_version(
@@ -70,10 +75,10 @@ class RegistryController(Controller):
     async def promote(
         self,
         request: Request,
-        platform: Platform,
-        name: str,
-        version: str,
-        data: ReasonRequest | None = None,
+        platform: Deps,
+        name: FromPath[str],
+        version: FromPath[str],
+        data: JSONBody[ReasonRequest | None] = None,
     ) -> PromoteResponse:
         """Make a version prod, demoting the current prod."""
         meta = event_metadata(request, platform.settings)
@@ -97,7 +102,11 @@ class RegistryController(Controller):
 
     @post("/{name:str}/rollback", status_code=200, summary="Roll back to the previous prod")
     async def rollback(
-        self, request: Request, platform: Platform, name: str, data: ReasonRequest | None = None
+        self,
+        request: Request,
+        platform: Deps,
+        name: FromPath[str],
+        data: JSONBody[ReasonRequest | None] = None,
     ) -> RollbackResponse:
         """Restore the version that was prod before the current one."""
         meta = event_metadata(request, platform.settings)
@@ -112,6 +121,6 @@ class RegistryController(Controller):
         )
 
     @get("/{name:str}/history", summary="The audit trail, read from the event log")
-    async def history(self, platform: Platform, name: str) -> list[HistoryEntry]:
+    async def history(self, platform: Deps, name: FromPath[str]) -> list[HistoryEntry]:
         """Every fact about the model, oldest first, with actor and time."""
         return await platform.queries.history(names.check_model_name(name))

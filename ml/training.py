@@ -1,0 +1,296 @@
+"""Seeded, reproducible training of zoo architectures on CPU, with a rich progress bar.
+
+Defaults (AdamW, one-cycle LR 2e-3, 3 epochs, batch 128) take ``mnist_cnn`` to about 91% on
+the Fashion-MNIST test split in about two minutes on two CPU cores. Where the CPU computes
+bfloat16 natively (AMX / AVX512-BF16) the forward and backward passes run under bf16 autocast,
+about 2x faster; weights stay float32 and evaluation runs in float32, as serving does.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from events.registry import ArtifactMetadata
+from ml.datasets import load_dataset, parse_dataset_id
+from ml.preprocess import to_model_input
+from ml.zoo import build_model
+
+DEFAULT_EPOCHS = 3
+DEFAULT_LR = 2e-3
+DEFAULT_BATCH_SIZE = 128
+WEIGHT_DECAY = 1e-4
+
+
+@dataclass
+class TrainResult:
+    """The trained model (eval mode), its artifact metadata and per-epoch history."""
+
+    model: nn.Module
+    metadata: ArtifactMetadata
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def current_git_sha() -> str | None:
+    """HEAD of the git checkout holding this code, or None outside git / with no commits."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) == 40 else None
+
+
+def bf16_is_fast() -> bool:
+    """True when the CPU has native bfloat16 matmul units (AMX or AVX512-BF16)."""
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@contextmanager
+def _deterministic() -> Iterator[None]:
+    # Process-wide switch: restore the caller's setting afterwards.
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def dataset_normalization(images: torch.Tensor) -> dict[str, float]:
+    """Mean and std of uint8 images scaled to [0,1], in float64, rounded to 4 places."""
+    total, squares, count = 0.0, 0.0, images.numel()
+    for chunk in images.split(8192):
+        values = chunk.to(torch.float64) / 255.0
+        total += float(values.sum())
+        squares += float((values * values).sum())
+    mean = total / count
+    std = max((squares / count - mean * mean), 1e-12) ** 0.5
+    return {"mean": round(mean, 4), "std": round(std, 4)}
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  acc {task.fields[acc]:.3f}"),
+        TextColumn("{task.fields[ips]:,.0f} img/s"),
+        TimeElapsedColumn(),
+        disable=not enabled,
+    )
+
+
+def fit(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    normalization: dict[str, float],
+    progress: bool = False,
+    bf16: bool = False,
+) -> list[dict[str, float]]:
+    """Train ``model`` in place with AdamW + one-cycle LR; return per-epoch history."""
+    n = images.shape[0]
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=WEIGHT_DECAY)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch
+    )
+    order = torch.Generator().manual_seed(seed)  # own generator: shuffling ignores other RNG use
+    history = []
+    with _progress(progress) as bar:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            task = bar.add_task(f"epoch {epoch}/{epochs}", total=n, loss=0.0, acc=0.0, ips=0.0)
+            perm = torch.randperm(n, generator=order)
+            loss_sum = torch.zeros((), dtype=torch.float64)
+            correct = torch.zeros((), dtype=torch.int64)
+            seen, start = 0, time.perf_counter()
+            for step, first in enumerate(range(0, n, batch_size), 1):
+                idx = perm[first : first + batch_size]
+                x = to_model_input(images[idx], normalization)
+                x = x.contiguous(memory_format=torch.channels_last)
+                y = labels[idx]
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(x)
+                loss = F.cross_entropy(logits.float(), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                seen += y.numel()
+                loss_sum += loss.detach().double() * y.numel()
+                correct += (logits.detach().argmax(1) == y).sum()
+                if step % 20 == 0 or seen == n:  # .item() syncs; do it rarely
+                    elapsed = time.perf_counter() - start
+                    bar.update(
+                        task,
+                        completed=seen,
+                        loss=float(loss_sum) / seen,
+                        acc=int(correct) / seen,
+                        ips=seen / max(elapsed, 1e-9),
+                    )
+            elapsed = time.perf_counter() - start
+            history.append(
+                {
+                    "epoch": epoch,
+                    "loss": float(loss_sum) / n,
+                    "accuracy": int(correct) / n,
+                    "images_per_s": n / max(elapsed, 1e-9),
+                    "seconds": elapsed,
+                }
+            )
+    return history
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    normalization: dict[str, float],
+    batch_size: int = 1000,
+) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` in float32 eval mode."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for first in range(0, images.shape[0], batch_size):
+        x = to_model_input(images[first : first + batch_size], normalization)
+        y = labels[first : first + batch_size]
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    n = max(images.shape[0], 1)
+    return {"accuracy": correct / n, "loss": loss_sum / n}
+
+
+def train_on_tensors(
+    arch: str,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    num_classes: int = 10,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    progress: bool = False,
+    bf16: bool = False,
+) -> tuple[nn.Module, dict[str, float], list[dict[str, float]]]:
+    """Seed, build and fit ``arch`` on uint8 images; return (model, normalization, history)."""
+    normalization = dataset_normalization(images)
+    with _deterministic():
+        seed_everything(seed)
+        model = build_model(arch, num_classes).to(memory_format=torch.channels_last)
+        history = fit(
+            model, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+            normalization=normalization, progress=progress, bf16=bf16,
+        )  # fmt: skip
+    return model.to(memory_format=torch.contiguous_format).eval(), normalization, history
+
+
+def train(
+    arch: str,
+    dataset_id: str,
+    *,
+    epochs: int = DEFAULT_EPOCHS,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    lr: float = DEFAULT_LR,
+    seed: int = 0,
+    data_dir: Path | None = None,
+    cache_dir: Path | None,
+    progress: bool = True,
+    threads: int | None = None,
+    train_limit: int | None = None,
+    mixed_precision: str = "auto",
+    allow_download: bool = False,
+) -> TrainResult:
+    """Train ``arch`` on ``<name>_train`` and evaluate on the full ``<name>`` test split."""
+    ref = parse_dataset_id(dataset_id)
+    if ref.split != "train":
+        raise ValueError(
+            f"train on a train split ({ref.name}_train), not {dataset_id!r}: the test split "
+            f"is what the model is evaluated on"
+        )
+    if mixed_precision not in ("auto", "bf16", "fp32"):
+        raise ValueError(f"mixed_precision must be auto, bf16 or fp32, not {mixed_precision!r}")
+    bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and bf16_is_fast())
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    started = time.perf_counter()
+    kwargs: dict[str, Any] = {"data_dir": data_dir, "cache_dir": cache_dir}
+    train_set = load_dataset(ref.id, allow_download=allow_download, **kwargs)
+    test_set = load_dataset(f"{ref.name}_test", allow_download=allow_download, **kwargs)
+    images, labels = train_set.images, train_set.labels
+    if train_limit is not None:
+        images, labels = images[:train_limit], labels[:train_limit]
+    model, normalization, history = train_on_tensors(
+        arch, images, labels, num_classes=len(train_set.class_names), epochs=epochs,
+        batch_size=batch_size, lr=lr, seed=seed, progress=progress, bf16=bf16,
+    )  # fmt: skip
+    metrics = evaluate(model, test_set.images, test_set.labels, normalization=normalization)
+    training = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": "AdamW",
+        "weight_decay": WEIGHT_DECAY,
+        "lr_schedule": "OneCycleLR",
+        "seed": seed,
+        "threads": torch.get_num_threads(),
+        "precision": "bf16-autocast" if bf16 else "fp32",
+        "train_samples": int(images.shape[0]),
+        "train_source": train_set.source,
+        "eval_dataset": f"{ref.name}_test",
+        "eval_samples": int(test_set.images.shape[0]),
+        "eval_source": test_set.source,
+        "history": history,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+    }
+    metadata = ArtifactMetadata(
+        architecture=arch,
+        normalization=normalization,
+        num_classes=len(train_set.class_names),
+        class_names=list(train_set.class_names),
+        dataset=ref.id,
+        training=training,
+        test_metrics=metrics,
+        git_sha=current_git_sha(),
+        created_with=f"torch {torch.__version__}",
+    )
+    return TrainResult(model=model, metadata=metadata, history=history)

@@ -1,0 +1,86 @@
+"""Shared fixtures: real servers (the URLs from the environment, else embedded ones)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# Tests get their own embedded servers so they never disturb a running demo.
+os.environ.setdefault("STATE_DIR", str(ROOT / ".platform" / "test-servers"))
+os.environ.setdefault("LOG_LEVEL", "warning")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Run async tests on asyncio."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server_urls() -> dict[str, str]:
+    """Start (or find) PostgreSQL and Redis once, and migrate the schema."""
+    import bootstrap
+
+    db, redis = bootstrap.database_url(), bootstrap.redis_url()
+
+    async def _migrate() -> None:
+        engine = bootstrap.create_engine(db)
+        await bootstrap.migrate(engine)
+        await engine.dispose()
+
+    asyncio.run(_migrate())
+    return {"database_url": db, "redis_url": redis}
+
+
+@pytest.fixture
+def test_settings(server_urls: dict[str, str], tmp_path: Path):
+    """Settings bound to the test servers, with a private artifact store."""
+    from settings import Settings
+
+    return replace(
+        Settings(),
+        database_url=server_urls["database_url"],
+        redis_url=server_urls["redis_url"],
+        artifacts_dir=tmp_path / "artifacts",
+        artifact_import_roots=(tmp_path, ROOT),
+        relay_interval_s=0.02,
+    )
+
+
+@pytest.fixture
+async def platform(test_settings) -> AsyncIterator:
+    """A wired platform on the test servers."""
+    import bootstrap
+
+    p = await bootstrap.build_platform(test_settings, run_migrations=False)
+    try:
+        yield p
+    finally:
+        await p.aclose()
+
+
+@pytest.fixture
+def model_name() -> str:
+    """A model name no other test uses."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def state_dict_file(tmp_path: Path):
+    """Factory: write a small torch state dict and return its path."""
+    import torch
+
+    def make(name: str = "model.pt", seed: int = 0) -> Path:
+        g = torch.Generator().manual_seed(seed)
+        path = tmp_path / name
+        torch.save({"fc.weight": torch.randn(4, 3, generator=g), "fc.bias": torch.zeros(4)}, path)
+        return path
+
+    return make
