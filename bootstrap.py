@@ -100,6 +100,40 @@ class Platform:
         await self.engine.dispose()
 
 
+def build_inference(platform: Platform):
+    """The inference service (model cache, batchers, prod map) for an API process."""
+    from ml.inference import InferenceService
+    from ml.serving import BatchingConfig, ModelCache, VersionRef
+    from observability.metrics import instruments
+
+    s = platform.settings
+    inst = instruments()
+
+    def on_batch(stats) -> None:
+        inst.batch_size.record(stats.size)
+        for wait in stats.queue_wait_s:
+            inst.queue_wait.record(wait)
+
+    cache = ModelCache(
+        platform.artifacts.path_for,
+        max_models=s.model_cache_size,
+        batching=BatchingConfig(s.max_batch, s.max_queue_delay_ms / 1000.0, s.max_queue),
+        torch_threads=s.torch_threads,
+        on_batch=on_batch,
+    )
+    inst.gauge(
+        "models_loaded",
+        "Model versions loaded in this process",
+        lambda: [(len(cache.loaded), {})],
+    )
+
+    async def lookup_version(name: str, version: str) -> VersionRef:
+        v = await platform.queries.get_version(name, version)
+        return VersionRef(name, version, v.sha256, v.artifact_uri, v.metadata)
+
+    return InferenceService(cache, lookup_version, platform.queries.require_prod)
+
+
 async def build_platform(
     settings: Settings | None = None, *, run_migrations: bool = True
 ) -> Platform:

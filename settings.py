@@ -82,6 +82,17 @@ class Settings:
     # TORCH_THREADS: intra-op threads for inference and training (default: all cores).
     torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", os.cpu_count() or 1))
 
+    # MAX_BATCH: the largest batch the dynamic batcher forms.
+    max_batch: int = field(default_factory=lambda: _int("MAX_BATCH", 32))
+    # MAX_QUEUE_DELAY_MS: how long a partial batch waits for more requests (0: never waits).
+    max_queue_delay_ms: float = field(default_factory=lambda: _float("MAX_QUEUE_DELAY_MS", 0.0))
+    # MAX_QUEUE: images queued per model before requests get 503 + Retry-After.
+    max_queue: int = field(default_factory=lambda: _int("MAX_QUEUE", 1024))
+    # MODEL_CACHE_SIZE: model versions kept loaded (least recently used are unloaded).
+    model_cache_size: int = field(default_factory=lambda: _int("MODEL_CACHE_SIZE", 8))
+    # HOT_SWAP: follow registry.events to switch prod without a restart.
+    hot_swap: bool = field(default_factory=lambda: _bool("HOT_SWAP", True))
+
     @property
     def cache_dir(self) -> Path:
         """Decoded-dataset cache."""

@@ -12,9 +12,14 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.errors import EXCEPTION_HANDLERS
+from api.hot_swap import ProdFollower
+from api.inference import predict
+from api.middleware import metrics_middleware
 from api.registry import RegistryController
 from api.schemas import Health
-from bootstrap import Platform, build_platform
+from api.v2 import V2Controller
+from bootstrap import Platform, build_inference, build_platform
+from ml.inference import InferenceService
 from observability.logging import configure_logging
 from observability.metrics import render_prometheus
 from settings import Settings, get_settings
@@ -41,6 +46,11 @@ def provide_platform(state: State) -> Platform:
     return state.platform
 
 
+def provide_inference(state: State) -> InferenceService:
+    """The inference service built at start-up."""
+    return state.inference
+
+
 def create_app(
     platform: Platform | None = None, settings: Settings | None = None, run_relay: bool = True
 ) -> Litestar:
@@ -53,8 +63,13 @@ def create_app(
         owned = platform is None
         p = platform or await build_platform(settings)
         app.state.platform = p
+        inference = app.state.inference = build_inference(p)
         stop = asyncio.Event()
         tasks = []
+        if settings.hot_swap:
+            follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
+            tasks.append(asyncio.create_task(follower.follow(stop), name="hot-swap"))
+            tasks.append(asyncio.create_task(follower.poll(stop), name="hot-swap-poll"))
         if run_relay:
             relay = Relay(p.engine, p.redis, settings.relay_interval_s)
             app.state.relay = relay
@@ -64,12 +79,17 @@ def create_app(
         finally:
             stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await inference.cache.aclose()
             if owned:
                 await p.aclose()
 
     return Litestar(
-        route_handlers=[health, metrics, RegistryController],
-        dependencies={"platform": Provide(provide_platform, sync_to_thread=False)},
+        route_handlers=[health, metrics, predict, RegistryController, V2Controller],
+        dependencies={
+            "platform": Provide(provide_platform, sync_to_thread=False),
+            "inference": Provide(provide_inference, sync_to_thread=False),
+        },
+        middleware=[metrics_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,

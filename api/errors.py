@@ -17,6 +17,7 @@ from domain.errors import (
     NotFound,
     ServiceUnavailable,
 )
+from ml.batcher import Overloaded
 
 log = structlog.get_logger("api")
 
@@ -53,6 +54,11 @@ def outage_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+def overloaded_handler(_: Request, exc: Exception) -> Response:
+    """The inference queue is full: shed load with 503 and a hint when to retry."""
+    return Response(error_body(503, str(exc)), status_code=503, headers={"Retry-After": "1"})
+
+
 def http_exception_handler(_: Request, exc: HTTPException) -> Response:
     """Litestar's own 4xx (validation, 404 route, 405, 413) in the same shape."""
     body = error_body(exc.status_code, exc.detail)
@@ -69,6 +75,7 @@ def internal_error_handler(request: Request, exc: Exception) -> Response:
 
 EXCEPTION_HANDLERS = {
     DomainError: domain_error_handler,
+    Overloaded: overloaded_handler,
     HTTPException: http_exception_handler,
     OperationalError: outage_handler,
     InterfaceError: outage_handler,

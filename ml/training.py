@@ -9,16 +9,11 @@ about 2x faster; weights stay float32 and evaluation runs in float32, as serving
 from __future__ import annotations
 
 import os
-import random
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -27,6 +22,7 @@ from torch import nn
 from events.registry import ArtifactMetadata
 from ml.datasets import load_dataset, parse_dataset_id
 from ml.preprocess import to_model_input
+from ml.reproducibility import bf16_is_fast, current_git_sha, deterministic, seed_everything
 from ml.zoo import build_model
 
 DEFAULT_EPOCHS = 3
@@ -42,49 +38,6 @@ class TrainResult:
     model: nn.Module
     metadata: ArtifactMetadata
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def current_git_sha() -> str | None:
-    """HEAD of the git checkout holding this code, or None outside git / with no commits."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and len(sha) == 40 else None
-
-
-def bf16_is_fast() -> bool:
-    """True when the CPU has native bfloat16 matmul units (AMX or AVX512-BF16)."""
-    try:
-        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch RNGs."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-@contextmanager
-def _deterministic() -> Iterator[None]:
-    # Process-wide switch: restore the caller's setting afterwards.
-    previous = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
 
 
 def dataset_normalization(images: torch.Tensor) -> dict[str, float]:
@@ -215,13 +168,21 @@ def train_on_tensors(
 ) -> tuple[nn.Module, dict[str, float], list[dict[str, float]]]:
     """Seed, build and fit ``arch`` on uint8 images; return (model, normalization, history)."""
     normalization = dataset_normalization(images)
-    with _deterministic():
+    with deterministic():
         seed_everything(seed)
         model = build_model(arch, num_classes).to(memory_format=torch.channels_last)
         history = fit(
-            model, images, labels, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-            normalization=normalization, progress=progress, bf16=bf16,
-        )  # fmt: skip
+            model,
+            images,
+            labels,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            normalization=normalization,
+            progress=progress,
+            bf16=bf16,
+        )
     return model.to(memory_format=torch.contiguous_format).eval(), normalization, history
 
 
@@ -251,7 +212,9 @@ def train(
     if mixed_precision not in ("auto", "bf16", "fp32"):
         raise ValueError(f"mixed_precision must be auto, bf16 or fp32, not {mixed_precision!r}")
     bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and bf16_is_fast())
-    torch.set_num_threads(threads or os.cpu_count() or 1)
+    # sched_getaffinity honours CPU pinning (containers); cpu_count may report the host's CPUs.
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    torch.set_num_threads(threads or cpus or 1)
     started = time.perf_counter()
     kwargs: dict[str, Any] = {"data_dir": data_dir, "cache_dir": cache_dir}
     train_set = load_dataset(ref.id, allow_download=allow_download, **kwargs)
@@ -260,9 +223,17 @@ def train(
     if train_limit is not None:
         images, labels = images[:train_limit], labels[:train_limit]
     model, normalization, history = train_on_tensors(
-        arch, images, labels, num_classes=len(train_set.class_names), epochs=epochs,
-        batch_size=batch_size, lr=lr, seed=seed, progress=progress, bf16=bf16,
-    )  # fmt: skip
+        arch,
+        images,
+        labels,
+        num_classes=len(train_set.class_names),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        progress=progress,
+        bf16=bf16,
+    )
     metrics = evaluate(model, test_set.images, test_set.labels, normalization=normalization)
     training = {
         "epochs": epochs,

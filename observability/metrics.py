@@ -40,3 +40,44 @@ def render_prometheus() -> tuple[bytes, str]:
     """The current metrics as Prometheus text, with its content type."""
     meter()
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class Instruments:
+    """The platform's instruments, created once per process."""
+
+    def __init__(self) -> None:
+        m = meter()
+        self.request_latency = m.create_histogram(
+            "request_latency_seconds", unit="s", description="Latency of HTTP requests in seconds"
+        )
+        self.request_count = m.create_counter("request_count", description="HTTP requests")
+        self.batch_size = m.create_histogram(
+            "batch_size", description="Images per forward pass formed by the dynamic batcher"
+        )
+        self.queue_wait = m.create_histogram(
+            "queue_wait_seconds", unit="s", description="Time a request waited for its batch"
+        )
+        self.batch_job_duration = m.create_histogram(
+            "batch_job_duration_seconds", unit="s", description="Batch job wall time"
+        )
+        self._gauges: dict[str, object] = {}
+
+    def gauge(self, name: str, description: str, callback) -> None:
+        """Register an observable gauge once; ``callback`` returns [(value, labels)]."""
+        if name in self._gauges:
+            self._gauges[name] = callback
+            return
+        from opentelemetry.metrics import Observation
+
+        self._gauges[name] = callback
+
+        def observe(_options):
+            return [Observation(v, labels) for v, labels in self._gauges[name]()]
+
+        meter().create_observable_gauge(name, callbacks=[observe], description=description)
+
+
+@cache
+def instruments() -> Instruments:
+    """The process-wide instruments."""
+    return Instruments()

@@ -65,6 +65,18 @@ class RegistryQueries:
                 select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
             )
 
+    async def require_prod(self, model_name: str) -> str | None:
+        """The prod version (None if none); NotFound if the model is unknown."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"unknown model {model_name!r}")
+        return row.model_version
+
     async def history(self, model_name: str) -> list[HistoryEntry]:
         """The model's audit trail from the log, oldest first."""
         async with self.engine.connect() as conn:

@@ -72,6 +72,7 @@ class _Evil:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("via", ["pickle", "torch.save"])
 def test_malicious_pickle_is_refused_and_not_executed(tmp_path, via):
     marker = tmp_path / "pwned"

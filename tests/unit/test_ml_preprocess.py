@@ -35,6 +35,12 @@ def test_to_model_input_without_normalization_scales_to_unit_range():
     assert torch.allclose(x, torch.full_like(x, 0.2))
 
 
+def test_to_model_input_leaves_float_input_untouched():
+    images = torch.full((1, 1, 28, 28), 0.5)
+    x = to_model_input(images, {"mean": 0.25, "std": 0.5})
+    assert torch.allclose(x, torch.full_like(x, 0.5)) and float(images[0, 0, 0, 0]) == 0.5
+
+
 def test_to_model_input_rejects_wrong_shapes():
     with pytest.raises(InputError, match=r"\[N,28,28\]"):
         to_model_input(torch.zeros(2, 32, 32, dtype=torch.uint8))
@@ -93,13 +99,19 @@ def test_truncated_png_is_reported_corrupt():
         decode_png_image(data[: len(data) // 2])
 
 
-def test_decompression_bomb_is_refused_before_decoding():
-    # A valid PNG whose header claims 50,000 x 50,000 pixels: refused from the header alone.
+def _claiming_size(width: int, height: int) -> bytes:
+    # A real 28x28 PNG whose IHDR chunk is rewritten (with a valid CRC) to claim another size.
     data = bytearray(_png(Image.new("L", (28, 28))))
-    ihdr = struct.pack(">II", 50_000, 50_000) + bytes(data[24:29])
+    ihdr = struct.pack(">II", width, height) + bytes(data[24:29])
     data[16:29] = ihdr
     data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
-    with pytest.raises(InputError, match=r"not a PNG image|got 50000x50000"):
-        decode_png_image(bytes(data))
+    return bytes(data)
+
+
+def test_decompression_bomb_is_refused_before_decoding():
+    with pytest.raises(InputError, match="expected a 28x28 image, got 3000x3000"):
+        decode_png_image(_claiming_size(3000, 3000))
+    with pytest.raises(InputError, match="expected a 28x28 image; this one declares far more"):
+        decode_png_image(_claiming_size(50_000, 50_000))
     with pytest.raises(InputError, match="too large"):
         decode_png_image(b"\x89PNG" + b"\x00" * (2 << 20))

@@ -1,0 +1,121 @@
+"""Hot swap: every API process follows registry.events (fan-out, no group) and switches prod.
+
+The new prod is loaded before the switch, so requests never wait on a load because of it;
+requests already resolved keep the model they hold. A slow poll of PostgreSQL backs the
+stream up while Redis is unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+
+from domain.errors import DomainError
+from events.codec import decode_event
+from events.registry import ModelVersionDemoted, ModelVersionPromoted, ModelVersionRolledBack
+from events.streams import REGISTRY_STREAM
+from ml.inference import InferenceService
+from storage.registry_queries import RegistryQueries
+
+log = structlog.get_logger("hot_swap")
+
+
+class ProdFollower:
+    """Keeps an InferenceService's prod map current."""
+
+    def __init__(
+        self,
+        service: InferenceService,
+        redis: aioredis.Redis,
+        queries: RegistryQueries,
+        *,
+        block_ms: int = 1000,
+        poll_s: float = 5.0,
+    ) -> None:
+        self.service = service
+        self.redis = redis
+        self.queries = queries
+        self.block_ms = block_ms
+        self.poll_s = poll_s
+        self.swaps = 0
+
+    async def switch(self, model_name: str, version: str | None) -> None:
+        """Preload ``version`` (if any) then make it prod in this process."""
+        if version is not None and model_name in self.service.prod:
+            try:
+                await self.service.resolve(model_name, version)
+            except DomainError as exc:
+                log.warning(
+                    "prod_preload_failed",
+                    model_name=model_name,
+                    model_version=version,
+                    error=str(exc),
+                )
+        if self.service.prod.get(model_name, object()) != version:
+            self.service.set_prod(model_name, version)
+            self.swaps += 1
+            log.info("prod_switched", model_name=model_name, model_version=version)
+
+    async def follow(self, stop: asyncio.Event) -> None:
+        """Read the stream from its current end until ``stop``."""
+        last_id = "$"
+        while not stop.is_set():
+            try:
+                if last_id == "$":
+                    tail = await self.redis.xrevrange(REGISTRY_STREAM, count=1)
+                    last_id = tail[0][0].decode() if tail else "0-0"
+                    await self.reconcile()
+                reply = await self.redis.xread(
+                    {REGISTRY_STREAM: last_id}, block=self.block_ms, count=100
+                )
+                for _stream, entries in reply or []:
+                    for entry_id, fields in entries:
+                        last_id = entry_id.decode()
+                        await self._apply(fields)
+            except (RedisError, OSError) as exc:
+                log.warning("hot_swap_redis_unavailable", error=str(exc))
+                last_id = "$"
+                await _sleep(stop, 1.0)
+
+    async def _apply(self, fields: dict[bytes, bytes]) -> None:
+        type_name = fields.get(b"type", b"").decode()
+        if type_name not in {
+            "ModelVersionPromoted",
+            "ModelVersionRolledBack",
+            "ModelVersionDemoted",
+        }:
+            return
+        event = decode_event(type_name, fields[b"payload"])
+        match event:
+            case ModelVersionPromoted():
+                await self.switch(event.model_name, event.model_version)
+            case ModelVersionRolledBack():
+                await self.switch(event.model_name, event.to_version)
+            case ModelVersionDemoted():
+                await self.switch(event.model_name, None)
+
+    async def reconcile(self) -> None:
+        """Re-read prod from PostgreSQL for every model this process serves."""
+        for name in list(self.service.prod):
+            try:
+                version = await self.queries.require_prod(name)
+            except DomainError:
+                version = None
+            await self.switch(name, version)
+
+    async def poll(self, stop: asyncio.Event) -> None:
+        """Reconcile every ``poll_s`` seconds, in case stream entries were missed."""
+        while not stop.is_set():
+            await _sleep(stop, self.poll_s)
+            with contextlib.suppress(DBAPIError, OSError):
+                await self.reconcile()
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

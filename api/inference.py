@@ -1,0 +1,78 @@
+"""POST /predict: the original single-image endpoint, on the dynamic batcher."""
+
+from __future__ import annotations
+
+import binascii
+import time
+
+import msgspec
+import numpy as np
+from litestar import Request, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
+
+from domain import names
+from domain.errors import InvalidInput
+from ml.inference import InferenceService, softmax
+from ml.preprocess import InputError, decode_png_image
+
+MAX_B64_CHARS = 1_400_000  # ~1 MiB of PNG; the app-wide body limit still applies
+
+
+class PredictRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One base64 PNG (28x28 grayscale) for a model; prod unless a version is named."""
+
+    model_name: str
+    image_b64: str
+    model_version: str | None = None
+    return_probabilities: bool = False
+
+
+class PredictResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The predicted class, the server-side latency and the version that answered."""
+
+    prediction: int
+    latency_ms: float
+    model_version: str
+    probabilities: list[float] | None = None
+    label: str | None = None
+
+
+def decode_image_b64(value: str, field: str = "image_b64") -> np.ndarray:
+    """Base64 PNG text -> uint8 [28,28], or InvalidInput naming the problem."""
+    if len(value) > MAX_B64_CHARS:
+        raise InvalidInput(f"{field} is {len(value):,} chars; the limit is {MAX_B64_CHARS:,}")
+    try:
+        raw = binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{field} is not valid base64 ({exc})") from None
+    try:
+        return decode_png_image(raw)
+    except InputError as exc:
+        raise InvalidInput(f"{field}: {exc}") from None
+
+
+@post("/predict", status_code=200, tags=["inference"], summary="Classify one image")
+async def predict(
+    request: Request, data: JSONBody[PredictRequest], inference: NamedDependency[InferenceService]
+) -> PredictResponse:
+    """Classify a 28x28 PNG with the prod (or the named) version."""
+    start = time.perf_counter()
+    request.state.model_name = names.check_model_name(data.model_name)
+    if data.model_version is not None:
+        names.check_version(data.model_version)
+    image = decode_image_b64(data.image_b64)
+    model, logits = await inference.predict(data.model_name, data.model_version, image[None])
+    row = logits[0]
+    prediction = int(row.argmax())
+    probabilities = None
+    if data.return_probabilities:
+        probabilities = softmax(logits.astype(np.float32, copy=True))[0].round(6).tolist()
+    labels = model.class_names
+    return PredictResponse(
+        prediction=prediction,
+        latency_ms=round((time.perf_counter() - start) * 1000, 3),
+        model_version=model.ref.model_version,
+        probabilities=probabilities,
+        label=labels[prediction] if prediction < len(labels) else None,
+    )

@@ -1,0 +1,309 @@
+"""The Open Inference Protocol v2 (KServe): health, model metadata, readiness and infer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import msgspec
+import numpy as np
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from api.inference import decode_image_b64
+from bootstrap import Platform
+from domain import names
+from domain.errors import InvalidInput
+from ml.inference import InferenceService, softmax
+from ml.serving import LoadedModel
+
+Inference = NamedDependency[InferenceService]
+Deps = NamedDependency[Platform]
+DTYPES = {"FP32": np.float32, "UINT8": np.uint8}
+OUTPUTS = ("predictions", "probabilities", "logits")
+MAX_IMAGES = 4096
+
+
+class TensorMetadata(msgspec.Struct, frozen=True):
+    """Name, datatype and shape of a model input or output (-1: any size)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(msgspec.Struct, frozen=True):
+    """GET /v2/models/{name}[/versions/{v}]."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class InferInput(msgspec.Struct, frozen=True):
+    """One input tensor; data is flat or nested, row-major."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+    parameters: dict[str, Any] | None = None
+
+
+class RequestedOutput(msgspec.Struct, frozen=True):
+    """An output the client asks for by name."""
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferRequest(msgspec.Struct, frozen=True):
+    """POST .../infer body."""
+
+    inputs: list[InferInput]
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[RequestedOutput] | None = None
+
+
+class InferOutput(msgspec.Struct, frozen=True):
+    """One output tensor, flattened row-major."""
+
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[Any]
+
+
+class InferResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """POST .../infer answer; ``id`` echoes the request's."""
+
+    model_name: str
+    model_version: str
+    outputs: list[InferOutput]
+    id: str | None = None
+
+
+class Live(msgspec.Struct, frozen=True):
+    """Liveness."""
+
+    live: bool
+
+
+class Ready(msgspec.Struct, frozen=True):
+    """Readiness."""
+
+    ready: bool
+
+
+class ModelReady(msgspec.Struct, frozen=True):
+    """Model readiness."""
+
+    name: str
+    ready: bool
+    version: str | None = None
+
+
+class ServerMetadata(msgspec.Struct, frozen=True):
+    """GET /v2."""
+
+    name: str
+    version: str
+    extensions: list[str]
+
+
+def _images_of(inp: InferInput) -> np.ndarray:
+    """Validate one input tensor and return uint8 or float32 images [N,28,28]."""
+    shape = inp.shape
+    if not shape or any(not isinstance(d, int) or d < 0 for d in shape):
+        raise InvalidInput(f"input {inp.name!r}: shape must be non-negative integers, got {shape}")
+    if inp.datatype == "BYTES":
+        if len(shape) != 1:
+            raise InvalidInput(f"input {inp.name!r}: BYTES inputs have shape [N], got {shape}")
+        if len(inp.data) != shape[0]:
+            raise InvalidInput(
+                f"input {inp.name!r}: shape {shape} says {shape[0]} images, data has {len(inp.data)}"
+            )
+        if shape[0] > MAX_IMAGES:
+            raise InvalidInput(f"input {inp.name!r}: at most {MAX_IMAGES} images per request")
+        out = np.empty((shape[0], 28, 28), dtype=np.uint8)
+        for i, item in enumerate(inp.data):
+            if not isinstance(item, str):
+                raise InvalidInput(
+                    f"input {inp.name!r}[{i}]: BYTES data must be base64 PNG strings"
+                )
+            out[i] = decode_image_b64(item, f"input {inp.name!r}[{i}]")
+        return out
+    dtype = DTYPES.get(inp.datatype)
+    if dtype is None:
+        raise InvalidInput(
+            f"input {inp.name!r}: datatype {inp.datatype!r} is not supported; use FP32, UINT8 or BYTES"
+        )
+    if len(shape) not in (2, 3, 4) or tuple(shape[1:]) not in ((784,), (28, 28), (1, 28, 28)):
+        raise InvalidInput(
+            f"input {inp.name!r}: shape {shape} is not supported; use [N,1,28,28], [N,28,28] or [N,784]"
+        )
+    if shape[0] > MAX_IMAGES:
+        raise InvalidInput(f"input {inp.name!r}: at most {MAX_IMAGES} images per request")
+    expected = math.prod(shape)
+    try:
+        arr = np.asarray(inp.data, dtype=np.float64 if dtype is np.uint8 else np.float32)
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidInput(
+            f"input {inp.name!r}: data must be numbers in nested or flat lists of equal length"
+        ) from None
+    if arr.size != expected:
+        raise InvalidInput(
+            f"input {inp.name!r}: shape {shape} needs {expected} values, data has {arr.size}"
+        )
+    if not np.isfinite(arr).all():
+        raise InvalidInput(f"input {inp.name!r}: data contains NaN or infinity")
+    if dtype is np.uint8:
+        if arr.min(initial=0) < 0 or arr.max(initial=0) > 255 or (arr != np.round(arr)).any():
+            raise InvalidInput(f"input {inp.name!r}: UINT8 data must be integers in 0..255")
+        return arr.astype(np.uint8).reshape(shape[0], 28, 28)
+    return arr.reshape(shape[0], 28, 28)
+
+
+def _check_outputs(req: InferRequest) -> tuple[str, ...]:
+    if not req.outputs:
+        return ("predictions", "probabilities")
+    wanted = tuple(o.name for o in req.outputs)
+    unknown = [n for n in wanted if n not in OUTPUTS]
+    if unknown:
+        raise InvalidInput(f"unknown output {unknown[0]!r}; this model has {', '.join(OUTPUTS)}")
+    return wanted
+
+
+def _metadata(name: str, versions: list[str], model_version: str | None = None) -> ModelMetadata:
+    return ModelMetadata(
+        name=name,
+        versions=versions if model_version is None else [model_version],
+        platform="pytorch_torchvision",
+        inputs=[
+            TensorMetadata("input", "FP32", [-1, 1, 28, 28]),
+            TensorMetadata("input", "UINT8", [-1, 1, 28, 28]),
+            TensorMetadata("input", "BYTES", [-1]),
+        ],
+        outputs=[
+            TensorMetadata("predictions", "INT64", [-1]),
+            TensorMetadata("probabilities", "FP32", [-1, 10]),
+            TensorMetadata("logits", "FP32", [-1, 10]),
+        ],
+    )
+
+
+async def _infer(
+    request: Request, inference: InferenceService, name: str, version: str | None, req: InferRequest
+) -> InferResponse:
+    request.state.model_name = names.check_model_name(name)
+    if version is not None:
+        names.check_version(version)
+    if not req.inputs:
+        raise InvalidInput("inputs is empty")
+    wanted = _check_outputs(req)
+    parts = [_images_of(inp) for inp in req.inputs]
+    # Mixed uint8 and [0,1] float inputs are both mapped to uint8-equivalent scale.
+    if any(p.dtype != np.uint8 for p in parts):
+        parts = [p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p for p in parts]
+    images = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if len(images) > MAX_IMAGES:
+        raise InvalidInput(f"at most {MAX_IMAGES} images per request, got {len(images)}")
+    model: LoadedModel
+    model, logits = await inference.predict(name, version, images)
+    n = len(images)
+    outputs = []
+    for out in wanted:
+        if out == "predictions":
+            outputs.append(InferOutput(out, [n], "INT64", logits.argmax(axis=1).tolist()))
+        elif out == "probabilities":
+            probs = softmax(logits.astype(np.float32, copy=True))
+            outputs.append(InferOutput(out, list(probs.shape), "FP32", probs.ravel().tolist()))
+        else:
+            outputs.append(InferOutput(out, list(logits.shape), "FP32", logits.ravel().tolist()))
+    return InferResponse(
+        model_name=name, model_version=model.ref.model_version, outputs=outputs, id=req.id
+    )
+
+
+class V2Controller(Controller):
+    """KServe's required API, at /v2."""
+
+    path = "/v2"
+    tags = ["open inference protocol v2"]
+
+    @get("/", summary="Server metadata")
+    async def server_metadata(self) -> ServerMetadata:
+        """Name, version and extensions."""
+        return ServerMetadata("inference-eval-platform", "0.1.0", [])
+
+    @get("/health/live", summary="Server liveness")
+    async def live(self) -> Live:
+        """The server is up."""
+        return Live(True)
+
+    @get("/health/ready", summary="Server readiness")
+    async def ready(self, platform: Deps) -> Ready:
+        """Ready when PostgreSQL answers (raises 503 otherwise)."""
+        await platform.queries.list_models("\x00-readiness-probe")
+        return Ready(True)
+
+    @get("/models/{name:str}", summary="Model metadata")
+    async def model_metadata(self, platform: Deps, name: FromPath[str]) -> ModelMetadata:
+        """Versions, inputs and outputs of a model."""
+        versions = await platform.queries.list_versions(names.check_model_name(name))
+        return _metadata(name, [v.model_version for v in versions])
+
+    @get("/models/{name:str}/versions/{version:str}", summary="Model version metadata")
+    async def version_metadata(
+        self, platform: Deps, name: FromPath[str], version: FromPath[str]
+    ) -> ModelMetadata:
+        """Inputs and outputs of one version."""
+        v = await platform.queries.get_version(
+            names.check_model_name(name), names.check_version(version)
+        )
+        return _metadata(name, [], v.model_version)
+
+    @get("/models/{name:str}/ready", summary="Model readiness (prod)")
+    async def model_ready(self, inference: Inference, name: FromPath[str]) -> ModelReady:
+        """Loads the prod version if needed; 404 unknown, 409 no prod."""
+        model = await inference.resolve(names.check_model_name(name))
+        return ModelReady(name, True, model.ref.model_version)
+
+    @get("/models/{name:str}/versions/{version:str}/ready", summary="Model version readiness")
+    async def version_ready(
+        self, inference: Inference, name: FromPath[str], version: FromPath[str]
+    ) -> ModelReady:
+        """Loads the version if needed."""
+        model = await inference.resolve(names.check_model_name(name), names.check_version(version))
+        return ModelReady(name, True, model.ref.model_version)
+
+    @post("/models/{name:str}/infer", status_code=200, summary="Infer with the prod version")
+    async def infer(
+        self,
+        request: Request,
+        inference: Inference,
+        name: FromPath[str],
+        data: JSONBody[InferRequest],
+    ) -> InferResponse:
+        """Run the inputs through the prod version."""
+        return await _infer(request, inference, name, None, data)
+
+    @post(
+        "/models/{name:str}/versions/{version:str}/infer",
+        status_code=200,
+        summary="Infer with a version",
+    )
+    async def infer_version(
+        self,
+        request: Request,
+        inference: Inference,
+        name: FromPath[str],
+        version: FromPath[str],
+        data: JSONBody[InferRequest],
+    ) -> InferResponse:
+        """Run the inputs through the named version."""
+        return await _infer(request, inference, name, version, data)

@@ -1,0 +1,146 @@
+"""`just demo`: the main job end to end, on embedded servers unless the URLs are set."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.rule import Rule
+from rich.table import Table
+
+from cli.ml_commands import train_and_register
+from cli.output import console, history_table, models_table
+from cli.registry_commands import Values, _publish, platform
+from domain.commands import PromoteModelVersion, RollbackModel
+from domain.handlers import handle_registry_command
+from events.base import EventMetadata
+
+ARCH, DATASET = "mnist_cnn", "fashion_mnist"
+VERSIONS = (("v1.0.0", 1, "baseline: one epoch"), ("v2.0.0", None, "full training run"))
+
+
+async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Train (or reuse) two versions, register, promote, roll back, history, then serve."""
+    name = args.model_name
+    async with platform() as p:
+        console.print(Rule(f"1. train and register two versions of {name} ({ARCH} on {DATASET})"))
+        state = await p.repo.load(name)
+        for version, epochs, why in VERSIONS:
+            if version in state.versions:
+                acc = state.versions[version].metadata.test_metrics.get("accuracy", float("nan"))
+                console.print(f"reusing {name} {version} (test accuracy {acc:.4f})")
+                continue
+            result = await train_and_register(
+                p, meta, model_name=name, arch=ARCH, dataset=DATASET, epochs=epochs,
+                version=version, reason=why,
+            )  # fmt: skip
+            m = result.state.versions[version].metadata
+            console.print(
+                f"registered {name} {version}: test accuracy {m.test_metrics['accuracy']:.4f}, "
+                f"trained in {m.training['wall_seconds']}s"
+            )
+
+        console.print(Rule("2. promote v1.0.0, promote v2.0.0, roll back"))
+        for version, reason in (("v1.0.0", "demo: baseline to prod"), ("v2.0.0", "demo: better")):
+            cmd = PromoteModelVersion(model_name=name, model_version=version, reason=reason)
+            await handle_registry_command(cmd, meta, p.repo)
+            console.print(f"promoted {version}")
+        result = await handle_registry_command(
+            RollbackModel(model_name=name, reason="demo: show a rollback in the audit trail"),
+            meta,
+            p.repo,
+        )
+        ev = result.recorded[0].event
+        console.print(f"rolled back: {ev.from_version} -> {ev.to_version}")  # type: ignore[attr-defined]
+        await _publish(p)
+
+        console.print(Rule("3. registry and audit trail"))
+        console.print(models_table(await p.queries.list_versions(name), f"versions of {name}"))
+        console.print(history_table(await p.queries.history(name), f"history of {name}"))
+        prod = await p.queries.prod_version(name)
+        console.print(f"current prod: [bold]{prod}[/]")
+
+        console.print(Rule("4. serve predictions from the prod version over HTTP"))
+        await serve_predictions(p, name)
+    return 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def serve_predictions(p, name: str, count: int = 8) -> None:
+    """Start the API, classify a few test images with the prod model, print them with labels."""
+    from PIL import Image
+
+    from ml.datasets import load_dataset
+
+    test = load_dataset(
+        f"{DATASET}_{count}", data_dir=p.settings.data_dir, cache_dir=p.settings.cache_dir
+    )
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning"}
+    env["DATABASE_URL"] = env.get("DATABASE_URL") or _bootstrap_url("database")
+    env["REDIS_URL"] = env.get("REDIS_URL") or _bootstrap_url("redis")
+    root = Path(__file__).resolve().parent.parent  # noqa: ASYNC240 - once, at start-up
+    proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=root, env=env)  # noqa: ASYNC220
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            await _wait_healthy(client, proc)
+            table = Table(title=f"{name} (prod) on {DATASET} test images via POST /predict")
+            for col in ("#", "true label", "prediction", "version", "latency ms", "ok"):
+                table.add_column(col)
+            correct = 0
+            for i in range(count):
+                buf = io.BytesIO()
+                Image.fromarray(test.images[i].numpy(), mode="L").save(buf, format="PNG")
+                body = {"model_name": name, "image_b64": base64.b64encode(buf.getvalue()).decode()}
+                r = await client.post("/predict", json=body)
+                r.raise_for_status()
+                out = r.json()
+                truth = test.class_names[int(test.labels[i])]
+                guess = test.class_names[out["prediction"]]
+                correct += truth == guess
+                table.add_row(
+                    str(i), truth, guess, out["model_version"], f"{out['latency_ms']:.2f}",
+                    "[green]yes[/]" if truth == guess else "[red]no[/]",
+                )  # fmt: skip
+            console.print(table)
+            console.print(f"{correct}/{count} correct")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def _bootstrap_url(kind: str) -> str:
+    import bootstrap
+
+    if kind == "database":
+        return bootstrap.database_url()
+    return bootstrap.redis_url()
+
+
+async def _wait_healthy(client: httpx.AsyncClient, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the API exited with code {proc.returncode}")
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)
+    raise RuntimeError("the API did not become healthy within 60s")

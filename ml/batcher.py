@@ -1,0 +1,144 @@
+"""Dynamic batching: concurrent requests to one model share a forward pass, off the event loop.
+
+The worker takes whatever is queued when it wakes (up to ``max_batch``). With the default
+``max_delay_s=0`` an idle queue adds no wait, as in Triton's default; a positive delay holds a
+partial batch open that long to gather more. The queue is bounded: when full, ``submit``
+raises ``Overloaded`` at once instead of letting memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class Overloaded(Exception):
+    """The batcher's queue is full; the caller should retry later."""
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What one forward pass looked like, for metrics."""
+
+    size: int
+    queue_wait_s: list[float]
+    compute_s: float
+
+
+class _Item:
+    __slots__ = ("enqueued", "future", "images")
+
+    def __init__(self, images: np.ndarray, future: asyncio.Future) -> None:
+        self.images = images
+        self.future = future
+        self.enqueued = time.perf_counter()
+
+
+class DynamicBatcher:
+    """Coalesces concurrent ``submit`` calls into batched calls of ``forward``."""
+
+    def __init__(
+        self,
+        forward: Callable[[np.ndarray], np.ndarray],
+        *,
+        max_batch: int = 32,
+        max_delay_s: float = 0.0,
+        max_queue: int = 1024,
+        executor: ThreadPoolExecutor | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self.forward = forward
+        self.max_batch = max_batch
+        self.max_delay_s = max_delay_s
+        self.max_queue = max_queue
+        self.on_batch = on_batch
+        self._executor = executor or ThreadPoolExecutor(1, thread_name_prefix="inference")
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._queued_images = 0
+        self._task: asyncio.Task | None = None
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Images waiting for a forward pass."""
+        return self._queued_images
+
+    async def submit(self, images: np.ndarray) -> np.ndarray:
+        """Run ``images`` (uint8 [N,28,28]) through the model as part of a batch; returns logits."""
+        if self._closed:
+            raise Overloaded("model is being unloaded")
+        n = len(images)
+        if self._queued_images + n > self.max_queue:
+            raise Overloaded(f"inference queue is full ({self._queued_images} images waiting)")
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        self._queued_images += n
+        self._queue.put_nowait(_Item(images, future))
+        return await future
+
+    async def _collect(self) -> list[_Item]:
+        first = await self._queue.get()
+        items, size = [first], len(first.images)
+        deadline = time.perf_counter() + self.max_delay_s
+        while size < self.max_batch:
+            if self._queue.empty():
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+            else:
+                item = self._queue.get_nowait()
+            items.append(item)
+            size += len(item.images)
+        return items
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            items = await self._collect()
+            size = sum(len(i.images) for i in items)
+            self._queued_images -= size
+            started = time.perf_counter()
+            batch = (
+                items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
+            )
+            try:
+                logits = await loop.run_in_executor(self._executor, self.forward, batch)
+            except Exception as exc:
+                for item in items:
+                    if not item.future.done():
+                        item.future.set_exception(exc)
+                continue
+            done = time.perf_counter()
+            offset = 0
+            for item in items:
+                n = len(item.images)
+                if not item.future.done():
+                    item.future.set_result(logits[offset : offset + n])
+                offset += n
+            if self.on_batch is not None:
+                self.on_batch(
+                    BatchStats(size, [started - i.enqueued for i in items], done - started)
+                )
+
+    async def aclose(self) -> None:
+        """Stop the worker; queued requests fail with Overloaded."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not item.future.done():
+                item.future.set_exception(Overloaded("model was unloaded"))

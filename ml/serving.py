@@ -1,0 +1,180 @@
+"""Online inference: a verified, LRU-bounded model cache with one dynamic batcher per version."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import torch
+
+from domain.errors import Conflict, ServiceUnavailable
+from events.registry import ArtifactMetadata
+from ml.batcher import BatchStats, DynamicBatcher
+
+
+@dataclass(frozen=True)
+class BatchingConfig:
+    """Dynamic batching settings (see the README's serving section)."""
+
+    max_batch: int = 32
+    max_delay_s: float = 0.0
+    max_queue: int = 1024
+
+
+@dataclass(frozen=True)
+class VersionRef:
+    """What the cache needs to know about a registered version."""
+
+    model_name: str
+    model_version: str
+    sha256: str
+    artifact_uri: str
+    metadata: dict
+
+
+class LoadedModel:
+    """A model ready to serve: weights verified, eval mode, with its batcher."""
+
+    def __init__(
+        self, ref: VersionRef, module: torch.nn.Module, meta: ArtifactMetadata, batcher_factory
+    ) -> None:
+        self.ref = ref
+        self.module = module
+        self.metadata = meta
+        norm = meta.normalization or {}
+        std = float(norm.get("std", 1.0)) or 1.0
+        self._scale = 1.0 / 255.0 / std
+        self._shift = float(norm.get("mean", 0.0)) / std
+        self.class_names = list(meta.class_names)
+        self.batcher: DynamicBatcher = batcher_factory(self.forward)
+
+    def forward(self, images: np.ndarray) -> np.ndarray:
+        """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
+        x = torch.from_numpy(images)
+        if x.dtype == torch.uint8:
+            x = x.to(torch.float32).mul_(self._scale)
+        else:
+            x = x.to(torch.float32).mul(255.0 * self._scale)
+        x = x.sub_(self._shift).unsqueeze_(1)
+        with torch.inference_mode():
+            return self.module(x).numpy()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ModelCache:
+    """Loads versions on first use, checks their sha256, keeps the most recent ``max_models``."""
+
+    def __init__(
+        self,
+        resolve_path: Callable[[str], Path],
+        *,
+        max_models: int = 8,
+        batching: BatchingConfig | None = None,
+        torch_threads: int | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
+    ) -> None:
+        self.resolve_path = resolve_path
+        self.max_models = max_models
+        self.batching = batching or BatchingConfig()
+        self.on_batch = on_batch
+        self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._loading: dict[tuple[str, str], asyncio.Future[LoadedModel]] = {}
+        # One inference thread: torch parallelises inside an op; two forwards in parallel
+        # would only fight over the same cores.
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        if torch_threads:
+            self.executor.submit(torch.set_num_threads, torch_threads).result()
+            torch.set_num_threads(torch_threads)
+
+    @property
+    def loaded(self) -> list[tuple[str, str]]:
+        """Keys of the models in memory, least recently used first."""
+        return list(self._models)
+
+    async def get(self, ref: VersionRef) -> LoadedModel:
+        """The loaded model for a version, loading (once, even under concurrency) if needed."""
+        key = (ref.model_name, ref.model_version)
+        model = self._models.get(key)
+        if model is not None:
+            self._models.move_to_end(key)
+            return model
+        pending = self._loading.get(key)
+        if pending is None:
+            pending = asyncio.get_running_loop().create_future()
+            self._loading[key] = pending
+            try:
+                model = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, self._load, ref
+                )
+            except BaseException as exc:
+                pending.set_exception(exc)
+                pending.exception()  # mark retrieved when nobody else waits
+                raise
+            finally:
+                self._loading.pop(key, None)
+            self._models[key] = model
+            pending.set_result(model)
+            await self._evict()
+            return model
+        return await asyncio.shield(pending)
+
+    def _load(self, ref: VersionRef) -> LoadedModel:
+        from ml.artifacts import ArtifactError, load_model
+
+        path = self.resolve_path(ref.artifact_uri)
+        actual = _sha256(path)
+        if actual != ref.sha256:
+            raise ServiceUnavailable(
+                f"artifact of {ref.model_name} {ref.model_version} fails its sha256 check "
+                f"(registered {ref.sha256[:12]}, on disk {actual[:12]}); refusing to serve it"
+            )
+        meta = msgspec.convert(ref.metadata or {}, ArtifactMetadata)
+        if not meta.architecture:
+            raise Conflict(
+                f"{ref.model_name} {ref.model_version} has no architecture in its metadata, "
+                "so it cannot be served; register it with a metadata.json beside model.pt"
+            )
+        try:
+            module = load_model(path, meta)
+        except (ArtifactError, ValueError) as exc:
+            raise Conflict(f"cannot load {ref.model_name} {ref.model_version}: {exc}") from exc
+        module.eval()
+
+        def batcher(forward) -> DynamicBatcher:
+            return DynamicBatcher(
+                forward,
+                max_batch=self.batching.max_batch,
+                max_delay_s=self.batching.max_delay_s,
+                max_queue=self.batching.max_queue,
+                executor=self.executor,
+                on_batch=self.on_batch,
+            )
+
+        return LoadedModel(ref, module, meta, batcher)
+
+    async def _evict(self) -> None:
+        while len(self._models) > self.max_models:
+            _, model = self._models.popitem(last=False)
+            # Let requests already queued on it finish before closing.
+            asyncio.get_running_loop().call_later(30, asyncio.ensure_future, model.batcher.aclose())
+
+    async def aclose(self) -> None:
+        """Stop every batcher and the inference thread."""
+        for model in self._models.values():
+            await model.batcher.aclose()
+        self._models.clear()
+        self.executor.shutdown(wait=False, cancel_futures=True)
