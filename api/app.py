@@ -96,7 +96,7 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="Inference and evaluation platform", version=VERSION, path="/schema"
         ),
-        response_headers=None,
+        logging_config=None,  # structlog is configured above; keep Litestar's defaults out
         debug=False,
     )
 

@@ -248,7 +248,7 @@ class V2Controller(Controller):
     @get("/health/ready", summary="Server readiness")
     async def ready(self, platform: Deps) -> Ready:
         """Ready when PostgreSQL answers (raises 503 otherwise)."""
-        await platform.queries.list_models("\x00-readiness-probe")
+        await platform.queries.ping()
         return Ready(True)
 
     @get("/models/{name:str}", summary="Model metadata")

@@ -65,6 +65,11 @@ class RegistryQueries:
                 select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
             )
 
+    async def ping(self) -> None:
+        """Round-trip to PostgreSQL (raises when it is unreachable)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(select(1))
+
     async def require_prod(self, model_name: str) -> str | None:
         """The prod version (None if none); NotFound if the model is unknown."""
         async with self.engine.connect() as conn:

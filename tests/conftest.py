@@ -40,7 +40,7 @@ def server_urls() -> dict[str, str]:
 
 
 @pytest.fixture
-def test_settings(server_urls: dict[str, str], tmp_path: Path):
+def test_settings(server_urls: dict[str, str], tmp_path: Path, tmp_path_factory):
     """Settings bound to the test servers, with a private artifact store."""
     from settings import Settings
 
@@ -49,7 +49,7 @@ def test_settings(server_urls: dict[str, str], tmp_path: Path):
         database_url=server_urls["database_url"],
         redis_url=server_urls["redis_url"],
         artifacts_dir=tmp_path / "artifacts",
-        artifact_import_roots=(tmp_path, ROOT),
+        artifact_import_roots=(tmp_path_factory.getbasetemp(), ROOT),
         relay_interval_s=0.02,
     )
 
@@ -84,3 +84,38 @@ def state_dict_file(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_artifacts(tmp_path_factory) -> dict[str, Path]:
+    """Two small mnist_cnn models really trained on 2,000 fashion_mnist train images.
+
+    They differ only by seed, so tests can tell which version answered.
+    """
+    import torch
+
+    from events.registry import ArtifactMetadata
+    from ml.artifacts import save_artifact
+    from ml.datasets import load_dataset
+    from ml.training import train_on_tensors
+    from settings import get_settings
+
+    s = get_settings()
+    data = load_dataset(
+        "fashion_mnist_train", data_dir=s.data_dir, cache_dir=ROOT / ".platform" / "cache"
+    )
+    images, labels = data.images[:2000], data.labels[:2000]
+    out = {}
+    root = tmp_path_factory.mktemp("trained")
+    for version, seed in (("v1", 1), ("v2", 2)):
+        torch.manual_seed(seed)
+        model, norm, _ = train_on_tensors("mnist_cnn", images, labels, epochs=1, seed=seed)
+        meta = ArtifactMetadata(
+            architecture="mnist_cnn",
+            normalization=norm,
+            num_classes=10,
+            class_names=list(data.class_names),
+            dataset="fashion_mnist_train[:2000]",
+        )
+        out[version] = save_artifact(model, meta, root / version)
+    return out
