@@ -97,3 +97,25 @@ compose-down:
 # remove artifacts, reports, caches and the embedded servers' state
 clean: down
     rm -rf artifacts reports/*.json .platform .pytest_cache .ruff_cache
+
+# train ARCH on DATASET's train split and register it as a new version of MODEL_NAME
+train MODEL_NAME ARCH DATASET EPOCHS="":
+    {{py}} -m cli train "{{MODEL_NAME}}" "{{ARCH}}" "{{DATASET}}" {{EPOCHS}}
+
+# list the datasets installed here
+datasets:
+    {{py}} -m cli datasets
+
+# train and register the demo model versions (alias of the original make target)
+register-demo: demo
+
+# load-test a running API (the original harness flags; reports under reports/)
+loadtest URL="http://127.0.0.1:8000" CONCURRENCY="10" TOTAL="200" MODEL="mnist_cnn":
+    {{py}} -m bench.loadtest --url "{{URL}}" --concurrency {{CONCURRENCY}} --total {{TOTAL}} --model_name "{{MODEL}}"
+
+# the original target name for the load test
+alias run-loadtest := loadtest
+
+# benchmark: bare PyTorch loop vs /predict and v2 infer at concurrency 1, 8, 32
+bench-predict *ARGS:
+    {{py}} -m bench.bench_predict {{ARGS}}
