@@ -88,6 +88,29 @@ class Platform:
     artifacts: LocalArtifactStore
 
     @property
+    def jobs(self):
+        """The batch-job store (commands)."""
+        from storage.jobs_repository import PostgresJobStore
+
+        return PostgresJobStore(self.engine)
+
+    @property
+    def job_queries(self):
+        """Batch-job lookups."""
+        from storage.jobs_queries import JobQueries
+
+        return JobQueries(self.engine)
+
+    @property
+    def datasets(self):
+        """The dataset catalog (ids and sizes, no pixels loaded)."""
+        from ml.catalog import DatasetCatalog
+
+        return DatasetCatalog(
+            self.settings.data_dir, self.settings.cache_dir, self.settings.allow_download
+        )
+
+    @property
     def inspector(self):
         """The torch artifact inspector (imported lazily: torch is slow to import)."""
         from ml.inspector import TorchArtifactInspector

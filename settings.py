@@ -93,6 +93,17 @@ class Settings:
     # HOT_SWAP: follow registry.events to switch prod without a restart.
     hot_swap: bool = field(default_factory=lambda: _bool("HOT_SWAP", True))
 
+    # CLAIM_IDLE_MS: a pending entry idle this long is claimed by a live worker.
+    claim_idle_ms: int = field(default_factory=lambda: _int("CLAIM_IDLE_MS", 30_000))
+    # MAX_DELIVERIES: deliveries before an entry goes to <stream>.dlq and its job fails.
+    max_deliveries: int = field(default_factory=lambda: _int("MAX_DELIVERIES", 3))
+    # SHARD_SIZE: images per shard of a batch job.
+    shard_size: int = field(default_factory=lambda: _int("SHARD_SIZE", 1000))
+    # METRICS_PORT: workers serve Prometheus metrics here when set.
+    metrics_port: int | None = field(default_factory=lambda: _int("METRICS_PORT", 0) or None)
+    # STREAM_MAXLEN: approximate cap of streams no group reads (fan-out streams, dead letters).
+    stream_maxlen: int = field(default_factory=lambda: _int("STREAM_MAXLEN", 100_000))
+
     @property
     def cache_dir(self) -> Path:
         """Decoded-dataset cache."""

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
 from api.hot_swap import ProdFollower
 from api.inference import predict
@@ -41,6 +42,20 @@ async def metrics() -> Response[bytes]:
     return Response(body, media_type=content_type)
 
 
+async def _stream_stats(p: Platform, stop: asyncio.Event) -> None:
+    """Refresh queue depth, consumer lag, pending and dead-letter gauges for /metrics."""
+    from observability.metrics import register_holder_gauges
+    from storage.stream_admin import GAUGES, stream_stats
+
+    holder: dict = {}
+    register_holder_gauges(GAUGES, holder)
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            holder["stats"] = await stream_stats(p.redis)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 5.0)
+
+
 def provide_platform(state: State) -> Platform:
     """The platform built at start-up."""
     return state.platform
@@ -66,6 +81,7 @@ def create_app(
         inference = app.state.inference = build_inference(p)
         stop = asyncio.Event()
         tasks = []
+        tasks.append(asyncio.create_task(_stream_stats(p, stop), name="stream-stats"))
         if settings.hot_swap:
             follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
             tasks.append(asyncio.create_task(follower.follow(stop), name="hot-swap"))
@@ -84,7 +100,14 @@ def create_app(
                 await p.aclose()
 
     return Litestar(
-        route_handlers=[health, metrics, predict, RegistryController, V2Controller],
+        route_handlers=[
+            health,
+            metrics,
+            predict,
+            RegistryController,
+            V2Controller,
+            BatchController,
+        ],
         dependencies={
             "platform": Provide(provide_platform, sync_to_thread=False),
             "inference": Provide(provide_inference, sync_to_thread=False),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from events.registry import ArtifactMetadata
@@ -60,6 +62,16 @@ class ArchiveModelVersion(Command, frozen=True, kw_only=True):
     model_version: str
 
 
+class RecordEvaluation(Command, frozen=True, kw_only=True):
+    """Attach a batch job's metrics to the version it evaluated."""
+
+    model_name: str
+    model_version: str
+    job_id: str
+    dataset_id: str
+    metrics: dict[str, Any]
+
+
 RegistryCommand = (
     RegisterModelVersion
     | PromoteModelVersion
@@ -67,4 +79,5 @@ RegistryCommand = (
     | RollbackModel
     | TagModelVersion
     | ArchiveModelVersion
+    | RecordEvaluation
 )

@@ -11,6 +11,7 @@ from domain.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
+    RecordEvaluation,
     RegisterModelVersion,
     RegistryCommand,
     RollbackModel,
@@ -18,6 +19,7 @@ from domain.commands import (
 )
 from domain.errors import Conflict, InvalidInput, NotFound
 from events.base import Event, RecordedEvent
+from events.jobs import EvaluationRecorded
 from events.registry import (
     ArtifactMetadata,
     ModelVersionArchived,
@@ -46,6 +48,8 @@ class VersionState:
     created_at: datetime
     updated_at: datetime
     registered_by: str
+    metrics: dict[str, Any] | None = None
+    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class ModelState:
     prod: str | None = None
     prod_stack: list[str] = field(default_factory=list)
     prod_since: datetime | None = None
+    evaluated_jobs: set[str] = field(default_factory=set)
 
     @property
     def exists(self) -> bool:
@@ -116,6 +121,12 @@ def evolve(state: ModelState, recorded: RecordedEvent) -> ModelState:
                     v.tags.pop(key, None)
         case ModelVersionArchived():
             _touch(state, e.model_version, at).status = ARCHIVED
+        case EvaluationRecorded():
+            v = _touch(state, e.model_version, at)
+            summary = {"dataset_id": e.dataset_id, "job_id": e.job_id, **e.metrics}
+            v.metrics = summary
+            v.evaluations[e.dataset_id] = summary
+            state.evaluated_jobs.add(e.job_id)
     return state
 
 
@@ -207,6 +218,19 @@ def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
                     model_name=state.model_name, model_version=v.model_version, reason=reason
                 )
             ]
+        case RecordEvaluation():
+            v = _existing(state, command.model_version)
+            if command.job_id in state.evaluated_jobs:
+                return []
+            return [
+                EvaluationRecorded(
+                    model_name=state.model_name,
+                    model_version=v.model_version,
+                    job_id=command.job_id,
+                    dataset_id=command.dataset_id,
+                    metrics=command.metrics,
+                )
+            ]
     raise InvalidInput(f"unknown command {type(command).__name__}")
 
 
@@ -273,4 +297,6 @@ def version_row(v: VersionState) -> dict[str, Any]:
         "created_at": v.created_at,
         "updated_at": v.updated_at,
         "registered_by": v.registered_by,
+        "metrics": v.metrics,
+        "evaluations": v.evaluations,
     }

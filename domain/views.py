@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from events.base import RecordedEvent
+from events.jobs import EvaluationRecorded
 from events.registry import (
     ModelVersionArchived,
     ModelVersionDemoted,
@@ -43,6 +44,7 @@ class ModelVersionView(msgspec.Struct, frozen=True, kw_only=True):
     tags: dict[str, str]
     metadata: dict[str, Any]
     metrics: dict[str, Any] | None = None
+    evaluations: dict[str, Any] = {}
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +78,10 @@ def summarize(recorded: RecordedEvent) -> str:
             return f"tagged {e.model_version}: " + ", ".join(f"{k}={v}" for k, v in e.tags.items())
         case ModelVersionArchived():
             return f"archived {e.model_version}"
+        case EvaluationRecorded():
+            acc = e.metrics.get("accuracy")
+            score = f": accuracy {acc:.4f}" if isinstance(acc, int | float) else ""
+            return f"evaluated {e.model_version} on {e.dataset_id}{score} (job {e.job_id[:8]})"
     return type(e).__name__
 
 
@@ -94,3 +100,30 @@ def history_entry(recorded: RecordedEvent) -> HistoryEntry:
         event_id=recorded.event_id,
         details=details,
     )
+
+
+class Progress(msgspec.Struct, frozen=True):
+    """How far a job has got, in images."""
+
+    done: int
+    total: int
+
+
+class JobView(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """GET /batch/status/{job_id} (the original shape, extended)."""
+
+    job_id: str
+    status: str
+    model_name: str
+    model_version: str
+    dataset_id: str
+    progress: Progress
+    result_metrics: dict[str, Any] | None = None
+    error: str | None = None
+    batch_size: int
+    shards: int
+    shards_done: int
+    submitted_by: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from events.base import Event
+from events.jobs import EvaluationRecorded, JobEvent
 from events.registry import RegistryEvent
 
 _EVENT_TYPES: dict[str, type[Event]] = {}
@@ -19,6 +20,7 @@ def register_event_types(*types: type[Event]) -> None:
 
 
 register_event_types(*RegistryEvent.__args__)  # type: ignore[attr-defined]
+register_event_types(*JobEvent.__args__, EvaluationRecorded)  # type: ignore[attr-defined]
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {}

@@ -5,6 +5,16 @@ from __future__ import annotations
 from events.base import Event
 
 REGISTRY_STREAM = "registry.events"
+JOBS_STREAM = "jobs.events"
+EVAL_STREAM = "eval.events"
+# Work messages (shards) are not events: they live only in Redis and are re-planned from
+# PostgreSQL if Redis loses them.
+SHARDS_STREAM = "jobs.shards"
+
+
+def dead_letter_stream(stream: str) -> str:
+    """Where entries that failed too often go, with their reason."""
+    return f"{stream}.dlq"
 
 
 def area_stream(area: str) -> str:
@@ -20,3 +30,8 @@ def stream_for_event(event: Event) -> str:
 def model_stream_id(model_name: str) -> str:
     """The event-log stream id of one registered model."""
     return f"model-{model_name}"
+
+
+def job_stream_id(job_id: str) -> str:
+    """The event-log stream id of one batch job."""
+    return f"job-{job_id}"

@@ -77,6 +77,13 @@ class Instruments:
         meter().create_observable_gauge(name, callbacks=[observe], description=description)
 
 
+def register_holder_gauges(descriptions: dict[str, str], holder: dict) -> None:
+    """Gauges whose samples are whatever ``holder['stats'][name]`` holds at scrape time."""
+    inst = instruments()
+    for name, text in descriptions.items():
+        inst.gauge(name, text, lambda name=name: holder.get("stats", {}).get(name, []))
+
+
 @cache
 def instruments() -> Instruments:
     """The process-wide instruments."""

@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.jobs import fold_job
 from domain.registry import ModelState, evolve, fold, version_row
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import model_stream_id
@@ -36,14 +37,26 @@ class PostgresModelRepository:
     ) -> list[RecordedEvent]:
         """Append and project in one transaction."""
         async with self.engine.begin() as conn:
-            recorded = await event_store.append(
-                conn, model_stream_id(state.model_name), state.stream_version, events, metadata
-            )
-            for r in recorded:
-                evolve(state, r)
-            await write_projection(conn, state)
-            await set_checkpoint(conn, PROJECTION, recorded[-1].position)
-        return recorded
+            return await save_model_events(conn, state, events, metadata)
+
+
+async def load_model_state(conn: AsyncConnection, model_name: str) -> ModelState:
+    """Fold a model's stream inside the caller's transaction."""
+    return fold(model_name, await event_store.load_stream(conn, model_stream_id(model_name)))
+
+
+async def save_model_events(
+    conn: AsyncConnection, state: ModelState, events: list[Event], metadata: EventMetadata
+) -> list[RecordedEvent]:
+    """Append to a model stream and update its projection, in the caller's transaction."""
+    recorded = await event_store.append(
+        conn, model_stream_id(state.model_name), state.stream_version, events, metadata
+    )
+    for r in recorded:
+        evolve(state, r)
+    await write_projection(conn, state)
+    await set_checkpoint(conn, PROJECTION, recorded[-1].position)
+    return recorded
 
 
 async def write_projection(conn: AsyncConnection, state: ModelState) -> None:
@@ -102,6 +115,15 @@ async def rebuild_projections(engine: AsyncEngine) -> int:
         for stream_id in streams:
             history = await event_store.load_stream(conn, stream_id)
             await write_projection(conn, fold(stream_id.removeprefix(MODEL_STREAM_PREFIX), history))
+        from storage.jobs_repository import JOB_STREAM_PREFIX, write_job_projection
+
+        job_streams = await event_store.stream_ids(conn, JOB_STREAM_PREFIX)
+        for stream_id in job_streams:
+            history = await event_store.load_stream(conn, stream_id)
+            await write_job_projection(
+                conn, fold_job(stream_id.removeprefix(JOB_STREAM_PREFIX), history)
+            )
+        streams += job_streams
         last = await conn.scalar(select(func.coalesce(func.max(event_log.c.position), 0)))
         await set_checkpoint(conn, PROJECTION, int(last))
     return len(streams)

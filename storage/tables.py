@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     Column,
     DateTime,
+    Double,
     Identity,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -62,6 +65,8 @@ model_versions = Table(
     Column("registered_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("metrics", JSONB, nullable=True),
+    Column("evaluations", JSONB, nullable=False, server_default="{}"),
 )
 
 model_prod = Table(
@@ -81,4 +86,53 @@ checkpoints = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-PROJECTION_TABLES = (model_versions, model_prod)
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("model_name", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("dataset_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("done_images", Integer, nullable=False),
+    Column("shards", Integer, nullable=False),
+    Column("done_shards", Integer, nullable=False),
+    Column("batch_size", Integer, nullable=False),
+    Column("shard_size", Integer, nullable=False),
+    Column("metrics", JSONB, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("submitted_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_batch_jobs_model_status", "model_name", "status"),
+    Index("ix_batch_jobs_created_at", "created_at"),
+)
+
+# High-volume data stays out of the log: one row per shard, arrays of per-image values.
+batch_shard_results = Table(
+    "batch_shard_results",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("start", Integer, nullable=False),
+    Column("stop", Integer, nullable=False),
+    Column("predictions", ARRAY(SmallInteger), nullable=False),
+    Column("labels", ARRAY(SmallInteger), nullable=False),
+    Column("batch_latencies_ms", ARRAY(Double), nullable=False),
+    Column("batch_sizes", ARRAY(Integer), nullable=False),
+    Column("worker", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+# Consumer-group idempotency: written in the same transaction as a handler's effect.
+processed = Table(
+    "processed",
+    metadata,
+    Column("group_name", Text, primary_key=True),
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+PROJECTION_TABLES = (model_versions, model_prod, batch_jobs)

@@ -1,0 +1,102 @@
+"""Batch endpoints: submit, status, list, cancel (the original shapes, extended)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from api.auth import event_metadata
+from bootstrap import Platform
+from domain.job_handlers import cancel_batch_job, submit_batch_job
+from domain.views import JobView
+
+Deps = NamedDependency[Platform]
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class BatchConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Run settings of a batch job."""
+
+    batch_size: int = 64
+    shard_size: int | None = None
+
+
+class SubmitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /batch/submit."""
+
+    model_name: str
+    dataset_id: str
+    config: BatchConfig = BatchConfig()
+    model_version: str | None = None
+
+
+class SubmitResponse(msgspec.Struct, frozen=True):
+    """202 answer: the job id to poll."""
+
+    job_id: str
+    status: str
+    model_version: str
+
+
+class CancelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An optional reason recorded with the cancellation."""
+
+    reason: str | None = None
+
+
+class BatchController(Controller):
+    """Batch evaluation jobs, run by the consumer groups."""
+
+    path = "/batch"
+    tags = ["batch"]
+
+    @post("/submit", status_code=202, summary="Submit a batch evaluation")
+    async def submit(
+        self, request: Request, platform: Deps, data: JSONBody[SubmitRequest]
+    ) -> SubmitResponse:
+        """Record BatchJobSubmitted; workers plan, run and aggregate it."""
+        job = await submit_batch_job(
+            model_name=data.model_name,
+            dataset_id=data.dataset_id,
+            batch_size=data.config.batch_size,
+            model_version=data.model_version,
+            shard_size=data.config.shard_size or platform.settings.shard_size,
+            metadata=event_metadata(request, platform.settings),
+            models=platform.repo,
+            datasets=platform.datasets,
+            jobs=platform.jobs,
+        )
+        return SubmitResponse(job_id=job.job_id, status=job.status, model_version=job.model_version)
+
+    @get("/status/{job_id:str}", summary="A job's status, progress and metrics")
+    async def status(self, platform: Deps, job_id: FromPath[str]) -> JobView:
+        """Poll a job."""
+        return await platform.job_queries.get(job_id)
+
+    @get("/", summary="List jobs, newest first")
+    async def list_jobs(
+        self,
+        platform: Deps,
+        model_name: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        status: Annotated[str | None, QueryParameter(enum=STATUSES)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+    ) -> list[JobView]:
+        """Filter by model and status."""
+        return await platform.job_queries.list(model_name, status, limit)
+
+    @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a job")
+    async def cancel(
+        self,
+        request: Request,
+        platform: Deps,
+        job_id: FromPath[str],
+        data: JSONBody[CancelRequest | None] = None,
+    ) -> JobView:
+        """Workers skip the job's remaining shards."""
+        meta = event_metadata(request, platform.settings)
+        await cancel_batch_job(job_id, data.reason if data else None, meta, platform.jobs)
+        return await platform.job_queries.get(job_id)

@@ -1,0 +1,1 @@
+"""Consumer groups: the runner and one module per group."""

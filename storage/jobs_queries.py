@@ -1,0 +1,69 @@
+"""Read-side queries over batch_jobs."""
+
+from __future__ import annotations
+
+from sqlalchemy import Row, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from domain.errors import NotFound
+from domain.views import JobView, Progress
+from storage.tables import batch_jobs
+
+
+def job_view(r: Row) -> JobView:
+    """A batch_jobs row as the API shows it."""
+    return JobView(
+        job_id=r.job_id,
+        status=r.status,
+        model_name=r.model_name,
+        model_version=r.model_version,
+        dataset_id=r.dataset_id,
+        progress=Progress(done=r.done_images, total=r.total),
+        result_metrics=r.metrics,
+        error=r.error,
+        batch_size=r.batch_size,
+        shards=r.shards,
+        shards_done=r.done_shards,
+        submitted_by=r.submitted_by,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        finished_at=r.finished_at,
+    )
+
+
+class JobQueries:
+    """Job lookups for the API and the CLI."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def get(self, job_id: str) -> JobView:
+        """One job; NotFound if unknown."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(select(batch_jobs).where(batch_jobs.c.job_id == job_id))
+            ).first()
+        if row is None:
+            raise NotFound(f"unknown job {job_id!r}")
+        return job_view(row)
+
+    async def list(
+        self, model_name: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[JobView]:
+        """Newest jobs first, optionally filtered."""
+        q = select(batch_jobs).order_by(batch_jobs.c.created_at.desc()).limit(limit)
+        if model_name:
+            q = q.where(batch_jobs.c.model_name == model_name)
+        if status:
+            q = q.where(batch_jobs.c.status == status)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+        return [job_view(r) for r in rows]
+
+    async def running(self) -> list[str]:
+        """Ids of jobs that are planned but not finished."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(batch_jobs.c.job_id).where(batch_jobs.c.status == "running")
+            )
+            return list(rows.scalars())

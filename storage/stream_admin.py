@@ -1,0 +1,92 @@
+"""Stream upkeep and statistics: trimming that never drops unprocessed entries, lag and DLQ sizes."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from events.streams import (
+    EVAL_STREAM,
+    JOBS_STREAM,
+    REGISTRY_STREAM,
+    SHARDS_STREAM,
+    dead_letter_stream,
+)
+
+STREAMS = (REGISTRY_STREAM, JOBS_STREAM, EVAL_STREAM, SHARDS_STREAM)
+
+
+def _id_tuple(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def _groups(redis: aioredis.Redis, stream: str) -> list[dict]:
+    try:
+        return await redis.xinfo_groups(stream)
+    except ResponseError:  # no such stream yet
+        return []
+
+
+async def safe_trim_floor(redis: aioredis.Redis, stream: str) -> str | None:
+    """The oldest entry id any group still needs (pending or not yet delivered); None: no groups."""
+    groups = await _groups(redis, stream)
+    if not groups:
+        return None
+    floor: tuple[int, int] | None = None
+    for g in groups:
+        name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+        needed = g["last-delivered-id"]
+        needed = needed.decode() if isinstance(needed, bytes) else needed
+        if g.get("pending"):
+            summary = await redis.xpending(stream, name)
+            low = summary.get("min")
+            if low:
+                needed = low.decode() if isinstance(low, bytes) else low
+        candidate = _id_tuple(needed)
+        floor = candidate if floor is None or candidate < floor else floor
+    return f"{floor[0]}-{floor[1]}" if floor else None
+
+
+async def trim_streams(redis: aioredis.Redis, maxlen: int) -> dict[str, int]:
+    """Trim grouped streams below what every group has processed; cap the others by length."""
+    removed = {}
+    for stream in STREAMS:
+        floor = await safe_trim_floor(redis, stream)
+        if floor is not None:
+            removed[stream] = await redis.xtrim(stream, minid=floor)
+        else:
+            removed[stream] = await redis.xtrim(stream, maxlen=maxlen, approximate=True)
+        await redis.xtrim(dead_letter_stream(stream), maxlen=maxlen, approximate=True)
+    return removed
+
+
+async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dict[str, str]]]]:
+    """Gauge samples: consumer lag and pending per group, dead letters per stream, queue depth."""
+    lag, pending, dlq, depth = [], [], [], []
+    for stream in STREAMS:
+        for g in await _groups(redis, stream):
+            name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
+            labels = {"group": name, "stream": stream}
+            group_lag = g.get("lag")
+            if group_lag is None:  # Redis < 7 reports no lag
+                group_lag = 0
+            lag.append((float(group_lag), labels))
+            pending.append((float(g.get("pending", 0)), labels))
+            if stream == SHARDS_STREAM:
+                depth.append((float(group_lag) + float(g.get("pending", 0)), {"stream": stream}))
+        dlq.append((float(await redis.xlen(dead_letter_stream(stream))), {"stream": stream}))
+    return {
+        "consumer_lag": lag,
+        "consumer_pending": pending,
+        "dead_letter_count": dlq,
+        "queue_depth": depth or [(0.0, {"stream": SHARDS_STREAM})],
+    }
+
+
+GAUGES = {
+    "consumer_lag": "Entries not yet delivered to a consumer group",
+    "consumer_pending": "Entries delivered but not acknowledged, per group",
+    "dead_letter_count": "Entries in a stream's dead-letter stream",
+    "queue_depth": "Shard work messages waiting or in progress",
+}
