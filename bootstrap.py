@@ -50,8 +50,18 @@ def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
 
 def create_redis(url: str) -> aioredis.Redis:
     """A redis.asyncio client; the socket timeout stays above any blocking read we issue."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    # A restarted server leaves dead pooled sockets: retry once on a fresh connection.
     return aioredis.Redis.from_url(
-        url, socket_timeout=30, socket_connect_timeout=5, health_check_interval=15
+        url,
+        socket_timeout=30,
+        socket_connect_timeout=5,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError],
     )
 
 

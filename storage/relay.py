@@ -81,15 +81,30 @@ class Relay:
                 pipe.xadd(
                     area_stream(area_of(row.event_type)), entry_fields(row), id=f"{row.position}-0"
                 )
-            for result in await pipe.execute(raise_on_error=False):
-                if isinstance(result, ResponseError) and "equal or smaller" not in str(result):
+            for row, result in zip(rows, await pipe.execute(raise_on_error=False), strict=True):
+                if not isinstance(result, ResponseError):
+                    continue
+                if "equal or smaller" not in str(result):
                     raise result
+                await self._check_already_published(row)
             after = rows[-1].position
             await set_checkpoint(conn, RELAY_CHECKPOINT, after)
             await conn.commit()
             total += len(rows)
         self.published += total
         return total
+
+    async def _check_already_published(self, row: Row) -> None:
+        """A refused id is fine if it is there; if not, something else wrote to the stream."""
+        stream, entry_id = area_stream(area_of(row.event_type)), f"{row.position}-0"
+        if not await self.redis.xrange(stream, entry_id, entry_id):
+            log.error(
+                "relay_stream_ahead",
+                stream=stream,
+                position=row.position,
+                hint=f"an entry newer than {entry_id} was added to {stream} by something other "
+                "than the relay; only the relay may write to event streams",
+            )
 
     async def publish_once(self) -> int | None:
         """One pass if no other relay leads (used by the CLI); None if another one leads."""

@@ -48,17 +48,18 @@ async def safe_trim_floor(redis: aioredis.Redis, stream: str) -> str | None:
     return f"{floor[0]}-{floor[1]}" if floor else None
 
 
+async def trim_stream(redis: aioredis.Redis, stream: str, maxlen: int) -> int:
+    """Trim below what every group still needs; cap a stream without groups by length."""
+    floor = await safe_trim_floor(redis, stream)
+    await redis.xtrim(dead_letter_stream(stream), maxlen=maxlen, approximate=True)
+    if floor is not None:
+        return await redis.xtrim(stream, minid=floor, approximate=False)
+    return await redis.xtrim(stream, maxlen=maxlen, approximate=True)
+
+
 async def trim_streams(redis: aioredis.Redis, maxlen: int) -> dict[str, int]:
-    """Trim grouped streams below what every group has processed; cap the others by length."""
-    removed = {}
-    for stream in STREAMS:
-        floor = await safe_trim_floor(redis, stream)
-        if floor is not None:
-            removed[stream] = await redis.xtrim(stream, minid=floor)
-        else:
-            removed[stream] = await redis.xtrim(stream, maxlen=maxlen, approximate=True)
-        await redis.xtrim(dead_letter_stream(stream), maxlen=maxlen, approximate=True)
-    return removed
+    """Trim every platform stream; returns entries removed per stream."""
+    return {stream: await trim_stream(redis, stream, maxlen) for stream in STREAMS}
 
 
 async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dict[str, str]]]]:
