@@ -119,3 +119,15 @@ alias run-loadtest := loadtest
 # benchmark: bare PyTorch loop vs /predict and v2 infer at concurrency 1, 8, 32
 bench-predict *ARGS:
     {{py}} -m bench.bench_predict {{ARGS}}
+
+# run a worker: the batch-inference and metric-aggregation consumer groups (run as many as you like)
+worker:
+    {{py}} -m consumers
+
+# evaluate NAME (prod, or VERSION) on DATASET through the consumer groups, with a progress bar
+batch NAME DATASET VERSION="":
+    {{py}} -m cli batch "{{NAME}}" "{{DATASET}}" {{VERSION}}
+
+# the original target: evaluate the prod mnist_cnn on fashion_mnist_1000
+run-batch NAME="mnist_cnn" DATASET="fashion_mnist_1000":
+    {{py}} -m cli batch "{{NAME}}" "{{DATASET}}"

@@ -71,7 +71,44 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
 
         console.print(Rule("4. serve predictions from the prod version over HTTP"))
         await serve_predictions(p, name)
+
+        console.print(
+            Rule(f"5. evaluate both versions on {DATASET}_10000 through the consumer groups")
+        )
+        await evaluate_side_by_side(p, meta, name)
     return 0
+
+
+async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
+    """Submit one batch job per version, let the workers run them, compare the metrics."""
+    from cli.batch_commands import ensure_worker, follow
+    from domain.job_handlers import submit_batch_job
+
+    jobs = []
+    for version, _, _ in VERSIONS:
+        job = await submit_batch_job(
+            model_name=name, dataset_id=f"{DATASET}_10000", batch_size=256, model_version=version,
+            shard_size=p.settings.shard_size, metadata=meta, models=p.repo, datasets=p.datasets, jobs=p.jobs,
+        )  # fmt: skip
+        jobs.append(job)
+    await _publish(p)
+    async with ensure_worker(p):
+        done = [await follow(p, j.job_id, f"{name} {j.model_version}") for j in jobs]
+    table = Table(
+        title=f"{name} on {DATASET}_10000, evaluated by the batch-inference and metric-aggregation groups"
+    )
+    table.add_column("metric")
+    for job in done:
+        table.add_column(f"{job.model_version} ({job.status})", justify="right")
+    keys = ("accuracy", "macro_f1", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
+            "sample_latency_p95_ms", "throughput_images_per_s", "wall_seconds")  # fmt: skip
+    for key in keys:
+        cells = []
+        for job in done:
+            value = (job.result_metrics or {}).get(key)
+            cells.append(f"{value:,.4f}" if isinstance(value, float) else str(value))
+        table.add_row(key, *cells)
+    console.print(table)
 
 
 def _free_port() -> int:

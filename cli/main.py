@@ -13,7 +13,7 @@ import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 
-from cli import demo, ml_commands, registry_commands
+from cli import batch_commands, demo, ml_commands, registry_commands
 from cli.output import fail
 from domain.errors import DomainError
 from events.base import EventMetadata
@@ -72,6 +72,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("epochs", nargs="?", type=int)
     p.add_argument("--version")
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("batch", help="evaluate a version on a dataset through the consumer groups")
+    p.add_argument("model_name", nargs="?")
+    p.add_argument("--model_name", dest="model_name_opt", help=argparse.SUPPRESS)
+    p.add_argument("dataset_id", nargs="?")
+    p.add_argument("--dataset_id", dest="dataset_id_opt", help=argparse.SUPPRESS)
+    p.add_argument("model_version", nargs="?")
+    p.add_argument("--model_version", dest="model_version_opt", help=argparse.SUPPRESS)
+    p.add_argument("--batch_size", "--batch-size", type=int, default=256)
     p = sub.add_parser("demo", help="the main job end to end")
     p.add_argument("--model_name", default="mnist_cnn")
     p.add_argument("--epochs", type=int, default=None)
@@ -93,6 +101,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "history": registry_commands.history,
     "train": ml_commands.train_cmd,
     "demo": demo.run,
+    "batch": batch_commands.batch_cmd,
     "datasets": ml_commands.datasets_cmd,
     "migrate": registry_commands.migrate,
     "verify": registry_commands.verify,

@@ -19,18 +19,24 @@ from consumers.runner import GroupRunner, RunnerConfig
 from observability.logging import configure_logging
 from observability.metrics import register_holder_gauges
 from settings import get_settings
+from storage.relay import Relay
 from storage.stream_admin import GAUGES, stream_stats, trim_streams
 
 log = structlog.get_logger("worker")
 GROUPS = {batch_inference.GROUP: batch_inference, metric_aggregation.GROUP: metric_aggregation}
 
 
+HEARTBEAT_PREFIX = "platform:workers:"
+
+
 async def upkeep(ctx: WorkerContext, stop: asyncio.Event, holder: dict) -> None:
-    """Trim streams safely and refresh stream gauges every few seconds."""
+    """Heartbeat, trim streams safely and refresh stream gauges every few seconds."""
+    redis = ctx.platform.redis
     while not stop.is_set():
         with contextlib.suppress(Exception):
-            await trim_streams(ctx.platform.redis, ctx.platform.settings.stream_maxlen)
-            holder["stats"] = await stream_stats(ctx.platform.redis)
+            await redis.set(HEARTBEAT_PREFIX + ctx.name, "alive", ex=15)
+            await trim_streams(redis, ctx.platform.settings.stream_maxlen)
+            holder["stats"] = await stream_stats(redis)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 5.0)
 
@@ -79,9 +85,15 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
         meter()
         start_http_server(settings.metrics_port)
     log.info("worker_started", consumer=ctx.name, groups=groups)
+    # Workers relay too (one leader at a time), so jobs progress with no API process running.
+    relay = Relay(platform.engine, platform.redis, settings.relay_interval_s)
     try:
-        await asyncio.gather(upkeep(ctx, stop, holder), *(r.run(stop) for r in runners))
+        await asyncio.gather(
+            upkeep(ctx, stop, holder), relay.run(stop), *(r.run(stop) for r in runners)
+        )
     finally:
+        with contextlib.suppress(Exception):
+            await platform.redis.delete(HEARTBEAT_PREFIX + ctx.name)
         await models.aclose()
         await platform.aclose()
 

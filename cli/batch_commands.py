@@ -1,0 +1,140 @@
+"""`just batch NAME DATASET [VERSION]`: submit a batch evaluation and follow it to the end."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.output import console, fail
+from cli.registry_commands import Values, _publish, need, platform
+from domain.job_handlers import submit_batch_job
+from domain.views import JobView
+from events.base import EventMetadata
+
+HEARTBEAT_PATTERN = "platform:workers:*"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def live_workers(redis) -> int:
+    """Worker processes whose heartbeat is fresh."""
+    return len([k async for k in redis.scan_iter(match=HEARTBEAT_PATTERN, count=100)])
+
+
+@asynccontextmanager
+async def ensure_worker(p, quiet: bool = False):
+    """Use running workers; with none, start one for the duration (and say so)."""
+    if await live_workers(p.redis):
+        yield None
+        return
+    import bootstrap
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "warning"}
+    env["DATABASE_URL"] = env.get("DATABASE_URL") or bootstrap.database_url()
+    env["REDIS_URL"] = env.get("REDIS_URL") or bootstrap.redis_url()
+    if not quiet:
+        console.print(
+            "no worker is running; starting one for this job (`just worker` runs one for good)"
+        )
+    proc = subprocess.Popen([sys.executable, "-m", "consumers"], cwd=ROOT, env=env)  # noqa: ASYNC220
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 30)
+
+
+async def follow(p, job_id: str, label: str) -> JobView:
+    """A progress bar until the job ends."""
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(label, total=None)
+        while True:
+            job = await p.job_queries.get(job_id)
+            bar.update(
+                task,
+                total=job.progress.total,
+                completed=job.progress.done,
+                description=f"{label} [{job.status}]",
+            )
+            if job.status in ("succeeded", "failed", "cancelled"):
+                return job
+            await asyncio.sleep(0.2)
+
+
+def metrics_tables(job: JobView) -> list[Table]:
+    """Summary, per-class and confusion-matrix tables of a finished job."""
+    m = job.result_metrics or {}
+    summary = Table(title=f"{job.model_name} {job.model_version} on {job.dataset_id}")
+    summary.add_column("metric")
+    summary.add_column("value", justify="right")
+    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "latency_p50_ms", "latency_p95_ms",
+                "latency_p99_ms", "sample_latency_p50_ms", "sample_latency_p95_ms", "sample_latency_p99_ms",
+                "throughput_images_per_s", "wall_images_per_s", "images", "wall_seconds"):  # fmt: skip
+        if key in m and m[key] is not None:
+            summary.add_row(key, f"{m[key]:,.4f}" if isinstance(m[key], float) else f"{m[key]:,}")
+    per_class = Table(title="per class")
+    for col in ("class", "precision", "recall", "f1", "support"):
+        per_class.add_column(col, justify="right")
+    for c in m.get("per_class", []):
+        per_class.add_row(
+            c["class"],
+            f"{c['precision']:.4f}",
+            f"{c['recall']:.4f}",
+            f"{c['f1']:.4f}",
+            str(c["support"]),
+        )
+    names = [c["class"] for c in m.get("per_class", [])]
+    confusion = Table(title="confusion matrix (rows: true, columns: predicted)")
+    confusion.add_column("")
+    for i, _ in enumerate(names):
+        confusion.add_column(str(i), justify="right")
+    for i, row in enumerate(m.get("confusion_matrix", [])):
+        label = f"{i} {names[i]}" if i < len(names) else str(i)
+        confusion.add_row(
+            label, *[f"[bold]{v}[/]" if j == i else str(v) for j, v in enumerate(row)]
+        )
+    return [summary, per_class, confusion]
+
+
+async def run_job(
+    p, meta: EventMetadata, name: str, dataset: str, version: str | None, batch_size: int
+) -> JobView:
+    """Submit, make sure a worker runs, follow to the end."""
+    job = await submit_batch_job(
+        model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
+        shard_size=p.settings.shard_size, metadata=meta, models=p.repo, datasets=p.datasets, jobs=p.jobs,
+    )  # fmt: skip
+    await _publish(p)
+    console.print(
+        f"submitted job {job.job_id}: {name} {job.model_version} on {dataset} ({job.total:,} images)"
+    )
+    async with ensure_worker(p):
+        return await follow(p, job.job_id, f"{name} {job.model_version}")
+
+
+async def batch_cmd(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """batch NAME DATASET [VERSION]."""
+    (name,) = need(values, "model_name")
+    dataset = args.dataset_id_opt or args.dataset_id
+    if not dataset:
+        return fail("usage: batch MODEL_NAME DATASET_ID [MODEL_VERSION]", 2)
+    async with platform() as p:
+        job = await run_job(p, meta, name, dataset, values.get("model_version"), args.batch_size)
+    if job.status != "succeeded":
+        return fail(f"job {job.job_id} {job.status}: {job.error}")
+    for table in metrics_tables(job):
+        console.print(table)
+    return 0
