@@ -131,3 +131,11 @@ batch NAME DATASET VERSION="":
 # the original target: evaluate the prod mnist_cnn on fashion_mnist_1000
 run-batch NAME="mnist_cnn" DATASET="fashion_mnist_1000":
     {{py}} -m cli batch "{{NAME}}" "{{DATASET}}"
+
+# benchmark: the batch pipeline with 1 and 2 workers vs the bare loop over fashion_mnist_10000
+bench-batch *ARGS:
+    {{py}} -m bench.bench_batch {{ARGS}}
+
+# benchmark: training mnist_cnn on fashion_mnist (target >= 0.90 accuracy in <= 3 minutes)
+bench-train *ARGS:
+    {{py}} -m bench.bench_train {{ARGS}}

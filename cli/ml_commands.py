@@ -34,13 +34,14 @@ async def train_and_register(
     reason: str | None = None,
 ) -> CommandResult:
     """Train on ``<dataset>_train``, write the artifact, register it through the domain path."""
-    from ml.datasets import DatasetError, parse_dataset_id
+    from ml.datasets import NAMES, DatasetError, parse_dataset_id
     from ml.training import DEFAULT_EPOCHS, train
     from ml.zoo import UnknownArchitecture, build_model
 
     try:
         build_model(arch)
-        ref = parse_dataset_id(dataset)
+        # A bare name ("fashion_mnist") means its train split.
+        ref = parse_dataset_id(f"{dataset}_train" if dataset in NAMES else dataset)
     except (UnknownArchitecture, DatasetError) as exc:
         raise InvalidInput(str(exc)) from None
     if version is None:

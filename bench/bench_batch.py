@@ -1,0 +1,178 @@
+"""`just bench-batch`: images/s over fashion_mnist_10000, the whole pipeline vs the bare loop.
+
+Runs, one after the other on this machine: the bare PyTorch loop at the job's batch size;
+the pipeline (submit -> jobs.events -> batch-inference shards -> metric-aggregation) with
+1 worker; the same with 2 workers. Workers are warmed up first (model and dataset loaded),
+as long-running workers are. Writes reports/bench_batch.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import ROOT, machine
+
+console = Console()
+DATASET = "fashion_mnist_10000"
+
+
+def bare_loop(model, meta, images: torch.Tensor, batch_size: int) -> dict:
+    """Preprocess + forward over the dataset in a plain loop."""
+    from ml.preprocess import to_model_input
+
+    with torch.inference_mode():
+        model(to_model_input(images[:batch_size], meta))
+        start = time.perf_counter()
+        for i in range(0, len(images), batch_size):
+            model(to_model_input(images[i : i + batch_size], meta)).argmax(1)
+        wall = time.perf_counter() - start
+    return {"run": "bare PyTorch loop", "workers": 0, "images": len(images), "seconds": round(wall, 3),
+            "images_per_s": round(len(images) / wall, 1)}  # fmt: skip
+
+
+def start_workers(count: int, threads: int) -> list[subprocess.Popen]:
+    """Worker processes on the same servers as this process."""
+    import bootstrap
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LOG_LEVEL": "warning",
+        "TORCH_THREADS": str(threads),
+    }
+    env["DATABASE_URL"] = env.get("DATABASE_URL") or bootstrap.database_url()
+    env["REDIS_URL"] = env.get("REDIS_URL") or bootstrap.redis_url()
+    return [
+        subprocess.Popen([sys.executable, "-m", "consumers"], cwd=ROOT, env=env)
+        for _ in range(count)
+    ]
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM and wait."""
+    for proc in procs:
+        proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=30)
+
+
+async def timed_job(
+    p, name: str, version: str, dataset: str, batch_size: int
+) -> tuple[float, dict]:
+    """Submit and wait; returns (seconds from submit to metrics recorded, metrics)."""
+    from domain.job_handlers import submit_batch_job
+    from events.base import EventMetadata
+
+    start = time.perf_counter()
+    job = await submit_batch_job(
+        model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
+        shard_size=p.settings.shard_size, metadata=EventMetadata(actor="bench"), models=p.repo,
+        datasets=p.datasets, jobs=p.jobs,
+    )  # fmt: skip
+    while True:
+        view = await p.job_queries.get(job.job_id)
+        if view.status in ("succeeded", "failed", "cancelled"):
+            break
+        await asyncio.sleep(0.02)
+    elapsed = time.perf_counter() - start
+    if view.status != "succeeded":
+        raise SystemExit(f"error: benchmark job {view.status}: {view.error}")
+    return elapsed, view.result_metrics or {}
+
+
+async def main_async(args: argparse.Namespace) -> dict:
+    """All three runs."""
+    import msgspec
+
+    import bootstrap
+    from events.registry import ArtifactMetadata
+    from ml.artifacts import load_model
+    from ml.datasets import load_dataset
+
+    cores = len(os.sched_getaffinity(0))
+    p = await bootstrap.build_platform()
+    try:
+        version = await p.queries.require_prod(args.model_name)
+        if version is None:
+            raise SystemExit(f"error: {args.model_name} has no prod version; run `just demo` first")
+        view = await p.queries.get_version(args.model_name, version)
+        meta = msgspec.convert(view.metadata, ArtifactMetadata)
+        model = load_model(p.artifacts.path_for(view.artifact_uri), meta)
+        data = load_dataset(DATASET, data_dir=p.settings.data_dir, cache_dir=p.settings.cache_dir)
+        torch.set_num_threads(cores)
+        runs = [bare_loop(model, meta, data.images, args.batch_size)]
+        console.print(f"bare loop: {runs[0]['images_per_s']:,.0f} images/s")
+        for workers in (1, 2):
+            procs = start_workers(workers, max(1, cores // workers))
+            try:
+                # Warm-up: every worker loads the model and the dataset once, as a long-lived one has.
+                await timed_job(p, args.model_name, version, DATASET, args.batch_size)
+                seconds, metrics = await timed_job(
+                    p, args.model_name, version, DATASET, args.batch_size
+                )
+            finally:
+                stop_workers(procs)
+            runs.append({
+                "run": f"pipeline, {workers} worker{'s' if workers > 1 else ''}", "workers": workers,
+                "images": metrics.get("images"), "seconds": round(seconds, 3),
+                "images_per_s": round(metrics["images"] / seconds, 1), "accuracy": metrics.get("accuracy"),
+                "compute_images_per_s": metrics.get("throughput_images_per_s"),
+            })  # fmt: skip
+            console.print(f"{workers} worker(s): {runs[-1]['images_per_s']:,.0f} images/s")
+    finally:
+        await p.aclose()
+    bare = runs[0]["images_per_s"]
+    for r in runs:
+        r["vs_bare"] = round(r["images_per_s"] / bare, 3)
+    return {
+        "model_name": args.model_name, "model_version": version, "dataset": DATASET,
+        "batch_size": args.batch_size, "shard_size": p.settings.shard_size, "machine": machine(),
+        "runs": runs, "target_met": runs[1]["vs_bare"] >= 0.85,
+    }  # fmt: skip
+
+
+def main() -> int:
+    """Entry point."""
+    ap = argparse.ArgumentParser(prog="python -m bench.bench_batch")
+    ap.add_argument("--model_name", default="mnist_cnn")
+    ap.add_argument("--batch_size", type=int, default=256)
+    ap.add_argument("--out", type=Path, default=Path("reports/bench_batch.json"))
+    args = ap.parse_args()
+    report = asyncio.run(main_async(args))
+    table = Table(
+        title=f"bench-batch: {report['model_name']} {report['model_version']} on {DATASET}, batch {args.batch_size}"
+    )
+    for col in ("run", "images", "seconds", "images/s", "vs bare"):
+        table.add_column(col, justify="right")
+    for r in report["runs"]:
+        table.add_row(
+            r["run"],
+            f"{r['images']:,}",
+            f"{r['seconds']:.2f}",
+            f"{r['images_per_s']:,.0f}",
+            f"{r['vs_bare']:.2f}x",
+        )
+    console.print(table)
+    console.print(
+        f"target (1 worker >= 0.85x bare): {'met' if report['target_met'] else 'NOT met'}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    console.print(f"report: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
