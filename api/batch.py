@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -15,7 +15,7 @@ from domain.job_handlers import cancel_batch_job, submit_batch_job
 from domain.views import JobView
 
 Deps = NamedDependency[Platform]
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
 class BatchConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -82,7 +82,7 @@ class BatchController(Controller):
         self,
         platform: Deps,
         model_name: Annotated[str | None, QueryParameter(max_length=64)] = None,
-        status: Annotated[str | None, QueryParameter(enum=STATUSES)] = None,
+        status: Annotated[JobStatus | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[JobView]:
         """Filter by model and status."""
