@@ -152,6 +152,7 @@ def build_inference(platform: Platform):
         max_models=s.model_cache_size,
         batching=BatchingConfig(s.max_batch, s.max_queue_delay_ms / 1000.0, s.max_queue),
         torch_threads=s.torch_threads,
+        batch_threads=s.torch_batch_threads,
         on_batch=on_batch,
     )
     inst.gauge(

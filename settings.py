@@ -27,6 +27,10 @@ def _bool(name: str, default: bool) -> bool:
     return default if raw is None or raw == "" else raw.lower() in {"1", "true", "yes", "on"}
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _api_keys(raw: str) -> dict[str, str]:
     """Parse ``name:key,name2:key2`` into key -> name."""
     keys: dict[str, str] = {}
@@ -80,7 +84,12 @@ class Settings:
     # LOG_LEVEL: structlog level.
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "info"))
     # TORCH_THREADS: intra-op threads for inference and training (default: all cores).
-    torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", os.cpu_count() or 1))
+    torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", _cores()))
+    # TORCH_BATCH_THREADS: threads for coalesced batches in the API, leaving a core to the event
+    # loop while requests arrive concurrently (default: cores - 1, at least 1).
+    torch_batch_threads: int = field(
+        default_factory=lambda: _int("TORCH_BATCH_THREADS", max(1, _cores() - 1))
+    )
 
     # MAX_BATCH: the largest batch the dynamic batcher forms.
     max_batch: int = field(default_factory=lambda: _int("MAX_BATCH", 32))

@@ -76,10 +76,13 @@ def bare_loop(model: torch.nn.Module, meta, images: np.ndarray, batch: int, iter
 
 async def main_async(args: argparse.Namespace) -> dict:
     """Run every measurement and return the report."""
+    import os
+
     from settings import get_settings
 
-    threads = get_settings().torch_threads
-    torch.set_num_threads(threads)
+    # The bare loop runs at the machine's limit (all cores); the server uses its own setting.
+    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    threads = args.server_threads or get_settings().torch_threads
     version, model, meta = await served_model(args.model_name)
     images = sample_images(256)
     bare = [
@@ -88,7 +91,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     ]
     del model
     results = []
-    async with running_api({"TORCH_THREADS": str(threads)}) as url:
+    async with running_api({"TORCH_THREADS": str(threads)} if args.server_threads else {}) as url:
         for endpoint in ("predict", "v2"):
             for conc in (1, 8, 32):
                 total = args.requests * (1 if conc == 1 else 2)
@@ -123,6 +126,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "zero_errors": all(r["errors"] == 0 for r in results),
     }
     return {
+        "server_torch_threads": threads,
         "model_name": args.model_name,
         "model_version": version,
         "machine": machine(),
@@ -187,6 +191,12 @@ def main() -> int:
         "--requests", type=int, default=3000, help="requests per run at c=1 (twice that above)"
     )
     p.add_argument("--bare_iters", type=int, default=3000)
+    p.add_argument(
+        "--server_threads",
+        type=int,
+        default=None,
+        help="TORCH_THREADS of the API (default: setting)",
+    )
     p.add_argument("--out", type=Path, default=Path("reports/bench_predict.json"))
     args = p.parse_args()
     report = asyncio.run(main_async(args))
