@@ -99,6 +99,8 @@ class Settings:
     max_queue: int = field(default_factory=lambda: _int("MAX_QUEUE", 1024))
     # MODEL_CACHE_SIZE: model versions kept loaded (least recently used are unloaded).
     model_cache_size: int = field(default_factory=lambda: _int("MODEL_CACHE_SIZE", 8))
+    # WARM_UP: load prod versions (up to MODEL_CACHE_SIZE) when the API starts.
+    warm_up: bool = field(default_factory=lambda: _bool("WARM_UP", True))
     # HOT_SWAP: follow registry.events to switch prod without a restart.
     hot_swap: bool = field(default_factory=lambda: _bool("HOT_SWAP", True))
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import structlog
 from litestar import Litestar, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -56,6 +57,18 @@ async def _stream_stats(p: Platform, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 5.0)
 
 
+async def _warm_up(p: Platform, inference: InferenceService) -> None:
+    """Load the prod versions in the background so the first requests do not pay for it."""
+    log = structlog.get_logger("api")
+    with contextlib.suppress(Exception):
+        for name in await p.queries.prod_models(p.settings.model_cache_size):
+            try:
+                model = await inference.resolve(name)
+                log.info("model_warmed", model_name=name, model_version=model.ref.model_version)
+            except Exception as exc:
+                log.warning("model_warm_up_failed", model_name=name, error=str(exc))
+
+
 def provide_platform(state: State) -> Platform:
     """The platform built at start-up."""
     return state.platform
@@ -82,6 +95,9 @@ def create_app(
         stop = asyncio.Event()
         tasks = []
         tasks.append(asyncio.create_task(_stream_stats(p, stop), name="stream-stats"))
+        warm = asyncio.create_task(
+            _warm_up(p, inference) if settings.warm_up else asyncio.sleep(0), name="warm-up"
+        )
         if settings.hot_swap:
             follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
             tasks.append(asyncio.create_task(follower.follow(stop), name="hot-swap"))
@@ -94,7 +110,8 @@ def create_app(
             yield
         finally:
             stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            warm.cancel()
+            await asyncio.gather(warm, *tasks, return_exceptions=True)
             await inference.cache.aclose()
             if owned:
                 await p.aclose()

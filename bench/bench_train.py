@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--cold", action="store_true", help="use an empty dataset cache")
     parser.add_argument("--out", type=Path, default=None, help="save the artifact here")
+    parser.add_argument("--report", type=Path, default=Path("reports/bench_train.json"))
     args = parser.parse_args(argv)
 
     cache_dir = Path(tempfile.mkdtemp(prefix="bench-cache-")) if args.cold else args.cache_dir
@@ -63,8 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         "threads": result.metadata.training["threads"],
         "history": result.history,
     }
-    print(json.dumps(summary, indent=2))
     met = accuracy >= TARGET_ACCURACY and wall <= TARGET_SECONDS
+    from bench.common import machine
+
+    summary.update(target_met=met, machine=machine())
+    print(json.dumps(summary, indent=2))
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(summary, indent=2))
     verdict = "met" if met else "MISSED"
     print(f"target (acc >= {TARGET_ACCURACY}, <= {TARGET_SECONDS:.0f} s): {verdict}")
     return 0 if met else 1

@@ -86,11 +86,15 @@ class GroupRunner:
                     await self._claim_idle()
                 await self._read({s: ">" for s in self.streams}, block=self.config.block_ms)
             except ResponseError as exc:
-                if "NOGROUP" in str(exc):
+                # NOGROUP: the group is gone (Redis lost its data); UNBLOCKED: the stream was
+                # deleted while we were blocked on it. Either way: recreate and carry on.
+                ready = False
+                if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
                     log.warning("group_missing_recreating", group=self.group, error=str(exc))
-                    ready = False
                     continue
-                raise
+                log.error("redis_error", group=self.group, error=str(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("redis_unavailable", group=self.group, error=str(exc))
                 ready = False

@@ -65,6 +65,17 @@ class RegistryQueries:
                 select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
             )
 
+    async def prod_models(self, limit: int) -> list[str]:
+        """Names of models that have a prod version, most recently promoted first."""
+        q = (
+            select(model_prod.c.model_name)
+            .where(model_prod.c.model_version.is_not(None))
+            .order_by(model_prod.c.since.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return list((await conn.execute(q)).scalars())
+
     async def ping(self) -> None:
         """Round-trip to PostgreSQL (raises when it is unreachable)."""
         async with self.engine.connect() as conn:

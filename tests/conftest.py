@@ -51,6 +51,7 @@ def test_settings(server_urls: dict[str, str], tmp_path: Path, tmp_path_factory)
         artifacts_dir=tmp_path / "artifacts",
         artifact_import_roots=(tmp_path_factory.getbasetemp(), ROOT),
         relay_interval_s=0.02,
+        warm_up=False,  # other tests' prod models live in their own tmp folders
     )
 
 

@@ -340,3 +340,17 @@ async def test_metrics_are_exported(client, model_name, trained_artifacts) -> No
     ):
         assert name in text, name
     assert f'model_name="{model_name}"' in text
+
+
+async def test_api_start_warms_up_prod_models(platform, model_name, trained_artifacts) -> None:
+    async with app_client(create_app(platform, run_relay=False)) as c:
+        await _register(c, model_name, "v1", trained_artifacts["v1"], promote=True)
+    app = create_app(
+        replace(platform, settings=replace(platform.settings, warm_up=True, model_cache_size=50))
+    )
+    async with app_client(app):
+        for _ in range(200):
+            if (model_name, "v1") in app.state.inference.cache.loaded:
+                break
+            await asyncio.sleep(0.05)
+        assert (model_name, "v1") in app.state.inference.cache.loaded
