@@ -21,7 +21,7 @@ def configure_logging(level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # keeps structlog.testing.capture_logs usable
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(message)s")
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import msgspec
+import structlog
 from sqlalchemy import Row, func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import ConcurrencyConflict
 from domain.integrity import GENESIS, row_hash
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from storage.tables import event_log
+
+log = structlog.get_logger("event_log")
+_LOG_BUCKET = "platform_recorded_events"
 
 
 class ChainBreak(msgspec.Struct, frozen=True):
@@ -87,7 +92,42 @@ async def append(
                 event=event,
             )
         )
+    bucket = conn.info.get(_LOG_BUCKET)
+    if bucket is not None:
+        bucket.extend(recorded)
     return recorded
+
+
+@asynccontextmanager
+async def begin_logged(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction whose appended events are logged once it has committed."""
+    async with engine.begin() as conn:
+        conn.info[_LOG_BUCKET] = []
+        yield conn
+        recorded = conn.info.pop(_LOG_BUCKET, [])
+    for r in recorded:
+        _log_event(r)
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def _log_event(r: RecordedEvent) -> None:
+    """One JSON log line per appended event (e.g. ``model_version_promoted``)."""
+    fields = {
+        k: getattr(r.event, k)
+        for k in ("model_name", "model_version", "job_id", "from_version", "to_version")
+        if getattr(r.event, k, None) is not None
+    }
+    log.info(
+        _snake(type(r.event).__name__),
+        position=r.position,
+        stream_id=r.stream_id,
+        actor=r.metadata.actor,
+        correlation_id=str(r.metadata.correlation_id),
+        **fields,
+    )
 
 
 def _hash_of(row: dict) -> bytes:

@@ -30,7 +30,7 @@ async def transact(
     """Run ``fn`` in a transaction, re-running it from scratch on optimistic-concurrency conflicts."""
     for attempt in range(attempts):
         try:
-            async with engine.begin() as conn:
+            async with event_store.begin_logged(engine) as conn:
                 return await fn(conn)
         except ConcurrencyConflict:
             await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))

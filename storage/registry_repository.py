@@ -36,7 +36,7 @@ class PostgresModelRepository:
         self, state: ModelState, events: list[Event], metadata: EventMetadata
     ) -> list[RecordedEvent]:
         """Append and project in one transaction."""
-        async with self.engine.begin() as conn:
+        async with event_store.begin_logged(self.engine) as conn:
             return await save_model_events(conn, state, events, metadata)
 
 

@@ -167,3 +167,38 @@ async def test_flushall_loses_nothing(client, platform, model_name, state_dict_f
     first = entries[f"{history[0]['position']}-0".encode()]
     assert first[b"type"] == b"ModelVersionRegistered"
     assert first[b"event_id"].decode() == history[0]["event_id"]
+
+
+async def test_every_change_is_logged_with_its_correlation_id(
+    client, model_name, state_dict_file
+) -> None:
+    import uuid
+
+    from structlog.testing import capture_logs
+
+    from observability.logging import configure_logging
+
+    correlation = str(uuid.uuid4())
+    configure_logging("info")  # the suite runs at warning
+    with capture_logs() as logs:
+        r = await client.post(
+            f"/models/{model_name}/versions",
+            json={"model_version": "v1", "artifact_path": str(state_dict_file("a.pt", 1))},
+            headers={"X-Correlation-ID": correlation},
+        )
+        assert r.status_code == 201
+    configure_logging("warning")
+    registered = [
+        e
+        for e in logs
+        if e["event"] == "model_version_registered" and e.get("model_name") == model_name
+    ]
+    assert len(registered) == 1
+    line = registered[0]
+    assert (
+        line["model_version"] == "v1"
+        and line["correlation_id"] == correlation
+        and line["log_level"] == "info"
+    )
+    history = (await client.get(f"/models/{model_name}/history")).json()
+    assert history[0]["correlation_id"] == correlation
