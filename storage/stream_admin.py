@@ -48,18 +48,21 @@ async def safe_trim_floor(redis: aioredis.Redis, stream: str) -> str | None:
     return f"{floor[0]}-{floor[1]}" if floor else None
 
 
-async def trim_stream(redis: aioredis.Redis, stream: str, maxlen: int) -> int:
-    """Trim below what every group still needs; cap a stream without groups by length."""
+async def trim_stream(redis: aioredis.Redis, stream: str, maxlen: int) -> tuple[int, str | None]:
+    """Trim below what every group still needs (cap by length without groups).
+
+    Returns the entries removed and the floor used (None when capped by length).
+    """
     floor = await safe_trim_floor(redis, stream)
     await redis.xtrim(dead_letter_stream(stream), maxlen=maxlen, approximate=True)
     if floor is not None:
-        return await redis.xtrim(stream, minid=floor, approximate=False)
-    return await redis.xtrim(stream, maxlen=maxlen, approximate=True)
+        return await redis.xtrim(stream, minid=floor, approximate=False), floor
+    return await redis.xtrim(stream, maxlen=maxlen, approximate=True), None
 
 
 async def trim_streams(redis: aioredis.Redis, maxlen: int) -> dict[str, int]:
     """Trim every platform stream; returns entries removed per stream."""
-    return {stream: await trim_stream(redis, stream, maxlen) for stream in STREAMS}
+    return {stream: (await trim_stream(redis, stream, maxlen))[0] for stream in STREAMS}
 
 
 async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dict[str, str]]]]:
