@@ -64,7 +64,9 @@ class BatchController(Controller):
             dataset_id=data.dataset_id,
             batch_size=data.config.batch_size,
             model_version=data.model_version,
-            shard_size=data.config.shard_size or platform.settings.shard_size,
+            shard_size=platform.settings.shard_size
+            if data.config.shard_size is None
+            else data.config.shard_size,
             metadata=event_metadata(request, platform.settings),
             models=platform.repo,
             datasets=platform.datasets,
@@ -81,7 +83,9 @@ class BatchController(Controller):
     async def list_jobs(
         self,
         platform: Deps,
-        model_name: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        model_name: Annotated[
+            str | None, QueryParameter(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+        ] = None,
         status: Annotated[JobStatus | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[JobView]:

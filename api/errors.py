@@ -37,14 +37,35 @@ def domain_error_handler(_: Request, exc: DomainError) -> Response:
     return Response(error_body(status, str(exc)), status_code=status)
 
 
+def _service_from_traceback(exc: BaseException) -> str:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith(("asyncpg", "sqlalchemy")):
+            return "postgresql"
+        if module.startswith("redis"):
+            return "redis"
+        tb = tb.tb_next
+    return "a backing service"
+
+
 def outage_handler(request: Request, exc: Exception) -> Response:
     """A backing service could not be reached: 503 with Retry-After, never a trace."""
-    service = "redis" if isinstance(exc, RedisConnectionError | RedisTimeoutError) else "postgresql"
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        service = "redis"
+    elif isinstance(exc, DBAPIError):
+        service = "postgresql"
+    else:  # connection failures surface as bare OSError: tell which client raised it
+        service = _service_from_traceback(exc)
     if (
         isinstance(exc, DBAPIError)
         and not exc.connection_invalidated
         and not isinstance(exc, OperationalError | InterfaceError)
     ):
+        if "invalid byte sequence" in str(exc) or "\\u0000" in str(exc):
+            return Response(
+                error_body(400, "text must not contain NUL characters"), status_code=400
+            )
         return internal_error_handler(request, exc)
     log.warning("service_unavailable", service=service, error=str(exc).splitlines()[0][:200])
     return Response(
@@ -67,6 +88,11 @@ def http_exception_handler(_: Request, exc: HTTPException) -> Response:
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 
+def too_deep_handler(_: Request, exc: Exception) -> Response:
+    """JSON nested deeper than the decoder's recursion limit."""
+    return Response(error_body(400, "request body is nested too deeply"), status_code=400)
+
+
 def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Anything unexpected: log it with its trace, answer without one."""
     log.error("unhandled_error", path=request.url.path, exc_info=exc)
@@ -84,5 +110,6 @@ EXCEPTION_HANDLERS = {
     RedisTimeoutError: outage_handler,
     ConnectionError: outage_handler,
     OSError: outage_handler,
+    RecursionError: too_deep_handler,
     Exception: internal_error_handler,
 }

@@ -210,8 +210,9 @@ async def _infer(
     if any(p.dtype != np.uint8 for p in parts):
         parts = [p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p for p in parts]
     images = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    if len(images) > MAX_IMAGES:
-        raise InvalidInput(f"at most {MAX_IMAGES} images per request, got {len(images)}")
+    limit = min(MAX_IMAGES, inference.cache.batching.max_queue)
+    if len(images) > limit:
+        raise InvalidInput(f"at most {limit} images per request (MAX_QUEUE), got {len(images)}")
     model: LoadedModel
     model, logits = await inference.predict(name, version, images)
     n = len(images)

@@ -62,27 +62,40 @@ async def register_model_version(
     store: ArtifactStore,
     inspector: ArtifactInspector,
 ) -> CommandResult:
-    """Validate an artifact file, copy it into the store and record the registration."""
+    """Validate an artifact file, copy it into the store and record the registration.
+
+    File work runs in threads so the event loop keeps serving. Registrations of one version
+    are serialised by a lock, so a losing concurrent request can never overwrite the file
+    whose sha256 the winner recorded.
+    """
     names.check_model_name(model_name)
     names.check_version(model_version)
     names.check_tags(tags)
-    path = store.resolve_source(source)
-    sha256, size = store.digest(path)
-    state = await repo.load(model_name)
-    existing = state.versions.get(model_version)
-    if existing is not None and existing.sha256 != sha256:
-        # Refuse before touching the stored file: registered artifacts are immutable.
-        decide(state, _command(model_name, model_version, "", sha256, size, tags, reason, None))
-    sidecar = inspector.inspect(path)
-    artifact_meta = metadata_override or sidecar or ArtifactMetadata()
-    if existing is None:
-        stored = store.put(path, model_name, model_version, sha256)
-        store.write_metadata(model_name, model_version, artifact_meta)
-        uri = stored.uri
-    else:
-        uri = existing.artifact_uri
-    command = _command(model_name, model_version, uri, sha256, size, tags, reason, artifact_meta)
-    return await handle_registry_command(command, metadata, repo)
+    names.check_reason(reason)
+    path = await asyncio.to_thread(store.resolve_source, source)
+    sha256, size = await asyncio.to_thread(store.digest, path)
+    async with repo.registration_lock(model_name, model_version):
+        state = await repo.load(model_name)
+        existing = state.versions.get(model_version)
+        if existing is not None:
+            # Identical: an idempotent success; different: 409. The stored file is never touched.
+            cmd = _command(
+                model_name, model_version, existing.artifact_uri, sha256, size, tags, reason, None
+            )
+            return await handle_registry_command(cmd, metadata, repo)
+        artifact_meta = await asyncio.to_thread(inspector.inspect, path, metadata_override)
+        names.check_text(msgspec.to_builtins(artifact_meta), "metadata")
+        stored = await asyncio.to_thread(store.put, path, model_name, model_version, sha256)
+        try:
+            await asyncio.to_thread(store.write_metadata, model_name, model_version, artifact_meta)
+            cmd = _command(
+                model_name, model_version, stored.uri, sha256, size, tags, reason, artifact_meta
+            )
+            return await handle_registry_command(cmd, metadata, repo)
+        except BaseException:
+            # Nothing references the copy: remove it rather than leave an orphan behind.
+            await asyncio.to_thread(store.discard, model_name, model_version)
+            raise
 
 
 def _command(

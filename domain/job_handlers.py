@@ -63,6 +63,7 @@ async def submit_batch_job(
     elif names.check_version(model_version) not in model.versions:
         known = ", ".join(model.versions)
         raise NotFound(f"model {model_name!r} has no version {model_version!r} (known: {known})")
+    names.check_text(dataset_id, "dataset_id")
     total = datasets.size(dataset_id)
     cmd = SubmitBatchJob(
         job_id=str(uuid.uuid4()),
@@ -81,7 +82,7 @@ async def cancel_batch_job(
 ) -> JobState:
     """Cancel a queued or running job; workers skip its remaining shards."""
     _check_job_id(job_id)
-    cmd = CancelBatchJob(job_id=job_id, reason=reason)
+    cmd = CancelBatchJob(job_id=job_id, reason=names.check_reason(reason))
     return await jobs.execute(job_id, lambda state: decide_job(state, cmd), metadata)
 
 

@@ -16,7 +16,7 @@ MAX_TAGS = 64
 
 def check_model_name(name: str) -> str:
     """Return ``name`` if it is a valid model name, else raise InvalidInput."""
-    if not isinstance(name, str) or not _MODEL_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _MODEL_NAME.fullmatch(name) or ".." in name:
         raise InvalidInput(
             f"invalid model name {name!r}: use 1-64 chars of a-z, 0-9, '_', '.', '-', "
             "starting with a letter or digit"
@@ -26,7 +26,7 @@ def check_model_name(name: str) -> str:
 
 def check_version(version: str) -> str:
     """Return ``version`` if it is a valid version label, else raise InvalidInput."""
-    if not isinstance(version, str) or not _VERSION.match(version) or ".." in version:
+    if not isinstance(version, str) or not _VERSION.fullmatch(version) or ".." in version:
         raise InvalidInput(
             f"invalid model version {version!r}: use 1-64 chars of A-Z, a-z, 0-9, "
             "'_', '.', '+', '-', starting with a letter or digit"
@@ -38,7 +38,22 @@ def check_reason(reason: str | None) -> str | None:
     """Bound the free-text reason."""
     if reason is not None and len(reason) > MAX_REASON:
         raise InvalidInput(f"reason is {len(reason)} chars; the limit is {MAX_REASON}")
-    return reason
+    return check_text(reason, "reason")
+
+
+def check_text(value, field: str):
+    """Refuse NUL characters anywhere in user text (PostgreSQL cannot store them)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidInput(f"{field} contains a NUL character")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            check_text(k, field)
+            check_text(v, f"{field}.{k}")
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            check_text(v, f"{field}[{i}]")
+    return value
 
 
 def check_tags(tags: dict[str, str]) -> dict[str, str]:
@@ -46,8 +61,8 @@ def check_tags(tags: dict[str, str]) -> dict[str, str]:
     if len(tags) > MAX_TAGS:
         raise InvalidInput(f"{len(tags)} tags given; the limit is {MAX_TAGS}")
     for key, value in tags.items():
-        if not _TAG_KEY.match(key):
+        if not _TAG_KEY.fullmatch(key):
             raise InvalidInput(f"invalid tag key {key!r}")
         if len(value) > MAX_TAG_VALUE:
             raise InvalidInput(f"tag {key!r} value is over {MAX_TAG_VALUE} chars")
-    return tags
+    return check_text(tags, "tags")

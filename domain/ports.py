@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Protocol
 
@@ -22,6 +23,12 @@ class StoredArtifact(msgspec.Struct, frozen=True, kw_only=True):
 
 class ModelRepository(Protocol):
     """Loads and saves registered models through the event log."""
+
+    def registration_lock(
+        self, model_name: str, model_version: str
+    ) -> AbstractAsyncContextManager[None]:
+        """Serialise registrations of one version across processes and hosts."""
+        ...
 
     async def load(self, model_name: str) -> ModelState:
         """The model's state folded from its stream (empty state if unknown)."""
@@ -53,10 +60,14 @@ class ArtifactStore(Protocol):
         """Store metadata.json beside model.pt."""
         ...
 
+    def discard(self, model_name: str, model_version: str) -> None:
+        """Remove the files of a version whose registration did not commit."""
+        ...
+
 
 class ArtifactInspector(Protocol):
     """Checks that a file is a loadable model artifact."""
 
-    def inspect(self, path: Path) -> ArtifactMetadata | None:
-        """Validate the file as a torch state dict; return its sidecar metadata if any."""
+    def inspect(self, path: Path, override: ArtifactMetadata | None) -> ArtifactMetadata:
+        """Validate the file (and its metadata: sidecar, or ``override``); return the metadata."""
         ...

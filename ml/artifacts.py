@@ -61,10 +61,17 @@ def encode_metadata(metadata: ArtifactMetadata) -> bytes:
 def read_metadata(model_path: Path) -> ArtifactMetadata | None:
     """Read the ``metadata.json`` beside ``model_path``; None when there is none."""
     sidecar = Path(model_path).with_name(METADATA_FILE)
+    if not sidecar.exists() and not sidecar.is_symlink():
+        return None
+    # A FIFO or device would block the reader forever; a directory is a mistake.
+    if not sidecar.is_file():
+        raise ArtifactError(f"{sidecar}: metadata must be a regular file")
+    if sidecar.stat().st_size > 1 << 20:
+        raise ArtifactError(f"{sidecar}: metadata is over 1 MiB")
     try:
         raw = sidecar.read_bytes()
-    except FileNotFoundError:
-        return None
+    except OSError as exc:
+        raise ArtifactError(f"{sidecar}: cannot be read ({exc.strerror or exc})") from exc
     try:
         return msgspec.json.decode(raw, type=ArtifactMetadata)
     except msgspec.ValidationError as exc:

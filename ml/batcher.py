@@ -18,6 +18,15 @@ from dataclasses import dataclass
 import numpy as np
 
 
+def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+    """Join requests' images; uint8 (0..255) parts are rescaled when float ([0,1]) parts join them."""
+    if all(p.dtype == parts[0].dtype for p in parts):
+        return np.concatenate(parts)
+    return np.concatenate(
+        [p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p for p in parts]
+    )
+
+
 class Overloaded(Exception):
     """The batcher's queue is full; the caller should retry later."""
 
@@ -109,9 +118,7 @@ class DynamicBatcher:
             size = sum(len(i.images) for i in items)
             self._queued_images -= size
             started = time.perf_counter()
-            batch = (
-                items[0].images if len(items) == 1 else np.concatenate([i.images for i in items])
-            )
+            batch = items[0].images if len(items) == 1 else _concatenate([i.images for i in items])
             try:
                 logits = await loop.run_in_executor(self._executor, self.forward, batch)
             except Exception as exc:

@@ -84,8 +84,9 @@ class DatasetInfo:
 
 def parse_dataset_id(dataset_id: str) -> DatasetRef:
     """Parse ``mnist_1000`` / ``fashion_mnist_train`` / ``mnist_test`` into a DatasetRef."""
-    text = dataset_id.strip() if isinstance(dataset_id, str) else ""
-    match = _ID.match(text)
+    # No stripping and ASCII only: ids are keys, and "mnist_١٢" or " mnist_10 " are typos.
+    text = dataset_id if isinstance(dataset_id, str) and dataset_id.isascii() else ""
+    match = _ID.fullmatch(text)
     if match is None:
         raise DatasetError(
             f"malformed dataset id {dataset_id!r}: expected '<name>_<N>' (the first N test "
@@ -100,6 +101,12 @@ def parse_dataset_id(dataset_id: str) -> DatasetRef:
         )
     if rest in SPLITS:
         return DatasetRef(name, rest, None)
+    digits = rest.lstrip("-")
+    if not digits.isdigit() or len(digits) > 9:
+        raise DatasetError(
+            f"dataset id {dataset_id!r}: N must be a whole number of at most 9 digits, "
+            f"e.g. {name}_1000, or {name}_test / {name}_train"
+        )
     n = int(rest)
     if n <= 0:
         problem = "zero images" if n == 0 else f"a negative count ({n})"

@@ -77,7 +77,7 @@ def decode_png_image(data: bytes) -> np.ndarray:
             f"expected a 28x28 image; this one declares far more pixels ({exc})"
         ) from exc
     except Exception as exc:  # PIL raises several types for undecodable input
-        raise InputError(f"not a PNG image ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"not a PNG image ({type(exc).__name__})") from exc
     with img:
         # Check the declared size before decoding any pixels: guards against PNG bombs.
         if img.size != EXPECTED_SIZE:

@@ -11,7 +11,7 @@ from pathlib import Path
 import msgspec
 
 from domain import names
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput, NotFound, ServiceUnavailable
 from domain.ports import StoredArtifact
 from events.registry import ArtifactMetadata
 
@@ -66,7 +66,12 @@ class LocalArtifactStore:
 
     def digest(self, path: Path) -> tuple[str, int]:
         """sha256 hex and size of a file."""
-        return sha256_file(path)
+        try:
+            return sha256_file(path)
+        except OSError as exc:
+            raise InvalidInput(
+                f"artifact file {path} cannot be read ({exc.strerror or exc})"
+            ) from None
 
     def version_dir(self, model_name: str, model_version: str) -> Path:
         """The folder of one version; names are validated so this cannot escape the root."""
@@ -79,6 +84,20 @@ class LocalArtifactStore:
 
     def put(self, source: Path, model_name: str, model_version: str, sha256: str) -> StoredArtifact:
         """Copy atomically (temp file, fsync, rename) and check the copy's hash."""
+        try:
+            return self._put(source, model_name, model_version, sha256)
+        except OSError as exc:
+            raise ServiceUnavailable(
+                f"the artifact store cannot write ({exc.strerror or exc})"
+            ) from None
+
+    def discard(self, model_name: str, model_version: str) -> None:
+        """Remove a version's folder (used when its registration did not commit)."""
+        shutil.rmtree(self.version_dir(model_name, model_version), ignore_errors=True)
+
+    def _put(
+        self, source: Path, model_name: str, model_version: str, sha256: str
+    ) -> StoredArtifact:
         folder = self.version_dir(model_name, model_version)
         folder.mkdir(parents=True, exist_ok=True)
         dest = folder / ARTIFACT_FILE

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,6 +41,10 @@ class JobQueries:
 
     async def get(self, job_id: str) -> JobView:
         """One job; NotFound if unknown."""
+        try:
+            uuid.UUID(job_id)
+        except ValueError:
+            raise NotFound(f"unknown job {job_id!r} (job ids are UUIDs)") from None
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(select(batch_jobs).where(batch_jobs.c.job_id == job_id))

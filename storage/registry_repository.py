@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -25,6 +28,20 @@ class PostgresModelRepository:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+
+    @asynccontextmanager
+    async def registration_lock(self, model_name: str, model_version: str) -> AsyncIterator[None]:
+        """A PostgreSQL advisory lock on (model, version), held for the registration."""
+        digest = hashlib.sha256(f"register/{model_name}/{model_version}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                await conn.commit()
 
     async def load(self, model_name: str) -> ModelState:
         """Fold the model's stream."""
