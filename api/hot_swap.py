@@ -46,6 +46,9 @@ class ProdFollower:
 
     async def switch(self, model_name: str, version: str | None) -> None:
         """Preload ``version`` (if any) then make it prod in this process."""
+        current = self.service.prod.get(model_name, object())
+        if current == version:
+            return
         if version is not None and model_name in self.service.prod:
             try:
                 await self.service.resolve(model_name, version)
@@ -56,10 +59,9 @@ class ProdFollower:
                     model_version=version,
                     error=str(exc),
                 )
-        if self.service.prod.get(model_name, object()) != version:
-            self.service.set_prod(model_name, version)
-            self.swaps += 1
-            log.info("prod_switched", model_name=model_name, model_version=version)
+        self.service.set_prod(model_name, version)
+        self.swaps += 1
+        log.info("prod_switched", model_name=model_name, model_version=version)
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Read the stream from its current end until ``stop``."""
