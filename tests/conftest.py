@@ -24,10 +24,20 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def server_urls() -> dict[str, str]:
-    """Start (or find) PostgreSQL and Redis once, and migrate the schema."""
-    import bootstrap
+def server_urls():
+    """Start (or find) PostgreSQL and Redis once, and migrate the schema.
 
+    Embedded servers this session started are stopped at its end; ones already running
+    (a developer's) are left alone.
+    """
+    import bootstrap
+    from settings import get_settings
+    from storage import embedded
+
+    state = get_settings().state_dir
+    already_running = (state / "postgres" / "postmaster.pid").exists() or (
+        state / "redis" / "redis.pid"
+    ).exists()
     db, redis = bootstrap.database_url(), bootstrap.redis_url()
 
     async def _migrate() -> None:
@@ -36,7 +46,10 @@ def server_urls() -> dict[str, str]:
         await engine.dispose()
 
     asyncio.run(_migrate())
-    return {"database_url": db, "redis_url": redis}
+    yield {"database_url": db, "redis_url": redis}
+    embedded_used = not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL"))
+    if embedded_used and not already_running:
+        embedded.stop_all(state)
 
 
 @pytest.fixture
