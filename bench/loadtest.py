@@ -13,6 +13,7 @@ import asyncio
 import base64
 import io
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -230,7 +231,7 @@ def print_table(results: list[LoadResult], title: str) -> None:
             r.endpoint, r.mode if not r.target_rate else f"open@{r.target_rate:g}/s", str(r.concurrency),
             str(r.total), f"{r.qps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p95_ms:.2f}", f"{r.p99_ms:.2f}", str(r.errors),
         )  # fmt: skip
-    Console().print(table)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
