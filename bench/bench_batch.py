@@ -24,7 +24,7 @@ from rich.table import Table
 
 from bench.common import ROOT, machine
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 DATASET = "fashion_mnist_10000"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.table import Table
 from bench.common import machine, running_api, scrape_histogram
 from bench.loadtest import run_load, sample_images
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 async def served_model(model_name: str):
