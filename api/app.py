@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -144,6 +144,3 @@ def create_app(
 def app_factory() -> Litestar:
     """Entry for ``uvicorn --factory api.app:app_factory``."""
     return create_app()
-
-
-__all__ = ["MediaType", "create_app"]

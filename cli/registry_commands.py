@@ -183,6 +183,3 @@ async def servers(args: argparse.Namespace, values: Values, meta: EventMetadata)
         pass
     console.print(f"postgresql: {database_url()}\nredis:      {redis_url()}", highlight=False)
     return 0
-
-
-__all__ = ["fail"]

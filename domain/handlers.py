@@ -9,7 +9,7 @@ import msgspec
 
 from domain import names
 from domain.commands import RegisterModelVersion, RegistryCommand
-from domain.errors import ConcurrencyConflict, Conflict, NotFound
+from domain.errors import ConcurrencyConflict, Conflict
 from domain.ports import ArtifactInspector, ArtifactStore, ModelRepository
 from domain.registry import ModelState, decide
 from events.base import EventMetadata, RecordedEvent
@@ -118,9 +118,3 @@ def _command(
         tags=tags,
         reason=reason,
     )
-
-
-def require_version(state: ModelState, version: str) -> None:
-    """NotFound unless the model has this version."""
-    if version not in state.versions:
-        raise NotFound(f"model {state.model_name!r} has no version {version!r}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from domain import names
@@ -91,6 +91,3 @@ def _check_job_id(job_id: str) -> None:
         uuid.UUID(job_id)
     except ValueError:
         raise NotFound(f"unknown job {job_id!r} (job ids are UUIDs)") from None
-
-
-LoadJob = Callable[[str], Awaitable[JobState]]

@@ -45,14 +45,13 @@ class TorchArtifactInspector:
         from ml.artifacts import ArtifactError, load_model, load_state_dict, read_metadata
 
         try:
-            load_state_dict(path)
             meta = override or read_metadata(path) or ArtifactMetadata()
-        except ArtifactError as exc:
+            check_metadata(meta)
+            # With an architecture, building it also loads (and so checks) the state dict.
+            if meta.architecture:
+                load_model(path, meta)
+            else:
+                load_state_dict(path)
+        except (ArtifactError, ValueError) as exc:
             raise InvalidInput(str(exc)) from None
-        check_metadata(meta)
-        if meta.architecture:
-            try:
-                load_model(path, meta)  # the weights must fit the named architecture
-            except (ArtifactError, ValueError) as exc:
-                raise InvalidInput(str(exc)) from None
         return meta

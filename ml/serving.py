@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -99,14 +98,6 @@ class LoadedModel:
             return self.module(x).numpy()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class ModelCache:
     """Loads versions on first use, checks their sha256, keeps the most recent ``max_models``."""
 
@@ -165,10 +156,10 @@ class ModelCache:
         return await asyncio.shield(pending)
 
     def _load(self, ref: VersionRef) -> LoadedModel:
-        from ml.artifacts import ArtifactError, load_model
+        from ml.artifacts import ArtifactError, load_model, sha256_file
 
         path = self.resolve_path(ref.artifact_uri)
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != ref.sha256:
             raise ServiceUnavailable(
                 f"artifact of {ref.model_name} {ref.model_version} fails its sha256 check "

@@ -104,5 +104,4 @@ class RegistryQueries:
 
 def _version_view(row: dict) -> ModelVersionView:
     row["metadata"] = row.pop("artifact_metadata")
-    row.setdefault("metrics", None)
     return ModelVersionView(**row)
