@@ -138,6 +138,9 @@ class Relay:
             except (RedisError, OSError, OperationalError, DBAPIError) as exc:
                 log.warning("relay_retrying", error=str(exc))
                 await _wait(stop, 1.0)
+            except Exception as exc:  # noqa: BLE001 - the relay must outlive any one bad pass
+                log.error("relay_failed", error=str(exc), exc_info=exc)
+                await _wait(stop, 1.0)
 
 
 async def _try_lead(conn: AsyncConnection) -> bool:
