@@ -138,7 +138,7 @@ class Relay:
             except (RedisError, OSError, OperationalError, DBAPIError) as exc:
                 log.warning("relay_retrying", error=str(exc))
                 await _wait(stop, 1.0)
-            except Exception as exc:
+            except Exception as exc:  # the relay must outlive any one bad pass
                 log.error("relay_failed", error=str(exc), exc_info=exc)
                 await _wait(stop, 1.0)
 
