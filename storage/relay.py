@@ -61,10 +61,10 @@ class Relay:
     async def _ensure_marker(self, conn: AsyncConnection) -> int:
         """The position to publish after; rewinds to 0 when Redis came back empty."""
         checkpoint = await get_checkpoint(conn, RELAY_CHECKPOINT)
-        if checkpoint and not await self.redis.exists(MARKER_KEY):
+        # One round trip: SET NX only succeeds when the marker is gone, i.e. Redis lost its data.
+        if await self.redis.set(MARKER_KEY, "1", nx=True) and checkpoint:
             log.warning("redis_lost_data_republishing", from_position=0, checkpoint=checkpoint)
             checkpoint = 0
-        await self.redis.set(MARKER_KEY, "1")
         return checkpoint
 
     async def publish_pending(self, conn: AsyncConnection) -> int:
