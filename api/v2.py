@@ -15,6 +15,7 @@ from api.inference import decode_image_b64
 from bootstrap import Platform
 from domain import names
 from domain.errors import InvalidInput
+from ml.batcher import concatenate_images
 from ml.inference import InferenceService, softmax
 from ml.serving import LoadedModel
 
@@ -206,10 +207,7 @@ async def _infer(
         raise InvalidInput("inputs is empty")
     wanted = _check_outputs(req)
     parts = [_images_of(inp) for inp in req.inputs]
-    # Mixed uint8 and [0,1] float inputs are both mapped to uint8-equivalent scale.
-    if any(p.dtype != np.uint8 for p in parts):
-        parts = [p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p for p in parts]
-    images = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    images = parts[0] if len(parts) == 1 else concatenate_images(parts)
     limit = min(MAX_IMAGES, inference.cache.batching.max_queue)
     if len(images) > limit:
         raise InvalidInput(f"at most {limit} images per request (MAX_QUEUE), got {len(images)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
+def concatenate_images(parts: list[np.ndarray]) -> np.ndarray:
     """Join requests' images; uint8 (0..255) parts are rescaled when float ([0,1]) parts join them."""
     if all(p.dtype == parts[0].dtype for p in parts):
         return np.concatenate(parts)
@@ -118,7 +118,11 @@ class DynamicBatcher:
             size = sum(len(i.images) for i in items)
             self._queued_images -= size
             started = time.perf_counter()
-            batch = items[0].images if len(items) == 1 else _concatenate([i.images for i in items])
+            batch = (
+                items[0].images
+                if len(items) == 1
+                else concatenate_images([i.images for i in items])
+            )
             try:
                 logits = await loop.run_in_executor(self._executor, self.forward, batch)
             except Exception as exc:
