@@ -81,13 +81,6 @@ async def cancel_batch_job(
     job_id: str, reason: str | None, metadata: EventMetadata, jobs: JobStore
 ) -> JobState:
     """Cancel a queued or running job; workers skip its remaining shards."""
-    _check_job_id(job_id)
+    names.check_job_id(job_id)
     cmd = CancelBatchJob(job_id=job_id, reason=names.check_reason(reason))
     return await jobs.execute(job_id, lambda state: decide_job(state, cmd), metadata)
-
-
-def _check_job_id(job_id: str) -> None:
-    try:
-        uuid.UUID(job_id)
-    except ValueError:
-        raise NotFound(f"unknown job {job_id!r} (job ids are UUIDs)") from None

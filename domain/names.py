@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import uuid
 
-from domain.errors import InvalidInput
+from domain.errors import InvalidInput, NotFound
 
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -32,6 +33,15 @@ def check_version(version: str) -> str:
             "'_', '.', '+', '-', starting with a letter or digit"
         )
     return version
+
+
+def check_job_id(job_id: str) -> str:
+    """Job ids are UUIDs; anything else names no job (NotFound)."""
+    try:
+        uuid.UUID(job_id)
+    except (ValueError, TypeError):
+        raise NotFound(f"unknown job {job_id!r} (job ids are UUIDs)") from None
+    return job_id
 
 
 def check_reason(reason: str | None) -> str | None:

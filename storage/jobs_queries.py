@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain import names
 from domain.errors import NotFound
 from domain.views import JobView, Progress
 from storage.tables import batch_jobs
@@ -41,10 +40,7 @@ class JobQueries:
 
     async def get(self, job_id: str) -> JobView:
         """One job; NotFound if unknown."""
-        try:
-            uuid.UUID(job_id)
-        except ValueError:
-            raise NotFound(f"unknown job {job_id!r} (job ids are UUIDs)") from None
+        names.check_job_id(job_id)
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(select(batch_jobs).where(batch_jobs.c.job_id == job_id))
