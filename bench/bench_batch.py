@@ -22,7 +22,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import ROOT, machine
+from bench.common import machine
+from cli.processes import start_worker
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 DATASET = "fashion_mnist_10000"
@@ -44,20 +45,7 @@ def bare_loop(model, meta, images: torch.Tensor, batch_size: int) -> dict:
 
 def start_workers(count: int, threads: int) -> list[subprocess.Popen]:
     """Worker processes on the same servers as this process."""
-    import bootstrap
-
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "LOG_LEVEL": "warning",
-        "TORCH_THREADS": str(threads),
-    }
-    env["DATABASE_URL"] = env.get("DATABASE_URL") or bootstrap.database_url()
-    env["REDIS_URL"] = env.get("REDIS_URL") or bootstrap.redis_url()
-    return [
-        subprocess.Popen([sys.executable, "-m", "consumers"], cwd=ROOT, env=env)
-        for _ in range(count)
-    ]
+    return [start_worker(TORCH_THREADS=str(threads)) for _ in range(count)]
 
 
 def stop_workers(procs: list[subprocess.Popen]) -> None:

@@ -92,7 +92,9 @@ async def main_async(args: argparse.Namespace) -> dict:
     ]
     del model
     results = []
-    async with running_api({"TORCH_THREADS": str(threads)} if args.server_threads else {}) as url:
+    async with running_api(
+        **({"TORCH_THREADS": str(threads)} if args.server_threads else {})
+    ) as url:
         for endpoint in ("predict", "v2"):
             for conc in (1, 8, 32):
                 total = args.requests * (1 if conc == 1 else 2)

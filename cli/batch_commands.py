@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
-import sys
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.output import console, fail
+from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
 from domain.job_handlers import submit_batch_job
 from domain.views import JobView
 from events.base import EventMetadata
 
 HEARTBEAT_PATTERN = "platform:workers:*"
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def live_workers(redis) -> int:
@@ -34,16 +30,11 @@ async def ensure_worker(p, quiet: bool = False):
     if await live_workers(p.redis):
         yield None
         return
-    import bootstrap
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "warning"}
-    env["DATABASE_URL"] = env.get("DATABASE_URL") or bootstrap.database_url()
-    env["REDIS_URL"] = env.get("REDIS_URL") or bootstrap.redis_url()
     if not quiet:
         console.print(
             "no worker is running; starting one for this job (`just worker` runs one for good)"
         )
-    proc = subprocess.Popen([sys.executable, "-m", "consumers"], cwd=ROOT, env=env)  # noqa: ASYNC220
+    proc = start_worker()
     try:
         yield proc
     finally:

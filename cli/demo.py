@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 from rich.rule import Rule
@@ -19,6 +12,7 @@ from rich.table import Table
 
 from cli.ml_commands import train_and_register
 from cli.output import console, history_table, models_table
+from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
 from domain.commands import PromoteModelVersion, RollbackModel
 from domain.handlers import handle_registry_command
@@ -111,12 +105,6 @@ async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
     console.print(table)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 async def serve_predictions(p, name: str, count: int = 8) -> None:
     """Start the API, classify a few test images with the prod model, print them with labels."""
     from PIL import Image
@@ -126,58 +114,24 @@ async def serve_predictions(p, name: str, count: int = 8) -> None:
     test = load_dataset(
         f"{DATASET}_{count}", data_dir=p.settings.data_dir, cache_dir=p.settings.cache_dir
     )
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "warning"}
-    env["DATABASE_URL"] = env.get("DATABASE_URL") or _bootstrap_url("database")
-    env["REDIS_URL"] = env.get("REDIS_URL") or _bootstrap_url("redis")
-    root = Path(__file__).resolve().parent.parent  # noqa: ASYNC240 - once, at start-up
-    proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=root, env=env)  # noqa: ASYNC220
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
-            await _wait_healthy(client, proc)
-            table = Table(title=f"{name} (prod) on {DATASET} test images via POST /predict")
-            for col in ("#", "true label", "prediction", "version", "latency ms", "ok"):
-                table.add_column(col)
-            correct = 0
-            for i in range(count):
-                buf = io.BytesIO()
-                Image.fromarray(test.images[i].numpy(), mode="L").save(buf, format="PNG")
-                body = {"model_name": name, "image_b64": base64.b64encode(buf.getvalue()).decode()}
-                r = await client.post("/predict", json=body)
-                r.raise_for_status()
-                out = r.json()
-                truth = test.class_names[int(test.labels[i])]
-                guess = test.class_names[out["prediction"]]
-                correct += truth == guess
-                table.add_row(
-                    str(i), truth, guess, out["model_version"], f"{out['latency_ms']:.2f}",
-                    "[green]yes[/]" if truth == guess else "[red]no[/]",
-                )  # fmt: skip
-            console.print(table)
-            console.print(f"{correct}/{count} correct")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-
-
-def _bootstrap_url(kind: str) -> str:
-    import bootstrap
-
-    if kind == "database":
-        return bootstrap.database_url()
-    return bootstrap.redis_url()
-
-
-async def _wait_healthy(client: httpx.AsyncClient, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the API exited with code {proc.returncode}")
-        try:
-            if (await client.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the API did not become healthy within 60s")
+    async with running_api() as base, httpx.AsyncClient(base_url=base, timeout=10) as client:
+        table = Table(title=f"{name} (prod) on {DATASET} test images via POST /predict")
+        for col in ("#", "true label", "prediction", "version", "latency ms", "ok"):
+            table.add_column(col)
+        correct = 0
+        for i in range(count):
+            buf = io.BytesIO()
+            Image.fromarray(test.images[i].numpy(), mode="L").save(buf, format="PNG")
+            body = {"model_name": name, "image_b64": base64.b64encode(buf.getvalue()).decode()}
+            r = await client.post("/predict", json=body)
+            r.raise_for_status()
+            out = r.json()
+            truth = test.class_names[int(test.labels[i])]
+            guess = test.class_names[out["prediction"]]
+            correct += truth == guess
+            table.add_row(
+                str(i), truth, guess, out["model_version"], f"{out['latency_ms']:.2f}",
+                "[green]yes[/]" if truth == guess else "[red]no[/]",
+            )  # fmt: skip
+        console.print(table)
+        console.print(f"{correct}/{count} correct")
