@@ -30,6 +30,11 @@ class CommandResult(msgspec.Struct, kw_only=True):
         return bool(self.recorded)
 
 
+async def conflict_backoff(attempt: int) -> None:
+    """After losing an optimistic-concurrency race: a short random pause so a crowd spreads out."""
+    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+
+
 async def handle_registry_command(
     command: RegistryCommand, metadata: EventMetadata, repo: ModelRepository
 ) -> CommandResult:
@@ -42,8 +47,7 @@ async def handle_registry_command(
         try:
             recorded = await repo.save(state, events, metadata)
         except ConcurrencyConflict:
-            # Another writer won; back off a little so a crowd of writers spreads out.
-            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            await conflict_backoff(attempt)
             continue
         return CommandResult(state=state, recorded=recorded)
     raise Conflict(f"model {command.model_name!r} is under heavy concurrent change; retry")

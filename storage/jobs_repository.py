@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,6 +10,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import ConcurrencyConflict, Conflict
+from domain.handlers import conflict_backoff
 from domain.jobs import JobState, evolve_job, fold_job, job_row
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import job_stream_id
@@ -33,7 +32,7 @@ async def transact(
             async with event_store.begin_logged(engine) as conn:
                 return await fn(conn)
         except ConcurrencyConflict:
-            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 20)))
+            await conflict_backoff(attempt)
     raise Conflict("too much concurrent change; retry")
 
 
