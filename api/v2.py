@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
-import msgspec
 import numpy as np
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from api.inference import decode_image_b64
+from api.v2_schemas import (
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    Live,
+    ModelMetadata,
+    ModelReady,
+    Ready,
+    ServerMetadata,
+    TensorMetadata,
+)
 from bootstrap import Platform
 from domain import names
 from domain.errors import InvalidInput
@@ -24,96 +34,6 @@ Deps = NamedDependency[Platform]
 DTYPES = {"FP32": np.float32, "UINT8": np.uint8}
 OUTPUTS = ("predictions", "probabilities", "logits")
 MAX_IMAGES = 4096
-
-
-class TensorMetadata(msgspec.Struct, frozen=True):
-    """Name, datatype and shape of a model input or output (-1: any size)."""
-
-    name: str
-    datatype: str
-    shape: list[int]
-
-
-class ModelMetadata(msgspec.Struct, frozen=True):
-    """GET /v2/models/{name}[/versions/{v}]."""
-
-    name: str
-    versions: list[str]
-    platform: str
-    inputs: list[TensorMetadata]
-    outputs: list[TensorMetadata]
-
-
-class InferInput(msgspec.Struct, frozen=True):
-    """One input tensor; data is flat or nested, row-major."""
-
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
-    parameters: dict[str, Any] | None = None
-
-
-class RequestedOutput(msgspec.Struct, frozen=True):
-    """An output the client asks for by name."""
-
-    name: str
-    parameters: dict[str, Any] | None = None
-
-
-class InferRequest(msgspec.Struct, frozen=True):
-    """POST .../infer body."""
-
-    inputs: list[InferInput]
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    outputs: list[RequestedOutput] | None = None
-
-
-class InferOutput(msgspec.Struct, frozen=True):
-    """One output tensor, flattened row-major."""
-
-    name: str
-    shape: list[int]
-    datatype: str
-    data: list[Any]
-
-
-class InferResponse(msgspec.Struct, frozen=True, omit_defaults=True):
-    """POST .../infer answer; ``id`` echoes the request's."""
-
-    model_name: str
-    model_version: str
-    outputs: list[InferOutput]
-    id: str | None = None
-
-
-class Live(msgspec.Struct, frozen=True):
-    """Liveness."""
-
-    live: bool
-
-
-class Ready(msgspec.Struct, frozen=True):
-    """Readiness."""
-
-    ready: bool
-
-
-class ModelReady(msgspec.Struct, frozen=True):
-    """Model readiness."""
-
-    name: str
-    ready: bool
-    version: str | None = None
-
-
-class ServerMetadata(msgspec.Struct, frozen=True):
-    """GET /v2."""
-
-    name: str
-    version: str
-    extensions: list[str]
 
 
 def _images_of(inp: InferInput) -> np.ndarray:

@@ -282,21 +282,3 @@ def _existing(state: ModelState, version: str) -> VersionState:
         raise NotFound(
             f"model {state.model_name!r} has no version {version!r} (known: {known})"
         ) from None
-
-
-def version_row(v: VersionState) -> dict[str, Any]:
-    """The projection row of a version, as plain values."""
-    return {
-        "model_name": v.model_name,
-        "model_version": v.model_version,
-        "status": v.status,
-        "artifact_uri": v.artifact_uri,
-        "sha256": v.sha256,
-        "size_bytes": v.size_bytes,
-        "tags": dict(v.tags),
-        "created_at": v.created_at,
-        "updated_at": v.updated_at,
-        "registered_by": v.registered_by,
-        "metrics": v.metrics,
-        "evaluations": v.evaluations,
-    }

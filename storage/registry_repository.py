@@ -13,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.jobs import fold_job
-from domain.registry import ModelState, evolve, fold, version_row
+from domain.registry import ModelState, VersionState, evolve, fold
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import model_stream_id
 from storage import event_store
@@ -144,3 +144,21 @@ async def rebuild_projections(engine: AsyncEngine) -> int:
         last = await conn.scalar(select(func.coalesce(func.max(event_log.c.position), 0)))
         await set_checkpoint(conn, PROJECTION, int(last))
     return len(streams)
+
+
+def version_row(v: VersionState) -> dict[str, Any]:
+    """The model_versions row of a version, as plain values."""
+    return {
+        "model_name": v.model_name,
+        "model_version": v.model_version,
+        "status": v.status,
+        "artifact_uri": v.artifact_uri,
+        "sha256": v.sha256,
+        "size_bytes": v.size_bytes,
+        "tags": dict(v.tags),
+        "created_at": v.created_at,
+        "updated_at": v.updated_at,
+        "registered_by": v.registered_by,
+        "metrics": v.metrics,
+        "evaluations": v.evaluations,
+    }
