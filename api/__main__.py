@@ -8,12 +8,12 @@ from settings import get_settings
 
 
 async def _preflight() -> None:
-    """Start or reach the servers and migrate, so a failure is one clear line, not a trace."""
+    """Start or reach the servers, so an outage is one clear line, not a trace (start-up migrates)."""
     from redis.exceptions import RedisError
 
     import bootstrap
 
-    platform = await bootstrap.build_platform(get_settings())
+    platform = await bootstrap.build_platform(get_settings(), run_migrations=False)
     try:
         await platform.queries.ping()
         try:
