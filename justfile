@@ -38,6 +38,12 @@ lint:
     {{py}} -m ruff check .
     {{py}} -m ruff format --check .
 
+# re-resolve requirements.lock from pyproject.toml, keeping current pins (`just lock --upgrade` takes the newest)
+lock *ARGS:
+    {{py}} -m uv pip compile pyproject.toml --extra dev --extra mnist \
+        --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+        --custom-compile-command "just lock" --quiet -o requirements.lock {{ARGS}}
+
 # upgrade the database schema to head
 migrate:
     {{py}} -m cli migrate
