@@ -15,7 +15,9 @@ import torch
 
 from domain.errors import Conflict, ServiceUnavailable
 from events.registry import ArtifactMetadata
-from ml.batcher import BatchStats, DynamicBatcher
+from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
+from ml.device import HostStaging, resolve_device
+from ml.preprocess import EXPECTED_SIZE
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,7 @@ class VersionRef:
 
 
 class LoadedModel:
-    """A model ready to serve: weights verified, eval mode, with its batcher."""
+    """A model ready to serve: weights verified, eval mode, on its device, with its batcher."""
 
     def __init__(
         self,
@@ -69,33 +71,61 @@ class LoadedModel:
         meta: ArtifactMetadata,
         batcher_factory,
         threads: ThreadPolicy | None = None,
+        device: torch.device | None = None,
     ) -> None:
         self.threads = threads or ThreadPolicy(torch.get_num_threads(), torch.get_num_threads())
         self.ref = ref
-        self.module = module
+        self.device = device or torch.device("cpu")
+        self.module = module.to(self.device)
         self.metadata = meta
         norm = meta.normalization or {}
         std = float(norm.get("std", 1.0)) or 1.0
         self._scale = 1.0 / 255.0 / std
         self._shift = float(norm.get("mean", 0.0)) / std
         self.class_names = list(meta.class_names)
-        self.batcher: DynamicBatcher = batcher_factory(self.forward)
+        self._staging = HostStaging(self.device)
+        self.batcher: DynamicBatcher = batcher_factory(self.forward, self.forward_parts)
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Pick the thread count for this batch, then run it (see ``ThreadPolicy``)."""
-        self.threads.apply(len(images))
-        return self._forward(images)
+        return self.forward_parts([images])
 
-    def _forward(self, images: np.ndarray) -> np.ndarray:
+    def forward_parts(self, parts: list[np.ndarray]) -> np.ndarray:
+        """Requests' images, joined here in the inference thread, through the model."""
+        if any(p.dtype != parts[0].dtype for p in parts):
+            parts = [concatenate_images(parts)]
+        self.threads.apply(sum(len(p) for p in parts))
+        return self._forward(self._staging.to_device(parts))
+
+    def _forward(self, x: torch.Tensor) -> np.ndarray:
         """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
-        x = torch.from_numpy(images)
         if x.dtype == torch.uint8:
             x = x.to(torch.float32).mul_(self._scale)
         else:
             x = x.to(torch.float32).mul(255.0 * self._scale)
-        x = x.sub_(self._shift).unsqueeze_(1)
+        x = x.sub_(self._shift).reshape(-1, 1, *EXPECTED_SIZE)
         with torch.inference_mode():
-            return self.module(x).numpy()
+            logits = self.module(x)
+            # A synchronising copy: the pinned input buffer is free again once it returns.
+            return logits.float().cpu().numpy() if self._staging.cuda else logits.numpy()
+
+    def warm_up(self, max_batch: int) -> None:
+        """Run every batch size the batcher can form (GPU) or powers of two (CPU) once.
+
+        The first forward at a new shape pays for kernel selection and memory allocation
+        (cuDNN, the CUDA caching allocator, oneDNN primitives); this moves it to load time.
+        """
+        sizes = range(1, max_batch + 1) if self._staging.cuda else _powers_of_two(max_batch)
+        for size in sizes:
+            self.forward(np.zeros((size, *EXPECTED_SIZE), dtype=np.uint8))
+
+
+def _powers_of_two(limit: int) -> list[int]:
+    sizes, n = [], 1
+    while n < limit:
+        sizes.append(n)
+        n *= 2
+    return [*sizes, max(1, limit)]
 
 
 class ModelCache:
@@ -110,8 +140,12 @@ class ModelCache:
         torch_threads: int | None = None,
         batch_threads: int | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
+        device: str | torch.device = "auto",
+        warm_up: bool = True,
     ) -> None:
         self.resolve_path = resolve_path
+        self.device = resolve_device(device)
+        self.warm_up = warm_up
         self.max_models = max_models
         self.batching = batching or BatchingConfig()
         self.on_batch = on_batch
@@ -177,9 +211,10 @@ class ModelCache:
             raise Conflict(f"cannot load {ref.model_name} {ref.model_version}: {exc}") from exc
         module.eval()
 
-        def batcher(forward) -> DynamicBatcher:
+        def batcher(forward, forward_parts) -> DynamicBatcher:
             return DynamicBatcher(
                 forward,
+                forward_parts=forward_parts,
                 max_batch=self.batching.max_batch,
                 max_delay_s=self.batching.max_delay_s,
                 max_queue=self.batching.max_queue,
@@ -187,7 +222,10 @@ class ModelCache:
                 on_batch=self.on_batch,
             )
 
-        return LoadedModel(ref, module, meta, batcher, self.threads)
+        model = LoadedModel(ref, module, meta, batcher, self.threads, self.device)
+        if self.warm_up:
+            model.warm_up(self.batching.max_batch)
+        return model
 
     async def _evict(self) -> None:
         while len(self._models) > self.max_models:
