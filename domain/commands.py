@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from domain.gate_policy import GateOutcome
+from events.gates import GatePolicy
 from events.registry import ArtifactMetadata
 
 
@@ -28,10 +31,19 @@ class RegisterModelVersion(Command, frozen=True, kw_only=True):
 
 
 class PromoteModelVersion(Command, frozen=True, kw_only=True):
-    """Make a version prod, demoting the current prod."""
+    """Make a version prod, demoting the current prod.
+
+    The gate policy is checked against ``gates`` (the model's finished gates of this candidate,
+    looked up by the handler) at ``now``; ``force`` overrides a required gate and needs
+    ``reason``; ``gate_id`` names the gate that caused the promotion (auto-promotion).
+    """
 
     model_name: str
     model_version: str
+    force: bool = False
+    gate_id: str | None = None
+    gates: tuple[GateOutcome, ...] = ()
+    now: datetime | None = None
 
 
 class DemoteModelVersion(Command, frozen=True, kw_only=True):
@@ -62,6 +74,13 @@ class ArchiveModelVersion(Command, frozen=True, kw_only=True):
     model_version: str
 
 
+class SetGatePolicy(Command, frozen=True, kw_only=True):
+    """Replace a model's gate policy."""
+
+    model_name: str
+    policy: GatePolicy
+
+
 class RecordEvaluation(Command, frozen=True, kw_only=True):
     """Attach a batch job's metrics to the version it evaluated."""
 
@@ -80,4 +99,5 @@ RegistryCommand = (
     | TagModelVersion
     | ArchiveModelVersion
     | RecordEvaluation
+    | SetGatePolicy
 )

@@ -1,10 +1,6 @@
-"""The registered-model aggregate: state as a fold over its events, and decisions on commands."""
+"""The registered-model aggregate: decisions on commands (its state lives in registry_state)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 from domain import names
 from domain.commands import (
@@ -15,13 +11,24 @@ from domain.commands import (
     RegisterModelVersion,
     RegistryCommand,
     RollbackModel,
+    SetGatePolicy,
     TagModelVersion,
 )
 from domain.errors import Conflict, InvalidInput, NotFound
-from events.base import Event, RecordedEvent
+from domain.gate_policy import check_policy, check_promotion_allowed
+from domain.registry_state import (
+    ARCHIVED,
+    PROD,
+    STAGING,
+    ModelState,
+    VersionState,
+    evolve,
+    fold,
+)
+from events.base import Event
 from events.jobs import EvaluationRecorded
 from events.registry import (
-    ArtifactMetadata,
+    GatePolicySet,
     ModelVersionArchived,
     ModelVersionDemoted,
     ModelVersionPromoted,
@@ -30,117 +37,18 @@ from events.registry import (
     ModelVersionTagged,
 )
 
-STAGING, PROD, ARCHIVED = "staging", "prod", "archived"
-
-
-@dataclass
-class VersionState:
-    """One version as the registry sees it now."""
-
-    model_name: str
-    model_version: str
-    status: str
-    artifact_uri: str
-    sha256: str
-    size_bytes: int
-    metadata: ArtifactMetadata
-    tags: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-    registered_by: str
-    metrics: dict[str, Any] | None = None
-    evaluations: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-
-@dataclass
-class ModelState:
-    """A registered model: its versions, its prod version and the stack of past prods."""
-
-    model_name: str
-    stream_version: int = 0
-    versions: dict[str, VersionState] = field(default_factory=dict)
-    prod: str | None = None
-    prod_stack: list[str] = field(default_factory=list)
-    prod_since: datetime | None = None
-    evaluated_jobs: set[str] = field(default_factory=set)
-
-    @property
-    def exists(self) -> bool:
-        """True once the first version is registered."""
-        return bool(self.versions)
-
-
-def fold(model_name: str, history: list[RecordedEvent]) -> ModelState:
-    """Rebuild a model's state from its events, oldest first."""
-    state = ModelState(model_name=model_name)
-    for recorded in history:
-        evolve(state, recorded)
-    return state
-
-
-def evolve(state: ModelState, recorded: RecordedEvent) -> ModelState:
-    """Apply one recorded event to the state (in place) and return it."""
-    e, at = recorded.event, recorded.recorded_at
-    state.stream_version = recorded.stream_version
-    match e:
-        case ModelVersionRegistered():
-            state.versions[e.model_version] = VersionState(
-                model_name=e.model_name,
-                model_version=e.model_version,
-                status=STAGING,
-                artifact_uri=e.artifact_uri,
-                sha256=e.sha256,
-                size_bytes=e.size_bytes,
-                metadata=e.metadata,
-                tags=dict(e.tags),
-                created_at=at,
-                updated_at=at,
-                registered_by=recorded.metadata.actor,
-            )
-        case ModelVersionPromoted():
-            _set_prod(state, e.model_version, at)
-            state.prod_stack.append(e.model_version)
-        case ModelVersionRolledBack():
-            if state.prod_stack and state.prod_stack[-1] == e.from_version:
-                state.prod_stack.pop()
-            # Archived entries between the two are skipped by the decision; drop them here too.
-            while state.prod_stack and state.prod_stack[-1] != e.to_version:
-                state.prod_stack.pop()
-            if not state.prod_stack:
-                state.prod_stack.append(e.to_version)
-            _set_prod(state, e.to_version, at)
-        case ModelVersionDemoted():
-            _touch(state, e.model_version, at).status = STAGING
-            state.prod, state.prod_since = None, at
-        case ModelVersionTagged():
-            v = _touch(state, e.model_version, at)
-            for key, value in e.tags.items():
-                if value:
-                    v.tags[key] = value
-                else:
-                    v.tags.pop(key, None)
-        case ModelVersionArchived():
-            _touch(state, e.model_version, at).status = ARCHIVED
-        case EvaluationRecorded():
-            v = _touch(state, e.model_version, at)
-            summary = {"dataset_id": e.dataset_id, "job_id": e.job_id, **e.metrics}
-            v.metrics = summary
-            v.evaluations[e.dataset_id] = summary
-            state.evaluated_jobs.add(e.job_id)
-    return state
-
-
-def _touch(state: ModelState, version: str, at: datetime) -> VersionState:
-    v = state.versions[version]
-    v.updated_at = at
-    return v
-
-
-def _set_prod(state: ModelState, version: str, at: datetime) -> None:
-    if state.prod and state.prod != version:
-        _touch(state, state.prod, at).status = STAGING
-    _touch(state, version, at).status = PROD
-    state.prod, state.prod_since = version, at
+# The state's names are re-exported: callers know the aggregate as domain.registry.
+__all__ = [
+    "ARCHIVED",
+    "PROD",
+    "STAGING",
+    "ModelState",
+    "VersionState",
+    "decide",
+    "evolve",
+    "fold",
+    "rollback_target",
+]
 
 
 def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
@@ -156,14 +64,7 @@ def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
                 raise Conflict(f"{state.model_name} {v.model_version} is archived; cannot promote")
             if state.prod == v.model_version:
                 return []
-            return [
-                ModelVersionPromoted(
-                    model_name=state.model_name,
-                    model_version=v.model_version,
-                    previous_prod=state.prod,
-                    reason=reason,
-                )
-            ]
+            return [_promote(state, v, command, reason)]
         case RollbackModel():
             _require_model(state)
             if state.prod is None:
@@ -231,7 +132,40 @@ def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
                     metrics=command.metrics,
                 )
             ]
+        case SetGatePolicy():
+            _require_model(state)
+            if check_policy(command.policy) == state.policy:
+                return []
+            return [
+                GatePolicySet(model_name=state.model_name, policy=command.policy, reason=reason)
+            ]
     raise InvalidInput(f"unknown command {type(command).__name__}")
+
+
+def _promote(
+    state: ModelState, v: VersionState, cmd: PromoteModelVersion, reason: str | None
+) -> ModelVersionPromoted:
+    """The promotion event, once the gate policy clears it (raises Conflict if not)."""
+    clearance = check_promotion_allowed(
+        state.policy,
+        state.model_name,
+        v.model_version,
+        state.prod,
+        cmd.gates,
+        cmd.now,
+        force=cmd.force,
+        reason=reason,
+        gate_id=cmd.gate_id,
+    )
+    return ModelVersionPromoted(
+        model_name=state.model_name,
+        model_version=v.model_version,
+        previous_prod=state.prod,
+        reason=reason,
+        forced=clearance.forced,
+        force_reason=reason if clearance.forced else None,
+        gate_id=clearance.gate_id,
+    )
 
 
 def rollback_target(state: ModelState) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from events.base import Event
+from events.gates import GateEvent
 from events.jobs import EvaluationRecorded, JobEvent
 from events.registry import RegistryEvent
 
@@ -21,6 +22,7 @@ def register_event_types(*types: type[Event]) -> None:
 
 register_event_types(*RegistryEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*JobEvent.__args__, EvaluationRecorded)  # type: ignore[attr-defined]
+register_event_types(*GateEvent.__args__)  # type: ignore[attr-defined]
 
 _encoder = msgspec.json.Encoder()
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {}
@@ -36,8 +38,8 @@ def encode_event(event: Event) -> bytes:
     return _encoder.encode(event)
 
 
-def decode_event(type_name: str, payload: bytes | str) -> Event:
-    """Parse payload bytes back into the event class named ``type_name``."""
+def decode_event(type_name: str, payload: bytes | str, schema_version: int | None = None) -> Event:
+    """Parse payload bytes into the class named ``type_name``, upcasting an older schema version."""
     decoder = _decoders.get(type_name)
     if decoder is None:
         try:
@@ -45,7 +47,13 @@ def decode_event(type_name: str, payload: bytes | str) -> Event:
         except KeyError:
             raise ValueError(f"unknown event type {type_name!r}") from None
         decoder = _decoders[type_name] = msgspec.json.Decoder(cls)
-    return decoder.decode(payload)
+    current = _EVENT_TYPES[type_name].schema_version
+    if schema_version is None or schema_version == current:
+        return decoder.decode(payload)
+    from events.upcasting import upcast
+
+    data = upcast(type_name, schema_version, current, msgspec.json.decode(payload))
+    return msgspec.convert(data, _EVENT_TYPES[type_name])
 
 
 def area_of(type_name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from events.base import Event
+from events.gates import GatePolicy
 
 
 class ArtifactMetadata(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -45,6 +46,11 @@ class ModelVersionPromoted(Event, frozen=True, kw_only=True):
     model_version: str
     previous_prod: str | None = None
     reason: str | None = None
+    # A promotion forced past the gate policy says so, and why.
+    forced: bool = False
+    force_reason: str | None = None
+    # The gate whose PASS allowed (or, with auto-promote, caused) this promotion.
+    gate_id: str | None = None
 
 
 class ModelVersionDemoted(Event, frozen=True, kw_only=True):
@@ -81,6 +87,14 @@ class ModelVersionArchived(Event, frozen=True, kw_only=True):
     reason: str | None = None
 
 
+class GatePolicySet(Event, frozen=True, kw_only=True):
+    """A model's gate policy was replaced (thresholds, required/automatic gates)."""
+
+    model_name: str
+    policy: GatePolicy = msgspec.field(default_factory=GatePolicy)
+    reason: str | None = None
+
+
 RegistryEvent = (
     ModelVersionRegistered
     | ModelVersionPromoted
@@ -88,4 +102,5 @@ RegistryEvent = (
     | ModelVersionRolledBack
     | ModelVersionTagged
     | ModelVersionArchived
+    | GatePolicySet
 )

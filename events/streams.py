@@ -7,6 +7,7 @@ from events.base import Event
 REGISTRY_STREAM = "registry.events"
 JOBS_STREAM = "jobs.events"
 EVAL_STREAM = "eval.events"
+GATES_STREAM = "gates.events"
 # Work messages (shards) are not events: they live only in Redis and are re-planned from
 # PostgreSQL if Redis loses them.
 SHARDS_STREAM = "jobs.shards"
@@ -35,3 +36,15 @@ def model_stream_id(model_name: str) -> str:
 def job_stream_id(job_id: str) -> str:
     """The event-log stream id of one batch job."""
     return f"job-{job_id}"
+
+
+MODEL_STREAM_PREFIX = "model-"
+JOB_STREAM_PREFIX = "job-"
+
+
+GATE_STREAM_PREFIX = "gate-"
+
+
+def gate_stream_id(gate_id: str) -> str:
+    """The event-log stream id of one regression gate."""
+    return f"{GATE_STREAM_PREFIX}{gate_id}"

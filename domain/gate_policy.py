@@ -1,0 +1,162 @@
+"""Gate policy rules: valid thresholds, and whether a promotion is cleared by a gate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import msgspec
+
+from domain.errors import Conflict, InvalidInput
+from events.gates import PASS, GatePolicy, GateThresholds
+
+MAX_GATE_AGE_S = 365 * 86400
+
+
+class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What the promotion rule needs to know about one finished gate (from the gate store)."""
+
+    gate_id: str
+    model_name: str
+    candidate_version: str
+    baseline_version: str
+    verdict: str  # PASS, FAIL or ERRORED
+    decided_at: datetime
+
+
+@dataclass(frozen=True)
+class Clearance:
+    """Why a promotion may go ahead: the fresh PASS gate it rests on, or a forced override."""
+
+    gate_id: str | None
+    forced: bool
+
+
+def check_thresholds(t: GateThresholds) -> GateThresholds:
+    """Return ``t`` if every threshold is in range, else raise InvalidInput naming it."""
+    _in_range("max_accuracy_drop", t.max_accuracy_drop, 0.0, 1.0)
+    _in_range("max_p95_latency_increase", t.max_p95_latency_increase, 0.0, 100.0)
+    if not (_finite(t.alpha) and 0.0 < t.alpha < 0.5):
+        raise InvalidInput(f"alpha must be above 0 and below 0.5, got {t.alpha!r}")
+    return t
+
+
+def check_policy(policy: GatePolicy) -> GatePolicy:
+    """Return ``policy`` if valid, else raise InvalidInput naming the bad field."""
+    check_thresholds(policy.thresholds)
+    age = policy.max_gate_age_s
+    if isinstance(age, bool) or not isinstance(age, int) or not 1 <= age <= MAX_GATE_AGE_S:
+        raise InvalidInput(f"max_gate_age_s must be 1..{MAX_GATE_AGE_S} seconds, got {age!r}")
+    return policy
+
+
+def fresh_pass(
+    policy: GatePolicy,
+    model_name: str,
+    candidate: str,
+    baseline: str,
+    gates: list[GateOutcome] | tuple[GateOutcome, ...],
+    now: datetime,
+) -> GateOutcome | None:
+    """The newest PASS of exactly this candidate against this baseline, if young enough."""
+    fitting = [
+        g
+        for g in gates
+        if g.model_name == model_name
+        and g.candidate_version == candidate
+        and g.baseline_version == baseline
+        and g.verdict == PASS
+        and (now - g.decided_at).total_seconds() <= policy.max_gate_age_s
+    ]
+    return max(fitting, key=lambda g: g.decided_at, default=None)
+
+
+def check_promotion_allowed(
+    policy: GatePolicy,
+    model_name: str,
+    candidate: str,
+    current_prod: str | None,
+    gates: list[GateOutcome] | tuple[GateOutcome, ...],
+    now: datetime | None,
+    force: bool = False,
+    reason: str | None = None,
+    gate_id: str | None = None,
+) -> Clearance:
+    """Clear a promotion of ``candidate`` over ``current_prod``, or raise Conflict saying why.
+
+    With ``require_gate``, a promotion needs a PASS of this exact candidate against the current
+    prod, younger than ``max_gate_age_s``. ``force`` overrides that, and needs a reason.
+    A promotion that names its cause (``gate_id``, auto-promotion) needs that gate to be such a
+    PASS whatever the policy: a gate against a prod that has since changed proves nothing.
+    """
+    if force and not (reason or "").strip():
+        raise InvalidInput("a forced promotion needs a reason (--force --reason '...')")
+    if current_prod is None or current_prod == candidate:
+        return Clearance(gate_id=gate_id, forced=force)
+    if now is None:
+        gates = ()  # without the time no gate can be judged fresh
+    if gate_id is not None and not force:
+        named = [g for g in gates if g.gate_id == gate_id]
+        if fresh_pass(policy, model_name, candidate, current_prod, named, now) is None:
+            raise Conflict(
+                f"gate {gate_id} is not a fresh PASS of {model_name} {candidate} against the "
+                f"current prod {current_prod}; {_how_to(model_name, candidate, current_prod)}"
+            )
+        return Clearance(gate_id=gate_id, forced=False)
+    found = fresh_pass(policy, model_name, candidate, current_prod, gates, now)
+    if found is not None:
+        return Clearance(gate_id=found.gate_id, forced=force)
+    if force or not policy.require_gate:
+        return Clearance(gate_id=gate_id, forced=force)
+    raise Conflict(
+        f"promoting {model_name} {candidate} needs a PASS gate of {candidate} against prod "
+        f"{current_prod} younger than {_age(policy.max_gate_age_s)} (the model's policy has "
+        f"require_gate on); {_why_not(model_name, candidate, current_prod, gates, now)}"
+        f"{_how_to(model_name, candidate, current_prod)}"
+    )
+
+
+def _why_not(
+    model_name: str,
+    candidate: str,
+    prod: str,
+    gates: list[GateOutcome] | tuple[GateOutcome, ...],
+    now: datetime,
+) -> str:
+    """Say what the closest gate was, so a user sees why it does not count."""
+    mine = [g for g in gates if g.model_name == model_name and g.candidate_version == candidate]
+    if not mine:
+        return f"there is no gate of {candidate}; "
+    latest = max(mine, key=lambda g: g.decided_at)
+    if latest.baseline_version != prod:
+        return (
+            f"its latest gate {latest.gate_id} compared it to {latest.baseline_version}, "
+            f"not to the current prod {prod}; "
+        )
+    if latest.verdict != PASS:
+        return f"its latest gate {latest.gate_id} ended {latest.verdict}; "
+    age = (now - latest.decided_at).total_seconds()
+    return f"its latest PASS {latest.gate_id} is {_age(age)} old; "
+
+
+def _how_to(model_name: str, candidate: str, prod: str) -> str:
+    return (
+        f"run `just gate {model_name} {candidate} {prod}`, "
+        "or promote with --force --reason '...' to override"
+    )
+
+
+def _age(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds:.0f}s"
+
+
+def _finite(x: object) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _in_range(name: str, x: float, low: float, high: float) -> None:
+    if not (_finite(x) and low <= x <= high):
+        raise InvalidInput(f"{name} must be between {low:g} and {high:g}, got {x!r}")
