@@ -6,39 +6,36 @@ tensors and plain containers, so a pickle that would run code is refused, not ex
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-import msgspec
 import torch
 from torch import nn
 
 from events.registry import ArtifactMetadata
+from ml.artifact_files import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    atomic_write,
+    read_metadata,
+    sha256_file,
+    write_metadata,
+)
 from ml.zoo import UnknownArchitecture, build_model
 
-MODEL_FILE = "model.pt"
-METADATA_FILE = "metadata.json"
-
-
-class ArtifactError(ValueError):
-    """The artifact is missing, not a plain state_dict, or does not fit its architecture."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    # Write beside the target and rename: readers see the old file or the new one, never half.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+# The layout itself lives in ml.artifact_files (shared with the artifact store); these names
+# are re-exported for the callers that load and save models.
+__all__ = [
+    "METADATA_FILE",
+    "MODEL_FILE",
+    "ArtifactError",
+    "load_model",
+    "load_state_dict",
+    "read_metadata",
+    "save_artifact",
+    "sha256_file",
+]
 
 
 def save_artifact(model: nn.Module, metadata: ArtifactMetadata, directory: Path) -> Path:
@@ -48,36 +45,9 @@ def save_artifact(model: nn.Module, metadata: ArtifactMetadata, directory: Path)
     # Contiguous CPU copies, so the file loads anywhere and is independent of memory format.
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     model_path = directory / MODEL_FILE
-    _atomic_write(model_path, lambda fh: torch.save(state, fh))
-    _atomic_write(directory / METADATA_FILE, lambda fh: fh.write(encode_metadata(metadata)))
+    atomic_write(model_path, lambda fh: torch.save(state, fh))
+    write_metadata(directory, metadata)
     return model_path
-
-
-def encode_metadata(metadata: ArtifactMetadata) -> bytes:
-    """Metadata as pretty JSON bytes (the metadata.json format)."""
-    return msgspec.json.format(msgspec.json.encode(metadata), indent=2) + b"\n"
-
-
-def read_metadata(model_path: Path) -> ArtifactMetadata | None:
-    """Read the ``metadata.json`` beside ``model_path``; None when there is none."""
-    sidecar = Path(model_path).with_name(METADATA_FILE)
-    if not sidecar.exists() and not sidecar.is_symlink():
-        return None
-    # A FIFO or device would block the reader forever; a directory is a mistake.
-    if not sidecar.is_file():
-        raise ArtifactError(f"{sidecar}: metadata must be a regular file")
-    if sidecar.stat().st_size > 1 << 20:
-        raise ArtifactError(f"{sidecar}: metadata is over 1 MiB")
-    try:
-        raw = sidecar.read_bytes()
-    except OSError as exc:
-        raise ArtifactError(f"{sidecar}: cannot be read ({exc.strerror or exc})") from exc
-    try:
-        return msgspec.json.decode(raw, type=ArtifactMetadata)
-    except msgspec.ValidationError as exc:
-        raise ArtifactError(f"{sidecar}: invalid metadata: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise ArtifactError(f"{sidecar}: not JSON: {exc}") from exc
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -128,12 +98,3 @@ def load_model(path: Path, metadata: ArtifactMetadata | None = None) -> nn.Modul
             f"{str(exc).splitlines()[0][:300]}"
         ) from exc
     return model.eval()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

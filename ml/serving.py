@@ -193,7 +193,7 @@ class ModelCache:
         from ml.artifacts import ArtifactError, load_model, sha256_file
 
         path = self.resolve_path(ref.artifact_uri)
-        actual = sha256_file(path)
+        actual, _ = sha256_file(path)
         if actual != ref.sha256:
             raise ServiceUnavailable(
                 f"artifact of {ref.model_name} {ref.model_version} fails its sha256 check "

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 import shutil
-import tempfile
 from pathlib import Path
-
-import msgspec
+from typing import BinaryIO
 
 from domain import names
 from domain.errors import InvalidInput, NotFound, ServiceUnavailable
 from domain.ports import StoredArtifact
 from events.registry import ArtifactMetadata
+from ml.artifact_files import MODEL_FILE, atomic_write, sha256_file, write_metadata
 
-ARTIFACT_FILE = "model.pt"
-METADATA_FILE = "metadata.json"
-
-
-def sha256_file(path: Path) -> tuple[str, int]:
-    """sha256 hex and size, streamed."""
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+__all__ = ["LocalArtifactStore", "sha256_file"]
 
 
 class LocalArtifactStore:
@@ -100,29 +86,24 @@ class LocalArtifactStore:
     ) -> StoredArtifact:
         folder = self.version_dir(model_name, model_version)
         folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / ARTIFACT_FILE
+        dest = folder / MODEL_FILE
         if source != dest:
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".model-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+
+            def copy(out: BinaryIO) -> None:
+                with open(source, "rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
-                    out.flush()
-                    os.fsync(out.fileno())
-                copied, size = sha256_file(Path(tmp))
-                if copied != sha256:
+
+            def same_as_digested(tmp: Path) -> None:
+                if sha256_file(tmp)[0] != sha256:
                     raise InvalidInput("artifact changed while it was being copied; try again")
-                os.replace(tmp, dest)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
+
+            atomic_write(dest, copy, check=same_as_digested)
         _, size = sha256_file(dest)
         return StoredArtifact(uri=str(dest.relative_to(self.root)), sha256=sha256, size_bytes=size)
 
     def write_metadata(self, model_name: str, model_version: str, meta: ArtifactMetadata) -> None:
-        """Write metadata.json beside model.pt."""
-        folder = self.version_dir(model_name, model_version)
-        tmp = folder / f".{METADATA_FILE}.tmp"
-        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(meta)))
-        os.replace(tmp, folder / METADATA_FILE)
+        """Write metadata.json beside model.pt (the format ``ml.artifact_files`` defines)."""
+        write_metadata(self.version_dir(model_name, model_version), meta)
 
     def path_for(self, uri: str) -> Path:
         """The absolute path of a stored artifact uri; refuses escapes."""
