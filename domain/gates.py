@@ -1,0 +1,228 @@
+"""The regression-gate aggregate: requested -> evaluating -> passed | failed | errored."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from domain import names
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.gate_commands import (
+    EvaluateGate,
+    FailGate,
+    GateCommand,
+    RecordGateEvaluations,
+    RequestGate,
+)
+from domain.gate_policy import GateOutcome, check_thresholds
+from domain.gate_verdict import evaluate_checks, judge, overall_verdict
+from events.base import Event, RecordedEvent
+from events.gates import (
+    PASS,
+    AccuracyFigures,
+    GateCheck,
+    GateErrored,
+    GateEvaluated,
+    GateEvaluationsRequested,
+    GateRequested,
+    GateThresholds,
+    LatencyFigures,
+)
+
+# The commands and the verdict rules are re-exported: callers know the gate as domain.gates.
+__all__ = [
+    "EvaluateGate",
+    "FailGate",
+    "GateCommand",
+    "GateState",
+    "RecordGateEvaluations",
+    "RequestGate",
+    "check_gate_id",
+    "decide_gate",
+    "evaluate_checks",
+    "evaluation_job_id",
+    "evolve",
+    "fold",
+    "overall_verdict",
+]
+
+REQUESTED, EVALUATING, PASSED, FAILED, ERRORED = (
+    "requested",
+    "evaluating",
+    "passed",
+    "failed",
+    "errored",
+)
+TERMINAL = frozenset({PASSED, FAILED, ERRORED})
+ERRORED_VERDICT = "ERRORED"
+# Namespace of the deterministic ids of the batch jobs a gate submits.
+_JOB_NAMESPACE = uuid.UUID("6d1f7c1e-5b1a-4d7e-9a61-0c6f4a9e2b37")
+
+
+@dataclass
+class GateState:
+    """One gate as its events say it is now."""
+
+    gate_id: str
+    stream_version: int = 0
+    status: str | None = None
+    model_name: str = ""
+    candidate_version: str = ""
+    baseline_version: str = ""
+    dataset_id: str = ""
+    thresholds: GateThresholds = field(default_factory=GateThresholds)
+    auto: bool = False
+    cause: str | None = None
+    requested_by: str | None = None
+    requested_at: datetime | None = None
+    candidate_job_id: str | None = None
+    baseline_job_id: str | None = None
+    submitted: list[str] = field(default_factory=list)
+    verdict: str | None = None
+    checks: list[GateCheck] = field(default_factory=list)
+    accuracy: AccuracyFigures | None = None
+    latency: LatencyFigures | None = None
+    error: str | None = None
+    decided_at: datetime | None = None
+
+    @property
+    def exists(self) -> bool:
+        """True once the gate was requested."""
+        return self.status is not None
+
+    @property
+    def finished(self) -> bool:
+        """True once the gate has a verdict or an error."""
+        return self.status in TERMINAL
+
+    def outcome(self) -> GateOutcome | None:
+        """The facts the promotion rule needs, once the gate is finished."""
+        if not self.finished or self.decided_at is None or self.verdict is None:
+            return None
+        return GateOutcome(
+            gate_id=self.gate_id,
+            model_name=self.model_name,
+            candidate_version=self.candidate_version,
+            baseline_version=self.baseline_version,
+            verdict=self.verdict,
+            decided_at=self.decided_at,
+        )
+
+
+def fold(gate_id: str, history: list[RecordedEvent]) -> GateState:
+    """Rebuild a gate's state from its events, oldest first."""
+    state = GateState(gate_id=gate_id)
+    for recorded in history:
+        evolve(state, recorded)
+    return state
+
+
+def evolve(state: GateState, recorded: RecordedEvent) -> GateState:
+    """Apply one recorded event to the state (in place) and return it."""
+    e, at = recorded.event, recorded.recorded_at
+    state.stream_version = recorded.stream_version
+    match e:
+        case GateRequested():
+            state.status = REQUESTED
+            state.model_name, state.dataset_id = e.model_name, e.dataset_id
+            state.candidate_version, state.baseline_version = (
+                e.candidate_version,
+                e.baseline_version,
+            )
+            state.thresholds, state.auto, state.cause = e.thresholds, e.auto, e.cause
+            state.requested_by, state.requested_at = recorded.metadata.actor, at
+        case GateEvaluationsRequested():
+            state.status = EVALUATING
+            state.candidate_job_id, state.baseline_job_id = e.candidate_job_id, e.baseline_job_id
+            state.submitted = list(e.submitted)
+        case GateEvaluated():
+            state.status = PASSED if e.verdict == PASS else FAILED
+            state.verdict, state.checks = e.verdict, list(e.checks)
+            state.accuracy, state.latency = e.accuracy, e.latency
+            state.decided_at = at
+        case GateErrored():
+            state.status, state.verdict = ERRORED, ERRORED_VERDICT
+            state.error, state.decided_at = e.reason, at
+    return state
+
+
+def decide_gate(state: GateState, command: GateCommand) -> list[Event]:
+    """Check a command against the gate; return the events it causes (empty if a repeat)."""
+    if isinstance(command, RequestGate):
+        return _request(state, command)
+    if not state.exists:
+        raise NotFound(f"unknown gate {state.gate_id!r}")
+    if state.finished:
+        return []  # a verdict or an error is final: repeats after a crash emit nothing
+    match command:
+        case RecordGateEvaluations():
+            if state.candidate_job_id is not None:
+                return []
+            for job_id in (command.candidate_job_id, command.baseline_job_id):
+                names.check_job_id(job_id)
+            return [
+                GateEvaluationsRequested(
+                    gate_id=state.gate_id,
+                    candidate_job_id=command.candidate_job_id,
+                    baseline_job_id=command.baseline_job_id,
+                    submitted=list(command.submitted),
+                )
+            ]
+        case EvaluateGate():
+            return [judge(state, command)]
+        case FailGate():
+            reason = (command.reason or "").strip() or "the gate could not be evaluated"
+            return [GateErrored(gate_id=state.gate_id, reason=reason[: names.MAX_REASON])]
+    raise InvalidInput(f"unknown command {type(command).__name__}")
+
+
+def evaluation_job_id(gate_id: str, model_version: str) -> str:
+    """The id of the batch job a gate submits for a version: a retry resubmits the same job."""
+    return str(uuid.uuid5(_JOB_NAMESPACE, f"{gate_id}/{model_version}"))
+
+
+def check_gate_id(gate_id: str) -> str:
+    """Gate ids are UUIDs; anything else names no gate (NotFound)."""
+    try:
+        uuid.UUID(gate_id)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"unknown gate {gate_id!r} (gate ids are UUIDs)") from None
+    return gate_id
+
+
+def _request(state: GateState, cmd: RequestGate) -> list[Event]:
+    names.check_model_name(cmd.model_name)
+    names.check_version(cmd.candidate_version)
+    names.check_version(cmd.baseline_version)
+    if not isinstance(cmd.dataset_id, str) or not cmd.dataset_id.strip():
+        raise InvalidInput("dataset_id must be a non-empty string")
+    names.check_text(cmd.dataset_id, "dataset_id")
+    check_thresholds(cmd.thresholds)
+    reason = names.check_reason(cmd.reason)
+    try:
+        uuid.UUID(cmd.gate_id)
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"invalid gate id {cmd.gate_id!r}: gate ids are UUIDs") from None
+    if state.exists:
+        same = (state.model_name, state.candidate_version, state.baseline_version) == (
+            cmd.model_name,
+            cmd.candidate_version,
+            cmd.baseline_version,
+        )
+        if same and state.dataset_id == cmd.dataset_id:
+            return []
+        raise Conflict(f"gate {state.gate_id} already exists for another comparison")
+    return [
+        GateRequested(
+            gate_id=cmd.gate_id,
+            model_name=cmd.model_name,
+            candidate_version=cmd.candidate_version,
+            baseline_version=cmd.baseline_version,
+            dataset_id=cmd.dataset_id,
+            thresholds=cmd.thresholds,
+            auto=cmd.auto,
+            cause=cmd.cause,
+            reason=reason,
+        )
+    ]
