@@ -1,44 +1,100 @@
-"""``python -m api``: serve the API with uvicorn on HOST:PORT."""
+"""``python -m api``: serve the API on HOST:PORT with ``API_WORKERS`` processes.
+
+One process runs uvicorn in place. Several processes each bind their own listening socket
+to the same port with ``SO_REUSEPORT``, so the kernel spreads connections evenly among them
+(one shared socket, as uvicorn's ``--workers`` uses, let one process take 31 of 32 keep-alive
+connections in a measurement here). Each process has its own event loop, batcher and model
+cache, follows ``registry.events`` for hot swap, and runs a relay (one leads at a time). This
+process supervises them: it restarts one that dies and stops them all on SIGTERM or SIGINT.
+"""
 
 from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 
 import uvicorn
 
 from settings import get_settings
 
+CHILD_FLAG = "--serve-one"
+PID_HEADER = b"x-server-pid"
+
 
 async def _preflight() -> None:
     """Start or reach the servers, so an outage is one clear line, not a trace (start-up migrates)."""
-    from redis.exceptions import RedisError
-
     import bootstrap
+    from domain.errors import ServiceUnavailable
 
     platform = await bootstrap.build_platform(get_settings(), run_migrations=False)
     try:
         await platform.queries.ping()
         try:
-            await platform.redis.ping()
-        except (RedisError, OSError) as exc:
+            await bootstrap.ping_redis(platform)
+        except ServiceUnavailable as exc:
             # Serving and the registry work without Redis; publishing and hot swap catch up later.
             print(f"warning: redis is unreachable ({exc}); starting anyway", flush=True)
     finally:
         await platform.aclose()
 
 
-def main() -> None:
-    """Check the servers, then run uvicorn with the app factory."""
-    import asyncio
-    import sys
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
-    s = get_settings()
+
+def _check_settings(workers: int, device: str) -> str | None:
+    """A message naming the bad setting, or None."""
+    from ml.device import DeviceError, resolve_device
+
+    if workers < 1:
+        return f"API_WORKERS must be at least 1, not {workers}"
     try:
-        asyncio.run(_preflight())
-    except Exception as exc:
-        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-        print(f"error: cannot start the API: {type(exc).__name__}: {first}", file=sys.stderr)
-        sys.exit(3)
-    uvicorn.run(
-        "api.app:app_factory",
+        resolve_device(device)
+    except DeviceError as exc:
+        return str(exc)
+    return None
+
+
+def with_pid_header(app):
+    """Wrap an ASGI app so every HTTP response names the process that answered it."""
+    pid = str(os.getpid()).encode()
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+
+        async def send_with_pid(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (PID_HEADER, pid)]
+            await send(message)
+
+        return await app(scope, receive, send_with_pid)
+
+    return wrapped
+
+
+def app_factory():
+    """The Litestar app of this process, its responses marked with its pid."""
+    from api.app import create_app
+
+    return with_pid_header(create_app())
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def serve(reuse_port: bool) -> None:
+    """Run one API process (on its own SO_REUSEPORT socket when there are several)."""
+    s = get_settings()
+    config = uvicorn.Config(
+        app_factory,
         factory=True,
         host=s.host,
         port=s.port,
@@ -47,12 +103,107 @@ def main() -> None:
         loop="uvloop" if _has("uvloop") else "asyncio",
         http="httptools" if _has("httptools") else "h11",
     )
+    server = uvicorn.Server(config)
+    if not reuse_port:
+        server.run()
+        return
+    family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((s.host, s.port))
+    sock.listen(config.backlog)
+    server.run(sockets=[sock])
 
 
-def _has(module: str) -> bool:
-    import importlib.util
+def _child_env(workers: int) -> dict[str, str]:
+    """Split the cores among the processes unless TORCH_THREADS / TORCH_BATCH_THREADS are set."""
+    env = dict(os.environ)
+    share = max(1, _cores() // workers)
+    env.setdefault("TORCH_THREADS", str(share))
+    env.setdefault("TORCH_BATCH_THREADS", str(max(1, share - 1)))
+    return env
 
-    return importlib.util.find_spec(module) is not None
+
+def _port_is_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def supervise(workers: int) -> int:
+    """Start ``workers`` serving processes, restart any that die, stop them all on a signal."""
+    s = get_settings()
+    if not _port_is_free(s.host, s.port):
+        print(f"error: cannot start the API: {s.host}:{s.port} is in use", file=sys.stderr)
+        return 3
+    env = _child_env(workers)
+    cmd = [sys.executable, "-m", "api", CHILD_FLAG]
+    procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+    started = [time.monotonic()] * workers
+    quick_deaths = 0
+    stopping = False
+
+    def stop(signum, _frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for i, proc in enumerate(procs):
+                if proc.poll() is None or stopping:
+                    continue
+                # A process that dies right after starting will die again: give up after three.
+                quick_deaths = quick_deaths + 1 if time.monotonic() - started[i] < 10 else 0
+                if quick_deaths >= 3:
+                    print("error: API processes keep exiting at start-up", file=sys.stderr)
+                    return 1
+                print(f"warning: API process {proc.pid} exited ({proc.returncode}); restarting",
+                      file=sys.stderr)  # fmt: skip
+                procs[i], started[i] = subprocess.Popen(cmd, env=env), time.monotonic()
+        return 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def main() -> None:
+    """Check the settings and the servers, then serve with one or several processes."""
+    import asyncio
+
+    if CHILD_FLAG in sys.argv[1:]:
+        serve(reuse_port=True)
+        return
+    s = get_settings()
+    problem = _check_settings(s.api_workers, s.device)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    try:
+        asyncio.run(_preflight())
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        print(f"error: cannot start the API: {type(exc).__name__}: {first}", file=sys.stderr)
+        sys.exit(3)
+    if s.api_workers == 1:
+        serve(reuse_port=False)
+        return
+    sys.exit(supervise(s.api_workers))
 
 
 if __name__ == "__main__":
