@@ -42,31 +42,57 @@ def start_worker(**env_overrides: str) -> subprocess.Popen:
     )
 
 
+async def wait_healthy(
+    url: str, proc: subprocess.Popen, processes: int = 1, timeout_s: float = 60
+) -> set[str]:
+    """Poll /health on fresh connections until ``processes`` distinct server pids answered."""
+    seen: set[str] = set()
+    # No keep-alive: each probe is a new connection, which SO_REUSEPORT may hand to any process.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=url, timeout=5, limits=limits) as client:
+        deadline = time.monotonic() + timeout_s
+        while len(seen) < processes:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited with code {proc.returncode}")
+            try:
+                response = await client.get("/health")
+                if response.status_code == 200:
+                    seen.add(response.headers.get("x-server-pid", "?"))
+            except httpx.TransportError:
+                pass
+            if len(seen) >= processes:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{processes - len(seen)} of {processes} server processes did not become "
+                    f"healthy in {timeout_s:.0f}s"
+                )
+            await asyncio.sleep(0.05 if seen else 0.2)
+    return seen
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 30) -> None:
+    """SIGTERM, wait, then SIGKILL."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @asynccontextmanager
-async def running_api(**env_overrides: str) -> AsyncIterator[str]:
-    """Start ``python -m api`` on a free port, wait until healthy, yield its base URL."""
+async def running_api(workers: int = 1, **env_overrides: str) -> AsyncIterator[str]:
+    """Start ``python -m api`` with ``workers`` processes on a free port; yield its base URL.
+
+    Returns once every process answers /health (each response names its pid).
+    """
     port = free_port()
-    env = child_env(HOST="127.0.0.1", PORT=str(port), **env_overrides)
+    env = child_env(HOST="127.0.0.1", PORT=str(port), API_WORKERS=str(workers), **env_overrides)
     proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env)  # noqa: ASYNC220
     url = f"http://127.0.0.1:{port}"
     try:
-        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"the API exited with code {proc.returncode}")
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the API did not become healthy in 60s")
-                await asyncio.sleep(0.2)
+        await wait_healthy(url, proc, workers, timeout_s=60 + 15 * workers)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
