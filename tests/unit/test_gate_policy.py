@@ -1,0 +1,192 @@
+"""Gate policy at promotion: required, fresh, matching PASS gates; forced promotions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.gate_policy import GateOutcome, check_promotion_allowed
+from domain.registry import ModelState, decide, evolve, fold
+from events.base import EventMetadata, RecordedEvent
+from events.codec import decode_event, encode_event, event_type_name
+from events.gates import GatePolicy, GateThresholds
+from events.registry import GatePolicySet, ModelVersionPromoted
+
+NOW = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
+REQUIRED = GatePolicy(require_gate=True, max_gate_age_s=86400)
+
+
+class Model:
+    """In-memory driver of the registry aggregate; events go through the codec."""
+
+    def __init__(self) -> None:
+        self.state = ModelState(model_name="m")
+        self.history: list[RecordedEvent] = []
+
+    def run(self, command) -> list:
+        events = decide(self.state, command)
+        for e in events:
+            r = RecordedEvent(
+                position=len(self.history) + 1, stream_id="model-m",
+                stream_version=self.state.stream_version + 1, event_id=uuid.uuid4(),
+                recorded_at=NOW, metadata=EventMetadata(actor="alice"),
+                event=decode_event(event_type_name(e), encode_event(e)),
+            )  # fmt: skip
+            self.history.append(r)
+            evolve(self.state, r)
+        return events
+
+    def promote(self, version: str, **kw) -> list:
+        return self.run(PromoteModelVersion(model_name="m", model_version=version, **kw))
+
+
+def _model(policy: GatePolicy | None = REQUIRED) -> Model:
+    m = Model()
+    for v, sha in (("v1", "a"), ("v2", "b"), ("v3", "c")):
+        m.run(
+            RegisterModelVersion(
+                model_name="m", model_version=v, artifact_uri=f"m/{v}/model.pt",
+                sha256=sha * 64, size_bytes=1,
+            )
+        )  # fmt: skip
+    m.promote("v1")  # the first prod has nothing to be gated against
+    if policy is not None:
+        m.run(SetGatePolicy(model_name="m", policy=policy))
+    return m
+
+
+def _gate(candidate="v2", baseline="v1", verdict="PASS", age_s=60.0, model="m") -> GateOutcome:
+    return GateOutcome(
+        gate_id=str(uuid.uuid4()), model_name=model, candidate_version=candidate,
+        baseline_version=baseline, verdict=verdict, decided_at=NOW - timedelta(seconds=age_s),
+    )  # fmt: skip
+
+
+def test_policy_is_an_event_folded_into_the_model() -> None:
+    m = _model(None)
+    assert m.state.policy == GatePolicy()
+    assert m.state.policy.thresholds.max_accuracy_drop == 0.01
+    assert m.state.policy.auto_gate and not m.state.policy.auto_promote
+    policy = GatePolicy(thresholds=GateThresholds(max_accuracy_drop=0.02), require_gate=True)
+    (e,) = m.run(SetGatePolicy(model_name="m", policy=policy, reason="stricter"))
+    assert isinstance(e, GatePolicySet)
+    assert fold("m", m.history).policy == policy
+    assert m.run(SetGatePolicy(model_name="m", policy=policy)) == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "match"),
+    [
+        (GatePolicy(thresholds=GateThresholds(alpha=0.0)), "alpha"),
+        (GatePolicy(thresholds=GateThresholds(max_accuracy_drop=1.5)), "max_accuracy_drop"),
+        (GatePolicy(thresholds=GateThresholds(max_p95_latency_increase=-1)), "latency"),
+        (GatePolicy(max_gate_age_s=0), "max_gate_age_s"),
+    ],
+)
+def test_invalid_policies_are_refused(policy: GatePolicy, match: str) -> None:
+    with pytest.raises(InvalidInput, match=match):
+        _model(None).run(SetGatePolicy(model_name="m", policy=policy))
+
+
+def test_policy_of_an_unknown_model_is_not_found() -> None:
+    with pytest.raises(NotFound):
+        Model().run(SetGatePolicy(model_name="m", policy=GatePolicy()))
+
+
+def test_required_gate_refuses_a_promotion_without_one_and_says_what_to_run() -> None:
+    m = _model()
+    with pytest.raises(Conflict) as err:
+        m.promote("v2", now=NOW)
+    assert "just gate m v2 v1" in str(err.value)
+    assert "no gate of v2" in str(err.value)
+    assert m.state.prod == "v1"
+
+
+def test_a_fresh_matching_pass_allows_it_and_is_recorded() -> None:
+    m = _model()
+    gate = _gate()
+    (e,) = m.promote("v2", now=NOW, gates=(gate,))
+    assert isinstance(e, ModelVersionPromoted)
+    assert (e.gate_id, e.forced, e.previous_prod) == (gate.gate_id, False, "v1")
+    assert m.state.prod == "v2"
+
+
+@pytest.mark.parametrize(
+    ("gate", "why"),
+    [
+        (_gate(age_s=2 * 86400), "old"),
+        (_gate(baseline="v3"), "not to the current prod v1"),
+        (_gate(verdict="FAIL"), "ended FAIL"),
+        (_gate(verdict="ERRORED"), "ended ERRORED"),
+        (_gate(candidate="v3"), "no gate of v2"),
+        (_gate(model="other"), "no gate of v2"),
+    ],
+)
+def test_stale_mismatched_or_failed_gates_do_not_count(gate: GateOutcome, why: str) -> None:
+    m = _model()
+    with pytest.raises(Conflict, match=why):
+        m.promote("v2", now=NOW, gates=(gate,))
+    assert m.state.prod == "v1"
+
+
+def test_the_newest_fresh_pass_counts_among_others() -> None:
+    m = _model()
+    old_pass, fail, new_pass = _gate(age_s=3000), _gate(verdict="FAIL", age_s=10), _gate(age_s=100)
+    (e,) = m.promote("v2", now=NOW, gates=(old_pass, fail, new_pass))
+    assert e.gate_id == new_pass.gate_id
+
+
+def test_a_forced_promotion_needs_a_reason_and_records_it() -> None:
+    m = _model()
+    with pytest.raises(InvalidInput, match="reason"):
+        m.promote("v2", now=NOW, force=True)
+    with pytest.raises(InvalidInput, match="reason"):
+        m.promote("v2", now=NOW, force=True, reason="   ")
+    (e,) = m.promote("v2", now=NOW, force=True, reason="hotfix for incident 42")
+    assert e.forced is True
+    assert e.force_reason == e.reason == "hotfix for incident 42"
+    assert e.gate_id is None
+    assert m.history[-1].metadata.actor == "alice"
+    assert m.state.prod == "v2"
+
+
+def test_without_require_gate_promotion_needs_no_gate_but_names_a_fresh_pass() -> None:
+    m = _model(None)
+    (e,) = m.promote("v2")
+    assert (e.gate_id, e.forced) == (None, False)
+    m = _model(None)
+    gate = _gate()
+    (e,) = m.promote("v2", now=NOW, gates=(gate,))
+    assert e.gate_id == gate.gate_id
+
+
+def test_an_auto_promotion_needs_its_gate_to_match_the_current_prod() -> None:
+    # The gate compared v2 with v3, but prod is v1 now: it proves nothing about v2 vs prod.
+    m = _model(None)
+    gate = _gate(baseline="v3")
+    with pytest.raises(Conflict, match=f"gate {gate.gate_id} is not a fresh PASS"):
+        m.promote("v2", now=NOW, gates=(gate,), gate_id=gate.gate_id)
+    good = _gate()
+    (e,) = m.promote("v2", now=NOW, gates=(gate, good), gate_id=good.gate_id)
+    assert e.gate_id == good.gate_id
+
+
+def test_no_current_prod_or_repromoting_prod_needs_no_gate() -> None:
+    assert check_promotion_allowed(REQUIRED, "m", "v2", None, (), NOW).forced is False
+    m = _model()
+    assert m.promote("v1", now=NOW) == []
+
+
+def test_without_the_time_no_gate_counts() -> None:
+    with pytest.raises(Conflict, match="just gate m v2 v1"):
+        check_promotion_allowed(REQUIRED, "m", "v2", "v1", (_gate(),), None)
+
+
+def test_old_promotion_payloads_decode_with_defaults() -> None:
+    old = b'{"type":"ModelVersionPromoted","model_name":"m","model_version":"v1","reason":null}'
+    e = decode_event("ModelVersionPromoted", old)
+    assert (e.forced, e.force_reason, e.gate_id) == (False, None, None)
