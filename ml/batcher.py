@@ -17,14 +17,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ml.preprocess import to_unit_range
+
 
 def concatenate_images(parts: list[np.ndarray]) -> np.ndarray:
     """Join requests' images; uint8 (0..255) parts are rescaled when float ([0,1]) parts join them."""
     if all(p.dtype == parts[0].dtype for p in parts):
         return np.concatenate(parts)
-    return np.concatenate(
-        [p.astype(np.float32) / 255.0 if p.dtype == np.uint8 else p for p in parts]
-    )
+    return np.concatenate([to_unit_range(p) for p in parts])
 
 
 class Overloaded(Exception):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from domain.errors import InvalidInput
@@ -13,6 +12,7 @@ INPUT_DTYPES = ("float32", "uint8")
 
 def check_metadata(meta: ArtifactMetadata) -> None:
     """Refuse metadata the platform could not serve correctly."""
+    from ml.preprocess import normalization_of
     from ml.zoo import list_architectures
 
     if meta.architecture is not None and meta.architecture not in list_architectures():
@@ -24,11 +24,11 @@ def check_metadata(meta: ArtifactMetadata) -> None:
         raise InvalidInput(f"metadata.num_classes must be 1..100000, got {meta.num_classes}")
     if meta.class_names and meta.num_classes and len(meta.class_names) != meta.num_classes:
         raise InvalidInput("metadata.class_names must have num_classes entries")
-    for key, value in meta.normalization.items():
-        if key not in ("mean", "std") or not math.isfinite(value):
-            raise InvalidInput(f"metadata.normalization.{key} must be a finite mean or std")
-    if "std" in meta.normalization and not meta.normalization["std"] >= 1e-6:
-        raise InvalidInput("metadata.normalization.std must be at least 1e-6")
+    try:
+        # The rule serving applies: refuse at registration what could never be served.
+        normalization_of(meta.normalization)
+    except ValueError as exc:
+        raise InvalidInput(f"metadata.{exc}") from None
     if meta.input_dtype not in INPUT_DTYPES:
         raise InvalidInput(f"metadata.input_dtype must be one of {', '.join(INPUT_DTYPES)}")
     if tuple(meta.input_shape) not in ((1, 28, 28), (28, 28), (784,)):

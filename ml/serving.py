@@ -17,7 +17,7 @@ from domain.errors import Conflict, ServiceUnavailable
 from events.registry import ArtifactMetadata
 from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
 from ml.device import HostStaging, resolve_device
-from ml.preprocess import EXPECTED_SIZE
+from ml.preprocess import EXPECTED_SIZE, Normalizer
 
 
 @dataclass(frozen=True)
@@ -78,10 +78,8 @@ class LoadedModel:
         self.device = device or torch.device("cpu")
         self.module = module.to(self.device)
         self.metadata = meta
-        norm = meta.normalization or {}
-        std = float(norm.get("std", 1.0)) or 1.0
-        self._scale = 1.0 / 255.0 / std
-        self._shift = float(norm.get("mean", 0.0)) / std
+        # The same normalisation as training (ml.preprocess): what was trained is what is served.
+        self.normalize = Normalizer.of(meta)
         self.class_names = list(meta.class_names)
         self._staging = HostStaging(self.device)
         self.batcher: DynamicBatcher = batcher_factory(self.forward, self.forward_parts)
@@ -99,11 +97,7 @@ class LoadedModel:
 
     def _forward(self, x: torch.Tensor) -> np.ndarray:
         """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
-        if x.dtype == torch.uint8:
-            x = x.to(torch.float32).mul_(self._scale)
-        else:
-            x = x.to(torch.float32).mul(255.0 * self._scale)
-        x = x.sub_(self._shift).reshape(-1, 1, *EXPECTED_SIZE)
+        x = self.normalize(x.reshape(-1, *EXPECTED_SIZE))
         with torch.inference_mode():
             logits = self.module(x)
             # A synchronising copy: the pinned input buffer is free again once it returns.
@@ -206,6 +200,7 @@ class ModelCache:
                 "so it cannot be served; register it with a metadata.json beside model.pt"
             )
         try:
+            Normalizer.of(meta)  # refuse a normalisation that training would never write
             module = load_model(path, meta)
         except (ArtifactError, ValueError) as exc:
             raise Conflict(f"cannot load {ref.model_name} {ref.model_version}: {exc}") from exc

@@ -24,6 +24,7 @@ from torch import nn
 from events.registry import ArtifactMetadata
 from ml.datasets import load_dataset, parse_dataset_id
 from ml.device import resolve_device
+from ml.preprocess import fit_normalization as dataset_normalization
 from ml.preprocess import to_model_input
 from ml.reproducibility import bf16_is_fast, current_git_sha, deterministic, seed_everything
 from ml.zoo import build_model
@@ -41,18 +42,6 @@ class TrainResult:
     model: nn.Module
     metadata: ArtifactMetadata
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def dataset_normalization(images: torch.Tensor) -> dict[str, float]:
-    """Mean and std of uint8 images scaled to [0,1], in float64, rounded to 4 places."""
-    total, squares, count = 0.0, 0.0, images.numel()
-    for chunk in images.split(8192):
-        values = chunk.to(torch.float64) / 255.0
-        total += float(values.sum())
-        squares += float((values * values).sum())
-    mean = total / count
-    std = max((squares / count - mean * mean), 1e-12) ** 0.5
-    return {"mean": round(mean, 4), "std": round(std, 4)}
 
 
 def _progress(enabled: bool) -> Progress:
