@@ -48,6 +48,17 @@ class Settings:
 
     # DATABASE_URL: PostgreSQL URL; unset means an embedded server under STATE_DIR.
     database_url: str | None = field(default_factory=lambda: os.environ.get("DATABASE_URL") or None)
+    # MIGRATION_DATABASE_URL: the schema owner's URL, used only to migrate; DATABASE_URL is then
+    # the application's role, granted INSERT and SELECT on event_log and nothing more there.
+    migration_database_url: str | None = field(
+        default_factory=lambda: os.environ.get("MIGRATION_DATABASE_URL") or None
+    )
+    # AUDIT_HMAC_KEY: when set, each event_log row's hash is an HMAC under this key, so rewriting
+    # the chain needs a secret the database never holds (docs/audit.md).
+    audit_hmac_key: bytes | None = field(
+        default_factory=lambda: os.environ.get("AUDIT_HMAC_KEY", "").encode() or None,
+        repr=False,
+    )
     # REDIS_URL: Redis URL; unset means an embedded server under STATE_DIR.
     redis_url: str | None = field(default_factory=lambda: os.environ.get("REDIS_URL") or None)
     # STATE_DIR: where embedded servers and caches live.

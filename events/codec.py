@@ -56,6 +56,11 @@ def decode_event(type_name: str, payload: bytes | str, schema_version: int | Non
     return msgspec.convert(data, _EVENT_TYPES[type_name])
 
 
+def event_types() -> dict[str, type[Event]]:
+    """Every decodable event class by its wire name."""
+    return dict(_EVENT_TYPES)
+
+
 def area_of(type_name: str) -> str:
     """The area (and so the Redis stream) an event type belongs to."""
     try:

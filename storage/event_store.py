@@ -13,7 +13,7 @@ from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import ConcurrencyConflict
-from domain.integrity import GENESIS, row_hash
+from domain.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_hash
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from storage.tables import event_log
@@ -39,6 +39,45 @@ class IntegrityReport(msgspec.Struct, frozen=True):
     breaks: list[ChainBreak]
 
 
+APPEND_LOCK = 7_313_003
+_NEXT_POSITIONS = text(
+    "SELECT nextval(pg_get_serial_sequence('event_log', 'position')) "
+    "FROM generate_series(1, :n) ORDER BY 1"
+)
+_INSERT = text(
+    "INSERT INTO event_log (position, stream_id, stream_version, event_id, event_type, "
+    "schema_version, payload, actor, correlation_id, causation_id, trace_context, recorded_at, "
+    "prev_hash, hash, hash_scheme) OVERRIDING SYSTEM VALUE VALUES (:position, :stream_id, "
+    ":stream_version, :event_id, :event_type, :schema_version, :payload, :actor, "
+    ":correlation_id, :causation_id, :trace_context, :recorded_at, :prev_hash, :hash, "
+    ":hash_scheme)"
+)
+_hmac_override: list[bytes | None] = []
+
+
+def set_hmac_key(key: bytes | None) -> None:
+    """Use ``key`` for new rows instead of AUDIT_HMAC_KEY (tests, benchmarks)."""
+    _hmac_override[:] = [key]
+
+
+def hmac_key() -> bytes | None:
+    """The key new rows are HMAC'd with, None for plain SHA-256."""
+    if _hmac_override:
+        return _hmac_override[0]
+    from settings import get_settings
+
+    return get_settings().audit_hmac_key
+
+
+async def lock_appends(conn: AsyncConnection) -> None:
+    """Serialise appenders until the caller's transaction ends."""
+    # An advisory lock rather than LOCK TABLE: the application role holds only INSERT and
+    # SELECT on event_log, and LOCK TABLE in EXCLUSIVE mode needs UPDATE or DELETE. Appenders
+    # still commit one at a time, so positions are in commit order and a reader following
+    # positions never skips a late commit; INSERT's own lock still waits for a rebuild's lock.
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": APPEND_LOCK})
+
+
 async def append(
     conn: AsyncConnection,
     stream_id: str,
@@ -47,9 +86,7 @@ async def append(
     metadata: EventMetadata,
 ) -> list[RecordedEvent]:
     """Append events to a stream at ``expected_version``; the caller owns the transaction."""
-    # EXCLUSIVE blocks other appenders (not readers) until commit, so positions are
-    # assigned in commit order and a reader following positions never skips a late commit.
-    await conn.execute(text("LOCK TABLE event_log IN EXCLUSIVE MODE"))
+    await lock_appends(conn)
     current = await conn.scalar(
         select(func.coalesce(func.max(event_log.c.stream_version), 0)).where(
             event_log.c.stream_id == stream_id
@@ -62,11 +99,19 @@ async def append(
     prev = await conn.scalar(
         select(event_log.c.hash).order_by(event_log.c.position.desc()).limit(1)
     )
-    prev = prev or GENESIS
+    prev = bytes(prev) if prev is not None else GENESIS
+    # Positions are taken before the insert so that the hash can cover them.
+    positions = list((await conn.execute(_NEXT_POSITIONS, {"n": len(events)})).scalars())
+    key = hmac_key()
+    scheme = SCHEME_HMAC if key else SCHEME_SHA256
+    now = datetime.now(UTC)
+    rows: list[dict] = []
     recorded: list[RecordedEvent] = []
     causation = metadata.causation_id
-    for offset, event in enumerate(events, start=1):
+    meta = msgspec.structs.replace(metadata, causation_id=causation)
+    for offset, (event, position) in enumerate(zip(events, positions, strict=True), start=1):
         row = {
+            "position": position,
             "stream_id": stream_id,
             "stream_version": expected_version + offset,
             "event_id": uuid.uuid4(),
@@ -76,22 +121,25 @@ async def append(
             "actor": metadata.actor,
             "correlation_id": metadata.correlation_id,
             "causation_id": causation,
-            "recorded_at": datetime.now(UTC),
+            "trace_context": metadata.trace_context,
+            "recorded_at": now,
+            "hash_scheme": scheme,
+            "prev_hash": prev,
         }
-        row["prev_hash"] = prev
-        row["hash"] = prev = _hash_of(row)
-        position = await conn.scalar(event_log.insert().returning(event_log.c.position), row)
+        row["hash"] = prev = chain_hash(prev, row, key)
+        rows.append(row)
         recorded.append(
             RecordedEvent(
                 position=position,
                 stream_id=stream_id,
                 stream_version=row["stream_version"],
                 event_id=row["event_id"],
-                recorded_at=row["recorded_at"],
-                metadata=msgspec.structs.replace(metadata, causation_id=causation),
+                recorded_at=now,
+                metadata=meta,
                 event=event,
             )
         )
+    await conn.execute(_INSERT, rows)
     bucket = conn.info.get(_LOG_BUCKET)
     if bucket is not None:
         bucket.extend(recorded)
@@ -130,22 +178,6 @@ def _log_event(r: RecordedEvent) -> None:
     )
 
 
-def _hash_of(row: dict) -> bytes:
-    return row_hash(
-        row["prev_hash"],
-        stream_id=row["stream_id"],
-        stream_version=row["stream_version"],
-        event_id=row["event_id"],
-        event_type=row["event_type"],
-        schema_version=row["schema_version"],
-        payload=row["payload"],
-        actor=row["actor"],
-        correlation_id=row["correlation_id"],
-        causation_id=row["causation_id"],
-        recorded_at=row["recorded_at"],
-    )
-
-
 def to_recorded(row: Row) -> RecordedEvent:
     """Decode one event_log row."""
     return RecordedEvent(
@@ -160,7 +192,7 @@ def to_recorded(row: Row) -> RecordedEvent:
             causation_id=row.causation_id,
             trace_context=row.trace_context,
         ),
-        event=decode_event(row.event_type, row.payload),
+        event=decode_event(row.event_type, row.payload, row.schema_version),
     )
 
 
@@ -196,24 +228,20 @@ async def stream_ids(conn: AsyncConnection, prefix: str) -> list[str]:
     return list(result.scalars())
 
 
-async def verify_chain(conn: AsyncConnection, batch: int = 5000) -> IntegrityReport:
+async def verify_chain(
+    conn: AsyncConnection, batch: int = 5000, key: bytes | None = None
+) -> IntegrityReport:
     """Recompute every row's hash in position order and report where the chain breaks."""
-    prev, last, checked, breaks = GENESIS, 0, 0, []
-    while True:
-        rows = await read_after(conn, last, batch)
-        if not rows:
-            break
-        for r in rows:
-            checked += 1
-            row = r._asdict()
-            if bytes(row["prev_hash"]) != prev:
-                breaks.append(
-                    ChainBreak(r.position, r.stream_id, "prev_hash does not match the row before")
-                )
-            expected = _hash_of({**row, "prev_hash": bytes(row["prev_hash"])})
-            if expected != bytes(row["hash"]):
-                breaks.append(
-                    ChainBreak(r.position, r.stream_id, "content does not match its hash (edited)")
-                )
-            prev, last = bytes(row["hash"]), r.position
-    return IntegrityReport(ok=not breaks, checked=checked, last_position=last, breaks=breaks)
+    from storage.audit_chain import check_chain
+
+    return await check_chain(conn, batch=batch, key=key if key is not None else hmac_key())
+
+
+async def head(conn: AsyncConnection) -> Row | None:
+    """The last row of the log (position, hash, recorded_at), None when it is empty."""
+    result = await conn.execute(
+        select(event_log.c.position, event_log.c.hash, event_log.c.recorded_at)
+        .order_by(event_log.c.position.desc())
+        .limit(1)
+    )
+    return result.first()

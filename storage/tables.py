@@ -48,6 +48,8 @@ event_log = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
+    # How ``hash`` was computed (domain.integrity): 1 legacy, 2 SHA-256, 3 HMAC-SHA-256.
+    Column("hash_scheme", SmallInteger, nullable=False),
     UniqueConstraint("stream_id", "stream_version"),
 )
 

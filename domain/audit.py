@@ -1,0 +1,217 @@
+"""Audit read models, pure: the anchor line, findings, trail entries, point-in-time state, recipes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from domain.errors import InvalidInput
+from domain.registry import fold
+from events.base import RecordedEvent
+
+# Payload keys that say which model and version an event is about, in order of preference.
+_VERSION_KEYS = ("model_version", "to_version", "candidate_version", "version")
+
+
+class Anchor(msgspec.Struct, frozen=True):
+    """The head of the log at one moment: kept outside PostgreSQL to reveal a deleted tail."""
+
+    position: int
+    hash: str
+    time: datetime
+
+    def line(self) -> str:
+        """One token, safe to paste into a shell: ``position=N,hash=HEX,time=ISO``."""
+        return f"position={self.position},hash={self.hash},time={self.time.isoformat()}"
+
+    @classmethod
+    def parse(cls, line: str) -> Anchor:
+        """Read a line printed by ``just anchor``; InvalidInput says what is wrong."""
+        parts = dict(p.partition("=")[::2] for p in line.strip().split(",") if p)
+        missing = [k for k in ("position", "hash", "time") if k not in parts]
+        if missing:
+            raise InvalidInput(
+                f"anchor {line!r} lacks {', '.join(missing)}; "
+                "expected position=N,hash=HEX,time=ISO as printed by `just anchor`"
+            )
+        try:
+            position = int(parts["position"])
+            bytes.fromhex(parts["hash"])
+            time = parse_time(parts["time"], "anchor time")
+        except ValueError as exc:
+            raise InvalidInput(f"anchor {line!r} is malformed: {exc}") from None
+        if position < 1 or len(parts["hash"]) != 64:
+            raise InvalidInput(f"anchor {line!r}: position must be >= 1 and hash 64 hex digits")
+        return cls(position, parts["hash"].lower(), time)
+
+
+class Finding(msgspec.Struct, frozen=True):
+    """One discrepancy: which check found it, at which log position, and what it is."""
+
+    check: str
+    position: int | None
+    problem: str
+
+
+class AuditReport(msgspec.Struct, kw_only=True):
+    """The outcome of ``just audit``."""
+
+    events: int = 0
+    last_position: int = 0
+    checks: dict[str, str] = msgspec.field(default_factory=dict)
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when no check found anything."""
+        return not self.findings
+
+    @property
+    def first_bad_position(self) -> int | None:
+        """The lowest position any finding names."""
+        positions = [f.position for f in self.findings if f.position is not None]
+        return min(positions) if positions else None
+
+
+class TrailEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One event of the audit trail, as `just replay` and GET /events show it."""
+
+    position: int
+    recorded_at: datetime
+    actor: str
+    event_type: str
+    stream_id: str
+    model_name: str | None
+    model_version: str | None
+    reason: str | None
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None
+    trace_context: str | None
+    event_id: uuid.UUID
+    schema_version: int
+    payload: dict[str, Any]
+
+
+def trail_entry(
+    r: RecordedEvent, schema_version: int, job_models: dict[str, tuple[str, str]]
+) -> TrailEntry:
+    """The trail view of a recorded event; job events take their model from ``job_models``."""
+    payload = msgspec.to_builtins(r.event)
+    payload.pop("type", None)
+    name = payload.get("model_name")
+    version = next((payload[k] for k in _VERSION_KEYS if payload.get(k)), None)
+    if name is None and "job_id" in payload and payload["job_id"] in job_models:
+        name, version = job_models[payload["job_id"]]
+    return TrailEntry(
+        position=r.position,
+        recorded_at=r.recorded_at,
+        actor=r.metadata.actor,
+        event_type=type(r.event).__name__,
+        stream_id=r.stream_id,
+        model_name=name,
+        model_version=version,
+        reason=payload.get("reason"),
+        correlation_id=r.metadata.correlation_id,
+        causation_id=r.metadata.causation_id,
+        trace_context=r.metadata.trace_context,
+        event_id=r.event_id,
+        schema_version=schema_version,
+        payload=payload,
+    )
+
+
+def parse_time(raw: str, what: str = "time") -> datetime:
+    """An ISO 8601 time (a date alone means its midnight); naive times are taken as UTC."""
+    try:
+        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"{what} {raw!r} is not an ISO 8601 time (e.g. 2026-11-26T14:05:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class VersionAt(msgspec.Struct, frozen=True, kw_only=True):
+    """A version as it stood at a moment."""
+
+    model_version: str
+    status: str
+    sha256: str
+    registered_at: datetime
+    registered_by: str
+
+
+class ModelAt(msgspec.Struct, frozen=True, kw_only=True):
+    """A model at a moment, folded from its events up to then."""
+
+    model_name: str
+    at: datetime
+    prod_version: str | None
+    prod_since: datetime | None
+    versions: list[VersionAt]
+    as_of_position: int | None
+
+
+def model_at(model_name: str, at: datetime, history: list[RecordedEvent]) -> ModelAt:
+    """Which versions existed and which was prod at ``at`` (events recorded after it ignored)."""
+    upto = [r for r in history if r.recorded_at <= at]
+    state = fold(model_name, upto)
+    versions = [
+        VersionAt(
+            model_version=v.model_version,
+            status=v.status,
+            sha256=v.sha256,
+            registered_at=v.created_at,
+            registered_by=v.registered_by,
+        )
+        for v in state.versions.values()
+    ]
+    return ModelAt(
+        model_name=model_name,
+        at=at,
+        prod_version=state.prod,
+        prod_since=state.prod_since if state.prod else None,
+        versions=versions,
+        as_of_position=upto[-1].position if upto else None,
+    )
+
+
+class TrainingRecipe(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything `just train` needs to make the same weights again."""
+
+    architecture: str
+    dataset: str
+    epochs: int
+    batch_size: int
+    lr: float
+    seed: int
+    threads: int
+    precision: str
+    train_samples: int
+
+
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "seed", "threads", "precision", "train_samples")
+
+
+def recipe_from_metadata(metadata: dict[str, Any], what: str) -> TrainingRecipe:
+    """The recipe recorded in a registration's metadata; InvalidInput names what is missing."""
+    training = metadata.get("training") or {}
+    missing = [k for k in RECIPE_KEYS if k not in training]
+    missing += [k for k in ("architecture", "dataset") if not metadata.get(k)]
+    if missing:
+        raise InvalidInput(
+            f"{what} records no full training recipe (missing: {', '.join(missing)}); "
+            "only versions made by `just train` can be reproduced"
+        )
+    try:
+        return msgspec.convert(
+            {k: training[k] for k in RECIPE_KEYS}
+            | {"architecture": metadata["architecture"], "dataset": metadata["dataset"]},
+            TrainingRecipe,
+        )
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(f"{what} has a malformed training recipe: {exc}") from None
