@@ -1,34 +1,36 @@
-"""The composition root: builds engines, clients, repositories and handlers for each entrypoint."""
+"""The composition root: builds every adapter once and hands entrypoints the ports they use."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
+from datetime import UTC, datetime
 from pathlib import Path
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from domain.ports import UnitOfWorkFactory
+from ml.catalog import DatasetCatalog
+from ml.inspector import TorchArtifactInspector
 from settings import Settings, get_settings
 from storage import embedded
 from storage.artifacts import LocalArtifactStore
+from storage.jobs_queries import JobQueries
 from storage.registry_queries import RegistryQueries
-from storage.registry_repository import PostgresModelRepository
+from storage.registry_repository import PostgresRegistrationLock
+from storage.shard_queue import RedisShardQueue
+from storage.unit_of_work import unit_of_work_factory
 
 MIGRATION_LOCK = 7_313_001
 
 
 def database_url(settings: Settings | None = None) -> str:
-    """DATABASE_URL normalised for asyncpg, or the embedded server's URL."""
+    """DATABASE_URL normalised for asyncpg, or the embedded server's URL (started if needed)."""
     settings = settings or get_settings()
-    return _database_url(settings.database_url, settings.state_dir)
-
-
-@cache
-def _database_url(url: str | None, state_dir: Path) -> str:
+    url = settings.database_url
     if not url:
-        return embedded.ensure_postgres(state_dir)
+        return embedded.ensure_postgres(settings.state_dir)
     for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url.removeprefix(prefix)
@@ -36,7 +38,7 @@ def _database_url(url: str | None, state_dir: Path) -> str:
 
 
 def redis_url(settings: Settings | None = None) -> str:
-    """REDIS_URL, or the embedded server's URL."""
+    """REDIS_URL, or the embedded server's URL (started if needed)."""
     settings = settings or get_settings()
     return settings.redis_url or embedded.ensure_redis(settings.state_dir)
 
@@ -65,17 +67,12 @@ def create_redis(url: str) -> aioredis.Redis:
     )
 
 
-def _alembic_config():
-    from alembic.config import Config
-
-    return Config(str(Path(__file__).parent / "alembic.ini"))
-
-
 async def migrate(engine: AsyncEngine) -> None:
     """Upgrade the schema to head; concurrent starters wait on an advisory lock."""
     from alembic import command
+    from alembic.config import Config
 
-    cfg = _alembic_config()
+    cfg = Config(str(Path(__file__).parent / "alembic.ini"))
 
     def _upgrade(sync_conn) -> None:
         cfg.attributes["connection"] = sync_conn
@@ -86,46 +83,30 @@ async def migrate(engine: AsyncEngine) -> None:
         await conn.run_sync(_upgrade)
 
 
-@dataclass
+class SystemClock:
+    """Implements domain.ports.Clock with the wall clock."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Platform:
-    """Everything an entrypoint needs, built once."""
+    """Every adapter, built once; entrypoints take the narrow fields they need."""
 
     settings: Settings
     engine: AsyncEngine
     redis: aioredis.Redis
-    repo: PostgresModelRepository
-    queries: RegistryQueries
+    uow: UnitOfWorkFactory
+    registration_lock: PostgresRegistrationLock
     artifacts: LocalArtifactStore
-
-    @property
-    def jobs(self):
-        """The batch-job store (commands)."""
-        from storage.jobs_repository import PostgresJobStore
-
-        return PostgresJobStore(self.engine)
-
-    @property
-    def job_queries(self):
-        """Batch-job lookups."""
-        from storage.jobs_queries import JobQueries
-
-        return JobQueries(self.engine)
-
-    @property
-    def datasets(self):
-        """The dataset catalog (ids and sizes, no pixels loaded)."""
-        from ml.catalog import DatasetCatalog
-
-        return DatasetCatalog(
-            self.settings.data_dir, self.settings.cache_dir, self.settings.allow_download
-        )
-
-    @property
-    def inspector(self):
-        """The torch artifact inspector (imported lazily: torch is slow to import)."""
-        from ml.inspector import TorchArtifactInspector
-
-        return TorchArtifactInspector()
+    inspector: TorchArtifactInspector
+    datasets: DatasetCatalog
+    queries: RegistryQueries
+    job_queries: JobQueries
+    shard_queue: RedisShardQueue
+    clock: SystemClock
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -133,13 +114,20 @@ class Platform:
         await self.engine.dispose()
 
 
-def build_inference(platform: Platform):
-    """The inference service (model cache, batchers, prod map) for an API process."""
-    from ml.inference import InferenceService
-    from ml.serving import BatchingConfig, ModelCache, VersionRef
-    from observability.metrics import instruments
+def build_model_cache(platform: Platform, *, serving: bool):
+    """A model cache for this process: batching and its metrics for serving, plain for workers."""
+    from ml.serving import BatchingConfig, ModelCache
 
     s = platform.settings
+    if not serving:
+        return ModelCache(
+            platform.artifacts.path_for,
+            max_models=s.model_cache_size,
+            torch_threads=s.torch_threads,
+            device=s.device,
+        )
+    from observability.metrics import instruments
+
     inst = instruments()
 
     def on_batch(stats) -> None:
@@ -154,12 +142,22 @@ def build_inference(platform: Platform):
         torch_threads=s.torch_threads,
         batch_threads=s.torch_batch_threads,
         on_batch=on_batch,
+        device=s.device,
     )
     inst.gauge(
         "models_loaded",
         "Model versions loaded in this process",
         lambda: [(len(cache.loaded), {})],
     )
+    return cache
+
+
+def build_inference(platform: Platform):
+    """The inference service (model cache, batchers, prod map) for an API process."""
+    from ml.inference import InferenceService
+    from ml.serving import VersionRef
+
+    cache = build_model_cache(platform, serving=True)
 
     async def lookup_version(name: str, version: str) -> VersionRef:
         v = await platform.queries.get_version(name, version)
@@ -168,21 +166,131 @@ def build_inference(platform: Platform):
     return InferenceService(cache, lookup_version, platform.queries.require_prod)
 
 
+def build_shard_evaluator(platform: Platform):
+    """The worker's shard evaluator over its own model cache."""
+    from ml.shard_evaluator import TorchShardEvaluator
+
+    s = platform.settings
+    return TorchShardEvaluator(
+        build_model_cache(platform, serving=False), s.data_dir, s.cache_dir, s.allow_download
+    )
+
+
+def build_relay(platform: Platform):
+    """The log-to-streams relay (one leader at a time across processes)."""
+    from storage.relay import Relay
+
+    return Relay(platform.engine, platform.redis, platform.settings.relay_interval_s)
+
+
 async def build_platform(
     settings: Settings | None = None, *, run_migrations: bool = True
 ) -> Platform:
     """Start or connect to the servers, migrate, and wire the adapters."""
     settings = settings or get_settings()
+    from storage.errors import postgres_errors
+
     engine = create_engine(database_url(settings))
     if run_migrations:
-        await migrate(engine)
+        async with postgres_errors():
+            await migrate(engine)
+    return wire(settings, engine, create_redis(redis_url(settings)))
+
+
+def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Platform:
+    """Build every adapter once over an engine and a Redis client."""
     return Platform(
         settings=settings,
         engine=engine,
-        redis=create_redis(redis_url(settings)),
-        repo=PostgresModelRepository(engine),
-        queries=RegistryQueries(engine),
+        redis=redis,
+        uow=unit_of_work_factory(engine),
+        registration_lock=PostgresRegistrationLock(engine),
         artifacts=LocalArtifactStore(
             settings.artifacts_dir, settings.artifact_import_roots, settings.max_artifact_bytes
         ),
+        inspector=TorchArtifactInspector(),
+        datasets=DatasetCatalog(settings.data_dir, settings.cache_dir, settings.allow_download),
+        queries=RegistryQueries(engine),
+        job_queries=JobQueries(engine),
+        shard_queue=RedisShardQueue(redis),
+        clock=SystemClock(),
     )
+
+
+def build_stream_stats(platform: Platform):
+    """A periodic task refreshing the stream gauges (lag, pending, dead letters, queue depth)."""
+    from redis.exceptions import RedisError
+
+    from observability.metrics import register_holder_gauges
+    from observability.supervisor import every
+    from storage.stream_admin import GAUGES, stream_stats
+
+    holder: dict = {}
+    register_holder_gauges(GAUGES, holder)
+
+    async def refresh() -> None:
+        holder["stats"] = await stream_stats(platform.redis)
+
+    return every(5.0, refresh, expected=(RedisError, OSError), name="stream-stats")
+
+
+def build_worker_upkeep(platform: Platform, consumer: str):
+    """A periodic task: the worker's heartbeat and safe stream trimming."""
+    from redis.exceptions import RedisError
+
+    from observability.supervisor import every
+    from storage.stream_admin import heartbeat, trim_streams
+
+    async def upkeep() -> None:
+        await heartbeat(platform.redis, consumer)
+        await trim_streams(platform.redis, platform.settings.stream_maxlen)
+
+    return every(5.0, upkeep, expected=(RedisError, OSError), name="upkeep")
+
+
+async def retire_worker(platform: Platform, consumer: str) -> None:
+    """Remove a stopping worker's heartbeat."""
+    from storage.stream_admin import retire
+
+    await retire(platform.redis, consumer)
+
+
+async def live_workers(platform: Platform) -> int:
+    """Workers whose heartbeat is fresh."""
+    from storage.stream_admin import live_workers as count
+
+    return await count(platform.redis)
+
+
+async def ping_redis(platform: Platform) -> None:
+    """ServiceUnavailable when Redis does not answer."""
+    from storage.errors import redis_errors
+
+    async with redis_errors():
+        await platform.redis.ping()
+
+
+async def publish_pending(platform: Platform) -> int | None:
+    """One relay pass now (None when another relay leads); outages raise ServiceUnavailable."""
+    from storage.errors import postgres_errors, redis_errors
+
+    async with postgres_errors(), redis_errors():
+        return await build_relay(platform).publish_once()
+
+
+async def verify_log(platform: Platform):
+    """Check the event log's hash chain end to end."""
+    from storage import event_store
+    from storage.errors import postgres_errors
+
+    async with postgres_errors(), platform.engine.connect() as conn:
+        return await event_store.verify_chain(conn)
+
+
+async def rebuild_projections(platform: Platform) -> int:
+    """Drop the projections and replay the log into them; returns streams replayed."""
+    from storage.errors import postgres_errors
+    from storage.projections import rebuild_projections as rebuild
+
+    async with postgres_errors():
+        return await rebuild(platform.engine)

@@ -1,10 +1,11 @@
-"""The Litestar application factory."""
+"""The Litestar application factory: routes, narrow dependencies and supervised background work."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
 from litestar import Litestar, Response, get
@@ -20,14 +21,20 @@ from api.middleware import metrics_middleware
 from api.registry import RegistryController
 from api.schemas import Health
 from api.v2 import V2Controller
-from bootstrap import Platform, build_inference, build_platform
+from bootstrap import Platform, build_inference, build_platform, build_relay, build_stream_stats
+from domain.errors import DomainError
 from ml.inference import InferenceService
+from observability import supervisor
 from observability.logging import configure_logging
 from observability.metrics import render_prometheus
 from settings import Settings, get_settings
-from storage.relay import Relay
 
 VERSION = "0.1.0"
+# What controllers may ask for by name: each a field built once in bootstrap.
+PORTS = (
+    "settings", "uow", "registration_lock", "artifacts", "inspector", "datasets", "queries",
+    "job_queries",
+)  # fmt: skip
 
 
 @get("/health", tags=["ops"], summary="Liveness")
@@ -43,35 +50,27 @@ async def metrics() -> Response[bytes]:
     return Response(body, media_type=content_type)
 
 
-async def _stream_stats(p: Platform, stop: asyncio.Event) -> None:
-    """Refresh queue depth, consumer lag, pending and dead-letter gauges for /metrics."""
-    from observability.metrics import register_holder_gauges
-    from storage.stream_admin import GAUGES, stream_stats
-
-    holder: dict = {}
-    register_holder_gauges(GAUGES, holder)
-    while not stop.is_set():
-        with contextlib.suppress(Exception):
-            holder["stats"] = await stream_stats(p.redis)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5.0)
-
-
 async def _warm_up(p: Platform, inference: InferenceService) -> None:
     """Load the prod versions in the background so the first requests do not pay for it."""
     log = structlog.get_logger("api")
-    with contextlib.suppress(Exception):
-        for name in await p.queries.prod_models(p.settings.model_cache_size):
-            try:
-                model = await inference.resolve(name)
-                log.info("model_warmed", model_name=name, model_version=model.ref.model_version)
-            except Exception as exc:
-                log.warning("model_warm_up_failed", model_name=name, error=str(exc))
+    try:
+        prods = await p.queries.prod_models(p.settings.model_cache_size)
+    except DomainError as exc:
+        log.warning("model_warm_up_skipped", error=str(exc))
+        return
+    for name in prods:
+        try:
+            model = await inference.resolve(name)
+            log.info("model_warmed", model_name=name, model_version=model.ref.model_version)
+        except DomainError as exc:
+            log.warning("model_warm_up_failed", model_name=name, error=str(exc))
 
 
-def provide_platform(state: State) -> Platform:
-    """The platform built at start-up."""
-    return state.platform
+def _provider(field: str) -> Provide:
+    def provide(state: State) -> Any:
+        return getattr(state.platform, field)
+
+    return Provide(provide, sync_to_thread=False)
 
 
 def provide_inference(state: State) -> InferenceService:
@@ -93,19 +92,17 @@ def create_app(
         app.state.platform = p
         inference = app.state.inference = build_inference(p)
         stop = asyncio.Event()
-        tasks = []
-        tasks.append(asyncio.create_task(_stream_stats(p, stop), name="stream-stats"))
+        tasks = [supervisor.start("stream-stats", build_stream_stats(p), stop)]
         warm = asyncio.create_task(
             _warm_up(p, inference) if settings.warm_up else asyncio.sleep(0), name="warm-up"
         )
         if settings.hot_swap:
             follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
-            tasks.append(asyncio.create_task(follower.follow(stop), name="hot-swap"))
-            tasks.append(asyncio.create_task(follower.poll(stop), name="hot-swap-poll"))
+            tasks.append(supervisor.start("hot-swap", follower.follow, stop))
+            tasks.append(supervisor.start("hot-swap-poll", follower.poll, stop))
         if run_relay:
-            relay = Relay(p.engine, p.redis, settings.relay_interval_s)
-            app.state.relay = relay
-            tasks.append(asyncio.create_task(relay.run(stop), name="relay"))
+            relay = app.state.relay = build_relay(p)
+            tasks.append(supervisor.start("relay", relay.run, stop))
         try:
             yield
         finally:
@@ -116,6 +113,8 @@ def create_app(
             if owned:
                 await p.aclose()
 
+    dependencies = {name: _provider(name) for name in PORTS}
+    dependencies["inference"] = Provide(provide_inference, sync_to_thread=False)
     return Litestar(
         route_handlers=[
             health,
@@ -125,10 +124,7 @@ def create_app(
             V2Controller,
             BatchController,
         ],
-        dependencies={
-            "platform": Provide(provide_platform, sync_to_thread=False),
-            "inference": Provide(provide_inference, sync_to_thread=False),
-        },
+        dependencies=dependencies,
         middleware=[metrics_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

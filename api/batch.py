@@ -6,15 +6,18 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import event_metadata
-from bootstrap import Platform
-from domain.job_handlers import cancel_batch_job, submit_batch_job
+from api.deps import Port
+from domain.handlers.jobs import cancel_batch_job, submit_batch_job
+from domain.ports import DatasetCatalog, JobReader, UnitOfWorkFactory
 from domain.views import JobView
+from settings import Settings
 
-Deps = NamedDependency[Platform]
+Jobs = Port[JobReader]
+Uow = Port[UnitOfWorkFactory]
+Config = Port[Settings]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -56,7 +59,12 @@ class BatchController(Controller):
 
     @post("/submit", status_code=202, summary="Submit a batch evaluation")
     async def submit(
-        self, request: Request, platform: Deps, data: JSONBody[SubmitRequest]
+        self,
+        request: Request,
+        settings: Config,
+        uow: Uow,
+        datasets: Port[DatasetCatalog],
+        data: JSONBody[SubmitRequest],
     ) -> SubmitResponse:
         """Record BatchJobSubmitted; workers plan, run and aggregate it."""
         job = await submit_batch_job(
@@ -64,25 +72,24 @@ class BatchController(Controller):
             dataset_id=data.dataset_id,
             batch_size=data.config.batch_size,
             model_version=data.model_version,
-            shard_size=platform.settings.shard_size
+            shard_size=settings.shard_size
             if data.config.shard_size is None
             else data.config.shard_size,
-            metadata=event_metadata(request, platform.settings),
-            models=platform.repo,
-            datasets=platform.datasets,
-            jobs=platform.jobs,
+            metadata=event_metadata(request, settings),
+            uow=uow,
+            datasets=datasets,
         )
         return SubmitResponse(job_id=job.job_id, status=job.status, model_version=job.model_version)
 
     @get("/status/{job_id:str}", summary="A job's status, progress and metrics")
-    async def status(self, platform: Deps, job_id: FromPath[str]) -> JobView:
+    async def status(self, job_queries: Jobs, job_id: FromPath[str]) -> JobView:
         """Poll a job."""
-        return await platform.job_queries.get(job_id)
+        return await job_queries.get(job_id)
 
     @get("/", summary="List jobs, newest first")
     async def list_jobs(
         self,
-        platform: Deps,
+        job_queries: Jobs,
         model_name: Annotated[
             str | None, QueryParameter(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
         ] = None,
@@ -90,17 +97,19 @@ class BatchController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[JobView]:
         """Filter by model and status."""
-        return await platform.job_queries.list(model_name, status, limit)
+        return await job_queries.list(model_name, status, limit)
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a job")
     async def cancel(
         self,
         request: Request,
-        platform: Deps,
+        settings: Config,
+        uow: Uow,
+        job_queries: Jobs,
         job_id: FromPath[str],
         data: JSONBody[CancelRequest | None] = None,
     ) -> JobView:
         """Workers skip the job's remaining shards."""
-        meta = event_metadata(request, platform.settings)
-        await cancel_batch_job(job_id, data.reason if data else None, meta, platform.jobs)
-        return await platform.job_queries.get(job_id)
+        meta = event_metadata(request, settings)
+        await cancel_batch_job(job_id, data.reason if data else None, meta, uow)
+        return await job_queries.get(job_id)

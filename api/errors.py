@@ -5,9 +5,6 @@ from __future__ import annotations
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from domain.errors import (
     Conflict,
@@ -30,49 +27,14 @@ def error_body(status: int, detail: str, **extra: object) -> dict[str, object]:
 
 
 def domain_error_handler(_: Request, exc: DomainError) -> Response:
-    """Domain errors carry user-safe messages."""
+    """Domain errors carry user-safe messages; an outage adds a hint when to retry."""
     status = next((code for cls, code in _STATUS.items() if isinstance(exc, cls)), 400)
     if isinstance(exc, IntegrityError):
         status = 500
-    return Response(error_body(status, str(exc)), status_code=status)
-
-
-def _service_from_traceback(exc: BaseException) -> str:
-    tb = exc.__traceback__
-    while tb is not None:
-        module = tb.tb_frame.f_globals.get("__name__", "")
-        if module.startswith(("asyncpg", "sqlalchemy")):
-            return "postgresql"
-        if module.startswith("redis"):
-            return "redis"
-        tb = tb.tb_next
-    return "a backing service"
-
-
-def outage_handler(request: Request, exc: Exception) -> Response:
-    """A backing service could not be reached: 503 with Retry-After, never a trace."""
-    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
-        service = "redis"
-    elif isinstance(exc, DBAPIError):
-        service = "postgresql"
-    else:  # connection failures surface as bare OSError: tell which client raised it
-        service = _service_from_traceback(exc)
-    if (
-        isinstance(exc, DBAPIError)
-        and not exc.connection_invalidated
-        and not isinstance(exc, OperationalError | InterfaceError)
-    ):
-        if "invalid byte sequence" in str(exc) or "\\u0000" in str(exc):
-            return Response(
-                error_body(400, "text must not contain NUL characters"), status_code=400
-            )
-        return internal_error_handler(request, exc)
-    log.warning("service_unavailable", service=service, error=str(exc).splitlines()[0][:200])
-    return Response(
-        error_body(503, f"{service} is unavailable; retry shortly"),
-        status_code=503,
-        headers={"Retry-After": "2"},
-    )
+    headers = {"Retry-After": "2"} if status == 503 else None
+    if status == 503:
+        log.warning("service_unavailable", error=str(exc))
+    return Response(error_body(status, str(exc)), status_code=status, headers=headers)
 
 
 def overloaded_handler(_: Request, exc: Exception) -> Response:
@@ -103,13 +65,6 @@ EXCEPTION_HANDLERS = {
     DomainError: domain_error_handler,
     Overloaded: overloaded_handler,
     HTTPException: http_exception_handler,
-    OperationalError: outage_handler,
-    InterfaceError: outage_handler,
-    DBAPIError: outage_handler,
-    RedisConnectionError: outage_handler,
-    RedisTimeoutError: outage_handler,
-    ConnectionError: outage_handler,
-    OSError: outage_handler,
     RecursionError: too_deep_handler,
     Exception: internal_error_handler,
 }

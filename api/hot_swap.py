@@ -8,21 +8,29 @@ stream up while Redis is unreachable.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 
-from domain.errors import DomainError
+from domain.errors import DomainError, ServiceUnavailable
 from events.codec import decode_event
 from events.registry import ModelVersionDemoted, ModelVersionPromoted, ModelVersionRolledBack
 from events.streams import REGISTRY_STREAM
 from ml.inference import InferenceService
-from storage.registry_queries import RegistryQueries
+from observability.metrics import instruments
+from observability.supervisor import sleep_until_stopped
 
 log = structlog.get_logger("hot_swap")
+
+
+class ProdLookup(Protocol):
+    """Reads a model's prod version from the registry projection."""
+
+    async def require_prod(self, model_name: str) -> str:
+        """The prod version; NotFound or Conflict when there is none."""
+        ...
 
 
 class ProdFollower:
@@ -32,7 +40,7 @@ class ProdFollower:
         self,
         service: InferenceService,
         redis: aioredis.Redis,
-        queries: RegistryQueries,
+        queries: ProdLookup,
         *,
         block_ms: int = 1000,
         poll_s: float = 5.0,
@@ -42,7 +50,6 @@ class ProdFollower:
         self.queries = queries
         self.block_ms = block_ms
         self.poll_s = poll_s
-        self.swaps = 0
 
     async def switch(self, model_name: str, version: str | None) -> None:
         """Preload ``version`` (if any) then make it prod in this process."""
@@ -60,7 +67,7 @@ class ProdFollower:
                     error=str(exc),
                 )
         self.service.set_prod(model_name, version)
-        self.swaps += 1
+        instruments().hot_swaps.add(1)
         log.info("prod_switched", model_name=model_name, model_version=version)
 
     async def follow(self, stop: asyncio.Event) -> None:
@@ -82,7 +89,7 @@ class ProdFollower:
             except (RedisError, OSError) as exc:
                 log.warning("hot_swap_redis_unavailable", error=str(exc))
                 last_id = "$"
-                await _sleep(stop, 1.0)
+                await sleep_until_stopped(stop, 1.0)
 
     async def _apply(self, fields: dict[bytes, bytes]) -> None:
         type_name = fields.get(b"type", b"").decode()
@@ -112,12 +119,8 @@ class ProdFollower:
 
     async def poll(self, stop: asyncio.Event) -> None:
         """Reconcile every ``poll_s`` seconds, in case stream entries were missed."""
-        while not stop.is_set():
-            await _sleep(stop, self.poll_s)
-            with contextlib.suppress(DBAPIError, OSError):
+        while not await sleep_until_stopped(stop, self.poll_s):
+            try:
                 await self.reconcile()
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+            except ServiceUnavailable as exc:
+                log.warning("hot_swap_poll_failed", error=str(exc))

@@ -8,9 +8,9 @@ import time
 import msgspec
 import numpy as np
 from litestar import Request, post
-from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
+from api.deps import Port
 from domain import names
 from domain.errors import InvalidInput
 from ml.inference import InferenceService, softmax
@@ -54,7 +54,7 @@ def decode_image_b64(value: str, field: str = "image_b64") -> np.ndarray:
 
 @post("/predict", status_code=200, tags=["inference"], summary="Classify one image")
 async def predict(
-    request: Request, data: JSONBody[PredictRequest], inference: NamedDependency[InferenceService]
+    request: Request, data: JSONBody[PredictRequest], inference: Port[InferenceService]
 ) -> PredictResponse:
     """Classify a 28x28 PNG with the prod (or the named) version."""
     start = time.perf_counter()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
+from api.deps import Port
 from api.schemas import (
     PromoteResponse,
     ReasonRequest,
@@ -14,14 +14,21 @@ from api.schemas import (
     RegisterVersionResponse,
     RollbackResponse,
 )
-from bootstrap import Platform
 from domain import names
 from domain.commands import PromoteModelVersion, RollbackModel
-from domain.handlers import handle_registry_command, register_model_version
+from domain.handlers.registry import promote_model_version, register_model_version, rollback_model
+from domain.ports import (
+    ArtifactInspector,
+    ArtifactStore,
+    RegistrationLock,
+    RegistryReader,
+    UnitOfWorkFactory,
+)
 from domain.views import HistoryEntry, ModelSummary, ModelVersionView
 from events.registry import ModelVersionPromoted, ModelVersionRolledBack
+from settings import Settings
 
-Deps = NamedDependency[Platform]
+Queries = Port[RegistryReader]
 
 
 class RegistryController(Controller):
@@ -31,20 +38,24 @@ class RegistryController(Controller):
     tags = ["registry"]
 
     @get("/", summary="Every model version (the original /models shape)")
-    async def list_models(self, platform: Deps) -> list[ModelSummary]:
+    async def list_models(self, queries: Queries) -> list[ModelSummary]:
         """List all versions of all models."""
-        return await platform.queries.list_models()
+        return await queries.list_models()
 
     @get("/{name:str}/versions", summary="One model's versions with metadata and metrics")
-    async def list_versions(self, platform: Deps, name: FromPath[str]) -> list[ModelVersionView]:
+    async def list_versions(self, queries: Queries, name: FromPath[str]) -> list[ModelVersionView]:
         """List a model's versions."""
-        return await platform.queries.list_versions(names.check_model_name(name))
+        return await queries.list_versions(names.check_model_name(name))
 
     @post("/{name:str}/versions", status_code=201, summary="Register a version")
     async def register(
         self,
         request: Request,
-        platform: Deps,
+        settings: Port[Settings],
+        uow: Port[UnitOfWorkFactory],
+        registration_lock: Port[RegistrationLock],
+        artifacts: Port[ArtifactStore],
+        inspector: Port[ArtifactInspector],
         name: FromPath[str],
         data: JSONBody[RegisterVersionRequest],
     ) -> RegisterVersionResponse:
@@ -56,10 +67,11 @@ class RegistryController(Controller):
             tags=dict(data.tags),
             reason=data.reason,
             metadata_override=data.metadata,
-            metadata=event_metadata(request, platform.settings),
-            repo=platform.repo,
-            store=platform.artifacts,
-            inspector=platform.inspector,
+            metadata=event_metadata(request, settings),
+            uow=uow,
+            lock=registration_lock,
+            store=artifacts,
+            inspector=inspector,
         )
         v = result.state.versions[data.model_version]
         return RegisterVersionResponse(
@@ -75,19 +87,20 @@ class RegistryController(Controller):
     async def promote(
         self,
         request: Request,
-        platform: Deps,
+        settings: Port[Settings],
+        uow: Port[UnitOfWorkFactory],
         name: FromPath[str],
         version: FromPath[str],
         data: JSONBody[ReasonRequest | None] = None,
     ) -> PromoteResponse:
         """Make a version prod, demoting the current prod."""
-        meta = event_metadata(request, platform.settings)
+        meta = event_metadata(request, settings)
         cmd = PromoteModelVersion(
             model_name=names.check_model_name(name),
             model_version=names.check_version(version),
             reason=data.reason if data else None,
         )
-        result = await handle_registry_command(cmd, meta, platform.repo)
+        result = await promote_model_version(cmd, meta, uow)
         previous = None
         for r in result.recorded:
             if isinstance(r.event, ModelVersionPromoted):
@@ -104,16 +117,17 @@ class RegistryController(Controller):
     async def rollback(
         self,
         request: Request,
-        platform: Deps,
+        settings: Port[Settings],
+        uow: Port[UnitOfWorkFactory],
         name: FromPath[str],
         data: JSONBody[ReasonRequest | None] = None,
     ) -> RollbackResponse:
         """Restore the version that was prod before the current one."""
-        meta = event_metadata(request, platform.settings)
+        meta = event_metadata(request, settings)
         cmd = RollbackModel(
             model_name=names.check_model_name(name), reason=data.reason if data else None
         )
-        result = await handle_registry_command(cmd, meta, platform.repo)
+        result = await rollback_model(cmd, meta, uow)
         event = result.recorded[0].event
         assert isinstance(event, ModelVersionRolledBack)
         return RollbackResponse(
@@ -121,6 +135,6 @@ class RegistryController(Controller):
         )
 
     @get("/{name:str}/history", summary="The audit trail, read from the event log")
-    async def history(self, platform: Deps, name: FromPath[str]) -> list[HistoryEntry]:
+    async def history(self, queries: Queries, name: FromPath[str]) -> list[HistoryEntry]:
         """Every fact about the model, oldest first, with actor and time."""
-        return await platform.queries.history(names.check_model_name(name))
+        return await queries.history(names.check_model_name(name))

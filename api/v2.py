@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import anyio
 import numpy as np
 from litestar import Controller, Request, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from api.deps import Port
 from api.inference import decode_image_b64
 from api.v2_schemas import (
     InferInput,
@@ -22,18 +23,19 @@ from api.v2_schemas import (
     ServerMetadata,
     TensorMetadata,
 )
-from bootstrap import Platform
 from domain import names
 from domain.errors import InvalidInput
+from domain.ports import RegistryReader
 from ml.batcher import concatenate_images
 from ml.inference import InferenceService, softmax
 from ml.serving import LoadedModel
 
-Inference = NamedDependency[InferenceService]
-Deps = NamedDependency[Platform]
+Inference = Port[InferenceService]
+Queries = Port[RegistryReader]
 DTYPES = {"FP32": np.float32, "UINT8": np.uint8}
 OUTPUTS = ("predictions", "probabilities", "logits")
 MAX_IMAGES = 4096
+INLINE_DECODE = 64  # below this a thread hop costs more than the conversion
 
 
 def _images_of(inp: InferInput) -> np.ndarray:
@@ -89,6 +91,16 @@ def _images_of(inp: InferInput) -> np.ndarray:
     return arr.reshape(shape[0], 28, 28)
 
 
+def _declared_images(inp: InferInput) -> int:
+    """Images an input claims to hold (its first dimension), checked before any decoding."""
+    first = inp.shape[0] if inp.shape else 0
+    if not isinstance(first, int) or isinstance(first, bool) or first < 0:
+        raise InvalidInput(
+            f"input {inp.name!r}: shape must be non-negative integers, got {inp.shape}"
+        )
+    return first
+
+
 def _check_outputs(req: InferRequest) -> tuple[str, ...]:
     if not req.outputs:
         return ("predictions", "probabilities")
@@ -126,11 +138,16 @@ async def _infer(
     if not req.inputs:
         raise InvalidInput("inputs is empty")
     wanted = _check_outputs(req)
-    parts = [_images_of(inp) for inp in req.inputs]
-    images = parts[0] if len(parts) == 1 else concatenate_images(parts)
     limit = min(MAX_IMAGES, inference.cache.batching.max_queue)
-    if len(images) > limit:
-        raise InvalidInput(f"at most {limit} images per request (MAX_QUEUE), got {len(images)}")
+    declared = sum(_declared_images(inp) for inp in req.inputs)
+    if declared > limit:
+        raise InvalidInput(f"at most {limit} images per request (MAX_QUEUE), got {declared}")
+    if declared > INLINE_DECODE or any(inp.datatype == "BYTES" for inp in req.inputs):
+        # PNG decoding and big list conversions block: run them off the event loop.
+        parts = await anyio.to_thread.run_sync(lambda: [_images_of(inp) for inp in req.inputs])
+    else:
+        parts = [_images_of(inp) for inp in req.inputs]
+    images = parts[0] if len(parts) == 1 else concatenate_images(parts)
     model: LoadedModel
     model, logits = await inference.predict(name, version, images)
     n = len(images)
@@ -165,25 +182,23 @@ class V2Controller(Controller):
         return Live(True)
 
     @get("/health/ready", summary="Server readiness")
-    async def ready(self, platform: Deps) -> Ready:
+    async def ready(self, queries: Queries) -> Ready:
         """Ready when PostgreSQL answers (raises 503 otherwise)."""
-        await platform.queries.ping()
+        await queries.ping()
         return Ready(True)
 
     @get("/models/{name:str}", summary="Model metadata")
-    async def model_metadata(self, platform: Deps, name: FromPath[str]) -> ModelMetadata:
+    async def model_metadata(self, queries: Queries, name: FromPath[str]) -> ModelMetadata:
         """Versions, inputs and outputs of a model."""
-        versions = await platform.queries.list_versions(names.check_model_name(name))
+        versions = await queries.list_versions(names.check_model_name(name))
         return _metadata(name, [v.model_version for v in versions])
 
     @get("/models/{name:str}/versions/{version:str}", summary="Model version metadata")
     async def version_metadata(
-        self, platform: Deps, name: FromPath[str], version: FromPath[str]
+        self, queries: Queries, name: FromPath[str], version: FromPath[str]
     ) -> ModelMetadata:
         """Inputs and outputs of one version."""
-        v = await platform.queries.get_version(
-            names.check_model_name(name), names.check_version(version)
-        )
+        v = await queries.get_version(names.check_model_name(name), names.check_version(version))
         return _metadata(name, [], v.model_version)
 
     @get("/models/{name:str}/ready", summary="Model readiness (prod)")

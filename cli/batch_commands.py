@@ -9,25 +9,19 @@ from contextlib import asynccontextmanager
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import bootstrap
 from cli.output import console, fail
 from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
-from domain.job_handlers import submit_batch_job
+from domain.handlers.jobs import submit_batch_job
 from domain.views import JobView
 from events.base import EventMetadata
-
-HEARTBEAT_PATTERN = "platform:workers:*"
-
-
-async def live_workers(redis) -> int:
-    """Worker processes whose heartbeat is fresh."""
-    return len([k async for k in redis.scan_iter(match=HEARTBEAT_PATTERN, count=100)])
 
 
 @asynccontextmanager
 async def ensure_worker(p, quiet: bool = False):
     """Use running workers; with none, start one for the duration (and say so)."""
-    if await live_workers(p.redis):
+    if await bootstrap.live_workers(p):
         yield None
         return
     if not quiet:
@@ -106,7 +100,7 @@ async def run_job(
     """Submit, make sure a worker runs, follow to the end."""
     job = await submit_batch_job(
         model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
-        shard_size=p.settings.shard_size, metadata=meta, models=p.repo, datasets=p.datasets, jobs=p.jobs,
+        shard_size=p.settings.shard_size, metadata=meta, uow=p.uow, datasets=p.datasets,
     )  # fmt: skip
     await _publish(p)
     console.print(

@@ -15,7 +15,7 @@ from cli.output import console, history_table, models_table
 from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
 from domain.commands import PromoteModelVersion, RollbackModel
-from domain.handlers import handle_registry_command
+from domain.handlers.registry import model_state, promote_model_version, rollback_model
 from events.base import EventMetadata
 
 ARCH, DATASET = "mnist_cnn", "fashion_mnist"
@@ -27,7 +27,7 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
     name = args.model_name
     async with platform() as p:
         console.print(Rule(f"1. train and register two versions of {name} ({ARCH} on {DATASET})"))
-        state = await p.repo.load(name)
+        state = await model_state(name, p.uow)
         for version, epochs, why in VERSIONS:
             if version in state.versions:
                 acc = state.versions[version].metadata.test_metrics.get("accuracy", float("nan"))
@@ -46,12 +46,12 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
         console.print(Rule("2. promote v1.0.0, promote v2.0.0, roll back"))
         for version, reason in (("v1.0.0", "demo: baseline to prod"), ("v2.0.0", "demo: better")):
             cmd = PromoteModelVersion(model_name=name, model_version=version, reason=reason)
-            await handle_registry_command(cmd, meta, p.repo)
+            await promote_model_version(cmd, meta, p.uow)
             console.print(f"promoted {version}")
-        result = await handle_registry_command(
+        result = await rollback_model(
             RollbackModel(model_name=name, reason="demo: show a rollback in the audit trail"),
             meta,
-            p.repo,
+            p.uow,
         )
         ev = result.recorded[0].event
         console.print(f"rolled back: {ev.from_version} -> {ev.to_version}")  # type: ignore[attr-defined]
@@ -76,13 +76,13 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
 async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
     """Submit one batch job per version, let the workers run them, compare the metrics."""
     from cli.batch_commands import ensure_worker, follow
-    from domain.job_handlers import submit_batch_job
+    from domain.handlers.jobs import submit_batch_job
 
     jobs = []
     for version, _, _ in VERSIONS:
         job = await submit_batch_job(
             model_name=name, dataset_id=f"{DATASET}_10000", batch_size=256, model_version=version,
-            shard_size=p.settings.shard_size, metadata=meta, models=p.repo, datasets=p.datasets, jobs=p.jobs,
+            shard_size=p.settings.shard_size, metadata=meta, uow=p.uow, datasets=p.datasets,
         )  # fmt: skip
         jobs.append(job)
     await _publish(p)

@@ -10,12 +10,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
-from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError
 
 from cli import batch_commands, demo, ml_commands, registry_commands
 from cli.output import fail
-from domain.errors import DomainError
+from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
 from observability.logging import bind_correlation_id, configure_logging
 from settings import get_settings
@@ -125,12 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     values = {k: _pick(args, k) for k in ("model_name", "model_version", "artifact_path")}
     try:
         return asyncio.run(COMMANDS[args.verb](args, values, event_metadata()))
+    except ServiceUnavailable as exc:
+        return fail(str(exc), 3)
     except DomainError as exc:
         return fail(str(exc))
-    except (DBAPIError, OSError) as exc:
-        return fail(f"postgresql is unavailable: {str(exc).splitlines()[0][:200]}", 3)
-    except RedisError as exc:
-        return fail(f"redis is unavailable: {exc}", 3)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     except Exception as exc:

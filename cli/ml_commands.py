@@ -6,10 +6,13 @@ import argparse
 import shutil
 import uuid
 
+import anyio
+
 from cli.output import console
 from cli.registry_commands import Values, _publish, need, platform
 from domain.errors import InvalidInput
-from domain.handlers import CommandResult, register_model_version
+from domain.handlers import CommandResult
+from domain.handlers.registry import model_state, register_model_version
 from events.base import EventMetadata
 
 
@@ -45,18 +48,22 @@ async def train_and_register(
     except (UnknownArchitecture, DatasetError) as exc:
         raise InvalidInput(str(exc)) from None
     if version is None:
-        state = await p.repo.load(model_name)
+        state = await model_state(model_name, p.uow)
         version = next_version(list(state.versions))
     s = p.settings
     try:
-        result = train(
-            arch,
-            f"{ref.name}_train",
-            epochs=epochs or DEFAULT_EPOCHS,
-            seed=seed,
-            data_dir=s.data_dir,
-            cache_dir=s.cache_dir,
-            allow_download=s.allow_download,
+        # Training takes minutes: run it in a thread so the loop (and its connections) stay alive.
+        result = await anyio.to_thread.run_sync(
+            lambda: train(
+                arch,
+                f"{ref.name}_train",
+                epochs=epochs or DEFAULT_EPOCHS,
+                seed=seed,
+                data_dir=s.data_dir,
+                cache_dir=s.cache_dir,
+                allow_download=s.allow_download,
+                device=s.device,
+            )
         )
     except DatasetError as exc:
         raise InvalidInput(str(exc)) from None
@@ -73,7 +80,8 @@ async def train_and_register(
             reason=reason or f"trained {arch} on {ref.name}_train",
             metadata_override=result.metadata,
             metadata=meta,
-            repo=p.repo,
+            uow=p.uow,
+            lock=p.registration_lock,
             store=p.artifacts,
             inspector=p.inspector,
         )

@@ -8,16 +8,14 @@ from contextlib import asynccontextmanager
 
 import structlog
 
+import bootstrap
 from bootstrap import Platform, build_platform, database_url, redis_url
 from cli.output import console, fail, history_table, models_table
 from domain.commands import PromoteModelVersion, RollbackModel
-from domain.errors import InvalidInput
-from domain.handlers import handle_registry_command, register_model_version
+from domain.errors import InvalidInput, ServiceUnavailable
+from domain.handlers.registry import promote_model_version, register_model_version, rollback_model
 from events.base import EventMetadata
 from events.registry import ModelVersionRolledBack
-from storage import event_store
-from storage.registry_repository import rebuild_projections
-from storage.relay import Relay
 
 log = structlog.get_logger("cli")
 Values = dict[str, str | None]
@@ -44,8 +42,8 @@ def need(values: Values, *keys: str) -> list[str]:
 async def _publish(p: Platform) -> None:
     """Best effort: push new events to Redis now rather than when an API process next runs."""
     try:
-        await Relay(p.engine, p.redis).publish_once()
-    except Exception as exc:
+        await bootstrap.publish_pending(p)
+    except ServiceUnavailable as exc:
         log.warning("relay_deferred", error=str(exc))
 
 
@@ -71,7 +69,8 @@ async def register(args: argparse.Namespace, values: Values, meta: EventMetadata
             reason=args.reason,
             metadata_override=None,
             metadata=meta,
-            repo=p.repo,
+            uow=p.uow,
+            lock=p.registration_lock,
             store=p.artifacts,
             inspector=p.inspector,
         )
@@ -87,7 +86,7 @@ async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata)
     name, version = need(values, "model_name", "model_version")
     cmd = PromoteModelVersion(model_name=name, model_version=version, reason=args.reason)
     async with platform() as p:
-        result = await handle_registry_command(cmd, meta, p.repo)
+        result = await promote_model_version(cmd, meta, p.uow)
         await _publish(p)
     if not result.changed:
         console.print(f"{name} {version} is already prod")
@@ -101,8 +100,8 @@ async def rollback(args: argparse.Namespace, values: Values, meta: EventMetadata
     """Roll NAME back to its previous prod."""
     (name,) = need(values, "model_name")
     async with platform() as p:
-        result = await handle_registry_command(
-            RollbackModel(model_name=name, reason=args.reason), meta, p.repo
+        result = await rollback_model(
+            RollbackModel(model_name=name, reason=args.reason), meta, p.uow
         )
         await _publish(p)
     event = result.recorded[0].event
@@ -147,8 +146,8 @@ async def migrate(args: argparse.Namespace, values: Values, meta: EventMetadata)
 
 async def verify(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Verify the hash chain; exit 4 and list the breaks if it fails."""
-    async with platform() as p, p.engine.connect() as conn:
-        report = await event_store.verify_chain(conn)
+    async with platform() as p:
+        report = await bootstrap.verify_log(p)
     if report.ok:
         console.print(
             f"event log intact: {report.checked} events, last position {report.last_position}"
@@ -162,7 +161,7 @@ async def verify(args: argparse.Namespace, values: Values, meta: EventMetadata) 
 async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Drop and replay the projections."""
     async with platform() as p:
-        count = await rebuild_projections(p.engine)
+        count = await bootstrap.rebuild_projections(p)
     console.print(f"rebuilt projections from the log ({count} models)")
     return 0
 
@@ -170,7 +169,7 @@ async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata)
 async def relay(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Publish pending events once."""
     async with platform() as p:
-        published = await Relay(p.engine, p.redis).publish_once()
+        published = await bootstrap.publish_pending(p)
     if published is None:
         return fail("another relay is leading (an API process); it publishes the events", 0)
     console.print(f"published {published} events")

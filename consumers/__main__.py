@@ -7,55 +7,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import signal
 
 import structlog
+from redis.exceptions import RedisError
 
 import bootstrap
 from consumers import batch_inference, metric_aggregation
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
+from observability import supervisor
 from observability.logging import configure_logging
-from observability.metrics import register_holder_gauges
 from settings import get_settings
-from storage.relay import Relay
-from storage.stream_admin import GAUGES, stream_stats, trim_streams
 
 log = structlog.get_logger("worker")
 GROUPS = {batch_inference.GROUP: batch_inference, metric_aggregation.GROUP: metric_aggregation}
 
 
-HEARTBEAT_PREFIX = "platform:workers:"
-
-
-async def upkeep(ctx: WorkerContext, stop: asyncio.Event, holder: dict) -> None:
-    """Heartbeat, trim streams safely and refresh stream gauges every few seconds."""
-    redis = ctx.platform.redis
-    while not stop.is_set():
-        with contextlib.suppress(Exception):
-            await redis.set(HEARTBEAT_PREFIX + ctx.name, "alive", ex=15)
-            await trim_streams(redis, ctx.platform.settings.stream_maxlen)
-            holder["stats"] = await stream_stats(redis)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), 5.0)
-
-
-async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
-    """Run the chosen groups until ``stop`` is set."""
-    settings = get_settings()
-    platform = await bootstrap.build_platform(settings)
-    from ml.serving import ModelCache
-
-    models = ModelCache(
-        platform.artifacts.path_for,
-        max_models=settings.model_cache_size,
-        torch_threads=settings.torch_threads,
-    )
-    ctx = WorkerContext(platform=platform, models=models)
-    config = RunnerConfig(
-        claim_idle_ms=settings.claim_idle_ms, max_deliveries=settings.max_deliveries
-    )
+def build_runners(
+    ctx: WorkerContext, p: bootstrap.Platform, groups: list[str]
+) -> list[GroupRunner]:
+    """One runner per group, calling the group module's handle / dead-letter / created hooks."""
+    s = p.settings
+    config = RunnerConfig(claim_idle_ms=s.claim_idle_ms, max_deliveries=s.max_deliveries)
     runners = []
     for name in groups:
         module = GROUPS[name]
@@ -64,19 +38,28 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
             await module.handle(ctx, stream, entry_id, fields)
 
         async def dead(stream, entry_id, fields, reason):
-            await batch_inference.fail_job(ctx, stream, entry_id, fields, reason)
+            await batch_inference.dead_lettered(ctx, stream, entry_id, fields, reason)
 
         async def created(stream: str, module=module) -> None:
-            if module is batch_inference and stream == batch_inference.STREAMS[-1]:
-                await batch_inference.replan_running_jobs(ctx)
+            if hook := getattr(module, "group_created", None):
+                await hook(ctx, stream)
 
         runners.append(
             GroupRunner(
-                platform.redis, name, list(module.STREAMS), ctx.name, handler, config, dead, created
+                p.redis, name, list(module.STREAMS), ctx.name, handler, config, dead, created
             )
         )
-    holder: dict = {}
-    register_holder_gauges(GAUGES, holder)
+    return runners
+
+
+async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
+    """Run the chosen groups until ``stop`` is set."""
+    settings = get_settings()
+    p = await bootstrap.build_platform(settings)
+    evaluator = bootstrap.build_shard_evaluator(p)
+    ctx = WorkerContext(
+        uow=p.uow, queue=p.shard_queue, evaluator=evaluator, datasets=p.datasets, clock=p.clock
+    )
     if settings.metrics_port:
         from prometheus_client import start_http_server
 
@@ -85,17 +68,23 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
         meter()
         start_http_server(settings.metrics_port)
     log.info("worker_started", consumer=ctx.name, groups=groups)
-    # Workers relay too (one leader at a time), so jobs progress with no API process running.
-    relay = Relay(platform.engine, platform.redis, settings.relay_interval_s)
+    tasks = {
+        "upkeep": bootstrap.build_worker_upkeep(p, ctx.name),
+        "stream-stats": bootstrap.build_stream_stats(p),
+        # Workers relay too (one leader at a time), so jobs progress with no API process running.
+        "relay": bootstrap.build_relay(p).run,
+    }
+    for runner in build_runners(ctx, p, groups):
+        tasks[f"group:{runner.group}"] = runner.run
     try:
-        await asyncio.gather(
-            upkeep(ctx, stop, holder), relay.run(stop), *(r.run(stop) for r in runners)
-        )
+        await asyncio.gather(*(supervisor.supervise(n, t, stop) for n, t in tasks.items()))
     finally:
-        with contextlib.suppress(Exception):
-            await platform.redis.delete(HEARTBEAT_PREFIX + ctx.name)
-        await models.aclose()
-        await platform.aclose()
+        try:
+            await bootstrap.retire_worker(p, ctx.name)
+        except (RedisError, OSError) as exc:
+            log.warning("heartbeat_not_removed", error=str(exc))
+        await evaluator.models.aclose()
+        await p.aclose()
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from events.streams import dead_letter_stream
+from observability.metrics import instruments
 
 log = structlog.get_logger("consumer")
 
@@ -54,9 +55,6 @@ class GroupRunner:
     config: RunnerConfig = field(default_factory=RunnerConfig)
     on_dead_letter: DeadLetter | None = None
     on_group_created: GroupCreated | None = None
-    handled: int = 0
-    failed: int = 0
-    dead_lettered: int = 0
 
     async def ensure_groups(self) -> None:
         """Create the group on every stream (from the start); run the hook for new ones."""
@@ -120,7 +118,7 @@ class GroupRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.failed += 1
+            self._count("failed")
             reason = f"{type(exc).__name__}: {exc}"[:500]
             log.warning(
                 "handler_failed", group=self.group, stream=stream, entry_id=entry_id, error=reason
@@ -131,14 +129,18 @@ class GroupRunner:
             keeper.cancel()
         await self.redis.xack(stream, self.group, entry_id)
         await self.redis.hdel(ERRORS_KEY, f"{self.group}|{stream}|{entry_id}")
-        self.handled += 1
+        self._count("handled")
+
+    def _count(self, outcome: str) -> None:
+        instruments().consumer_entries.add(1, {"group": self.group, "outcome": outcome})
 
     async def _keep_claimed(self, stream: str, entry_id: str) -> None:
         """While a long handler runs, reset the entry's idle time so nobody else claims it."""
         interval = self.config.claim_idle_ms / 3000
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(Exception):
+            # Losing Redis for a moment only risks a duplicate delivery, which handlers absorb.
+            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
                 await self.redis.xclaim(
                     stream, self.group, self.consumer, 0, [entry_id], justid=True
                 )
@@ -190,7 +192,7 @@ class GroupRunner:
             await self.on_dead_letter(stream, entry_id, fields, reason)
         await self.redis.xack(stream, self.group, entry_id)
         await self.redis.hdel(ERRORS_KEY, key)
-        self.dead_lettered += 1
+        self._count("dead_lettered")
         log.error(
             "entry_dead_lettered", group=self.group, stream=stream, entry_id=entry_id, reason=reason
         )

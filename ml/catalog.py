@@ -1,11 +1,11 @@
-"""Adapter for domain.job_handlers.DatasetCatalog: dataset ids and sizes, without loading pixels."""
+"""Adapter for domain.ports.DatasetCatalog: dataset ids, sizes and classes, without pixels."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from domain.errors import InvalidInput
-from ml.datasets import DatasetError, find_source, parse_dataset_id
 
 
 class DatasetCatalog:
@@ -16,8 +16,25 @@ class DatasetCatalog:
         self.cache_dir = cache_dir
         self.allow_download = allow_download
 
-    def size(self, dataset_id: str) -> int:
+    async def size(self, dataset_id: str) -> int:
         """Images selected by ``dataset_id``; InvalidInput naming what is available otherwise."""
+        # Reading (and maybe decompressing) file headers blocks: keep it off the event loop.
+        return await asyncio.to_thread(self.size_now, dataset_id)
+
+    async def class_names(self, dataset_id: str) -> list[str]:
+        """Class names of the dataset an id selects from (digits when unknown)."""
+        from ml.datasets import CLASS_NAMES, DatasetError, parse_dataset_id
+
+        try:
+            return list(CLASS_NAMES[parse_dataset_id(dataset_id).name])
+        except (KeyError, ValueError, DatasetError):
+            return [str(i) for i in range(10)]
+
+    def size_now(self, dataset_id: str) -> int:
+        """The blocking form of ``size``."""
+        # Imported here: torch (under ml.datasets) is slow to import for CLI verbs without it.
+        from ml.datasets import DatasetError, find_source, parse_dataset_id
+
         try:
             ref = parse_dataset_id(dataset_id)
             source = find_source(

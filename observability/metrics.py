@@ -60,6 +60,20 @@ class Instruments:
         self.batch_job_duration = m.create_histogram(
             "batch_job_duration_seconds", unit="s", description="Batch job wall time"
         )
+        self.task_restarts = m.create_counter(
+            "background_task_restarts", description="Background tasks restarted after a crash"
+        )
+        self.consumer_entries = m.create_counter(
+            "consumer_entries",
+            description="Stream entries a consumer group finished, by outcome "
+            "(handled, failed, dead_lettered)",
+        )
+        self.relay_published = m.create_counter(
+            "relay_published_events", description="Events the relay published to Redis Streams"
+        )
+        self.hot_swaps = m.create_counter(
+            "hot_swaps", description="Prod-version switches applied by this API process"
+        )
         self._gauges: dict[str, object] = {}
 
     def gauge(self, name: str, description: str, callback) -> None:

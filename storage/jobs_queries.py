@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from domain import names
 from domain.errors import NotFound
 from domain.views import JobView, Progress
+from storage.errors import on_postgres
 from storage.tables import batch_jobs
 
 
@@ -38,6 +39,7 @@ class JobQueries:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
+    @on_postgres
     async def get(self, job_id: str) -> JobView:
         """One job; NotFound if unknown."""
         names.check_job_id(job_id)
@@ -49,6 +51,7 @@ class JobQueries:
             raise NotFound(f"unknown job {job_id!r}")
         return job_view(row)
 
+    @on_postgres
     async def list(
         self, model_name: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[JobView]:
@@ -62,6 +65,7 @@ class JobQueries:
             rows = (await conn.execute(q)).all()
         return [job_view(r) for r in rows]
 
+    @on_postgres
     async def running(self) -> list[str]:
         """Ids of jobs that are planned but not finished."""
         async with self.engine.connect() as conn:

@@ -9,6 +9,7 @@ from domain.errors import NotFound
 from domain.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
 from events.streams import model_stream_id
 from storage import event_store
+from storage.errors import on_postgres
 from storage.tables import model_prod, model_versions
 
 
@@ -18,6 +19,7 @@ class RegistryQueries:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
+    @on_postgres
     async def list_models(self, model_name: str | None = None) -> list[ModelSummary]:
         """Every version of every model (or of one), newest first within a model."""
         q = select(
@@ -32,6 +34,7 @@ class RegistryQueries:
             rows = (await conn.execute(q)).all()
         return [ModelSummary(**r._asdict()) for r in rows]
 
+    @on_postgres
     async def list_versions(self, model_name: str) -> list[ModelVersionView]:
         """All versions of one model, oldest first; NotFound if the model is unknown."""
         q = (
@@ -45,6 +48,7 @@ class RegistryQueries:
             raise NotFound(f"unknown model {model_name!r}")
         return [_version_view(r._asdict()) for r in rows]
 
+    @on_postgres
     async def get_version(self, model_name: str, model_version: str) -> ModelVersionView:
         """One version; NotFound names what is missing."""
         q = select(model_versions).where(
@@ -58,6 +62,7 @@ class RegistryQueries:
             raise NotFound(f"model {model_name!r} has no version {model_version!r}")
         return _version_view(row._asdict())
 
+    @on_postgres
     async def prod_version(self, model_name: str) -> str | None:
         """The current prod version, None if the model has none."""
         async with self.engine.connect() as conn:
@@ -65,6 +70,7 @@ class RegistryQueries:
                 select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
             )
 
+    @on_postgres
     async def prod_models(self, limit: int) -> list[str]:
         """Names of models that have a prod version, most recently promoted first."""
         q = (
@@ -76,11 +82,13 @@ class RegistryQueries:
         async with self.engine.connect() as conn:
             return list((await conn.execute(q)).scalars())
 
+    @on_postgres
     async def ping(self) -> None:
         """Round-trip to PostgreSQL (raises when it is unreachable)."""
         async with self.engine.connect() as conn:
             await conn.execute(select(1))
 
+    @on_postgres
     async def require_prod(self, model_name: str) -> str | None:
         """The prod version (None if none); NotFound if the model is unknown."""
         async with self.engine.connect() as conn:
@@ -93,6 +101,7 @@ class RegistryQueries:
             raise NotFound(f"unknown model {model_name!r}")
         return row.model_version
 
+    @on_postgres
     async def history(self, model_name: str) -> list[HistoryEntry]:
         """The model's audit trail from the log, oldest first."""
         async with self.engine.connect() as conn:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from events.codec import area_of
 from events.streams import area_stream
 from storage import event_store
-from storage.registry_repository import get_checkpoint, set_checkpoint
+from storage.projections import get_checkpoint, set_checkpoint
 
 log = structlog.get_logger("relay")
 

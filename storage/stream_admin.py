@@ -94,3 +94,21 @@ GAUGES = {
     "dead_letter_count": "Entries in a stream's dead-letter stream",
     "queue_depth": "Shard work messages waiting or in progress",
 }
+
+
+HEARTBEAT_PREFIX = "platform:workers:"
+
+
+async def heartbeat(redis: aioredis.Redis, consumer: str, ttl_s: int = 15) -> None:
+    """Announce a live worker for ``ttl_s`` seconds."""
+    await redis.set(HEARTBEAT_PREFIX + consumer, "alive", ex=ttl_s)
+
+
+async def retire(redis: aioredis.Redis, consumer: str) -> None:
+    """Remove a stopping worker's heartbeat."""
+    await redis.delete(HEARTBEAT_PREFIX + consumer)
+
+
+async def live_workers(redis: aioredis.Redis) -> int:
+    """How many workers announced themselves recently."""
+    return len([k async for k in redis.scan_iter(match=HEARTBEAT_PREFIX + "*")])

@@ -8,11 +8,8 @@ from dataclasses import replace
 import pytest
 
 from api.app import create_app
-from bootstrap import Platform, create_engine, create_redis
+from bootstrap import create_engine, create_redis, wire
 from events.streams import REGISTRY_STREAM
-from storage.artifacts import LocalArtifactStore
-from storage.registry_queries import RegistryQueries
-from storage.registry_repository import PostgresModelRepository
 from tests.e2e.conftest import app_client
 
 pytestmark = pytest.mark.anyio
@@ -124,13 +121,8 @@ async def test_body_over_the_limit_is_413(platform) -> None:
 
 async def test_database_down_is_503_without_a_trace(test_settings, tmp_path) -> None:
     engine = create_engine("postgresql+asyncpg://postgres@/postgres?host=/nonexistent-socket-dir")
-    down = Platform(
-        settings=test_settings,
-        engine=engine,
-        redis=create_redis("redis://127.0.0.1:1"),
-        repo=PostgresModelRepository(engine),
-        queries=RegistryQueries(engine),
-        artifacts=LocalArtifactStore(tmp_path, (tmp_path,), 1 << 20),
+    down = wire(
+        replace(test_settings, artifacts_dir=tmp_path), engine, create_redis("redis://127.0.0.1:1")
     )
     async with app_client(create_app(down, run_relay=False)) as c:
         r = await c.get("/models")

@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from domain.commands import PromoteModelVersion
-from domain.handlers import handle_registry_command, register_model_version
-from domain.job_handlers import submit_batch_job
+from domain.handlers.jobs import submit_batch_job
+from domain.handlers.registry import promote_model_version, register_model_version
 from domain.views import JobView
 from events.base import EventMetadata
 from events.streams import JOBS_STREAM, SHARDS_STREAM, dead_letter_stream
@@ -26,7 +26,6 @@ from ml.artifacts import load_model, read_metadata
 from ml.datasets import load_dataset
 from ml.preprocess import to_model_input
 from storage import event_store
-from storage.jobs_repository import shard_results
 from storage.stream_admin import safe_trim_floor, trim_stream
 from tests.conftest import ROOT
 
@@ -38,17 +37,18 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 async def register(p, name: str, artifact) -> None:
     await register_model_version(
         model_name=name, model_version="v1", source=str(artifact), tags={}, reason=None,
-        metadata_override=None, metadata=META, repo=p.repo, store=p.artifacts, inspector=p.inspector,
+        metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock, store=p.artifacts,
+        inspector=p.inspector,
     )  # fmt: skip
-    await handle_registry_command(
-        PromoteModelVersion(model_name=name, model_version="v1"), META, p.repo
+    await promote_model_version(
+        PromoteModelVersion(model_name=name, model_version="v1"), META, p.uow
     )
 
 
 async def submit(p, name: str, dataset: str, batch_size: int, shard_size: int) -> str:
     job = await submit_batch_job(
         model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=None,
-        shard_size=shard_size, metadata=META, models=p.repo, datasets=p.datasets, jobs=p.jobs,
+        shard_size=shard_size, metadata=META, uow=p.uow, datasets=p.datasets,
     )  # fmt: skip
     return job.job_id
 
@@ -116,7 +116,8 @@ async def test_job_metrics_and_duplicates_count_once(
     assert again.progress.done == 2000 and again.shards_done == 8 and again.result_metrics == m
     async with p.engine.connect() as conn:
         history = await event_store.load_stream(conn, f"job-{job_id}")
-        assert len(await shard_results(conn, job_id)) == 8
+    async with p.uow() as tx:
+        assert len(await tx.jobs.shard_results(job_id)) == 8
     types = [type(r.event).__name__ for r in history]
     assert types.count("BatchShardCompleted") == 8 and types.count("BatchJobCompleted") == 1
     evals = [h for h in await p.queries.history(model_name) if h.event_type == "EvaluationRecorded"]
@@ -158,8 +159,8 @@ async def test_killed_worker_is_recovered_with_identical_metrics(
     start_worker()
     job = await wait_job(p, job_id)
     assert job.status == "succeeded", job.error
-    async with p.engine.connect() as conn:
-        workers = {r.worker for r in await shard_results(conn, job_id)}
+    async with p.uow() as tx:
+        workers = {r.worker for r in await tx.jobs.shard_results(job_id)}
     assert not any(w.endswith(f"-{victim.pid}") for w in workers) or len(workers) > 1
 
     undisturbed_id = await submit(p, model_name, "fashion_mnist_3000", batch_size=1, shard_size=500)

@@ -11,11 +11,11 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.commands import PromoteModelVersion, RegisterModelVersion
 from domain.errors import ConcurrencyConflict
-from domain.handlers import handle_registry_command
+from domain.handlers.registry import change_model
 from events.base import EventMetadata
 from events.registry import ModelVersionTagged
 from storage import event_store
-from storage.registry_repository import rebuild_projections
+from storage.projections import rebuild_projections
 from storage.tables import event_log, model_prod, model_versions
 
 pytestmark = pytest.mark.anyio
@@ -103,7 +103,7 @@ async def _register(platform, name: str, version: str, sha: str) -> None:
         model_name=name, model_version=version, artifact_uri=f"{name}/{version}/model.pt",
         sha256=sha, size_bytes=1,
     )  # fmt: skip
-    await handle_registry_command(cmd, _meta(), platform.repo)
+    await change_model(cmd, _meta(), platform.uow)
 
 
 async def _projection_rows(platform) -> tuple[list, list]:
@@ -127,8 +127,8 @@ async def test_twenty_concurrent_promotes_leave_one_prod_and_replay_identically(
         await _register(platform, model_name, v, f"{i:064x}")
     await asyncio.gather(
         *(
-            handle_registry_command(
-                PromoteModelVersion(model_name=model_name, model_version=v), _meta(), platform.repo
+            change_model(
+                PromoteModelVersion(model_name=model_name, model_version=v), _meta(), platform.uow
             )
             for v in versions
         )

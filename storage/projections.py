@@ -1,0 +1,132 @@
+"""Projections (the read models) and checkpoints, written in the appender's transaction.
+
+Kept apart from the repositories so both the model and the job store use them without
+importing each other, and so a rebuild (or an audit) can replay the log into them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.jobs import JobState, fold_job, job_row
+from domain.registry import ModelState, VersionState, fold
+from events.streams import JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
+from storage import event_store
+from storage.tables import (
+    PROJECTION_TABLES,
+    batch_jobs,
+    checkpoints,
+    event_log,
+    model_prod,
+    model_versions,
+)
+
+REGISTRY_PROJECTION = "registry-projections"
+JOB_PROJECTION = "job-projections"
+
+
+def version_row(v: VersionState) -> dict[str, Any]:
+    """The model_versions row of a version, as plain values."""
+    return {
+        "model_name": v.model_name,
+        "model_version": v.model_version,
+        "status": v.status,
+        "artifact_uri": v.artifact_uri,
+        "sha256": v.sha256,
+        "size_bytes": v.size_bytes,
+        "tags": dict(v.tags),
+        "created_at": v.created_at,
+        "updated_at": v.updated_at,
+        "registered_by": v.registered_by,
+        "metrics": v.metrics,
+        "evaluations": v.evaluations,
+        "artifact_metadata": msgspec.to_builtins(v.metadata),
+    }
+
+
+async def write_model_projection(conn: AsyncConnection, state: ModelState) -> None:
+    """Upsert a model's rows in model_versions and model_prod from its state."""
+    rows = [version_row(v) for v in state.versions.values()]
+    if rows:
+        stmt = insert(model_versions).values(rows)
+        cols = {c: stmt.excluded[c] for c in rows[0] if c not in ("model_name", "model_version")}
+        await conn.execute(
+            stmt.on_conflict_do_update(index_elements=["model_name", "model_version"], set_=cols)
+        )
+    prod = {
+        "model_name": state.model_name,
+        "model_version": state.prod,
+        "since": state.prod_since,
+        "prod_stack": list(state.prod_stack),
+    }
+    stmt = insert(model_prod).values(prod)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["model_name"],
+            set_={k: stmt.excluded[k] for k in ("model_version", "since", "prod_stack")},
+        )
+    )
+
+
+async def write_job_projection(conn: AsyncConnection, state: JobState) -> None:
+    """Upsert the job's batch_jobs row."""
+    row = job_row(state)
+    stmt = insert(batch_jobs).values(row)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["job_id"], set_={k: stmt.excluded[k] for k in row if k != "job_id"}
+        )
+    )
+
+
+async def set_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:
+    """Record how far a reader of the log has got."""
+    stmt = insert(checkpoints).values(name=name, position=position)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"position": stmt.excluded.position, "updated_at": func.now()},
+        )
+    )
+
+
+async def get_checkpoint(conn: AsyncConnection, name: str) -> int:
+    """A reader's checkpoint, 0 if it never ran."""
+    value = await conn.scalar(select(checkpoints.c.position).where(checkpoints.c.name == name))
+    return int(value or 0)
+
+
+async def project_all(conn: AsyncConnection) -> int:
+    """Replay every model and job stream of the log into the projection tables; streams done."""
+    streams = await event_store.stream_ids(conn, MODEL_STREAM_PREFIX)
+    for stream_id in streams:
+        history = await event_store.load_stream(conn, stream_id)
+        await write_model_projection(
+            conn, fold(stream_id.removeprefix(MODEL_STREAM_PREFIX), history)
+        )
+    job_streams = await event_store.stream_ids(conn, JOB_STREAM_PREFIX)
+    for stream_id in job_streams:
+        history = await event_store.load_stream(conn, stream_id)
+        await write_job_projection(
+            conn, fold_job(stream_id.removeprefix(JOB_STREAM_PREFIX), history)
+        )
+    return len(streams) + len(job_streams)
+
+
+async def rebuild_projections(engine: AsyncEngine) -> int:
+    """Drop every projection row and replay the log into them; returns streams replayed."""
+    async with engine.begin() as conn:
+        # Block appenders so the rebuilt rows and the checkpoints match one log prefix.
+        await conn.exec_driver_sql("LOCK TABLE event_log IN EXCLUSIVE MODE")
+        for table in PROJECTION_TABLES:
+            await conn.execute(delete(table))
+        count = await project_all(conn)
+        last = int(await conn.scalar(select(func.coalesce(func.max(event_log.c.position), 0))))
+        await set_checkpoint(conn, REGISTRY_PROJECTION, last)
+        await set_checkpoint(conn, JOB_PROJECTION, last)
+    return count
