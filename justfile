@@ -68,6 +68,18 @@ promote NAME VERSION:
 rollback NAME:
     {{py}} -m cli rollback "{{NAME}}"
 
+# take NAME VERSION out of prod (the model then has no prod version)
+demote NAME VERSION *FLAGS:
+    {{py}} -m cli demote "{{NAME}}" "{{VERSION}}" {{FLAGS}}
+
+# set tags on NAME VERSION: just tag m v1 owner=ml stage=candidate (an empty value removes a tag)
+tag NAME VERSION +TAGS:
+    {{py}} -m cli tag "{{NAME}}" "{{VERSION}}" {{TAGS}}
+
+# retire NAME VERSION so it can no longer be promoted
+archive NAME VERSION *FLAGS:
+    {{py}} -m cli archive "{{NAME}}" "{{VERSION}}" {{FLAGS}}
+
 # list all models, or the versions of NAME
 list NAME="":
     {{py}} -m cli list {{NAME}}

@@ -17,6 +17,7 @@ from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
 from api.hot_swap import ProdFollower
 from api.inference import predict
+from api.lifecycle import LifecycleController
 from api.middleware import metrics_middleware
 from api.registry import RegistryController
 from api.schemas import Health
@@ -121,6 +122,7 @@ def create_app(
             metrics,
             predict,
             RegistryController,
+            LifecycleController,
             V2Controller,
             BatchController,
         ],

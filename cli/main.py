@@ -59,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="restore the previous prod version")
     named(p, "model_name")
     p.add_argument("--reason")
+    for verb, text in (("demote", "take the prod version out of prod"),
+                       ("archive", "retire a version so it cannot be promoted")):  # fmt: skip
+        p = sub.add_parser(verb, help=text)
+        named(p, "model_name", "model_version")
+        p.add_argument("--reason")
+    p = sub.add_parser("tag", help="set KEY=VALUE tags on a version (empty VALUE removes)")
+    named(p, "model_name", "model_version")
+    p.add_argument("tags", nargs="*", metavar="KEY=VALUE")
+    p.add_argument("--reason")
     p = sub.add_parser("list", help="list models and versions")
     named(p, "model_name")
     p = sub.add_parser("history", help="a model's audit trail from the event log")
@@ -95,6 +104,9 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "register": registry_commands.register,
     "promote": registry_commands.promote,
     "rollback": registry_commands.rollback,
+    "demote": registry_commands.demote,
+    "tag": registry_commands.tag,
+    "archive": registry_commands.archive,
     "list": registry_commands.list_models,
     "history": registry_commands.history,
     "train": ml_commands.train_cmd,

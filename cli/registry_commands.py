@@ -11,9 +11,22 @@ import structlog
 import bootstrap
 from bootstrap import Platform, build_platform, database_url, redis_url
 from cli.output import console, fail, history_table, models_table
-from domain.commands import PromoteModelVersion, RollbackModel
+from domain.commands import (
+    ArchiveModelVersion,
+    DemoteModelVersion,
+    PromoteModelVersion,
+    RollbackModel,
+    TagModelVersion,
+)
 from domain.errors import InvalidInput, ServiceUnavailable
-from domain.handlers.registry import promote_model_version, register_model_version, rollback_model
+from domain.handlers.registry import (
+    archive_model_version,
+    demote_model_version,
+    promote_model_version,
+    register_model_version,
+    rollback_model,
+    tag_model_version,
+)
 from events.base import EventMetadata
 from events.registry import ModelVersionRolledBack
 
@@ -110,6 +123,41 @@ async def rollback(args: argparse.Namespace, values: Values, meta: EventMetadata
     return 0
 
 
+async def demote(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Take NAME VERSION out of prod (the model then has no prod)."""
+    name, version = need(values, "model_name", "model_version")
+    cmd = DemoteModelVersion(model_name=name, model_version=version, reason=args.reason)
+    async with platform() as p:
+        await demote_model_version(cmd, meta, p.uow)
+        await _publish(p)
+    console.print(f"demoted {name} {version}: {name} has no prod version now")
+    return 0
+
+
+async def tag(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Set KEY=VALUE tags on NAME VERSION (an empty VALUE removes the key)."""
+    name, version = need(values, "model_name", "model_version")
+    tags = _tags(args.tags)
+    cmd = TagModelVersion(model_name=name, model_version=version, tags=tags, reason=args.reason)
+    async with platform() as p:
+        result = await tag_model_version(cmd, meta, p.uow)
+        await _publish(p)
+    now = result.state.versions[version].tags
+    console.print(f"tagged {name} {version}: " + ", ".join(f"{k}={v}" for k, v in now.items()))
+    return 0
+
+
+async def archive(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Retire NAME VERSION so it can no longer be promoted."""
+    name, version = need(values, "model_name", "model_version")
+    cmd = ArchiveModelVersion(model_name=name, model_version=version, reason=args.reason)
+    async with platform() as p:
+        result = await archive_model_version(cmd, meta, p.uow)
+        await _publish(p)
+    console.print(f"archived {name} {version}" + ("" if result.changed else " (already archived)"))
+    return 0
+
+
 async def list_models(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """List all models, or one model's versions."""
     name = values.get("model_name")
@@ -117,7 +165,9 @@ async def list_models(args: argparse.Namespace, values: Values, meta: EventMetad
         if name:
             rows = await p.queries.list_versions(name)
         else:
-            rows = await p.queries.list_models()
+            # Full version rows, model by model, so sha256 and accuracy are filled for all.
+            names = dict.fromkeys(r.model_name for r in await p.queries.list_models())
+            rows = [v for n in names for v in await p.queries.list_versions(n)]
     if not rows:
         console.print("no models registered yet")
         return 0
