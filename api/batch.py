@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.auth import event_metadata
 from api.deps import Port
 from domain.handlers.jobs import cancel_batch_job, submit_batch_job
+from domain.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from domain.ports import DatasetCatalog, JobReader, UnitOfWorkFactory
 from domain.views import JobView
 from settings import Settings
@@ -18,7 +19,7 @@ from settings import Settings
 Jobs = Port[JobReader]
 Uow = Port[UnitOfWorkFactory]
 Config = Port[Settings]
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+JobStatus = Literal[QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED]
 
 
 class BatchConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

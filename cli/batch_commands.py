@@ -14,6 +14,7 @@ from cli.output import console, fail
 from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
 from domain.handlers.jobs import submit_batch_job
+from domain.jobs import SUCCEEDED, TERMINAL
 from domain.views import JobView
 from events.base import EventMetadata
 
@@ -54,7 +55,7 @@ async def follow(p, job_id: str, label: str) -> JobView:
                 completed=job.progress.done,
                 description=f"{label} [{job.status}]",
             )
-            if job.status in ("succeeded", "failed", "cancelled"):
+            if job.status in TERMINAL:
                 return job
             await asyncio.sleep(0.2)
 
@@ -118,7 +119,7 @@ async def batch_cmd(args: argparse.Namespace, values: Values, meta: EventMetadat
         return fail("usage: batch MODEL_NAME DATASET_ID [MODEL_VERSION]", 2)
     async with platform() as p:
         job = await run_job(p, meta, name, dataset, values.get("model_version"), args.batch_size)
-    if job.status != "succeeded":
+    if job.status != SUCCEEDED:
         return fail(f"job {job.job_id} {job.status}: {job.error}")
     for table in metrics_tables(job):
         console.print(table)

@@ -8,6 +8,7 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
+from domain.registry import PROD
 from domain.views import HistoryEntry, ModelSummary, ModelVersionView
 
 # Piped output (CI, `just` in scripts) gets a wide fixed width so tables do not wrap.
@@ -31,7 +32,7 @@ def models_table(rows: list[ModelSummary] | list[ModelVersionView], title: str) 
         acc = metrics.get("accuracy")
         meta = getattr(r, "metadata", None) or {}
         acc = acc if acc is not None else (meta.get("test_metrics") or {}).get("accuracy")
-        status = f"[bold green]{r.status}[/]" if r.status == "prod" else r.status
+        status = f"[bold green]{r.status}[/]" if r.status == PROD else r.status
         table.add_row(
             r.model_name,
             r.model_version,

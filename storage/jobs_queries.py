@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import names
 from domain.errors import NotFound
+from domain.jobs import RUNNING
 from domain.views import JobView, Progress
 from storage.errors import on_postgres
 from storage.tables import batch_jobs
@@ -70,6 +71,6 @@ class JobQueries:
         """Ids of jobs that are planned but not finished."""
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(batch_jobs.c.job_id).where(batch_jobs.c.status == "running")
+                select(batch_jobs.c.job_id).where(batch_jobs.c.status == RUNNING)
             )
             return list(rows.scalars())

@@ -62,13 +62,12 @@ class RegistryQueries:
             raise NotFound(f"model {model_name!r} has no version {model_version!r}")
         return _version_view(row._asdict())
 
-    @on_postgres
     async def prod_version(self, model_name: str) -> str | None:
-        """The current prod version, None if the model has none."""
-        async with self.engine.connect() as conn:
-            return await conn.scalar(
-                select(model_prod.c.model_version).where(model_prod.c.model_name == model_name)
-            )
+        """The current prod version, None if the model has none or is unknown."""
+        try:
+            return await self.require_prod(model_name)
+        except NotFound:
+            return None
 
     @on_postgres
     async def prod_models(self, limit: int) -> list[str]:
