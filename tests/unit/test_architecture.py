@@ -96,7 +96,7 @@ def test_the_checker_sees_every_import_form() -> None:
 
 
 def test_the_layers_exist_where_the_rules_look() -> None:
-    for folder in (*ENTRYPOINTS, "domain", "events"):
+    for folder in (*ENTRYPOINTS, "domain", "events", "storage", "ml", "observability"):
         assert python_files(folder), f"{folder}/ has no modules: the rules below check nothing"
     assert (ROOT / "bootstrap.py").is_file()
 
@@ -126,6 +126,18 @@ def test_events_import_only_the_standard_library_and_msgspec() -> None:
 
     bad = violations(("events",), allowed)
     assert bad == [], "events/ imports beyond stdlib and msgspec:\n" + "\n".join(bad)
+
+
+def test_adapters_never_import_entrypoints_or_the_composition_root() -> None:
+    outer = {"api", "consumers", "cli", "bootstrap"}
+    bad = violations(("storage", "ml"), lambda name: name.split(".")[0] not in outer)
+    assert bad == [], "adapters import entrypoints:\n" + "\n".join(bad)
+
+
+def test_observability_imports_nothing_of_the_project() -> None:
+    own = PROJECT - {"observability"}
+    bad = violations(("observability",), lambda name: name.split(".")[0] not in own)
+    assert bad == [], "observability/ imports the project:\n" + "\n".join(bad)
 
 
 def test_every_module_outside_tests_has_at_most_300_lines() -> None:
