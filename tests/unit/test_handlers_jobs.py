@@ -105,6 +105,7 @@ async def test_plan_dispatches_every_shard_once_per_event(jobs: JobPorts) -> Non
     assert outcome.changed and outcome.state.status == RUNNING and outcome.state.shards == 3
     assert jobs.queue.shards(job.job_id) == [0, 1, 2]
     assert isinstance(jobs.job_events(job.job_id)[-1], BatchJobPlanned)
+    assert ("batch-inference", delivery) in jobs.uow.db.processed  # with the plan, atomically
     again = await jobs.plan(job.job_id, delivery)  # a redelivery of the same entry
     later = await jobs.plan(job.job_id)  # another delivery of a planned job
     assert not again.changed and not later.changed
@@ -192,6 +193,7 @@ async def test_aggregate_waits_for_every_shard_then_records_once(jobs: JobPorts)
     assert "per_class" not in recorded.metrics and set(recorded.metrics["f1_per_class"]) == set(
         NAMES
     )
+    assert ("metric-aggregation", last) in jobs.uow.db.processed
     assert not (await jobs.aggregate(job.job_id, last)).changed
     assert not (await jobs.aggregate(job.job_id)).changed
     assert len(jobs.model_events(EvaluationRecorded)) == 1
