@@ -16,6 +16,7 @@ from ml.inspector import TorchArtifactInspector
 from settings import Settings, get_settings
 from storage import embedded
 from storage.artifacts import LocalArtifactStore
+from storage.audit_service import AuditService
 from storage.jobs_queries import JobQueries
 from storage.registry_queries import RegistryQueries
 from storage.registry_repository import PostgresRegistrationLock
@@ -107,6 +108,7 @@ class Platform:
     job_queries: JobQueries
     shard_queue: RedisShardQueue
     clock: SystemClock
+    audit: AuditService
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -188,12 +190,13 @@ async def build_platform(
 ) -> Platform:
     """Start or connect to the servers, migrate, and wire the adapters."""
     settings = settings or get_settings()
+    from storage.audit_roles import migrate_schema
     from storage.errors import postgres_errors
 
     engine = create_engine(database_url(settings))
     if run_migrations:
         async with postgres_errors():
-            await migrate(engine)
+            await migrate_schema(engine, migrate, settings.migration_database_url)
     return wire(settings, engine, create_redis(redis_url(settings)))
 
 
@@ -214,6 +217,7 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         job_queries=JobQueries(engine),
         shard_queue=RedisShardQueue(redis),
         clock=SystemClock(),
+        audit=AuditService(engine, redis),
     )
 
 

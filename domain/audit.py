@@ -11,6 +11,7 @@ import msgspec
 from domain.errors import InvalidInput
 from domain.registry import fold
 from events.base import RecordedEvent
+from events.codec import event_types
 
 # Payload keys that say which model and version an event is about, in order of preference.
 _VERSION_KEYS = ("model_version", "to_version", "candidate_version", "version")
@@ -77,7 +78,7 @@ class AuditReport(msgspec.Struct, kw_only=True):
         return min(positions) if positions else None
 
 
-class TrailEntry(msgspec.Struct, frozen=True, kw_only=True):
+class TrailEntry(msgspec.Struct, frozen=True):
     """One event of the audit trail, as `just replay` and GET /events show it."""
 
     position: int
@@ -85,15 +86,35 @@ class TrailEntry(msgspec.Struct, frozen=True, kw_only=True):
     actor: str
     event_type: str
     stream_id: str
-    model_name: str | None
-    model_version: str | None
-    reason: str | None
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None
     trace_context: str | None
     event_id: uuid.UUID
     schema_version: int
+    model_name: str | None
+    model_version: str | None
+    reason: str | None
     payload: dict[str, Any]
+
+
+class TrailFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which events a replay shows."""
+
+    after: int = 0
+    since: datetime | None = None
+    model: str | None = None
+    event_type: str | None = None
+    actor: str | None = None
+
+    def check(self) -> None:
+        """InvalidInput naming a bad field."""
+        if self.after < 0:
+            raise InvalidInput(f"position must be >= 0, got {self.after}")
+        known = event_types()
+        if self.event_type is not None and self.event_type not in known:
+            raise InvalidInput(
+                f"unknown event type {self.event_type!r}; known: {', '.join(sorted(known))}"
+            )
 
 
 def trail_entry(
@@ -102,26 +123,30 @@ def trail_entry(
     """The trail view of a recorded event; job events take their model from ``job_models``."""
     payload = msgspec.to_builtins(r.event)
     payload.pop("type", None)
+    m = r.metadata
+    return trail_from_parts(
+        (r.position, r.recorded_at, m.actor, type(r.event).__name__, r.stream_id,
+         m.correlation_id, m.causation_id, m.trace_context, r.event_id, schema_version),
+        payload,
+        job_models,
+    )  # fmt: skip
+
+
+def trail_from_parts(
+    envelope: tuple, payload: dict[str, Any], job_models: dict[str, tuple[str, str]]
+) -> TrailEntry:
+    """A trail entry from the envelope columns (in TrailEntry's order) and the payload as a dict."""
     name = payload.get("model_name")
-    version = next((payload[k] for k in _VERSION_KEYS if payload.get(k)), None)
-    if name is None and "job_id" in payload and payload["job_id"] in job_models:
-        name, version = job_models[payload["job_id"]]
-    return TrailEntry(
-        position=r.position,
-        recorded_at=r.recorded_at,
-        actor=r.metadata.actor,
-        event_type=type(r.event).__name__,
-        stream_id=r.stream_id,
-        model_name=name,
-        model_version=version,
-        reason=payload.get("reason"),
-        correlation_id=r.metadata.correlation_id,
-        causation_id=r.metadata.causation_id,
-        trace_context=r.metadata.trace_context,
-        event_id=r.event_id,
-        schema_version=schema_version,
-        payload=payload,
-    )
+    version = None
+    for k in _VERSION_KEYS:
+        if payload.get(k):
+            version = payload[k]
+            break
+    if name is None:
+        job = payload.get("job_id")
+        if job is not None and job in job_models:
+            name, version = job_models[job]
+    return TrailEntry(*envelope, name, version, payload.get("reason"), payload)
 
 
 def parse_time(raw: str, what: str = "time") -> datetime:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 GENESIS = b"\x00" * 32
 
@@ -49,62 +51,41 @@ def row_hash(
 # still verify. Scheme 1 rows predate migration 0003: they cover neither position nor trace context.
 SCHEME_LEGACY, SCHEME_SHA256, SCHEME_HMAC = 1, 2, 3
 SCHEMES = (SCHEME_LEGACY, SCHEME_SHA256, SCHEME_HMAC)
-_NULL = b"\xff\xff\xff\xff"
+_NULL = b"\xff\xff\xff\xff"  # NULL, told apart from an empty value
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
 
 
-def _lp(value: bytes | None) -> bytes:
-    """Length-prefixed bytes, so no two different rows encode to the same message."""
-    return _NULL if value is None else len(value).to_bytes(4, "big") + value
+def row_message(row: Mapping[str, Any]) -> bytes:
+    """Every stored column of a row (schemes 2 and 3), each length-prefixed, in a fixed order."""
+    causation, trace = row["causation_id"], row["trace_context"]
+    parts = [
+        str(row["position"]).encode(),
+        row["stream_id"].encode(),
+        str(row["stream_version"]).encode(),
+        row["event_id"].bytes,
+        row["event_type"].encode(),
+        str(row["schema_version"]).encode(),
+        row["actor"].encode(),
+        row["correlation_id"].bytes,
+        None if causation is None else causation.bytes,
+        None if trace is None else trace.encode(),
+        str((row["recorded_at"] - _EPOCH) // _MICRO).encode(),
+        str(row["hash_scheme"]).encode(),
+        bytes(row["payload"]),
+    ]
+    return b"".join([_NULL if p is None else len(p).to_bytes(4, "big") + p for p in parts])
 
 
-def row_message(
-    *,
-    position: int,
-    stream_id: str,
-    stream_version: int,
-    event_id: uuid.UUID,
-    event_type: str,
-    schema_version: int,
-    payload: bytes,
-    actor: str,
-    correlation_id: uuid.UUID,
-    causation_id: uuid.UUID | None,
-    trace_context: str | None,
-    recorded_at: datetime,
-    hash_scheme: int,
-    **_: object,
-) -> bytes:
-    """Every stored column of a row (schemes 2 and 3), unambiguously encoded."""
-    return b"".join(
-        (
-            _lp(str(position).encode()),
-            _lp(stream_id.encode()),
-            _lp(str(stream_version).encode()),
-            _lp(event_id.bytes),
-            _lp(event_type.encode()),
-            _lp(str(schema_version).encode()),
-            _lp(actor.encode()),
-            _lp(correlation_id.bytes),
-            _lp(causation_id.bytes if causation_id is not None else None),
-            _lp(trace_context.encode() if trace_context is not None else None),
-            _lp(str((recorded_at - _EPOCH) // _MICRO).encode()),
-            _lp(str(hash_scheme).encode()),
-            _lp(bytes(payload)),
-        )
-    )
-
-
-def chain_hash(prev_hash: bytes, row: dict, key: bytes | None = None) -> bytes:
+def chain_hash(prev_hash: bytes, row: Mapping[str, Any], key: bytes | None = None) -> bytes:
     """The hash of a row under its own ``hash_scheme`` (scheme 3 needs the HMAC key)."""
     scheme = row["hash_scheme"]
     if scheme == SCHEME_SHA256:
-        return hashlib.sha256(prev_hash + row_message(**row)).digest()
+        return hashlib.sha256(prev_hash + row_message(row)).digest()
     if scheme == SCHEME_HMAC:
         if not key:
             raise ValueError("an HMAC row needs AUDIT_HMAC_KEY to be hashed or checked")
-        return hmac.digest(key, prev_hash + row_message(**row), "sha256")
+        return hmac.digest(key, prev_hash + row_message(row), "sha256")
     if scheme == SCHEME_LEGACY:
         fields = ("stream_id", "stream_version", "event_id", "event_type", "schema_version")
         fields += ("payload", "actor", "correlation_id", "causation_id", "recorded_at")

@@ -61,6 +61,12 @@ def event_types() -> dict[str, type[Event]]:
     return dict(_EVENT_TYPES)
 
 
+def schema_version_of(type_name: str) -> int | None:
+    """The schema version this code writes for an event type, None if the type is unknown."""
+    cls = _EVENT_TYPES.get(type_name)
+    return cls.schema_version if cls is not None else None
+
+
 def area_of(type_name: str) -> str:
     """The area (and so the Redis stream) an event type belongs to."""
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.audit import Anchor, Finding
@@ -9,10 +11,10 @@ from domain.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEMES, chain
 from storage.audit_reader import chunks
 from storage.event_store import ChainBreak, IntegrityReport
 
-MAX_BREAKS = 100  # past this many the report says how many, not where
+MAX_BREAKS = 100  # a rewritten log breaks everywhere; the first ones are what matters
 
 
-def _problem(row: dict, prev: bytes, top_scheme: int, key: bytes | None) -> str | None:
+def _problem(row: Any, top_scheme: int, key: bytes | None) -> str | None:
     """What is wrong with one row's own hash, or None."""
     scheme = row["hash_scheme"]
     if scheme not in SCHEMES:
@@ -26,39 +28,51 @@ def _problem(row: dict, prev: bytes, top_scheme: int, key: bytes | None) -> str 
         return "a legacy (scheme 1) row carries a trace context its hash does not cover"
     if scheme == SCHEME_HMAC and not key:
         return "an HMAC row; set AUDIT_HMAC_KEY to check it"
-    if chain_hash(prev, row, key) != row["hash"]:
+    if chain_hash(row["prev_hash"], row, key) != row["hash"]:
         return "content does not match its hash (edited)"
     return None
+
+
+class ChainCheck:
+    """Fed the log in position order, it recomputes every hash and notes each break."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self.key = key
+        self.prev, self.top, self.checked, self.last = GENESIS, 0, 0, 0
+        self.breaks: list[ChainBreak] = []
+
+    def feed(self, rows: list[Any]) -> None:
+        """Check the next rows."""
+        for row in rows:
+            self.checked += 1
+            if row["prev_hash"] != self.prev:
+                self._break(row, "prev_hash does not match the row before (a row was removed)")
+            problem = _problem(row, self.top, self.key)
+            if problem:
+                self._break(row, problem)
+            elif row["hash_scheme"] > self.top:
+                self.top = row["hash_scheme"]
+            self.prev, self.last = row["hash"], row["position"]
+
+    def _break(self, row: Any, problem: str) -> None:
+        if len(self.breaks) < MAX_BREAKS:
+            self.breaks.append(ChainBreak(row["position"], row["stream_id"], problem))
+
+    def report(self) -> IntegrityReport:
+        """The outcome so far."""
+        return IntegrityReport(
+            ok=not self.breaks, checked=self.checked, last_position=self.last, breaks=self.breaks
+        )
 
 
 async def check_chain(
     conn: AsyncConnection, *, batch: int = 5000, key: bytes | None = None
 ) -> IntegrityReport:
     """Recompute every row's hash in position order and report where the chain breaks."""
-    prev, last, checked, top = GENESIS, 0, 0, 0
-    breaks: list[ChainBreak] = []
+    check = ChainCheck(key)
     async for rows in chunks(conn, batch=batch):
-        for record in rows:
-            row = dict(record)
-            checked += 1
-            if row["prev_hash"] != prev:
-                breaks.append(
-                    ChainBreak(
-                        row["position"],
-                        row["stream_id"],
-                        "prev_hash does not match the row before (a row was removed or moved)",
-                    )
-                )
-            problem = _problem(row, row["prev_hash"], top, key)
-            if problem:
-                breaks.append(ChainBreak(row["position"], row["stream_id"], problem))
-            top = max(top, row["hash_scheme"]) if row["hash_scheme"] in SCHEMES else top
-            prev, last = row["hash"], row["position"]
-        if len(breaks) > MAX_BREAKS:
-            break
-    return IntegrityReport(
-        ok=not breaks, checked=checked, last_position=last, breaks=breaks[:MAX_BREAKS]
-    )
+        check.feed(rows)
+    return check.report()
 
 
 async def check_anchor(conn: AsyncConnection, anchor: Anchor) -> list[Finding]:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.base import EventMetadata, RecordedEvent
-from events.codec import decode_event
+from events.codec import decode_event, schema_version_of
 
 COLUMNS = (
     "position, stream_id, stream_version, event_id, event_type, schema_version, payload, actor, "
@@ -34,10 +36,13 @@ async def chunks(
     params: Sequence[Any] = (),
     batch: int = CHUNK,
     columns: str = COLUMNS,
+    prefetch: bool = False,
 ) -> AsyncIterator[list[Any]]:
     """Rows after ``after`` (up to ``until``) in position order, ``batch`` at a time.
 
-    ``where`` is extra SQL over the columns with parameters from $3 on.
+    ``where`` is extra SQL over the columns with parameters from $3 on. With ``prefetch`` the
+    next chunk is fetched while the caller works on this one, so PostgreSQL and Python use
+    both cores; the caller must then not use ``conn`` until the loop ends.
     """
     pg = await driver(conn)
     extra = f" AND ({where})" if where else ""
@@ -45,14 +50,20 @@ async def chunks(
     # Only code passes ``columns`` and ``where``; values always travel as parameters.
     sql = f"SELECT {columns} FROM event_log WHERE position > $1{bound}{extra} ORDER BY position LIMIT $2"  # noqa: S608
     stmt = await pg.prepare(sql)
-    while True:
-        rows = await stmt.fetch(after, batch, *params)
-        if not rows:
-            return
-        yield rows
-        if len(rows) < batch:
-            return
-        after = rows[-1]["position"]
+    pending: asyncio.Future | None = asyncio.ensure_future(stmt.fetch(after, batch, *params))
+    try:
+        while pending is not None:
+            rows = await pending
+            pending = None
+            if len(rows) == batch and prefetch:
+                pending = asyncio.ensure_future(stmt.fetch(rows[-1]["position"], batch, *params))
+            if rows:
+                yield rows
+            if len(rows) == batch and not prefetch:
+                pending = asyncio.ensure_future(stmt.fetch(rows[-1]["position"], batch, *params))
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)  # leave the connection idle
 
 
 def recorded(row: Any) -> RecordedEvent:
@@ -71,3 +82,23 @@ def recorded(row: Any) -> RecordedEvent:
         ),
         event=decode_event(row["event_type"], row["payload"], row["schema_version"]),
     )
+
+
+def payload_dict(row: Any) -> dict[str, Any]:
+    """The payload as plain data: parsed directly when current, through the upcasters if older."""
+    if schema_version_of(row["event_type"]) == row["schema_version"]:
+        payload = msgspec.json.decode(row["payload"])
+    else:
+        event = decode_event(row["event_type"], row["payload"], row["schema_version"])
+        payload = msgspec.to_builtins(event)
+    payload.pop("type", None)
+    return payload
+
+
+def envelope(row: Any) -> tuple:
+    """The envelope columns in TrailEntry's order."""
+    return (
+        row["position"], row["recorded_at"], row["actor"], row["event_type"], row["stream_id"],
+        row["correlation_id"], row["causation_id"], row["trace_context"], row["event_id"],
+        row["schema_version"],
+    )  # fmt: skip

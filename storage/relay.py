@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError, ResponseError
 from sqlalchemy import Row, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.audit import Anchor
 from events.codec import area_of
 from events.streams import area_stream
 from storage import event_store
@@ -27,23 +30,38 @@ log = structlog.get_logger("relay")
 RELAY_CHECKPOINT = "relay"
 LEADER_LOCK = 7_313_002
 MARKER_KEY = "platform:relay:marker"
+ANCHOR_KEY = "platform:relay:anchor"
 
 
-def entry_fields(row: Row) -> dict[str, str | bytes]:
-    """The Redis stream entry of one log row."""
+def entry_fields(row: Mapping[str, Any]) -> dict[str, str | bytes]:
+    """The Redis stream entry of one log row (a row mapping or an asyncpg record)."""
     return {
-        "event_id": str(row.event_id),
-        "type": row.event_type,
-        "schema_version": str(row.schema_version),
-        "stream_id": row.stream_id,
-        "stream_version": str(row.stream_version),
-        "position": str(row.position),
-        "payload": bytes(row.payload),
-        "actor": row.actor,
-        "correlation_id": str(row.correlation_id),
-        "causation_id": str(row.causation_id or ""),
-        "recorded_at": row.recorded_at.isoformat(),
+        "event_id": str(row["event_id"]),
+        "type": row["event_type"],
+        "schema_version": str(row["schema_version"]),
+        "stream_id": row["stream_id"],
+        "stream_version": str(row["stream_version"]),
+        "position": str(row["position"]),
+        "payload": bytes(row["payload"]),
+        "actor": row["actor"],
+        "correlation_id": str(row["correlation_id"]),
+        "causation_id": str(row["causation_id"] or ""),
+        "recorded_at": row["recorded_at"].isoformat(),
+        "trace_context": row["trace_context"] or "",
+        # The chain travels with every entry: Redis then holds an anchor outside PostgreSQL,
+        # so a deleted tail of the log shows up as entries the log no longer has.
+        "hash": bytes(row["hash"]).hex(),
+        "hash_scheme": str(row["hash_scheme"]),
     }
+
+
+# Entries published before the audit issue lack these; every other field is always there.
+LATER_FIELDS = frozenset({"trace_context", "hash", "hash_scheme"})
+
+
+def anchor_line(row: Row) -> str:
+    """The head anchor of one published row (the format `just anchor` prints)."""
+    return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at).line()
 
 
 class Relay:
@@ -79,9 +97,13 @@ class Relay:
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
                 pipe.xadd(
-                    area_stream(area_of(row.event_type)), entry_fields(row), id=f"{row.position}-0"
+                    area_stream(area_of(row.event_type)),
+                    entry_fields(row._mapping),
+                    id=f"{row.position}-0",
                 )
-            for row, result in zip(rows, await pipe.execute(raise_on_error=False), strict=True):
+            pipe.set(ANCHOR_KEY, anchor_line(rows[-1]))
+            results = (await pipe.execute(raise_on_error=False))[:-1]
+            for row, result in zip(rows, results, strict=True):
                 if not isinstance(result, ResponseError):
                     continue
                 if "equal or smaller" not in str(result):
@@ -131,16 +153,23 @@ class Relay:
                             await self.publish_pending(conn)
                             await _wait(stop, self.interval)
                     finally:
-                        with contextlib.suppress(Exception):
-                            await conn.rollback()
-                            await conn.execute(text("SELECT pg_advisory_unlock_all()"))
-                            await conn.commit()
+                        await _release(conn)
             except (RedisError, OSError, OperationalError, DBAPIError) as exc:
                 log.warning("relay_retrying", error=str(exc))
                 await _wait(stop, 1.0)
             except Exception as exc:  # the relay must outlive any one bad pass
                 log.error("relay_failed", error=str(exc), exc_info=exc)
                 await _wait(stop, 1.0)
+
+
+async def _release(conn: AsyncConnection) -> None:
+    """Give up leadership; a dead connection has already dropped its session locks."""
+    try:
+        await conn.rollback()
+        await conn.execute(text("SELECT pg_advisory_unlock_all()"))
+        await conn.commit()
+    except (SQLAlchemyError, OSError) as exc:
+        log.info("relay_release_skipped", error=str(exc).splitlines()[0][:200])
 
 
 async def _try_lead(conn: AsyncConnection) -> bool:

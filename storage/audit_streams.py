@@ -1,0 +1,181 @@
+"""Stream audit: every area stream holds the log's events from its trim point, unchanged.
+
+Redis hashes each entry itself (a Lua script over XRANGE returns id and SHA-1 per entry),
+so 100,000 entries cross the wire as a few long strings instead of 3 million fields.
+An entry whose digest differs is fetched whole and compared field by field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from domain.audit import Finding
+from events.codec import area_of, event_types
+from events.streams import area_stream
+from storage.audit_reader import chunks
+from storage.projections import get_checkpoint
+from storage.relay import LATER_FIELDS, RELAY_CHECKPOINT, entry_fields
+
+# One string per call ("<id> <sha1>\n" per entry): parsing 2 strings per entry in Python
+# costs more than the check itself. Values never hold a NUL (PostgreSQL text cannot, JSON
+# escapes it), so NUL-joined names and values are unambiguous.
+_DIGESTS = """
+local rows = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
+local out = {}
+for _, e in ipairs(rows) do
+  out[#out + 1] = e[1] .. ' ' .. redis.sha1hex(table.concat(e[2], '\\0'))
+end
+return table.concat(out, '\\n')
+"""
+CHECK = "streams"
+_NAMES: dict[str, bytes] = {}
+
+
+def entry_digest(fields: dict[str, str | bytes]) -> str:
+    """The digest the Lua script computes for an entry with these fields, in this order."""
+    parts = []
+    for name, value in fields.items():
+        parts.append(_NAMES.get(name) or _NAMES.setdefault(name, name.encode()))
+        parts.append(value if value.__class__ is bytes else value.encode())  # type: ignore[union-attr]
+    return hashlib.sha1(b"\0".join(parts), usedforsecurity=False).hexdigest()
+
+
+def event_streams() -> list[str]:
+    """The Redis stream of every area that has events."""
+    return sorted({area_stream(t.area) for t in event_types().values()})
+
+
+async def _digests(
+    redis: aioredis.Redis, stream: str, batch: int
+) -> AsyncIterator[tuple[int, str]]:
+    """(position, digest) of every entry of a stream, oldest first."""
+    script = redis.register_script(_DIGESTS)
+    start = "-"
+    while True:
+        out = await script(keys=[stream], args=[start, batch])
+        lines = out.split(b"\n") if out else []
+        for line in lines:
+            entry_id, _, digest = line.partition(b" ")
+            yield int(entry_id.split(b"-")[0]), digest.decode()
+        if len(lines) < batch:
+            return
+        ms, _, seq = lines[-1].partition(b" ")[0].decode().partition("-")
+        start = f"{ms}-{int(seq) + 1}"
+
+
+class _Cursor:
+    """A look-ahead cursor over one stream's digests."""
+
+    def __init__(self, it: AsyncIterator[tuple[int, str]]) -> None:
+        self.it, self.head, self.done = it, None, False
+
+    async def peek(self) -> tuple[int, str] | None:
+        if self.head is None and not self.done:
+            try:
+                self.head = await anext(self.it)
+            except StopAsyncIteration:
+                self.done = True
+        return self.head
+
+    def take(self) -> None:
+        self.head = None
+
+
+async def _compare(redis: aioredis.Redis, stream: str, row: Any) -> str | None:
+    """Which fields of the entry at ``row``'s position differ from the log, or None."""
+    found = await redis.xrange(stream, f"{row['position']}-0", f"{row['position']}-0")
+    got = {k.decode(): v for k, v in found[0][1].items()} if found else {}
+    bad = []
+    for name, value in entry_fields(row).items():
+        want = value if isinstance(value, bytes) else value.encode()
+        if name not in got and name in LATER_FIELDS:
+            continue  # published before the field existed
+        if got.get(name) != want:
+            bad.append(name)
+    extra = sorted(set(got) - set(entry_fields(row)))
+    if not bad and not extra:
+        return None
+    return "differs from the log in " + ", ".join(bad + [f"extra field {e}" for e in extra])
+
+
+class StreamCheck:
+    """Fed the log in position order, it walks every area stream beside it and compares."""
+
+    def __init__(self, redis: aioredis.Redis, published: int, batch: int = 2000) -> None:
+        self.redis, self.published, self.batch = redis, published, batch
+        self.streams = event_streams()
+        self.findings: list[Finding] = []
+        self.checked = dict.fromkeys(self.streams, 0)
+        self._areas: dict[str, str] = {}
+        self._missing: set[str] = set()
+        self._firsts: dict[str, int | None] = {}
+        self._cursors: dict[str, _Cursor] = {}
+
+    async def start(self) -> None:
+        """Find each stream's trim point (its first entry)."""
+        for s in self.streams:
+            first = await self.redis.xrange(s, "-", "+", count=1)
+            self._firsts[s] = int(first[0][0].split(b"-")[0]) if first else None
+            self._cursors[s] = _Cursor(_digests(self.redis, s, self.batch))
+
+    async def _extras_before(self, stream: str, position: int) -> None:
+        cursor = self._cursors[stream]
+        while (head := await cursor.peek()) is not None and head[0] < position:
+            self.findings.append(
+                Finding(CHECK, head[0], f"{stream} holds entry {head[0]}-0 the log does not have")
+            )
+            cursor.take()
+
+    async def feed(self, rows: list[Any]) -> None:
+        """Compare the next rows (those the relay has published) with their entries."""
+        for row in rows:
+            position, type_name = row["position"], row["event_type"]
+            if position > self.published:
+                return
+            stream = self._areas.get(type_name)
+            if stream is None:
+                stream = self._areas[type_name] = area_stream(area_of(type_name))
+            first = self._firsts.get(stream)
+            if first is None:
+                if stream not in self._missing:
+                    self._missing.add(stream)
+                    problem = f"{stream} is missing or empty (Redis lost it?)"
+                    self.findings.append(Finding(CHECK, position, problem))
+                continue
+            if position < first:
+                continue  # trimmed: every group had processed it
+            await self._extras_before(stream, position)
+            head = await self._cursors[stream].peek()
+            if head is None or head[0] != position:
+                self.findings.append(Finding(CHECK, position, f"{stream} lacks entry {position}-0"))
+                continue
+            self._cursors[stream].take()
+            self.checked[stream] += 1
+            if head[1] != entry_digest(entry_fields(row)):
+                problem = await _compare(self.redis, stream, row)
+                if problem:
+                    self.findings.append(
+                        Finding(CHECK, position, f"{stream} {position}-0 {problem}")
+                    )
+
+    async def finish(self) -> tuple[list[Finding], dict[str, int]]:
+        """Entries left over (up to what was published) are ones the log does not have."""
+        for stream in self.streams:
+            await self._extras_before(stream, self.published + 1)
+        return self.findings, self.checked
+
+
+async def check_streams(
+    conn: AsyncConnection, redis: aioredis.Redis, *, batch: int = 2000
+) -> tuple[list[Finding], dict[str, int]]:
+    """Compare every stream with the log up to the relay's checkpoint (later rows may be unsent)."""
+    check = StreamCheck(redis, await get_checkpoint(conn, RELAY_CHECKPOINT), batch)
+    await check.start()
+    async for rows in chunks(conn, until=check.published):
+        await check.feed(rows)
+    return await check.finish()
