@@ -18,6 +18,7 @@ from storage import embedded
 from storage.artifacts import LocalArtifactStore
 from storage.audit_service import AuditService
 from storage.jobs_queries import JobQueries
+from storage.operations import PlatformOperations
 from storage.registry_queries import RegistryQueries
 from storage.registry_repository import PostgresRegistrationLock
 from storage.shard_queue import RedisShardQueue
@@ -36,6 +37,11 @@ def database_url(settings: Settings | None = None) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url.removeprefix(prefix)
     return url
+
+
+def stop_embedded_servers(settings: Settings) -> list[str]:
+    """Stop the embedded servers under the state folder; the names of those stopped."""
+    return embedded.stop_all(settings.state_dir)
 
 
 def redis_url(settings: Settings | None = None) -> str:
@@ -108,6 +114,7 @@ class Platform:
     job_queries: JobQueries
     shard_queue: RedisShardQueue
     clock: SystemClock
+    ops: PlatformOperations
     audit: AuditService
 
     async def aclose(self) -> None:
@@ -180,9 +187,7 @@ def build_shard_evaluator(platform: Platform):
 
 def build_relay(platform: Platform):
     """The log-to-streams relay (one leader at a time across processes)."""
-    from storage.relay import Relay
-
-    return Relay(platform.engine, platform.redis, platform.settings.relay_interval_s)
+    return platform.ops.relay()
 
 
 async def build_platform(
@@ -217,6 +222,7 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         job_queries=JobQueries(engine),
         shard_queue=RedisShardQueue(redis),
         clock=SystemClock(),
+        ops=PlatformOperations(engine, redis, settings.relay_interval_s),
         audit=AuditService(engine, redis),
     )
 
@@ -250,51 +256,3 @@ def build_worker_upkeep(platform: Platform, consumer: str):
         await trim_streams(platform.redis, platform.settings.stream_maxlen)
 
     return every(5.0, upkeep, expected=(RedisError, OSError), name="upkeep")
-
-
-async def retire_worker(platform: Platform, consumer: str) -> None:
-    """Remove a stopping worker's heartbeat."""
-    from storage.stream_admin import retire
-
-    await retire(platform.redis, consumer)
-
-
-async def live_workers(platform: Platform) -> int:
-    """Workers whose heartbeat is fresh."""
-    from storage.stream_admin import live_workers as count
-
-    return await count(platform.redis)
-
-
-async def ping_redis(platform: Platform) -> None:
-    """ServiceUnavailable when Redis does not answer."""
-    from storage.errors import redis_errors
-
-    async with redis_errors():
-        await platform.redis.ping()
-
-
-async def publish_pending(platform: Platform) -> int | None:
-    """One relay pass now (None when another relay leads); outages raise ServiceUnavailable."""
-    from storage.errors import postgres_errors, redis_errors
-
-    async with postgres_errors(), redis_errors():
-        return await build_relay(platform).publish_once()
-
-
-async def verify_log(platform: Platform):
-    """Check the event log's hash chain end to end."""
-    from storage import event_store
-    from storage.errors import postgres_errors
-
-    async with postgres_errors(), platform.engine.connect() as conn:
-        return await event_store.verify_chain(conn)
-
-
-async def rebuild_projections(platform: Platform) -> int:
-    """Drop the projections and replay the log into them; returns streams replayed."""
-    from storage.errors import postgres_errors
-    from storage.projections import rebuild_projections as rebuild
-
-    async with postgres_errors():
-        return await rebuild(platform.engine)

@@ -34,7 +34,7 @@ async def _preflight() -> None:
     try:
         await platform.queries.ping()
         try:
-            await bootstrap.ping_redis(platform)
+            await platform.ops.ping_redis()
         except ServiceUnavailable as exc:
             # Serving and the registry work without Redis; publishing and hot swap catch up later.
             print(f"warning: redis is unreachable ({exc}); starting anyway", flush=True)

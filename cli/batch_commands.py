@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-import bootstrap
 from cli.output import console, fail
 from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
@@ -22,7 +21,7 @@ from events.base import EventMetadata
 @asynccontextmanager
 async def ensure_worker(p, quiet: bool = False):
     """Use running workers; with none, start one for the duration (and say so)."""
-    if await bootstrap.live_workers(p):
+    if await p.ops.live_workers():
         yield None
         return
     if not quiet:

@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     configure_logging(os.environ.get("LOG_LEVEL", "warning"))
     if args.verb == "down":
-        from storage.embedded import stop_all
+        from bootstrap import stop_embedded_servers
 
-        stopped = stop_all(settings.state_dir)
+        stopped = stop_embedded_servers(settings)
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     values = {k: _pick(args, k) for k in ("model_name", "model_version", "artifact_path")}

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-import bootstrap
 from bootstrap import Platform, build_platform, database_url, redis_url
 from cli.output import console, fail, history_table, models_table
 from domain.commands import (
@@ -55,7 +54,7 @@ def need(values: Values, *keys: str) -> list[str]:
 async def _publish(p: Platform) -> None:
     """Best effort: push new events to Redis now rather than when an API process next runs."""
     try:
-        await bootstrap.publish_pending(p)
+        await p.ops.publish_pending()
     except ServiceUnavailable as exc:
         log.warning("relay_deferred", error=str(exc))
 
@@ -197,7 +196,7 @@ async def migrate(args: argparse.Namespace, values: Values, meta: EventMetadata)
 async def verify(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Verify the hash chain; exit 4 and list the breaks if it fails."""
     async with platform() as p:
-        report = await bootstrap.verify_log(p)
+        report = await p.ops.verify_log()
     if report.ok:
         console.print(
             f"event log intact: {report.checked} events, last position {report.last_position}"
@@ -211,7 +210,7 @@ async def verify(args: argparse.Namespace, values: Values, meta: EventMetadata) 
 async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Drop and replay the projections."""
     async with platform() as p:
-        count = await bootstrap.rebuild_projections(p)
+        count = await p.ops.rebuild_projections()
     console.print(f"rebuilt projections from the log ({count} models)")
     return 0
 
@@ -219,7 +218,7 @@ async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata)
 async def relay(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Publish pending events once."""
     async with platform() as p:
-        published = await bootstrap.publish_pending(p)
+        published = await p.ops.publish_pending()
     if published is None:
         return fail("another relay is leading (an API process); it publishes the events", 0)
     console.print(f"published {published} events")

@@ -10,12 +10,12 @@ import asyncio
 import signal
 
 import structlog
-from redis.exceptions import RedisError
 
 import bootstrap
 from consumers import batch_inference, metric_aggregation
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
+from domain.errors import ServiceUnavailable
 from observability import supervisor
 from observability.logging import configure_logging
 from settings import get_settings
@@ -80,8 +80,8 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
         await asyncio.gather(*(supervisor.supervise(n, t, stop) for n, t in tasks.items()))
     finally:
         try:
-            await bootstrap.retire_worker(p, ctx.name)
-        except (RedisError, OSError) as exc:
+            await p.ops.retire_worker(ctx.name)
+        except ServiceUnavailable as exc:
             log.warning("heartbeat_not_removed", error=str(exc))
         await evaluator.models.aclose()
         await p.aclose()

@@ -16,6 +16,7 @@ from domain.commands import (
     RollbackModel,
     TagModelVersion,
 )
+from domain.errors import ServiceUnavailable
 from domain.handlers import CommandResult, in_transaction
 from domain.ports import (
     ArtifactInspector,
@@ -121,17 +122,29 @@ async def register_model_version(
             return await change_model(cmd, metadata, uow)
         artifact_meta = await asyncio.to_thread(inspector.inspect, path, metadata_override)
         names.check_text(msgspec.to_builtins(artifact_meta), "metadata")
-        stored = await asyncio.to_thread(store.put, path, model_name, model_version, sha256)
         try:
+            stored = await asyncio.to_thread(store.put, path, model_name, model_version, sha256)
             await asyncio.to_thread(store.write_metadata, model_name, model_version, artifact_meta)
             cmd = _command(
                 model_name, model_version, stored.uri, sha256, size, tags, reason, artifact_meta
             )
             return await change_model(cmd, metadata, uow)
         except BaseException:
-            # Nothing references the copy: remove it rather than leave an orphan behind.
-            await asyncio.to_thread(store.discard, model_name, model_version)
+            # Remove the copy only when no registration references it: a commit whose reply was
+            # lost may still have landed, and then the files belong to that version.
+            if not await _registered(uow, model_name, model_version, sha256):
+                await asyncio.to_thread(store.discard, model_name, model_version)
             raise
+
+
+async def _registered(uow: UnitOfWorkFactory, name: str, version: str, sha256: str) -> bool:
+    """Whether the version is registered with this sha256 (False if that cannot be known yet)."""
+    try:
+        async with uow() as tx:
+            v = (await tx.models.load(name)).versions.get(version)
+    except ServiceUnavailable:  # unknown: keep nothing; the next registration replaces it
+        return False
+    return v is not None and v.sha256 == sha256
 
 
 def _command(
