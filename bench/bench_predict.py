@@ -1,7 +1,11 @@
-"""`just bench-predict`: the bare PyTorch loop vs /predict and v2 infer at concurrency 1, 8, 32.
+"""`just bench-predict`: the bare loop, a plain baseline server, and ours at 1 and N processes.
 
-Both measurements run one after the other on this machine, on the prod version of the model.
-Writes reports/bench_predict.json and prints a table.
+In one run on this machine, one after the other, on the prod version of the model:
+- the bare PyTorch loop (preprocessing + forward, batch 1 and MAX_BATCH, on DEVICE);
+- the baseline (bench/baseline_server.py: one request, one decode, one forward on the event
+  loop, no batching) under the same load as ours;
+- ``python -m api`` with 1 process (/predict and v2 infer) and with N processes (/predict).
+Prints one table with ours ÷ baseline at each concurrency; writes JSON under reports/.
 """
 
 from __future__ import annotations
@@ -9,204 +13,169 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import subprocess
 import sys
 import time
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.table import Table
 
-from bench.common import machine, running_api, scrape_histogram
+from bench.common import (
+    ROOT,
+    child_env,
+    ensure_prod_model,
+    free_port,
+    machine,
+    running_api,
+    scrape_histogram,
+    served_model,
+)  # fmt: skip
 from bench.loadtest import run_load, sample_images
-
-console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-async def served_model(model_name: str):
-    """The prod version's loaded module and metadata, verified like the server does."""
-    import msgspec
-
-    import bootstrap
-    from events.registry import ArtifactMetadata
-    from ml.artifacts import load_model
-    from storage.artifacts import sha256_file
-
-    p = await bootstrap.build_platform()
-    try:
-        version = await p.queries.require_prod(model_name)
-        if version is None:
-            raise SystemExit(f"error: {model_name} has no prod version; run `just demo` first")
-        view = await p.queries.get_version(model_name, version)
-        path = p.artifacts.path_for(view.artifact_uri)
-        if sha256_file(path)[0] != view.sha256:
-            raise SystemExit(f"error: {model_name} {version} fails its sha256 check")
-        meta = msgspec.convert(view.metadata, ArtifactMetadata)
-        return version, load_model(path, meta), meta
-    finally:
-        await p.aclose()
+from bench.predict_report import print_report, targets
 
 
-def bare_loop(model: torch.nn.Module, meta, images: np.ndarray, batch: int, iters: int) -> dict:
-    """Time preprocessing + forward in a plain loop; images/s and per-forward latency."""
-    from ml.preprocess import to_model_input
+def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device) -> dict:
+    """Time preprocessing + forward (+ the copy back) in a plain loop; images/s and latency."""
+    from ml.preprocess import Normalizer
 
+    normalize = Normalizer.of(meta)
     batches = [images[(i * batch) % len(images) :][:batch] for i in range(8)]
     batches = [b if len(b) == batch else images[:batch] for b in batches]
+
+    def step(b: np.ndarray) -> None:
+        model(normalize(torch.from_numpy(b).to(device))).cpu()
+
     times = []
     with torch.inference_mode():
         for i in range(20):
-            model(to_model_input(batches[i % 8], meta))
+            step(batches[i % 8])
         start = time.perf_counter()
         for i in range(iters):
             t = time.perf_counter()
-            model(to_model_input(batches[i % 8], meta))
+            step(batches[i % 8])
             times.append(time.perf_counter() - t)
         wall = time.perf_counter() - start
     lat = np.array(times) * 1000
     return {
-        "batch": batch,
-        "iterations": iters,
-        "images_per_s": round(batch * iters / wall, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 3),
+        "run": "bare loop", "processes": 0, "batch": batch, "iterations": iters,
+        "qps": round(batch * iters / wall, 1), "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
-    }
+    }  # fmt: skip
+
+
+@asynccontextmanager
+async def running_baseline(artifact: Path, version: str):
+    """Start bench.baseline_server on a free port; yield its URL."""
+    from cli.processes import stop_process, wait_healthy
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "bench.baseline_server", "--artifact", str(artifact),
+           "--model_version", version, "--port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env())  # noqa: ASYNC220
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(url, proc, 1, timeout_s=120)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+async def measure(url: str, run: str, processes: int, endpoint: str, conc: int, args) -> dict:
+    """One closed-loop load run, with the mean batch size our servers formed meanwhile."""
+    ours = run != "baseline"
+    before = await scrape_histogram(url, "batch_size", processes) if ours else None
+    r = await run_load(
+        url, args.model_name, concurrency=conc, total=args.requests * (1 if conc == 1 else 2),
+        endpoint=endpoint, images=args.images, warmup=200,
+    )  # fmt: skip
+    row = {"run": run, "processes": processes, **asdict(r), "mean_batch_size": 1.0}
+    if ours:
+        after = await scrape_histogram(url, "batch_size", processes)
+        batches = after[1] - before[1]
+        row["mean_batch_size"] = round((after[0] - before[0]) / batches, 2) if batches else None
+    print(f"{run} x{processes} {endpoint} c={conc}: {r.qps:,.0f} req/s p50 {r.p50_ms:.2f} ms "
+          f"p99 {r.p99_ms:.2f} ms errors {r.errors}", flush=True)  # fmt: skip
+    return row
 
 
 async def main_async(args: argparse.Namespace) -> dict:
-    """Run every measurement and return the report."""
-    import os
-
+    """Every measurement, in one run; returns the report."""
+    from ml.device import resolve_device
     from settings import get_settings
 
-    # The bare loop runs at the machine's limit (all cores); the server uses its own setting.
+    s = get_settings()
+    device = resolve_device(s.device)
+    if args.arch:
+        await ensure_prod_model(args.model_name, args.arch, args.train_limit)
+    # The bare loop runs at the machine's limit (all cores); the servers use their settings.
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    threads = args.server_threads or get_settings().torch_threads
-    version, model, meta = await served_model(args.model_name)
-    images = sample_images(256)
+    version, model, meta, artifact = await served_model(args.model_name, str(device))
+    args.images = sample_images(256)
     bare = [
-        bare_loop(model, meta, images, 1, args.bare_iters),
-        bare_loop(model, meta, images, 32, max(50, args.bare_iters // 16)),
+        bare_loop(model, meta, args.images, 1, args.bare_iters, device),
+        bare_loop(model, meta, args.images, s.max_batch, max(50, args.bare_iters // 16), device),
     ]
     del model
-    results = []
-    async with running_api(
-        **({"TORCH_THREADS": str(threads)} if args.server_threads else {})
-    ) as url:
-        for endpoint in ("predict", "v2"):
-            for conc in (1, 8, 32):
-                total = args.requests * (1 if conc == 1 else 2)
-                before = await scrape_histogram(url, "batch_size")
-                r = await run_load(
-                    url,
-                    args.model_name,
-                    concurrency=conc,
-                    total=total,
-                    endpoint=endpoint,
-                    images=images[:64],
-                    warmup=200,
-                )
-                after = await scrape_histogram(url, "batch_size")
-                batches = after[1] - before[1]
-                row = asdict(r)
-                row["mean_batch_size"] = (
-                    round((after[0] - before[0]) / batches, 2) if batches else None
-                )
-                results.append(row)
-                console.print(
-                    f"{endpoint} c={conc}: {r.qps:,.0f} req/s p50 {r.p50_ms:.2f} ms errors {r.errors}"
-                )
-    b1 = bare[0]
-    c32 = next(r for r in results if r["endpoint"] == "predict" and r["concurrency"] == 32)
-    c1 = next(r for r in results if r["endpoint"] == "predict" and r["concurrency"] == 1)
-    targets = {
-        "c32_vs_bare_b1": round(c32["qps"] / b1["images_per_s"], 3),
-        "c32_target_met": c32["qps"] >= 0.6 * b1["images_per_s"],
-        "c1_p50_overhead_ms": round(c1["p50_ms"] - b1["p50_ms"], 3),
-        "c1_target_met": c1["p50_ms"] <= b1["p50_ms"] + 1.5,
-        "zero_errors": all(r["errors"] == 0 for r in results),
-    }
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    args.images = args.images[:64]
+    runs: list[dict] = []
+    async with running_baseline(artifact, version) as url:
+        for conc in args.concurrency:
+            runs.append(await measure(url, "baseline", 1, "predict", conc, args))
+    for workers in sorted({1, args.workers}):
+        async with running_api(workers) as url:
+            endpoints = ("predict", "v2") if workers == 1 and not args.no_v2 else ("predict",)
+            for endpoint in endpoints:
+                for conc in args.concurrency:
+                    runs.append(await measure(url, "ours", workers, endpoint, conc, args))
     return {
-        "server_torch_threads": threads,
-        "model_name": args.model_name,
-        "model_version": version,
-        "machine": machine(),
-        "bare_loop": bare,
-        "http": results,
-        "targets": targets,
-    }
-
-
-def print_report(report: dict) -> None:
-    """The summary table."""
-    table = Table(
-        title=f"bench-predict: {report['model_name']} {report['model_version']} on {report['machine']['cores']} cores"
-    )
-    for col in (
-        "run",
-        "concurrency / batch",
-        "img/s or req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "errors",
-        "mean batch",
-    ):
-        table.add_column(col, justify="right")
-    for b in report["bare_loop"]:
-        table.add_row(
-            "bare PyTorch loop",
-            f"batch {b['batch']}",
-            f"{b['images_per_s']:,.0f}",
-            f"{b['p50_ms']:.2f}",
-            "",
-            f"{b['p99_ms']:.2f}",
-            "0",
-            str(b["batch"]),
-        )
-    for r in report["http"]:
-        table.add_row(
-            "/predict" if r["endpoint"] == "predict" else "v2 infer",
-            f"c={r['concurrency']}",
-            f"{r['qps']:,.0f}",
-            f"{r['p50_ms']:.2f}",
-            f"{r['p95_ms']:.2f}",
-            f"{r['p99_ms']:.2f}",
-            str(r["errors"]),
-            str(r["mean_batch_size"]),
-        )
-    console.print(table)
-    t = report["targets"]
-    console.print(
-        f"c=32 /predict reaches {t['c32_vs_bare_b1']:.2f}x the bare batch-1 loop (target 0.60x): "
-        f"{'met' if t['c32_target_met'] else 'NOT met'}; c=1 p50 overhead {t['c1_p50_overhead_ms']:.2f} ms "
-        f"(target <= 1.5): {'met' if t['c1_target_met'] else 'NOT met'}; zero errors: {t['zero_errors']}"
-    )
+        "model_name": args.model_name, "model_version": version,
+        "architecture": meta.architecture, "machine": machine(str(device)),
+        "settings": {"DEVICE": s.device, "MAX_BATCH": s.max_batch, "API_WORKERS_N": args.workers,
+                     "TORCH_THREADS": s.torch_threads, "TORCH_BATCH_THREADS": s.torch_batch_threads},
+        "bare_loop": bare, "http": runs, "targets": targets(bare, runs, args.workers),
+    }  # fmt: skip
 
 
 def main() -> int:
     """Entry point."""
+    from settings import get_settings
+
     p = argparse.ArgumentParser(prog="python -m bench.bench_predict")
-    p.add_argument("--model_name", default="mnist_cnn")
+    p.add_argument("--model_name", default=None, help="default: mnist_cnn, or the --arch name")
     p.add_argument(
-        "--requests", type=int, default=3000, help="requests per run at c=1 (twice that above)"
-    )
-    p.add_argument("--bare_iters", type=int, default=3000)
-    p.add_argument(
-        "--server_threads",
-        type=int,
+        "--arch",
         default=None,
-        help="TORCH_THREADS of the API (default: setting)",
+        help="serve this architecture (e.g. resnet18); trains a short version if needed",
     )
-    p.add_argument("--out", type=Path, default=Path("reports/bench_predict.json"))
-    args = p.parse_args()
+    p.add_argument("--train_limit", type=int, default=10_000, help="images for that training")
+    p.add_argument("--requests", type=int, default=3000, help="requests per run at c=1 (2x above)")
+    p.add_argument("--bare_iters", type=int, default=3000)
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=max(2, get_settings().api_workers),
+        help="N for the N-process run (default: API_WORKERS, at least 2)",
+    )
+    p.add_argument("--no_v2", action="store_true", help="skip the v2 infer runs")
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args()  # fmt: skip
+    args.model_name = args.model_name or args.arch or "mnist_cnn"
+    if args.workers < 1 or args.requests < 1 or min(args.concurrency) < 1:
+        p.error("--workers, --requests and --concurrency must be positive")
     report = asyncio.run(main_async(args))
     print_report(report)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    console.print(f"report: {args.out}")
+    device = report["machine"].get("device", "cpu").split(" ")[0].split(":")[0]
+    out = args.out or Path(f"reports/bench_predict_{args.model_name}_{device}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"report: {out}")
     return 0
 
 
