@@ -67,6 +67,10 @@ def evaluate_checks(
             )
         )
     if latency is not None:
+        # Latency is measured with noise (accuracy on a fixed test set is not): a rise above the
+        # threshold fails only when the interval of the ratio also lies above 1, so the same
+        # version against itself cannot fail on one unlucky run of a busy machine.
+        too_slow = latency.ratio - 1 > t.max_p95_latency_increase + _EPS and latency.ci_low > 1
         checks.append(
             GateCheck(
                 name="p95_latency",
@@ -74,12 +78,12 @@ def evaluate_checks(
                 candidate=latency.candidate_p95_ms,
                 delta=latency.ratio - 1,
                 threshold=t.max_p95_latency_increase,
-                verdict=_verdict(latency.ratio - 1 <= t.max_p95_latency_increase + _EPS),
+                verdict=_verdict(not too_slow),
                 ci_low=latency.ci_low - 1,
                 ci_high=latency.ci_high - 1,
                 detail=(
-                    f"rise at most {t.max_p95_latency_increase:.0%}; ms per batch, "
-                    f"{latency.batches} paired batches"
+                    f"rise at most {t.max_p95_latency_increase:.0%} (or not distinguishable from "
+                    f"noise); ms per batch, {latency.batches} paired batches"
                 ),
             )
         )

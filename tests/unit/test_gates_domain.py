@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.gate_stats import PairedLatency, paired_accuracy
 from domain.gates import (
     ERRORED,
     EVALUATING,
@@ -20,9 +21,11 @@ from domain.gates import (
     RequestGate,
     check_gate_id,
     decide_gate,
+    evaluate_checks,
     evaluation_job_id,
     evolve,
     fold,
+    overall_verdict,
 )
 from events.base import EventMetadata, RecordedEvent
 from events.codec import area_of, decode_event, encode_event, event_type_name
@@ -263,3 +266,22 @@ def test_fail_gate_records_the_reason_and_fold_rebuilds_the_state() -> None:
     rebuilt = fold(g.state.gate_id, g.history)
     assert rebuilt == g.state
     assert rebuilt.error == "batch job abc failed: OOM"
+
+
+def test_a_latency_rise_within_noise_does_not_fail() -> None:
+    acc = paired_accuracy([1, 2], [1, 2], [1, 2])
+    t = GateThresholds()
+
+    def lat(ratio: float, low: float) -> PairedLatency:
+        return PairedLatency(
+            batches=40, baseline_p95_ms=10.0, candidate_p95_ms=10 * ratio, ratio=ratio,
+            ci_low=low, ci_high=ratio + 0.3,
+        )  # fmt: skip
+
+    (noisy,) = [c for c in evaluate_checks(t, acc, lat(1.15, 0.9)) if c.name == "p95_latency"]
+    assert noisy.verdict == "PASS"  # 15% above, but the interval includes "no change"
+    (slow,) = [c for c in evaluate_checks(t, acc, lat(1.15, 1.05)) if c.name == "p95_latency"]
+    assert slow.verdict == "FAIL"
+    (fast,) = [c for c in evaluate_checks(t, acc, lat(1.05, 1.02)) if c.name == "p95_latency"]
+    assert fast.verdict == "PASS"  # slower for sure, but within the 10% allowed
+    assert overall_verdict([]) == "FAIL"
