@@ -10,6 +10,8 @@ import pytest
 from domain.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.gate_policy import GateOutcome, check_promotion_allowed
+from domain.gate_triggers import auto_gate_id, auto_gate_request, auto_promotion
+from domain.gates import FAILED, PASSED, GateState
 from domain.registry import ModelState, decide, evolve, fold
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
@@ -190,3 +192,58 @@ def test_old_promotion_payloads_decode_with_defaults() -> None:
     old = b'{"type":"ModelVersionPromoted","model_name":"m","model_version":"v1","reason":null}'
     e = decode_event("ModelVersionPromoted", old)
     assert (e.forced, e.force_reason, e.gate_id) == (False, None, None)
+
+
+def test_an_evaluation_of_a_staging_version_starts_one_gate_against_prod() -> None:
+    m = _model(None)
+    req = auto_gate_request(m.state, "v2", "mnist-test", "job-1", from_gate=False)
+    assert req is not None
+    assert (req.candidate_version, req.baseline_version, req.dataset_id) == (
+        "v2",
+        "v1",
+        "mnist-test",
+    )
+    assert req.auto and req.cause == "job-1"
+    assert req.gate_id == auto_gate_id("job-1") != auto_gate_id("job-2")
+    assert auto_gate_request(m.state, "v2", "d", "job-1", from_gate=True) is None
+    assert auto_gate_request(m.state, "v1", "d", "job-1", from_gate=False) is None  # prod
+    assert auto_gate_request(m.state, "v9", "d", "job-1", from_gate=False) is None  # unknown
+    m.run(SetGatePolicy(model_name="m", policy=GatePolicy(auto_gate=False)))
+    assert auto_gate_request(m.state, "v2", "d", "job-1", from_gate=False) is None
+
+
+def test_no_auto_gate_without_a_prod_version() -> None:
+    m = Model()
+    m.run(
+        RegisterModelVersion(
+            model_name="m", model_version="v1", artifact_uri="m/v1/model.pt", sha256="a" * 64,
+            size_bytes=1,
+        )
+    )  # fmt: skip
+    assert auto_gate_request(m.state, "v1", "d", "job-1", from_gate=False) is None
+
+
+def _passed_gate(candidate: str = "v2", baseline: str = "v1", verdict: str = "PASS") -> GateState:
+    g = GateState(gate_id=str(uuid.uuid4()), status=PASSED if verdict == "PASS" else FAILED)
+    g.model_name, g.candidate_version, g.baseline_version = "m", candidate, baseline
+    g.verdict, g.decided_at = verdict, NOW - timedelta(seconds=5)
+    return g
+
+
+def test_auto_promote_promotes_on_pass_with_the_gate_as_cause() -> None:
+    m = _model(GatePolicy(auto_promote=True, require_gate=True))
+    gate = _passed_gate()
+    cmd = auto_promotion(m.state, gate, NOW)
+    assert cmd is not None
+    (e,) = m.run(cmd)
+    assert (e.model_version, e.gate_id, e.forced) == ("v2", gate.gate_id, False)
+
+
+def test_auto_promote_does_nothing_when_off_failed_or_prod_moved() -> None:
+    off = _model(None)
+    assert auto_promotion(off.state, _passed_gate(), NOW) is None
+    m = _model(GatePolicy(auto_promote=True))
+    assert auto_promotion(m.state, _passed_gate(verdict="FAIL"), NOW) is None
+    assert auto_promotion(m.state, _passed_gate(baseline="v3"), NOW) is None
+    m.promote("v2")
+    assert auto_promotion(m.state, _passed_gate(), NOW) is None  # already prod
