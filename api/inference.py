@@ -58,11 +58,14 @@ async def predict(
 ) -> PredictResponse:
     """Classify a 28x28 PNG with the prod (or the named) version."""
     start = time.perf_counter()
-    request.state.model_name = names.check_model_name(data.model_name)
+    names.check_model_name(data.model_name)
     if data.model_version is not None:
         names.check_version(data.model_version)
     image = decode_image_b64(data.image_b64)
-    model, logits = await inference.predict(data.model_name, data.model_version, image[None])
+    model = await inference.resolve(data.model_name, data.model_version)
+    # A metric label only once the name resolved: unknown names cannot create series.
+    request.state.model_name = data.model_name
+    logits = await model.batcher.submit(image[None])
     row = logits[0]
     prediction = int(row.argmax())
     probabilities = None

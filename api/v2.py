@@ -132,7 +132,7 @@ def _metadata(name: str, versions: list[str], model_version: str | None = None) 
 async def _infer(
     request: Request, inference: InferenceService, name: str, version: str | None, req: InferRequest
 ) -> InferResponse:
-    request.state.model_name = names.check_model_name(name)
+    names.check_model_name(name)
     if version is not None:
         names.check_version(version)
     if not req.inputs:
@@ -148,8 +148,9 @@ async def _infer(
     else:
         parts = [_images_of(inp) for inp in req.inputs]
     images = parts[0] if len(parts) == 1 else concatenate_images(parts)
-    model: LoadedModel
-    model, logits = await inference.predict(name, version, images)
+    model: LoadedModel = await inference.resolve(name, version)
+    request.state.model_name = name  # a metric label only once the name resolved
+    logits = await model.batcher.submit(images)
     n = len(images)
     outputs = []
     for out in wanted:
