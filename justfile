@@ -84,9 +84,9 @@ archive NAME VERSION *FLAGS:
 list NAME="":
     {{py}} -m cli list {{NAME}}
 
-# the audit trail of NAME, read from the event log
-history NAME:
-    {{py}} -m cli history "{{NAME}}"
+# the audit trail of NAME, read from the event log; `--at TIME`: its versions and prod at that moment
+history NAME *ARGS:
+    {{py}} -m cli history "{{NAME}}" {{ARGS}}
 
 # verify the event log's hash chain
 verify:
@@ -97,8 +97,28 @@ rebuild-projections:
     {{py}} -m cli rebuild-projections
 
 # publish pending events to Redis Streams once (the API does this continuously)
-replay:
+relay:
     {{py}} -m cli relay
+
+# the audit trail from the log: [--from POSITION | --since TIME] [--model NAME] [--type EVENT_TYPE] [--actor NAME] [--json] [--source stream]
+replay *ARGS:
+    {{py}} -m cli replay {{ARGS}}
+
+# print the log's head (position, hash, time) as one line to keep outside the database
+anchor:
+    @{{py}} -m cli anchor
+
+# check the chain (and an anchor: --anchor LINE), every projection and every stream against the log; exit 4 naming the first bad position
+audit *ARGS:
+    {{py}} -m cli audit {{ARGS}}
+
+# retrain NAME VERSION from the recipe in its registration event and compare the sha256
+reproduce NAME VERSION:
+    {{py}} -m cli reproduce "{{NAME}}" "{{VERSION}}"
+
+# write the AsyncAPI 3 document of every event stream (docs/asyncapi.json; also served at /asyncapi.json)
+asyncapi OUT="docs/asyncapi.json":
+    {{py}} -m cli asyncapi --out "{{OUT}}"
 
 # stop the embedded servers
 down:
@@ -157,3 +177,7 @@ bench-batch *ARGS:
 # benchmark: training mnist_cnn on fashion_mnist (target >= 0.90 accuracy in <= 3 minutes)
 bench-train *ARGS:
     {{py}} -m bench.bench_train {{ARGS}}
+
+# benchmark: append throughput, replay from PostgreSQL and `just audit` on 100,000 events (scratch database)
+bench-events *ARGS:
+    {{py}} -m bench.bench_events {{ARGS}}

@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from api.audit import AuditController, asyncapi
 from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
 from api.hot_swap import ProdFollower
@@ -34,7 +35,7 @@ VERSION = "0.1.0"
 # What controllers may ask for by name: each a field built once in bootstrap.
 PORTS = (
     "settings", "uow", "registration_lock", "artifacts", "inspector", "datasets", "queries",
-    "job_queries",
+    "job_queries", "audit",
 )  # fmt: skip
 
 
@@ -125,6 +126,8 @@ def create_app(
             LifecycleController,
             V2Controller,
             BatchController,
+            AuditController,
+            asyncapi,
         ],
         dependencies=dependencies,
         middleware=[metrics_middleware],

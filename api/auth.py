@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
 
 from litestar import Request
 from litestar.exceptions import NotAuthorizedException
 
 from events.base import EventMetadata
+from observability.tracing import current_traceparent
 from settings import Settings
 
 
@@ -25,7 +27,10 @@ def actor_for(request: Request, settings: Settings) -> str:
 
 def event_metadata(request: Request, settings: Settings) -> EventMetadata:
     """Actor, correlation id (from X-Correlation-ID when it is a UUID) and trace context."""
-    raw = request.headers.get("x-correlation-id")
+    # The middleware chose the request's correlation id (api/middleware.py); logs name it too.
+    raw = request.scope.get("state", {}).get("correlation_id") or request.headers.get(
+        "x-correlation-id"
+    )
     try:
         correlation = uuid.UUID(raw) if raw else uuid.uuid4()
     except ValueError:
@@ -33,5 +38,20 @@ def event_metadata(request: Request, settings: Settings) -> EventMetadata:
     return EventMetadata(
         actor=actor_for(request, settings),
         correlation_id=correlation,
-        trace_context=request.headers.get("traceparent"),
+        # The server span's context, so the workers' spans join the request's trace.
+        trace_context=current_traceparent() or traceparent(request.headers.get("traceparent")),
     )
+
+
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def traceparent(raw: str | None) -> str | None:
+    """A valid W3C traceparent, else None: an invalid one is ignored, as the spec says."""
+    value = (raw or "").strip()
+    if not _TRACEPARENT.fullmatch(value):
+        return None
+    version, trace_id, parent_id, _ = value.split("-")
+    if version == "ff" or trace_id == "0" * 32 or parent_id == "0" * 16:
+        return None
+    return value

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from cli import batch_commands, demo, ml_commands, registry_commands
+from cli import audit_commands, batch_commands, demo, ml_commands, registry_commands
 from cli.output import fail
 from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     named(p, "model_name")
     p = sub.add_parser("history", help="a model's audit trail from the event log")
     named(p, "model_name")
+    p.add_argument("--at", metavar="TIME", help="the model as it was at TIME (ISO 8601)")
     p = sub.add_parser("train", help="train a zoo architecture and register it")
     named(p, "model_name")
     p.add_argument("arch", nargs="?")
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("relay", help="publish pending events to Redis once")
     sub.add_parser("servers", help="start the embedded servers and print their URLs")
     sub.add_parser("down", help="stop the embedded servers")
+    audit_commands.add_parsers(sub)
     return parser
 
 
@@ -108,7 +110,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "tag": registry_commands.tag,
     "archive": registry_commands.archive,
     "list": registry_commands.list_models,
-    "history": registry_commands.history,
+    "history": audit_commands.history,  # plain, or --at TIME
     "train": ml_commands.train_cmd,
     "demo": demo.run,
     "batch": batch_commands.batch_cmd,
@@ -118,6 +120,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "rebuild-projections": registry_commands.rebuild,
     "relay": registry_commands.relay,
     "servers": registry_commands.servers,
+    **audit_commands.COMMANDS,
 }
 
 

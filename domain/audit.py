@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -73,9 +73,12 @@ class AuditReport(msgspec.Struct, kw_only=True):
 
     @property
     def first_bad_position(self) -> int | None:
-        """The lowest position any finding names."""
-        positions = [f.position for f in self.findings if f.position is not None]
-        return min(positions) if positions else None
+        """The lowest position a finding names; a projection finding only names the last event
+        of its stream (the projection is wrong as of then), so the exact checks come first."""
+        named = [f for f in self.findings if f.position is not None]
+        exact = [f.position for f in named if f.check != "projections"]
+        positions = exact or [f.position for f in named]
+        return min(positions) if positions else None  # type: ignore[type-var]
 
 
 class TrailEntry(msgspec.Struct, frozen=True):
@@ -217,6 +220,7 @@ class TrainingRecipe(msgspec.Struct, frozen=True, kw_only=True):
     threads: int
     precision: str
     train_samples: int
+    device: str = "cpu"  # recorded since training could use a GPU
 
 
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "seed", "threads", "precision", "train_samples")
@@ -234,9 +238,28 @@ def recipe_from_metadata(metadata: dict[str, Any], what: str) -> TrainingRecipe:
         )
     try:
         return msgspec.convert(
-            {k: training[k] for k in RECIPE_KEYS}
+            {k: training[k] for k in (*RECIPE_KEYS, "device") if k in training}
             | {"architecture": metadata["architecture"], "dataset": metadata["dataset"]},
             TrainingRecipe,
         )
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"{what} has a malformed training recipe: {exc}") from None
+
+
+class AuditPort(Protocol):
+    """What the audit entrypoints (HTTP, CLI) use; storage.audit_service implements it."""
+
+    async def page(self, f: TrailFilter, limit: int) -> tuple[list[TrailEntry], int | None]:
+        """One page of the trail and the position to ask after next (None at the end)."""
+        ...
+
+    async def model_at(self, model_name: str, at: datetime) -> ModelAt:
+        """A model's versions and prod at a moment."""
+        ...
+
+
+class EventsPage(msgspec.Struct, frozen=True, kw_only=True):
+    """GET /events: one page of the trail, in position order."""
+
+    events: list[TrailEntry]
+    next_after: int | None

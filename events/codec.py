@@ -9,23 +9,26 @@ import msgspec
 from events.base import Event
 from events.gates import GateEvent
 from events.jobs import EvaluationRecorded, JobEvent
+from events.keys import KeyEvent
 from events.registry import RegistryEvent
 
 _EVENT_TYPES: dict[str, type[Event]] = {}
+_decoders: dict[str, msgspec.json.Decoder[Any]] = {}
 
 
 def register_event_types(*types: type[Event]) -> None:
     """Make event classes decodable by their type name."""
     for t in types:
         _EVENT_TYPES[t.__name__] = t
+        _decoders.pop(t.__name__, None)  # a new version of a type replaces its decoder
 
 
 register_event_types(*RegistryEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*JobEvent.__args__, EvaluationRecorded)  # type: ignore[attr-defined]
 register_event_types(*GateEvent.__args__)  # type: ignore[attr-defined]
+register_event_types(*KeyEvent.__args__)  # type: ignore[attr-defined]
 
 _encoder = msgspec.json.Encoder()
-_decoders: dict[str, msgspec.json.Decoder[Any]] = {}
 
 
 def event_type_name(event: Event) -> str:

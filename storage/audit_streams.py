@@ -52,8 +52,8 @@ def event_streams() -> list[str]:
 
 async def _digests(
     redis: aioredis.Redis, stream: str, batch: int
-) -> AsyncIterator[tuple[int, str]]:
-    """(position, digest) of every entry of a stream, oldest first."""
+) -> AsyncIterator[tuple[int, str, str]]:
+    """(position, entry id, digest) of every entry of a stream, oldest first."""
     script = redis.register_script(_DIGESTS)
     start = "-"
     while True:
@@ -61,7 +61,7 @@ async def _digests(
         lines = out.split(b"\n") if out else []
         for line in lines:
             entry_id, _, digest = line.partition(b" ")
-            yield int(entry_id.split(b"-")[0]), digest.decode()
+            yield int(entry_id.split(b"-")[0]), entry_id.decode(), digest.decode()
         if len(lines) < batch:
             return
         ms, _, seq = lines[-1].partition(b" ")[0].decode().partition("-")
@@ -71,10 +71,10 @@ async def _digests(
 class _Cursor:
     """A look-ahead cursor over one stream's digests."""
 
-    def __init__(self, it: AsyncIterator[tuple[int, str]]) -> None:
+    def __init__(self, it: AsyncIterator[tuple[int, str, str]]) -> None:
         self.it, self.head, self.done = it, None, False
 
-    async def peek(self) -> tuple[int, str] | None:
+    async def peek(self) -> tuple[int, str, str] | None:
         if self.head is None and not self.done:
             try:
                 self.head = await anext(self.it)
@@ -127,7 +127,7 @@ class StreamCheck:
         cursor = self._cursors[stream]
         while (head := await cursor.peek()) is not None and head[0] < position:
             self.findings.append(
-                Finding(CHECK, head[0], f"{stream} holds entry {head[0]}-0 the log does not have")
+                Finding(CHECK, head[0], f"{stream} holds entry {head[1]} the log does not have")
             )
             cursor.take()
 
@@ -151,12 +151,12 @@ class StreamCheck:
                 continue  # trimmed: every group had processed it
             await self._extras_before(stream, position)
             head = await self._cursors[stream].peek()
-            if head is None or head[0] != position:
+            if head is None or head[1] != f"{position}-0":
                 self.findings.append(Finding(CHECK, position, f"{stream} lacks entry {position}-0"))
                 continue
             self._cursors[stream].take()
             self.checked[stream] += 1
-            if head[1] != entry_digest(entry_fields(row)):
+            if head[2] != entry_digest(entry_fields(row)):
                 problem = await _compare(self.redis, stream, row)
                 if problem:
                     self.findings.append(
