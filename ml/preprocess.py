@@ -150,6 +150,10 @@ def decode_png_image(data: bytes) -> np.ndarray:
             )
         try:
             img.load()
+            if img.mode == "L":
+                # The usual case needs no conversion; tobytes is cheaper than np.array(img).
+                h, w = img.size[1], img.size[0]
+                return np.frombuffer(bytearray(img.tobytes()), dtype=np.uint8).reshape(h, w)
             gray = _to_luma(img)
         except Exception as exc:
             raise InputError(f"corrupt PNG image ({type(exc).__name__}: {exc})") from exc
