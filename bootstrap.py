@@ -126,32 +126,26 @@ class Platform:
 def build_model_cache(platform: Platform, *, serving: bool):
     """A model cache for this process: batching and its metrics for serving, plain for workers."""
     from ml.serving import BatchingConfig, ModelCache
+    from observability.metrics import instruments
 
-    s = platform.settings
+    s, inst = platform.settings, instruments()
     if not serving:
         return ModelCache(
             platform.artifacts.path_for,
             max_models=s.model_cache_size,
             torch_threads=s.torch_threads,
             device=s.device,
+            on_cache=inst.record_cache,
         )
-    from observability.metrics import instruments
-
-    inst = instruments()
-
-    def on_batch(stats) -> None:
-        inst.batch_size.record(stats.size)
-        for wait in stats.queue_wait_s:
-            inst.queue_wait.record(wait)
-
     cache = ModelCache(
         platform.artifacts.path_for,
         max_models=s.model_cache_size,
         batching=BatchingConfig(s.max_batch, s.max_queue_delay_ms / 1000.0, s.max_queue),
         torch_threads=s.torch_threads,
         batch_threads=s.torch_batch_threads,
-        on_batch=on_batch,
+        on_batch=inst.record_batch,
         device=s.device,
+        on_cache=inst.record_cache,
     )
     inst.gauge(
         "models_loaded",
@@ -228,20 +222,27 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
 
 
 def build_stream_stats(platform: Platform):
-    """A periodic task refreshing the stream gauges (lag, pending, dead letters, queue depth)."""
+    """A periodic task refreshing the stream and log gauges (lag, dead letters, relay, prod)."""
     from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
 
     from observability.metrics import register_holder_gauges
     from observability.supervisor import every
-    from storage.stream_admin import GAUGES, stream_stats
+    from storage import log_stats, stream_admin
 
     holder: dict = {}
-    register_holder_gauges(GAUGES, holder)
+    register_holder_gauges({**stream_admin.GAUGES, **log_stats.GAUGES}, holder)
 
     async def refresh() -> None:
-        holder["stats"] = await stream_stats(platform.redis)
+        stats = dict(holder.get("stats", {}))
+        try:  # a Redis outage must not freeze the log gauges, nor the other way round
+            stats.update(await stream_admin.stream_stats(platform.redis))
+        finally:
+            stats.update(await log_stats.log_stats(platform.engine))
+            holder["stats"] = stats
 
-    return every(5.0, refresh, expected=(RedisError, OSError), name="stream-stats")
+    expected = (RedisError, SQLAlchemyError, OSError)
+    return every(5.0, refresh, expected=expected, name="stream-stats")
 
 
 def build_worker_upkeep(platform: Platform, consumer: str):

@@ -126,7 +126,8 @@ class Settings:
     max_deliveries: int = field(default_factory=lambda: _int("MAX_DELIVERIES", 3))
     # SHARD_SIZE: images per shard of a batch job.
     shard_size: int = field(default_factory=lambda: _int("SHARD_SIZE", 1000))
-    # METRICS_PORT: workers serve Prometheus metrics here when set.
+    # METRICS_PORT: where a worker serves its Prometheus /metrics (unset: a free port, printed
+    # at start and announced under STATE_DIR/prometheus/targets for `just monitor`).
     metrics_port: int | None = field(default_factory=lambda: _int("METRICS_PORT", 0) or None)
     # STREAM_MAXLEN: approximate cap of streams no group reads (fan-out streams, dead letters).
     stream_maxlen: int = field(default_factory=lambda: _int("STREAM_MAXLEN", 100_000))

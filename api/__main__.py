@@ -104,15 +104,40 @@ def serve(reuse_port: bool) -> None:
         http="httptools" if _has("httptools") else "h11",
     )
     server = uvicorn.Server(config)
+    target = _announce_metrics(s.host, s.port, own_port=reuse_port)
+    try:
+        _run(server, s.host, s.port, config.backlog, reuse_port)
+    finally:
+        from observability.exposition import withdraw_target
+
+        withdraw_target(target)
+
+
+def _announce_metrics(host: str, port: int, *, own_port: bool):
+    """Announce this process to `just monitor`; one of several also serves /metrics on its own
+    free port, since a scrape of the shared port reaches whichever process the kernel picks."""
+    from observability import exposition
+
+    if own_port:
+        port = exposition.serve_metrics(host, 0)
+        print(f"API process {os.getpid()}: metrics also at http://{host}:{port}/metrics",
+              file=sys.stderr, flush=True)  # fmt: skip
+    address = exposition.scrape_address(host, port)
+    return exposition.announce_target(
+        exposition.targets_dir(get_settings().state_dir), "platform-api", address
+    )
+
+
+def _run(server: uvicorn.Server, host: str, port: int, backlog: int, reuse_port: bool) -> None:
     if not reuse_port:
         server.run()
         return
-    family = socket.AF_INET6 if ":" in s.host else socket.AF_INET
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((s.host, s.port))
-    sock.listen(config.backlog)
+    sock.bind((host, port))
+    sock.listen(backlog)
     server.run(sockets=[sock])
 
 

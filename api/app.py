@@ -27,8 +27,10 @@ from bootstrap import Platform, build_inference, build_platform, build_relay, bu
 from domain.errors import DomainError
 from ml.inference import InferenceService
 from observability import supervisor
+from observability.exposition import render_prometheus
 from observability.logging import configure_logging
-from observability.metrics import render_prometheus
+from observability.metrics import set_role
+from observability.tracing import configure_tracing
 from settings import Settings, get_settings
 
 VERSION = "0.1.0"
@@ -86,6 +88,8 @@ def create_app(
     """Build the app; with no platform given it connects (or starts servers) at start-up."""
     settings = settings or (platform.settings if platform else get_settings())
     configure_logging(settings.log_level)
+    configure_tracing("platform-api")
+    set_role("api")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -1,16 +1,42 @@
-"""ASGI middleware recording request_latency_seconds and request_count for every request."""
+"""ASGI middleware: a server span, a correlation id, request metrics and an access log line.
+
+Every HTTP request gets a span (continuing an incoming ``traceparent``) and a correlation id
+(``X-Correlation-ID`` when it is a UUID, else a new one). Both are in every log line written
+while the request runs, in the events it records (api/auth.py) and in the response headers.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import time
+import uuid
 
+import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from observability.metrics import instruments
+from observability.tracing import context_from_headers, current_trace_id, tracer
+
+log = structlog.get_logger("http")
+# Hot read paths log at debug when they succeed; every write and every error logs at info.
+QUIET_ROUTES = frozenset({
+    "/predict", "/metrics", "/health", "/v2/models/{name:str}/infer",
+    "/v2/models/{name:str}/versions/{version:str}/infer",
+})  # fmt: skip
+UNTRACED = frozenset({"/metrics"})  # scrapes every few seconds would drown the traces
+
+
+def correlation_id_of(raw: str | None) -> str:
+    """The caller's X-Correlation-ID when it is a UUID, else a new one."""
+    try:
+        return str(uuid.UUID(raw)) if raw else str(uuid.uuid4())
+    except ValueError:
+        return str(uuid.uuid4())
 
 
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Wrap the app; handlers may set ``request.state.model_name`` to label their requests."""
+    """Wrap the app; handlers set ``request.state.model_name`` once a model name resolved."""
     inst = instruments()
     latency, count = inst.request_latency, inst.request_count
 
@@ -18,6 +44,10 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        correlation = correlation_id_of(headers.get("x-correlation-id"))
+        state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
+        state["correlation_id"] = correlation
         status = 500
         start = time.perf_counter()
 
@@ -25,17 +55,42 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                extra = [(b"x-correlation-id", correlation.encode())]
+                if trace_id := current_trace_id():
+                    extra.append((b"x-trace-id", trace_id.encode()))
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        try:
-            await app(scope, receive, send_wrapper)
-        finally:
-            state = scope.get("state") or {}
-            labels = {
-                "endpoint": scope.get("path_template") or "unmatched",
-                "model_name": state.get("model_name", ""),
-            }
-            latency.record(time.perf_counter() - start, labels)
-            count.add(1, {**labels, "status": str(status)})
+        method = scope.get("method", "GET")
+        span_cm = (
+            contextlib.nullcontext(None)
+            if scope.get("path") in UNTRACED
+            else tracer().start_as_current_span(
+                method,
+                context=context_from_headers(headers),
+                kind=SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+            )
+        )
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation), span_cm as span:
+            try:
+                await app(scope, receive, send_wrapper)
+            finally:
+                route = scope.get("path_template") or "unmatched"
+                elapsed = time.perf_counter() - start
+                if span is not None:
+                    span.update_name(f"{method} {route}")
+                    span.set_attributes({"http.route": route, "http.response.status_code": status,
+                                         "correlation_id": correlation})  # fmt: skip
+                    if status >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                labels = {"endpoint": route, "model_name": state.get("model_name", "")}
+                latency.record(elapsed, labels)
+                count.add(1, {**labels, "status": str(status)})
+                quiet = status < 400 and (method in ("GET", "HEAD") or route in QUIET_ROUTES)
+                (log.debug if quiet else log.info)(
+                    "http_request", method=method, endpoint=route, path=scope.get("path"),
+                    status=status, duration_ms=round(elapsed * 1000, 3),
+                )  # fmt: skip
 
     return middleware

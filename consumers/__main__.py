@@ -8,20 +8,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 
 import structlog
 
 import bootstrap
-from consumers import batch_inference, metric_aggregation
+from consumers import batch_inference, gate_evaluation, metric_aggregation
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
 from domain.errors import ServiceUnavailable
-from observability import supervisor
+from observability import exposition, supervisor, tracing
 from observability.logging import configure_logging
+from observability.metrics import set_role
 from settings import get_settings
 
 log = structlog.get_logger("worker")
-GROUPS = {batch_inference.GROUP: batch_inference, metric_aggregation.GROUP: metric_aggregation}
+GROUPS = {
+    batch_inference.GROUP: batch_inference,
+    metric_aggregation.GROUP: metric_aggregation,
+    gate_evaluation.GROUP: gate_evaluation,
+}
 
 
 def build_runners(
@@ -37,8 +43,10 @@ def build_runners(
         async def handler(stream, entry_id, fields, module=module):
             await module.handle(ctx, stream, entry_id, fields)
 
-        async def dead(stream, entry_id, fields, reason):
-            await batch_inference.dead_lettered(ctx, stream, entry_id, fields, reason)
+        async def dead(stream, entry_id, fields, reason, module=module):
+            # A group without its own hook fails the batch job the entry belongs to.
+            hook = getattr(module, "dead_lettered", batch_inference.dead_lettered)
+            await hook(ctx, stream, entry_id, fields, reason)
 
         async def created(stream: str, module=module) -> None:
             if hook := getattr(module, "group_created", None):
@@ -58,16 +66,22 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
     p = await bootstrap.build_platform(settings)
     evaluator = bootstrap.build_shard_evaluator(p)
     ctx = WorkerContext(
-        uow=p.uow, queue=p.shard_queue, evaluator=evaluator, datasets=p.datasets, clock=p.clock
+        uow=p.uow, queue=p.shard_queue, evaluator=evaluator, datasets=p.datasets, clock=p.clock,
+        latency=bootstrap.build_gate_latency(evaluator), shard_size=settings.shard_size,
+    )  # fmt: skip
+    # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
+    try:
+        port = exposition.serve_metrics(settings.host, settings.metrics_port or 0)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot serve metrics on METRICS_PORT: {exc}") from None
+    address = exposition.scrape_address(settings.host, port)
+    target = exposition.announce_target(
+        exposition.targets_dir(settings.state_dir), "platform-worker", address
     )
-    if settings.metrics_port:
-        from prometheus_client import start_http_server
-
-        from observability.metrics import meter
-
-        meter()
-        start_http_server(settings.metrics_port)
-    log.info("worker_started", consumer=ctx.name, groups=groups)
+    log.info(
+        "worker_started", consumer=ctx.name, groups=groups, metrics=f"http://{address}/metrics"
+    )
+    print(f"worker {ctx.name}: metrics at http://{address}/metrics", file=sys.stderr, flush=True)
     tasks = {
         "upkeep": bootstrap.build_worker_upkeep(p, ctx.name),
         "stream-stats": bootstrap.build_stream_stats(p),
@@ -79,6 +93,7 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
     try:
         await asyncio.gather(*(supervisor.supervise(n, t, stop) for n, t in tasks.items()))
     finally:
+        exposition.withdraw_target(target)
         try:
             await p.ops.retire_worker(ctx.name)
         except ServiceUnavailable as exc:
@@ -99,6 +114,8 @@ def main() -> None:
     if unknown:
         p.error(f"unknown group {unknown[0]!r}; choose from {', '.join(GROUPS)}")
     configure_logging(get_settings().log_level)
+    tracing.configure_tracing("platform-worker")
+    set_role("worker")
 
     async def _main() -> None:
         stop = asyncio.Event()
@@ -107,7 +124,10 @@ def main() -> None:
             loop.add_signal_handler(sig, stop.set)
         await run_worker(groups, stop)
 
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    finally:
+        tracing.shutdown_tracing()
 
 
 if __name__ == "__main__":

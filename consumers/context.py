@@ -7,8 +7,16 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from domain.ports import Clock, DatasetCatalog, ShardEvaluator, ShardQueue, UnitOfWorkFactory
+from domain.ports import (
+    Clock,
+    DatasetCatalog,
+    PairedLatencyMeter,
+    ShardEvaluator,
+    ShardQueue,
+    UnitOfWorkFactory,
+)
 from events.base import EventMetadata
+from observability.tracing import current_traceparent
 
 
 def consumer_name() -> str:
@@ -25,6 +33,9 @@ class WorkerContext:
     evaluator: ShardEvaluator
     datasets: DatasetCatalog
     clock: Clock
+    # The gate-evaluation group's: paired latency runs, and the shard size of the jobs it submits.
+    latency: PairedLatencyMeter | None = None
+    shard_size: int = 1000
     name: str = field(default_factory=consumer_name)
 
     def metadata(self, group: str, fields: dict[bytes, bytes]) -> EventMetadata:
@@ -35,7 +46,10 @@ class WorkerContext:
             actor=f"worker:{group}@{self.name}",
             correlation_id=uuid.UUID(corr) if corr else uuid.uuid4(),
             causation_id=uuid.UUID(cause) if cause else None,
-            trace_context=fields.get(b"traceparent", b"").decode() or None,
+            # The handler's span (consumers/runner.py), which continues the entry's trace.
+            trace_context=current_traceparent()
+            or (fields.get(b"traceparent") or fields.get(b"trace_context") or b"").decode()
+            or None,
         )
 
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 import structlog
+from opentelemetry.trace import SpanKind, StatusCode
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from events.streams import dead_letter_stream
+from events.streams import DEAD_LETTERS_KEY, dead_letter_stream
 from observability.metrics import instruments
+from observability.tracing import context_from, tracer
 
 log = structlog.get_logger("consumer")
 
@@ -112,13 +114,20 @@ class GroupRunner:
                     await self.redis.xack(name, self.group, entry_id)
 
     async def _handle(self, stream: str, entry_id: str, fields: Fields) -> None:
+        with self._traced("process", stream, entry_id, fields) as span:
+            await self._handle_in_span(stream, entry_id, fields, span)
+
+    async def _handle_in_span(self, stream: str, entry_id: str, fields: Fields, span) -> None:
         keeper = asyncio.create_task(self._keep_claimed(stream, entry_id))
+        started = time.perf_counter()
         try:
             await self.handler(stream, entry_id, fields)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._count("failed")
+            self._count("failed", stream, started)
+            span.record_exception(exc)
+            span.set_status(StatusCode.ERROR)
             reason = f"{type(exc).__name__}: {exc}"[:500]
             log.warning(
                 "handler_failed", group=self.group, stream=stream, entry_id=entry_id, error=reason
@@ -129,10 +138,40 @@ class GroupRunner:
             keeper.cancel()
         await self.redis.xack(stream, self.group, entry_id)
         await self.redis.hdel(ERRORS_KEY, f"{self.group}|{stream}|{entry_id}")
-        self._count("handled")
+        self._count("handled", stream, started)
+        log.info(
+            "entry_handled", group=self.group, stream=stream, entry_id=entry_id,
+            type=_text(fields, b"type"), job_id=_text(fields, b"job_id"),
+            shard=_text(fields, b"shard"), duration_ms=round((time.perf_counter() - started) * 1e3, 3),
+        )  # fmt: skip
 
-    def _count(self, outcome: str) -> None:
-        instruments().consumer_entries.add(1, {"group": self.group, "outcome": outcome})
+    @contextlib.contextmanager
+    def _traced(self, action: str, stream: str, entry_id: str, fields: Fields):
+        """A consumer span continuing the entry's trace, its correlation id bound to the logs."""
+        raw = fields.get(b"traceparent") or fields.get(b"trace_context") or b""
+        with (
+            structlog.contextvars.bound_contextvars(
+                correlation_id=_text(fields, b"correlation_id")
+            ),
+            tracer().start_as_current_span(
+                f"{self.group} {action} {stream}",
+                context=context_from(raw.decode()),
+                kind=SpanKind.CONSUMER,
+                attributes={"messaging.consumer.group.name": self.group,
+                            "messaging.destination.name": stream,
+                            "messaging.message.id": entry_id},
+            ) as span,
+        ):  # fmt: skip
+            yield span
+
+    def _count(self, outcome: str, stream: str, started: float | None = None) -> None:
+        inst = instruments()
+        inst.consumer_entries.add(1, {"group": self.group, "outcome": outcome})
+        if started is not None:
+            inst.handler_duration.record(
+                time.perf_counter() - started,
+                {"group": self.group, "stream": stream, "outcome": outcome},
+            )
 
     async def _keep_claimed(self, stream: str, entry_id: str) -> None:
         """While a long handler runs, reset the entry's idle time so nobody else claims it."""
@@ -164,7 +203,8 @@ class GroupRunner:
                 info = await self.redis.xpending_range(stream, self.group, eid, eid, 1)
                 deliveries = info[0]["times_delivered"] if info else 1
                 if deliveries > self.config.max_deliveries:
-                    await self._dead_letter(stream, eid, fields, deliveries)
+                    with self._traced("dead-letter", stream, eid, fields):
+                        await self._dead_letter(stream, eid, fields, deliveries)
                 else:
                     log.info(
                         "entry_claimed",
@@ -192,7 +232,14 @@ class GroupRunner:
             await self.on_dead_letter(stream, entry_id, fields, reason)
         await self.redis.xack(stream, self.group, entry_id)
         await self.redis.hdel(ERRORS_KEY, key)
-        self._count("dead_lettered")
+        await self.redis.hincrby(DEAD_LETTERS_KEY, f"{self.group}|{stream}", 1)
+        self._count("dead_lettered", stream)
         log.error(
             "entry_dead_lettered", group=self.group, stream=stream, entry_id=entry_id, reason=reason
         )
+
+
+def _text(fields: Fields, key: bytes) -> str | None:
+    """A field as text, None when the entry lacks it."""
+    value = fields.get(key)
+    return value.decode(errors="replace") if value is not None else None

@@ -18,6 +18,10 @@ def dead_letter_stream(stream: str) -> str:
     return f"{stream}.dlq"
 
 
+# A Redis hash: "<group>|<stream>" -> entries that group moved to the stream's dead letters.
+DEAD_LETTERS_KEY = "platform:dead-lettered"
+
+
 def area_stream(area: str) -> str:
     """The Redis stream that carries an area's events, e.g. ``registry.events``."""
     return f"{area}.events"

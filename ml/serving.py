@@ -136,6 +136,7 @@ class ModelCache:
         on_batch: Callable[[BatchStats], None] | None = None,
         device: str | torch.device = "auto",
         warm_up: bool = True,
+        on_cache: Callable[[str, str], None] | None = None,
     ) -> None:
         self.resolve_path = resolve_path
         self.device = resolve_device(device)
@@ -143,6 +144,8 @@ class ModelCache:
         self.max_models = max_models
         self.batching = batching or BatchingConfig()
         self.on_batch = on_batch
+        # (model name, "hit" | "miss" | "loaded" | "load_failed"), for the cache metrics.
+        self.on_cache = on_cache or (lambda _name, _event: None)
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._loading: dict[tuple[str, str], asyncio.Future[LoadedModel]] = {}
         # One inference thread: torch parallelises inside an op; two forwards in parallel
@@ -162,7 +165,9 @@ class ModelCache:
         model = self._models.get(key)
         if model is not None:
             self._models.move_to_end(key)
+            self.on_cache(ref.model_name, "hit")
             return model
+        self.on_cache(ref.model_name, "miss")
         pending = self._loading.get(key)
         if pending is None:
             pending = asyncio.get_running_loop().create_future()
@@ -172,12 +177,14 @@ class ModelCache:
                     self.executor, self._load, ref
                 )
             except BaseException as exc:
+                self.on_cache(ref.model_name, "load_failed")
                 pending.set_exception(exc)
                 pending.exception()  # mark retrieved when nobody else waits
                 raise
             finally:
                 self._loading.pop(key, None)
             self._models[key] = model
+            self.on_cache(ref.model_name, "loaded")
             pending.set_result(model)
             await self._evict()
             return model

@@ -1,4 +1,4 @@
-"""structlog JSON lines on stdout, with a correlation id bound per request or command."""
+"""structlog JSON lines on stdout; every line carries ``trace_id`` and ``correlation_id``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,23 @@ import sys
 
 import structlog
 
+from observability.tracing import current_trace_id
+
+
+def add_trace_ids(_logger, _method: str, event: dict) -> dict:
+    """Name the current trace and correlation id on every line (null outside a request)."""
+    event.setdefault("trace_id", current_trace_id())
+    event.setdefault("correlation_id", None)
+    return event
+
 
 def configure_logging(level: str = "info") -> None:
-    """Render every log line as one JSON object with timestamp and level."""
+    """Render every log line as one JSON object with timestamp, level and the ids to follow."""
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
             structlog.processors.format_exc_info,

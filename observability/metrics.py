@@ -1,26 +1,68 @@
-"""OpenTelemetry metrics exported in the Prometheus text format at /metrics."""
+"""OpenTelemetry metrics, exported in the Prometheus text format (observability/exposition.py).
+
+Every instrument is declared here with its kind, so the exposition can show a declared metric
+that has no sample yet as an empty series instead of leaving it absent.
+"""
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 
 from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from opentelemetry.sdk.resources import Resource
 
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
     5, 10, 30, 60, 300, 900,
 )  # fmt: skip
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
+GATE_RESULTS = ("pass", "fail", "error")
+Samples = list[tuple[float, dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the exposition needs to show an instrument that has no sample yet."""
+
+    kind: str  # counter | histogram | gauge
+    description: str
+    buckets: tuple[float, ...] = ()
+    roles: frozenset[str] = frozenset({"api", "worker"})  # the processes that record it
+
+
+DECLARED: dict[str, Declared] = {}
+API, WORKER = frozenset({"api"}), frozenset({"worker"})
+_role: list[str] = []
+
+
+def set_role(role: str) -> None:
+    """Name this process's role (api or worker): only its own instruments get empty series."""
+    _role[:] = [role]
+
+
+def shows_empty(declared: Declared) -> bool:
+    """Whether this process shows ``declared`` as an empty series while it has no sample."""
+    return not _role or _role[0] in declared.roles
+
+
+def service_name() -> str:
+    """OTEL_SERVICE_NAME, else the platform's name."""
+    return os.environ.get("OTEL_SERVICE_NAME") or "inference-eval-platform"
 
 
 @cache
 def meter() -> metrics.Meter:
     """The platform's meter, backed by a Prometheus reader (set up once per process)."""
-    reader = PrometheusMetricReader()
+    # Scope labels (otel_scope_*) would add three constant labels to every series.
+    reader = PrometheusMetricReader(scope_info_enabled=False)
     views = [
         View(
             instrument_name="*_seconds",
@@ -31,64 +73,95 @@ def meter() -> metrics.Meter:
             aggregation=ExplicitBucketHistogramAggregation(BATCH_BUCKETS),
         ),
     ]
-    provider = MeterProvider(metric_readers=[reader], views=views)
+    resource = Resource.create({"service.name": service_name()})
+    provider = MeterProvider(metric_readers=[reader], views=views, resource=resource)
     metrics.set_meter_provider(provider)
     return provider.get_meter("inference-eval-platform")
-
-
-def render_prometheus() -> tuple[bytes, str]:
-    """The current metrics as Prometheus text, with its content type."""
-    meter()
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 class Instruments:
     """The platform's instruments, created once per process."""
 
     def __init__(self) -> None:
-        m = meter()
-        self.request_latency = m.create_histogram(
-            "request_latency_seconds", unit="s", description="Latency of HTTP requests in seconds"
+        self._lock = threading.Lock()
+        self._gauges: dict[str, Callable[[], Samples]] = {}
+        h, c = self._histogram, self._counter
+        # HTTP (api/middleware.py); model_name only once the name resolved to a model.
+        self.request_latency = h("request_latency_seconds", "Latency of HTTP requests", roles=API)
+        self.request_count = c("request_count", "HTTP requests by endpoint, model, status", API)
+        # Online inference (ml/serving.py through bootstrap.build_model_cache).
+        self.batch_size = h("batch_size", "Images per forward pass formed by the dynamic batcher",
+                            BATCH_BUCKETS, unit="", roles=API)  # fmt: skip
+        self.queue_wait = h("queue_wait_seconds", "Time a request waited for its batch", roles=API)
+        self.cache_hits = c("model_cache_hits", "Model lookups served from memory")
+        self.cache_misses = c("model_cache_misses", "Model lookups that had to load the model")
+        self.cache_loads = c("model_cache_loads", "Model loads by outcome (ok, failed)")
+        self.hot_swaps = c("hot_swaps", "Prod-version switches applied by this API process", API)
+        # Batch jobs and consumer groups (consumers/).
+        self.batch_job_duration = h(
+            "batch_job_duration_seconds", "Batch job wall time", roles=WORKER
         )
-        self.request_count = m.create_counter("request_count", description="HTTP requests")
-        self.batch_size = m.create_histogram(
-            "batch_size", description="Images per forward pass formed by the dynamic batcher"
+        self.handler_duration = h(
+            "consumer_handler_seconds", "Time a consumer group's handler took per stream entry",
+            roles=WORKER,
+        )  # fmt: skip
+        self.consumer_entries = c(
+            "consumer_entries", "Entries a consumer group finished, by outcome "
+            "(handled, failed, dead_lettered)", WORKER,
+        )  # fmt: skip
+        self.gate_verdicts = c("gate_verdicts", "Gate verdicts by result (pass, fail, error)")
+        self.task_restarts = c(
+            "background_task_restarts", "Background tasks restarted after a crash or exit"
         )
-        self.queue_wait = m.create_histogram(
-            "queue_wait_seconds", unit="s", description="Time a request waited for its batch"
-        )
-        self.batch_job_duration = m.create_histogram(
-            "batch_job_duration_seconds", unit="s", description="Batch job wall time"
-        )
-        self.task_restarts = m.create_counter(
-            "background_task_restarts", description="Background tasks restarted after a crash"
-        )
-        self.consumer_entries = m.create_counter(
-            "consumer_entries",
-            description="Stream entries a consumer group finished, by outcome "
-            "(handled, failed, dead_lettered)",
-        )
-        self.relay_published = m.create_counter(
-            "relay_published_events", description="Events the relay published to Redis Streams"
-        )
-        self.hot_swaps = m.create_counter(
-            "hot_swaps", description="Prod-version switches applied by this API process"
-        )
-        self._gauges: dict[str, object] = {}
 
-    def gauge(self, name: str, description: str, callback) -> None:
-        """Register an observable gauge once; ``callback`` returns [(value, labels)]."""
-        if name in self._gauges:
+    def _histogram(
+        self, name: str, text: str, buckets=LATENCY_BUCKETS, unit: str = "s", roles=API | WORKER
+    ) -> metrics.Histogram:
+        DECLARED[name] = Declared("histogram", text, tuple(buckets), roles)
+        return meter().create_histogram(name, unit=unit, description=text)
+
+    def _counter(self, name: str, text: str, roles=API | WORKER) -> metrics.Counter:
+        DECLARED[name] = Declared("counter", text, roles=roles)
+        return meter().create_counter(name, description=text)
+
+    def gauge(self, name: str, description: str, callback: Callable[[], Samples]) -> None:
+        """Register an observable gauge once (a later call replaces the callback)."""
+        with self._lock:
+            known = name in self._gauges
             self._gauges[name] = callback
+        if known:
             return
-        from opentelemetry.metrics import Observation
-
-        self._gauges[name] = callback
+        DECLARED[name] = Declared("gauge", description)
 
         def observe(_options):
             return [Observation(v, labels) for v, labels in self._gauges[name]()]
 
         meter().create_observable_gauge(name, callbacks=[observe], description=description)
+
+    def record_batch(self, stats) -> None:
+        """A batch the dynamic batcher formed (ml.serving.BatchStats)."""
+        self.batch_size.record(stats.size)
+        for wait in stats.queue_wait_s:
+            self.queue_wait.record(wait)
+
+    def record_cache(self, model_name: str, event: str) -> None:
+        """A model cache event: hit, miss, loaded or load_failed."""
+        labels = {"model_name": model_name}
+        if event == "hit":
+            self.cache_hits.add(1, labels)
+        elif event == "miss":
+            self.cache_misses.add(1, labels)
+        else:
+            self.cache_loads.add(1, {**labels, "outcome": "ok" if event == "loaded" else "failed"})
+
+    def record_gate_verdict(self, result: str) -> None:
+        """One gate verdict; ``result`` is one of GATE_RESULTS (anything else counts as error)."""
+        self.gate_verdicts.add(1, {"result": result if result in GATE_RESULTS else "error"})
+
+    def touch(self) -> None:
+        """Create the series whose label values are known in advance, at zero."""
+        for result in GATE_RESULTS:
+            self.gate_verdicts.add(0, {"result": result})
 
 
 def register_holder_gauges(descriptions: dict[str, str], holder: dict) -> None:
@@ -101,4 +174,6 @@ def register_holder_gauges(descriptions: dict[str, str], holder: dict) -> None:
 @cache
 def instruments() -> Instruments:
     """The process-wide instruments."""
-    return Instruments()
+    inst = Instruments()
+    inst.touch()
+    return inst

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from opentelemetry.propagate import inject
 
 from events.streams import SHARDS_STREAM
 from storage.errors import on_redis
@@ -17,10 +18,17 @@ class RedisShardQueue:
     @on_redis
     async def dispatch(self, job_id: str, shards: list[int], correlation_id: str) -> None:
         """XADD one entry per shard, in one round trip."""
+        trace: dict[str, str] = {}
+        inject(trace)  # the planning span's W3C context, so each shard's span joins the trace
         pipe = self.redis.pipeline(transaction=False)
         for shard in shards:
             pipe.xadd(
                 SHARDS_STREAM,
-                {"job_id": job_id, "shard": str(shard), "correlation_id": correlation_id},
+                {
+                    "job_id": job_id,
+                    "shard": str(shard),
+                    "correlation_id": correlation_id,
+                    **trace,
+                },
             )
         await pipe.execute()

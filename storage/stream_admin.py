@@ -6,14 +6,16 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from events.streams import (
+    DEAD_LETTERS_KEY,
     EVAL_STREAM,
+    GATES_STREAM,
     JOBS_STREAM,
     REGISTRY_STREAM,
     SHARDS_STREAM,
     dead_letter_stream,
 )
 
-STREAMS = (REGISTRY_STREAM, JOBS_STREAM, EVAL_STREAM, SHARDS_STREAM)
+STREAMS = (REGISTRY_STREAM, JOBS_STREAM, EVAL_STREAM, GATES_STREAM, SHARDS_STREAM)
 
 
 def _id_tuple(entry_id: str) -> tuple[int, int]:
@@ -66,8 +68,9 @@ async def trim_streams(redis: aioredis.Redis, maxlen: int) -> dict[str, int]:
 
 
 async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dict[str, str]]]]:
-    """Gauge samples: consumer lag and pending per group, dead letters per stream, queue depth."""
+    """Gauge samples: consumer lag, pending and dead-lettered entries per group, queue depth."""
     lag, pending, dlq, depth = [], [], [], []
+    dead = await redis.hgetall(DEAD_LETTERS_KEY)  # "<group>|<stream>" -> count (consumers/runner)
     for stream in STREAMS:
         for g in await _groups(redis, stream):
             name = g["name"].decode() if isinstance(g["name"], bytes) else g["name"]
@@ -77,9 +80,9 @@ async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dic
                 group_lag = 0
             lag.append((float(group_lag), labels))
             pending.append((float(g.get("pending", 0)), labels))
+            dlq.append((float(dead.get(f"{name}|{stream}".encode(), 0)), labels))
             if stream == SHARDS_STREAM:
                 depth.append((float(group_lag) + float(g.get("pending", 0)), {"stream": stream}))
-        dlq.append((float(await redis.xlen(dead_letter_stream(stream))), {"stream": stream}))
     return {
         "consumer_lag": lag,
         "consumer_pending": pending,
@@ -91,7 +94,7 @@ async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dic
 GAUGES = {
     "consumer_lag": "Entries not yet delivered to a consumer group",
     "consumer_pending": "Entries delivered but not acknowledged, per group",
-    "dead_letter_count": "Entries in a stream's dead-letter stream",
+    "dead_letter_count": "Entries a consumer group moved to the stream's dead-letter stream",
     "queue_depth": "Shard work messages waiting or in progress",
 }
 
