@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import cache
+from typing import Annotated
 
 from litestar import Controller, Response, get
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from api.deps import Port
 from domain import names
@@ -24,10 +25,10 @@ class AuditController(Controller):
     async def events(
         self,
         audit: Audit,
-        after: int = Parameter(default=0, ge=0, description="return events after this position"),
-        limit: int = Parameter(default=100, ge=1, le=1000),
-        model: str | None = Parameter(default=None, description="events about this model"),
-        event_type: str | None = Parameter(default=None, query="type", description="event type"),
+        after: Annotated[int, QueryParameter(ge=0, description="events after this position")] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+        model: Annotated[str | None, QueryParameter(description="events about this model")] = None,
+        event_type: Annotated[str | None, QueryParameter(name="type")] = None,
     ) -> EventsPage:
         """Events after a position (oldest first); ask again with ``after=next_after``."""
         f = TrailFilter(
@@ -43,7 +44,7 @@ class AuditController(Controller):
         self,
         audit: Audit,
         name: FromPath[str],
-        at: str | None = Parameter(default=None, description="ISO 8601 time; default now"),
+        at: Annotated[str | None, QueryParameter(description="ISO 8601; default now")] = None,
     ) -> ModelAt:
         """Which versions existed and which was prod at ``at``, folded from the log."""
         moment = parse_time(at, "at") if at else datetime.now(UTC)

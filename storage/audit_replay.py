@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import datetime
 from typing import Any
 
@@ -96,19 +97,27 @@ class EventLogReader:
             jobs, left = JobModels(), limit
             size = min(batch, limit) if limit else batch
             # Prefetching overlaps PostgreSQL's work with decoding; lookups use their own connection.
-            async for rows in chunks(
-                conn, after=f.after, where=where[0], params=where[1], batch=size, prefetch=True
-            ):
-                await jobs.fill(lookups, rows)
-                out = []
-                for row in rows:
-                    jobs.learn(row)
-                    out.append(trail_from_parts(envelope(row), payload_dict(row), jobs.known))
-                if left is not None:
-                    out, left = out[:left], left - len(out)
-                yield out
-                if left is not None and left <= 0:
-                    return
+            rows_in = chunks(
+                conn,
+                after=f.after,
+                where=where[0],
+                params=where[1],
+                batch=size,
+                prefetch=limit is None,
+            )
+            # aclosing: an early return must finish the prefetch before the connection closes.
+            async with aclosing(rows_in):
+                async for rows in rows_in:
+                    await jobs.fill(lookups, rows)
+                    out = []
+                    for row in rows:
+                        jobs.learn(row)
+                        out.append(trail_from_parts(envelope(row), payload_dict(row), jobs.known))
+                    if left is not None:
+                        out, left = out[:left], left - len(out)
+                    yield out
+                    if left is not None and left <= 0:
+                        return
 
     async def page(self, f: TrailFilter, limit: int) -> tuple[list[TrailEntry], int | None]:
         """One page after ``f.after``; the position to ask after next, None at the end."""
