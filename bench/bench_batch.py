@@ -3,7 +3,9 @@
 Runs, one after the other on this machine: the bare PyTorch loop at the job's batch size;
 the pipeline (submit -> jobs.events -> batch-inference shards -> metric-aggregation) with
 1 worker; the same with 2 workers. Workers are warmed up first (model and dataset loaded),
-as long-running workers are. Writes reports/bench_batch.json.
+as long-running workers are. Everything runs on DEVICE (the workers inherit it); ``--arch``
+serves another architecture (trained briefly if it has no prod version).
+Writes reports/bench_batch_<model>_<device>.json.
 """
 
 from __future__ import annotations
@@ -22,22 +24,27 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import machine
+from bench.common import ensure_prod_model, machine, served_model
 from cli.processes import start_worker
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 DATASET = "fashion_mnist_10000"
 
 
-def bare_loop(model, meta, images: torch.Tensor, batch_size: int) -> dict:
-    """Preprocess + forward over the dataset in a plain loop."""
-    from ml.preprocess import to_model_input
+def bare_loop(model, meta, images: torch.Tensor, batch_size: int, device) -> dict:
+    """Preprocess + forward over the dataset in a plain loop (predictions back on the CPU)."""
+    from ml.preprocess import Normalizer
+
+    normalize = Normalizer.of(meta)
+
+    def step(batch: torch.Tensor) -> None:
+        model(normalize(batch.to(device))).argmax(1).cpu()
 
     with torch.inference_mode():
-        model(to_model_input(images[:batch_size], meta))
+        step(images[:batch_size])
         start = time.perf_counter()
         for i in range(0, len(images), batch_size):
-            model(to_model_input(images[i : i + batch_size], meta)).argmax(1)
+            step(images[i : i + batch_size])
         wall = time.perf_counter() - start
     return {"run": "bare PyTorch loop", "workers": 0, "images": len(images), "seconds": round(wall, 3),
             "images_per_s": round(len(images) / wall, 1)}  # fmt: skip
@@ -60,14 +67,14 @@ async def timed_job(
     p, name: str, version: str, dataset: str, batch_size: int
 ) -> tuple[float, dict]:
     """Submit and wait; returns (seconds from submit to metrics recorded, metrics)."""
-    from domain.job_handlers import submit_batch_job
+    from domain.handlers.jobs import submit_batch_job
     from events.base import EventMetadata
 
     start = time.perf_counter()
     job = await submit_batch_job(
         model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
-        shard_size=p.settings.shard_size, metadata=EventMetadata(actor="bench"), models=p.repo,
-        datasets=p.datasets, jobs=p.jobs,
+        shard_size=p.settings.shard_size, metadata=EventMetadata(actor="bench"), uow=p.uow,
+        datasets=p.datasets,
     )  # fmt: skip
     while True:
         view = await p.job_queries.get(job.job_id)
@@ -82,25 +89,21 @@ async def timed_job(
 
 async def main_async(args: argparse.Namespace) -> dict:
     """All three runs."""
-    import msgspec
-
     import bootstrap
-    from events.registry import ArtifactMetadata
-    from ml.artifacts import load_model
     from ml.datasets import load_dataset
+    from ml.device import resolve_device
 
     cores = len(os.sched_getaffinity(0))
+    if args.arch:
+        await ensure_prod_model(args.model_name, args.arch, args.train_limit)
     p = await bootstrap.build_platform()
+    device = resolve_device(p.settings.device)
     try:
-        version = await p.queries.require_prod(args.model_name)
-        if version is None:
-            raise SystemExit(f"error: {args.model_name} has no prod version; run `just demo` first")
-        view = await p.queries.get_version(args.model_name, version)
-        meta = msgspec.convert(view.metadata, ArtifactMetadata)
-        model = load_model(p.artifacts.path_for(view.artifact_uri), meta)
+        version, model, meta, _ = await served_model(args.model_name, str(device))
         data = load_dataset(DATASET, data_dir=p.settings.data_dir, cache_dir=p.settings.cache_dir)
         torch.set_num_threads(cores)
-        runs = [bare_loop(model, meta, data.images, args.batch_size)]
+        runs = [bare_loop(model, meta, data.images, args.batch_size, device)]
+        del model
         console.print(f"bare loop: {runs[0]['images_per_s']:,.0f} images/s")
         for workers in (1, 2):
             procs = start_workers(workers, max(1, cores // workers))
@@ -126,7 +129,8 @@ async def main_async(args: argparse.Namespace) -> dict:
         r["vs_bare"] = round(r["images_per_s"] / bare, 3)
     return {
         "model_name": args.model_name, "model_version": version, "dataset": DATASET,
-        "batch_size": args.batch_size, "shard_size": p.settings.shard_size, "machine": machine(),
+        "batch_size": args.batch_size, "shard_size": p.settings.shard_size,
+        "machine": machine(str(device)), "architecture": meta.architecture,
         "runs": runs, "target_met": runs[1]["vs_bare"] >= 0.85,
     }  # fmt: skip
 
@@ -134,13 +138,18 @@ async def main_async(args: argparse.Namespace) -> dict:
 def main() -> int:
     """Entry point."""
     ap = argparse.ArgumentParser(prog="python -m bench.bench_batch")
-    ap.add_argument("--model_name", default="mnist_cnn")
+    ap.add_argument("--model_name", default=None, help="default: mnist_cnn, or the --arch name")
+    ap.add_argument("--arch", default=None, help="e.g. resnet18; trains a short version if needed")
+    ap.add_argument("--train_limit", type=int, default=10_000, help="images for that training")
     ap.add_argument("--batch_size", type=int, default=256)
-    ap.add_argument("--out", type=Path, default=Path("reports/bench_batch.json"))
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    args.model_name = args.model_name or args.arch or "mnist_cnn"
     report = asyncio.run(main_async(args))
+    where = report["machine"].get("device", "cpu")
     table = Table(
-        title=f"bench-batch: {report['model_name']} {report['model_version']} on {DATASET}, batch {args.batch_size}"
+        title=f"bench-batch: {report['model_name']} {report['model_version']} on {DATASET}, "
+        f"batch {args.batch_size}, {where}"
     )
     for col in ("run", "images", "seconds", "images/s", "vs bare"):
         table.add_column(col, justify="right")
@@ -156,9 +165,12 @@ def main() -> int:
     console.print(
         f"target (1 worker >= 0.85x bare): {'met' if report['target_met'] else 'NOT met'}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    console.print(f"report: {args.out}")
+    out = args.out or Path(
+        f"reports/bench_batch_{args.model_name}_{where.split(' ')[0].split(':')[0]}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    console.print(f"report: {out}")
     return 0
 
 

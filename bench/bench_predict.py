@@ -127,7 +127,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     async with running_baseline(artifact, version) as url:
         for conc in args.concurrency:
             runs.append(await measure(url, "baseline", 1, "predict", conc, args))
-    for workers in sorted({1, args.workers}):
+    for workers in sorted({1, *args.workers}):
         async with running_api(workers) as url:
             endpoints = ("predict", "v2") if workers == 1 and not args.no_v2 else ("predict",)
             for endpoint in endpoints:
@@ -138,7 +138,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "architecture": meta.architecture, "machine": machine(str(device)),
         "settings": {"DEVICE": s.device, "MAX_BATCH": s.max_batch, "API_WORKERS_N": args.workers,
                      "TORCH_THREADS": s.torch_threads, "TORCH_BATCH_THREADS": s.torch_batch_threads},
-        "bare_loop": bare, "http": runs, "targets": targets(bare, runs, args.workers),
+        "bare_loop": bare, "http": runs, "targets": targets(bare, runs),
     }  # fmt: skip
 
 
@@ -160,14 +160,15 @@ def main() -> int:
     p.add_argument(
         "--workers",
         type=int,
-        default=max(2, get_settings().api_workers),
+        nargs="+",
+        default=[max(2, get_settings().api_workers)],
         help="N for the N-process run (default: API_WORKERS, at least 2)",
     )
     p.add_argument("--no_v2", action="store_true", help="skip the v2 infer runs")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()  # fmt: skip
     args.model_name = args.model_name or args.arch or "mnist_cnn"
-    if args.workers < 1 or args.requests < 1 or min(args.concurrency) < 1:
+    if min(args.workers) < 1 or args.requests < 1 or min(args.concurrency) < 1:
         p.error("--workers, --requests and --concurrency must be positive")
     report = asyncio.run(main_async(args))
     print_report(report)

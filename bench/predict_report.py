@@ -26,11 +26,11 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
-def targets(bare: list[dict], runs: list[dict], workers: int) -> dict:
+def targets(bare: list[dict], runs: list[dict]) -> dict:
     """The issue's targets, for ours at 1 process and at N: against the baseline, the bare loop."""
     out: dict = {"zero_errors": all(r["errors"] == 0 for r in runs)}
     hi = max(r["concurrency"] for r in runs)
-    for processes in sorted({1, workers}):
+    for processes in sorted({r["processes"] for r in runs if r["run"] == "ours"}):
         c1, chi = _ours(runs, processes, 1), _ours(runs, processes, hi)
         b1, bhi = _baseline(runs, 1), _baseline(runs, hi)
         if not (c1 and chi and b1 and bhi):
