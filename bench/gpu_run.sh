@@ -35,6 +35,7 @@ export ARTIFACTS_DIR=$STATE_DIR/artifacts ARTIFACT_IMPORT_ROOTS=/tmp
 mkdir -p reports
 
 if [ "$QUICK" = 1 ]; then REQ=200; BARE=200; REQ_BIG=100; else REQ=1500; BARE=2000; REQ_BIG=600; fi
+TRAIN=${TRAIN_LIMIT:-10000}
 
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $WORK/NAME.log
     local name=$1 limit=$2
@@ -58,16 +59,16 @@ step migrate 120 "$PY" -m cli migrate
 for dev in $DEVICES; do
     export DEVICE=$dev
     # mnist_cnn first: trains (on DEVICE) and promotes a short version if there is none.
-    step "predict_mnist_$dev" 240 "$PY" -m bench.bench_predict --arch mnist_cnn --requests $REQ \
+    step "predict_mnist_$dev" 240 "$PY" -m bench.bench_predict --arch mnist_cnn --train_limit $TRAIN --requests $REQ \
         --bare_iters $BARE --out "reports/gpu_bench_predict_mnist_cnn_$dev.json"
-    step "batch_mnist_$dev" 150 "$PY" -m bench.bench_batch --arch mnist_cnn \
+    step "batch_mnist_$dev" 150 "$PY" -m bench.bench_batch --arch mnist_cnn --train_limit $TRAIN \
         --out "reports/gpu_bench_batch_mnist_cnn_$dev.json"
 done
 for dev in $DEVICES; do
     export DEVICE=$dev
-    step "predict_resnet18_$dev" 240 "$PY" -m bench.bench_predict --arch resnet18 --requests $REQ_BIG \
+    step "predict_resnet18_$dev" 240 "$PY" -m bench.bench_predict --arch resnet18 --train_limit $TRAIN --requests $REQ_BIG \
         --bare_iters 300 --no_v2 --out "reports/gpu_bench_predict_resnet18_$dev.json"
-    step "batch_resnet18_$dev" 150 "$PY" -m bench.bench_batch --arch resnet18 \
+    step "batch_resnet18_$dev" 150 "$PY" -m bench.bench_batch --arch resnet18 --train_limit $TRAIN \
         --out "reports/gpu_bench_batch_resnet18_$dev.json"
 done
 # API_WORKERS scaling on this machine's cores, mnist_cnn on the CPU, enough load for 8 processes.
