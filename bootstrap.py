@@ -17,6 +17,7 @@ from settings import Settings, get_settings
 from storage import embedded
 from storage.artifacts import LocalArtifactStore
 from storage.audit_service import AuditService
+from storage.gate_queries import GateQueries
 from storage.jobs_queries import JobQueries
 from storage.operations import PlatformOperations
 from storage.registry_queries import RegistryQueries
@@ -112,6 +113,7 @@ class Platform:
     datasets: DatasetCatalog
     queries: RegistryQueries
     job_queries: JobQueries
+    gate_queries: GateQueries
     shard_queue: RedisShardQueue
     clock: SystemClock
     ops: PlatformOperations
@@ -179,6 +181,16 @@ def build_shard_evaluator(platform: Platform):
     )
 
 
+def build_gate_latency(evaluator):
+    """The paired latency meter of gates, on a worker's shard evaluator (its cache and datasets)."""
+    import os
+
+    from ml.gate_latency import DEFAULT_BATCH, DEFAULT_ROUNDS, TorchPairedLatency
+
+    rounds = int(os.environ.get("GATE_LATENCY_ROUNDS") or DEFAULT_ROUNDS)
+    return TorchPairedLatency(evaluator, rounds=rounds, batch_size=DEFAULT_BATCH)
+
+
 def build_relay(platform: Platform):
     """The log-to-streams relay (one leader at a time across processes)."""
     return platform.ops.relay()
@@ -214,6 +226,7 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         datasets=DatasetCatalog(settings.data_dir, settings.cache_dir, settings.allow_download),
         queries=RegistryQueries(engine),
         job_queries=JobQueries(engine),
+        gate_queries=GateQueries(engine),
         shard_queue=RedisShardQueue(redis),
         clock=SystemClock(),
         ops=PlatformOperations(engine, redis, settings.relay_interval_s),

@@ -11,6 +11,9 @@ from typing import Any, Protocol, Self
 
 import msgspec
 
+from domain.gate_policy import GateOutcome
+from domain.gate_views import GatePage, GateView
+from domain.gates import GateState
 from domain.jobs import JobState
 from domain.registry import ModelState, VersionState
 from domain.views import HistoryEntry, JobView, ModelSummary, ModelVersionView
@@ -84,6 +87,32 @@ class JobStore(Protocol):
         ...
 
 
+class GateStore(Protocol):
+    """Regression gates: their streams, and lookups on the gates projection."""
+
+    async def load(self, gate_id: str) -> GateState:
+        """The gate's state folded from its stream (empty state if unknown)."""
+        ...
+
+    async def save(
+        self, state: GateState, events: list[Event], metadata: EventMetadata
+    ) -> list[RecordedEvent]:
+        """Append at ``state.stream_version`` (ConcurrencyConflict if stale) and project."""
+        ...
+
+    async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
+        """Finished gates of one candidate version (for the promotion rule)."""
+        ...
+
+    async def waiting_on(self, job_id: str) -> list[str]:
+        """Ids of gates still evaluating that compare the predictions of ``job_id``."""
+        ...
+
+    async def submitted_by(self, job_id: str) -> str | None:
+        """The gate that submitted evaluation job ``job_id``, if a gate did."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One atomic transaction over the event log, its projections and consumer bookkeeping.
 
@@ -92,6 +121,7 @@ class UnitOfWork(Protocol):
 
     models: ModelStore
     jobs: JobStore
+    gates: GateStore
 
     async def mark_processed(self, group: str, event_id: Any) -> bool:
         """Record that ``group`` handled ``event_id``; False for a duplicate delivery."""
@@ -180,6 +210,25 @@ class ShardEvaluator(Protocol):
         ...
 
 
+class LatencyRun(msgspec.Struct, frozen=True, kw_only=True):
+    """A paired latency run: index i of both lists timed on the same batch, back to back."""
+
+    baseline_ms: list[float]
+    candidate_ms: list[float]
+    batch_size: int
+    order: str
+
+
+class PairedLatencyMeter(Protocol):
+    """Times two versions alternately on the same batches of a dataset, in one process."""
+
+    async def measure(
+        self, baseline: VersionState, candidate: VersionState, dataset_id: str
+    ) -> LatencyRun:
+        """One paired run; InvalidInput / NotFound when a model or the dataset cannot load."""
+        ...
+
+
 class Clock(Protocol):
     """The time, injectable so handlers are testable."""
 
@@ -232,3 +281,16 @@ class JobReader(Protocol):
     ) -> list[JobView]:
         """Newest jobs first, optionally filtered."""
         ...
+
+
+class GateReader(Protocol):
+    """Read side of regression gates."""
+
+    async def get(self, gate_id: str) -> GateView:
+        """One gate; NotFound if unknown."""
+        ...
+
+    async def list_for_model(self, model_name: str, limit: int, cursor: str | None) -> GatePage:
+        """A model's gates, newest first, a page at a time (``cursor`` from the last page)."""
+        ...
+

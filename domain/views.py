@@ -9,8 +9,10 @@ from typing import Any
 import msgspec
 
 from events.base import RecordedEvent
+from events.gates import GateErrored, GateEvaluated, GateEvaluationsRequested, GateRequested
 from events.jobs import EvaluationRecorded
 from events.registry import (
+    GatePolicySet,
     ModelVersionArchived,
     ModelVersionDemoted,
     ModelVersionPromoted,
@@ -69,7 +71,9 @@ def summarize(recorded: RecordedEvent) -> str:
             return f"registered {e.model_version} (sha256 {e.sha256[:12]})"
         case ModelVersionPromoted():
             prev = f", demoted {e.previous_prod}" if e.previous_prod else ""
-            return f"promoted {e.model_version} to prod{prev}"
+            how = f" FORCED past the gate policy ({e.force_reason})" if e.forced else ""
+            gate = f" on gate {e.gate_id[:8]}" if e.gate_id else ""
+            return f"promoted {e.model_version} to prod{prev}{gate}{how}"
         case ModelVersionRolledBack():
             return f"rolled back prod from {e.from_version} to {e.to_version}"
         case ModelVersionDemoted():
@@ -82,7 +86,48 @@ def summarize(recorded: RecordedEvent) -> str:
             acc = e.metrics.get("accuracy")
             score = f": accuracy {acc:.4f}" if isinstance(acc, int | float) else ""
             return f"evaluated {e.model_version} on {e.dataset_id}{score} (job {e.job_id[:8]})"
+        case GatePolicySet():
+            return policy_summary(e)
+        case GateRequested() | GateEvaluationsRequested() | GateEvaluated() | GateErrored():
+            return gate_summary(e)
     return type(e).__name__
+
+
+def policy_summary(e: GatePolicySet) -> str:
+    """One line for a gate policy."""
+    p, t = e.policy, e.policy.thresholds
+    flags = ", ".join(
+        f"{name} {'on' if value else 'off'}"
+        for name, value in (("require_gate", p.require_gate), ("auto_gate", p.auto_gate),
+                            ("auto_promote", p.auto_promote))
+    )  # fmt: skip
+    sig = f", drop not significant at {t.alpha:g}" if t.require_not_significant else ""
+    return (
+        f"gate policy: {flags}; accuracy drop <= {t.max_accuracy_drop * 100:g} pts{sig}, "
+        f"p95 rise <= {t.max_p95_latency_increase:.0%}, gates valid {p.max_gate_age_s}s"
+    )
+
+
+def gate_summary(e: GateRequested | GateEvaluationsRequested | GateEvaluated | GateErrored) -> str:
+    """One line for a gate event in its model's history."""
+    gate = f"gate {e.gate_id[:8]}"
+    match e:
+        case GateRequested():
+            how = f"automatic (job {e.cause[:8]})" if e.auto and e.cause else "requested"
+            vs = f"{e.candidate_version} vs {e.baseline_version} on {e.dataset_id}"
+            return f"{gate} {how}: {vs}"
+        case GateEvaluationsRequested():
+            return f"{gate} waits on {len(set(e.submitted))} new evaluation job(s)"
+        case GateEvaluated():
+            parts = [
+                f"{c.name} {c.verdict}" + (f" (p={c.p_value:.3g})" if c.p_value is not None else "")
+                for c in e.checks
+            ]
+            vs = f"{e.candidate_version} vs {e.baseline_version} on {e.dataset_id}"
+            return f"{gate} {e.verdict}: {vs}; " + ", ".join(parts)
+        case GateErrored():
+            return f"{gate} errored: {e.reason}"
+    return gate
 
 
 def history_entry(recorded: RecordedEvent) -> HistoryEntry:

@@ -16,12 +16,15 @@ from sqlalchemy import JSON, MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.audit import Finding
+from domain.gate_views import gate_row
+from domain.gates import GateState
+from domain.gates import evolve as evolve_gate
 from domain.jobs import JobState, evolve_job, job_row
 from domain.registry_state import ModelState, evolve
-from events.streams import JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
+from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
 from storage.audit_reader import chunks, driver, recorded
 from storage.projections import version_row
-from storage.tables import batch_jobs, model_prod, model_versions
+from storage.tables import batch_jobs, gates, model_prod, model_versions
 
 CHECK = "projections"
 MAX_ROWS = 100
@@ -63,12 +66,19 @@ PROJECTORS = (
         evolve_job,
         lambda s: {batch_jobs: [job_row(s)]},
     ),
+    Projector(
+        GATE_STREAM_PREFIX,
+        lambda gate_id: GateState(gate_id=gate_id),
+        evolve_gate,
+        lambda s: {gates: [gate_row(s)]},
+    ),
 )
 # Which stream a projection row comes from, to name a position in a finding.
 STREAM_OF: dict[str, Callable[[dict[str, Any]], str]] = {
     "model_versions": lambda pk: MODEL_STREAM_PREFIX + pk["model_name"],
     "model_prod": lambda pk: MODEL_STREAM_PREFIX + pk["model_name"],
     "batch_jobs": lambda pk: JOB_STREAM_PREFIX + pk["job_id"],
+    "gates": lambda pk: GATE_STREAM_PREFIX + pk["gate_id"],
 }
 
 

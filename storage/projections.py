@@ -13,21 +13,26 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.gate_views import gate_row
+from domain.gates import GateState
+from domain.gates import fold as fold_gate
 from domain.jobs import JobState, fold_job, job_row
 from domain.registry import ModelState, VersionState, fold
-from events.streams import JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
+from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
 from storage import event_store
 from storage.tables import (
     PROJECTION_TABLES,
     batch_jobs,
     checkpoints,
     event_log,
+    gates,
     model_prod,
     model_versions,
 )
 
 REGISTRY_PROJECTION = "registry-projections"
 JOB_PROJECTION = "job-projections"
+GATE_PROJECTION = "gate-projections"
 
 
 def version_row(v: VersionState) -> dict[str, Any]:
@@ -84,6 +89,17 @@ async def write_job_projection(conn: AsyncConnection, state: JobState) -> None:
     )
 
 
+async def write_gate_projection(conn: AsyncConnection, state: GateState) -> None:
+    """Upsert the gate's gates row."""
+    row = gate_row(state)
+    stmt = insert(gates).values(row)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["gate_id"], set_={k: stmt.excluded[k] for k in row if k != "gate_id"}
+        )
+    )
+
+
 async def set_checkpoint(conn: AsyncConnection, name: str, position: int) -> None:
     """Record how far a reader of the log has got."""
     stmt = insert(checkpoints).values(name=name, position=position)
@@ -115,7 +131,13 @@ async def project_all(conn: AsyncConnection) -> int:
         await write_job_projection(
             conn, fold_job(stream_id.removeprefix(JOB_STREAM_PREFIX), history)
         )
-    return len(streams) + len(job_streams)
+    gate_streams = await event_store.stream_ids(conn, GATE_STREAM_PREFIX)
+    for stream_id in gate_streams:
+        history = await event_store.load_stream(conn, stream_id)
+        await write_gate_projection(
+            conn, fold_gate(stream_id.removeprefix(GATE_STREAM_PREFIX), history)
+        )
+    return len(gate_streams) + len(streams) + len(job_streams)
 
 
 async def rebuild_projections(engine: AsyncEngine) -> int:
@@ -129,4 +151,5 @@ async def rebuild_projections(engine: AsyncEngine) -> int:
         last = int(await conn.scalar(select(func.coalesce(func.max(event_log.c.position), 0))))
         await set_checkpoint(conn, REGISTRY_PROJECTION, last)
         await set_checkpoint(conn, JOB_PROJECTION, last)
+        await set_checkpoint(conn, GATE_PROJECTION, last)
     return count

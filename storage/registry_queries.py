@@ -10,6 +10,7 @@ from domain.views import HistoryEntry, ModelSummary, ModelVersionView, history_e
 from events.streams import model_stream_id
 from storage import event_store
 from storage.errors import on_postgres
+from storage.gate_queries import gate_history
 from storage.tables import model_prod, model_versions
 
 
@@ -102,12 +103,13 @@ class RegistryQueries:
 
     @on_postgres
     async def history(self, model_name: str) -> list[HistoryEntry]:
-        """The model's audit trail from the log, oldest first."""
+        """The model's audit trail from the log, its gates' events merged in, oldest first."""
         async with self.engine.connect() as conn:
             recorded = await event_store.load_stream(conn, model_stream_id(model_name))
+            gated = await gate_history(conn, model_name) if recorded else []
         if not recorded:
             raise NotFound(f"unknown model {model_name!r}")
-        return [history_entry(r) for r in recorded]
+        return [history_entry(r) for r in sorted([*recorded, *gated], key=lambda r: r.position)]
 
 
 def _version_view(row: dict) -> ModelVersionView:

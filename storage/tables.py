@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     ARRAY,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Double,
@@ -137,4 +138,35 @@ processed = Table(
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
-PROJECTION_TABLES = (model_versions, model_prod, batch_jobs)
+# Regression gates, one row per gate stream (domain.gate_views.gate_row).
+gates = Table(
+    "gates",
+    metadata,
+    Column("gate_id", Text, primary_key=True),
+    Column("model_name", Text, nullable=False),
+    Column("candidate_version", Text, nullable=False),
+    Column("baseline_version", Text, nullable=False),
+    Column("dataset_id", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("verdict", Text, nullable=True),
+    Column("auto", Boolean, nullable=False),
+    Column("cause", Text, nullable=True),
+    Column("requested_by", Text, nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("candidate_job_id", Text, nullable=True),
+    Column("baseline_job_id", Text, nullable=True),
+    Column("submitted", JSONB, nullable=False),
+    Column("thresholds", JSONB, nullable=False),
+    Column("checks", JSONB, nullable=False),
+    Column("accuracy", JSONB, nullable=True),
+    Column("latency", JSONB, nullable=True),
+    Column("error", Text, nullable=True),
+    # A model's gates newest first (pages), a candidate's outcomes, the gates waiting on a job.
+    Index("ix_gates_model_requested", "model_name", "requested_at", "gate_id"),
+    Index("ix_gates_model_candidate", "model_name", "candidate_version"),
+    Index("ix_gates_candidate_job_id", "candidate_job_id"),
+    Index("ix_gates_baseline_job_id", "baseline_job_id"),
+)
+
+PROJECTION_TABLES = (model_versions, model_prod, batch_jobs, gates)

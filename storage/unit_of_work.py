@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage import event_store
 from storage.errors import postgres_error
+from storage.gates_repository import PostgresGateStore
 from storage.jobs_repository import PostgresJobStore
 from storage.registry_repository import PostgresModelStore
 from storage.tables import processed
@@ -34,6 +35,7 @@ class PostgresUnitOfWork:
             raise mapped from exc
         self.models = PostgresModelStore(conn)
         self.jobs = PostgresJobStore(conn)
+        self.gates = PostgresGateStore(conn)
         self._conn = conn
         return self
 

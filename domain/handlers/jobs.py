@@ -67,11 +67,13 @@ async def submit_batch_job(
     metadata: EventMetadata,
     uow: UnitOfWorkFactory,
     datasets: DatasetCatalog,
+    job_id: str | None = None,
 ) -> JobState:
     """Validate and record a batch evaluation; the consumer groups do the rest.
 
     The dataset catalogue reads file headers, so entrypoints call this off the event loop's
-    critical path (the catalogue adapter runs its file work in a thread).
+    critical path (the catalogue adapter runs its file work in a thread). A gate passes its own
+    deterministic ``job_id`` so a retry cannot submit a second job.
     """
     names.check_model_name(model_name)
     if (
@@ -96,7 +98,7 @@ async def submit_batch_job(
     names.check_text(dataset_id, "dataset_id")
     total = await datasets.size(dataset_id)
     cmd = SubmitBatchJob(
-        job_id=str(uuid.uuid4()),
+        job_id=names.check_job_id(job_id) if job_id is not None else str(uuid.uuid4()),
         model_name=model_name,
         model_version=model_version,
         dataset_id=dataset_id,

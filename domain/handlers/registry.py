@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -21,6 +22,7 @@ from domain.handlers import CommandResult, in_transaction
 from domain.ports import (
     ArtifactInspector,
     ArtifactStore,
+    Clock,
     RegistrationLock,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -51,10 +53,29 @@ async def model_state(model_name: str, uow: UnitOfWorkFactory) -> ModelState:
 
 
 async def promote_model_version(
-    cmd: PromoteModelVersion, metadata: EventMetadata, uow: UnitOfWorkFactory
+    cmd: PromoteModelVersion,
+    metadata: EventMetadata,
+    uow: UnitOfWorkFactory,
+    clock: Clock | None = None,
 ) -> CommandResult:
-    """Make a version prod; the previous prod is recorded in the same event."""
-    return await change_model(cmd, metadata, uow)
+    """Make a version prod; the previous prod is recorded in the same event.
+
+    The model's gate policy is enforced by the aggregate: this passes it the candidate's finished
+    gates and the time, read in the same transaction as the promotion.
+    """
+    names.check_model_name(cmd.model_name)
+
+    async def work(tx: UnitOfWork) -> CommandResult:
+        state = await tx.models.load(cmd.model_name)
+        known = {g.gate_id for g in cmd.gates}
+        found = await tx.gates.outcomes(cmd.model_name, cmd.model_version)
+        gates = (*cmd.gates, *(g for g in found if g.gate_id not in known))
+        now = cmd.now or (clock.now() if clock is not None else datetime.now(UTC))
+        events = decide(state, msgspec.structs.replace(cmd, gates=gates, now=now))
+        recorded = await tx.models.save(state, events, metadata) if events else []
+        return CommandResult(state=state, recorded=recorded)
+
+    return await in_transaction(uow, work, f"model {cmd.model_name!r}")
 
 
 async def rollback_model(

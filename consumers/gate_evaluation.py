@@ -1,0 +1,116 @@
+"""The ``gate-evaluation`` group: runs regression gates from their events, never by polling.
+
+It reads ``gates.events`` (GateRequested -> reuse or submit the evaluations;
+GateEvaluationsRequested -> judge if both are in; GateEvaluated -> auto-promotion),
+``jobs.events`` (a job completed, failed or was cancelled -> the gates waiting on it) and
+``eval.events`` (EvaluationRecorded -> an automatic gate). Each entry: decode, call a handler.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import structlog
+
+from consumers.context import WorkerContext, event_id
+from domain.errors import Conflict
+from domain.gates import ERRORED, FAILED, PASSED
+from domain.handlers.gate_evaluation import (
+    GateResult,
+    check_gate,
+    fail_gate,
+    gates_waiting_on,
+    on_job_finished,
+    start_gate,
+)
+from domain.handlers.gates import auto_gate, auto_promote
+from events.jobs import EvaluationRecorded
+from events.streams import EVAL_STREAM, GATES_STREAM, JOBS_STREAM
+from observability.metrics import instruments
+
+GROUP = "gate-evaluation"
+STREAMS = [GATES_STREAM, JOBS_STREAM, EVAL_STREAM]
+JOB_ENDS = (b"BatchJobCompleted", b"BatchJobFailed", b"BatchJobCancelled")
+RESULTS = {PASSED: "pass", FAILED: "fail", ERRORED: "error"}
+log = structlog.get_logger(GROUP)
+
+
+def report(result: GateResult) -> None:
+    """Log and count a gate this entry finished."""
+    gate = result.state
+    if not result.changed or not gate.finished:
+        return
+    instruments().record_gate_verdict(RESULTS.get(gate.status or "", "error"))
+    log.info(
+        "gate_finished", gate_id=gate.gate_id, model_name=gate.model_name,
+        candidate=gate.candidate_version, baseline=gate.baseline_version,
+        verdict=gate.verdict, error=gate.error,
+    )  # fmt: skip
+
+
+async def handle(
+    ctx: WorkerContext, stream: str, entry_id: str, fields: dict[bytes, bytes]
+) -> None:
+    """Route an entry to its handler; entries of other types are acknowledged untouched."""
+    kind = fields.get(b"type")
+    meta = ctx.metadata(GROUP, fields)
+    assert ctx.latency is not None, "the worker builds a latency meter for this group"
+    if stream == GATES_STREAM:
+        gate_id = str(msgspec.json.decode(fields[b"payload"])["gate_id"])
+        if kind == b"GateRequested":
+            report(await start_gate(
+                gate_id, metadata=meta, uow=ctx.uow, datasets=ctx.datasets,
+                shard_size=ctx.shard_size,
+            ))  # fmt: skip
+        elif kind == b"GateEvaluationsRequested":
+            report(await check_gate(
+                gate_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
+                latency=ctx.latency,
+            ))  # fmt: skip
+        elif kind == b"GateEvaluated":
+            try:
+                promoted = await auto_promote(
+                    gate_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
+                    clock=ctx.clock,
+                )  # fmt: skip
+            except Conflict as exc:  # the policy refused it: say so, do not retry forever
+                log.warning("auto_promotion_refused", gate_id=gate_id, reason=str(exc))
+                return
+            if promoted is not None and promoted.changed:
+                log.info("auto_promoted", gate_id=gate_id, model_name=promoted.state.model_name,
+                         model_version=promoted.state.prod)  # fmt: skip
+    elif stream == JOBS_STREAM and kind in JOB_ENDS:
+        job_id = str(msgspec.json.decode(fields[b"payload"])["job_id"])
+        for result in await on_job_finished(
+            job_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
+            latency=ctx.latency,
+        ):  # fmt: skip
+            report(result)
+    elif stream == EVAL_STREAM and kind == b"EvaluationRecorded":
+        e = msgspec.json.decode(fields[b"payload"], type=EvaluationRecorded)
+        gate = await auto_gate(
+            model_name=e.model_name, model_version=e.model_version, dataset_id=e.dataset_id,
+            job_id=e.job_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
+        )  # fmt: skip
+        if gate is not None:
+            log.info("auto_gate_requested", gate_id=gate.gate_id, model_name=e.model_name,
+                     candidate=e.model_version, baseline=gate.baseline_version)  # fmt: skip
+
+
+async def dead_lettered(
+    ctx: WorkerContext, stream: str, entry_id: str, fields: dict[bytes, bytes], reason: str
+) -> None:
+    """An entry that failed too often ends the gates it concerns as errored, with the reason."""
+    try:
+        payload = msgspec.json.decode(fields.get(b"payload", b"{}"))
+    except msgspec.DecodeError:
+        return
+    if stream == GATES_STREAM and payload.get("gate_id"):
+        gate_ids = [str(payload["gate_id"])]
+    elif stream == JOBS_STREAM and payload.get("job_id"):
+        gate_ids = await gates_waiting_on(str(payload["job_id"]), ctx.uow)
+    else:
+        return
+    meta = ctx.metadata(GROUP, fields)
+    for gate_id in gate_ids:
+        why = f"the gate-evaluation group gave up on {fields.get(b'type', b'?').decode()}: {reason}"
+        report(await fail_gate(gate_id, why, meta, ctx.uow))

@@ -1,0 +1,76 @@
+"""Read-side queries over the gates projection, and the gate events of a model's history."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from domain.errors import NotFound
+from domain.gate_views import (
+    GatePage,
+    GateView,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    gate_view,
+)
+from domain.gates import check_gate_id
+from events.base import RecordedEvent
+from events.streams import gate_stream_id
+from storage import event_store
+from storage.errors import on_postgres
+from storage.tables import event_log, gates, model_prod
+
+
+class GateQueries:
+    """Gate lookups for the API and the CLI (implements domain.ports.GateReader)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @on_postgres
+    async def get(self, gate_id: str) -> GateView:
+        """One gate; NotFound if unknown."""
+        check_gate_id(gate_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(gates).where(gates.c.gate_id == gate_id))).first()
+        if row is None:
+            raise NotFound(f"unknown gate {gate_id!r}")
+        return gate_view(row._asdict())
+
+    @on_postgres
+    async def list_for_model(self, model_name: str, limit: int, cursor: str | None) -> GatePage:
+        """A model's gates, newest first; NotFound for an unknown model."""
+        check_limit(limit)
+        q = select(gates).where(gates.c.model_name == model_name)
+        if cursor:
+            at, gate_id = decode_cursor(cursor)
+            q = q.where(tuple_(gates.c.requested_at, gates.c.gate_id) < tuple_(at, gate_id))
+        q = q.order_by(gates.c.requested_at.desc(), gates.c.gate_id.desc()).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [r._asdict() for r in (await conn.execute(q)).all()]
+            if not rows:
+                known = await conn.scalar(
+                    select(model_prod.c.model_name).where(model_prod.c.model_name == model_name)
+                )
+                if known is None:
+                    raise NotFound(f"unknown model {model_name!r}")
+        page = [gate_view(r) for r in rows[:limit]]
+        last = page[-1] if len(rows) > limit else None
+        return GatePage(
+            gates=page, next_cursor=encode_cursor(last.requested_at, last.gate_id) if last else None
+        )
+
+
+async def gate_history(conn: AsyncConnection, model_name: str) -> list[RecordedEvent]:
+    """Every event of every gate of a model, in log order (for the model's history)."""
+    ids = select(gates.c.gate_id).where(gates.c.model_name == model_name)
+    gate_ids = list((await conn.execute(ids)).scalars())
+    if not gate_ids:
+        return []
+    rows = await conn.execute(
+        select(event_log)
+        .where(event_log.c.stream_id.in_([gate_stream_id(g) for g in gate_ids]))
+        .order_by(event_log.c.position)
+    )
+    return [event_store.to_recorded(r) for r in rows]
