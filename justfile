@@ -10,7 +10,7 @@ default:
     @just --list --unsorted
 
 # install Python dependencies and the offline datasets (Debian's fashion-mnist where apt works)
-setup: _install-datasets
+setup: _install-datasets _install-prometheus
     @{{py}} -c "import torch, litestar; print('ready: torch', torch.__version__)"
 
 _install-datasets:
@@ -25,12 +25,25 @@ _install-datasets:
         echo "note: fashion_mnist needs 'sudo apt-get install dataset-fashion-mnist', DATA_DIR, or ALLOW_DOWNLOAD=1" >&2
     fi
 
+# Prometheus from Debian's package, for `just monitor` and the dashboard test (skipped without it)
+_install-prometheus:
+    #!/bin/sh
+    if command -v prometheus >/dev/null 2>&1; then exit 0; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing the Debian package prometheus" >&2
+        (apt-get install -y -q prometheus >/dev/null 2>&1 \
+            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q prometheus >/dev/null)) \
+            || echo "warning: could not install prometheus; the dashboard test will skip" >&2
+    else
+        echo "note: \`just monitor\` needs 'sudo apt-get install prometheus'" >&2
+    fi
+
 # the main job end to end on embedded servers: train, register, promote, roll back, history
 demo: _install-datasets
     {{py}} -m cli demo
 
 # run the whole test suite (embedded servers unless DATABASE_URL / REDIS_URL are set)
-test *ARGS: _install-datasets
+test *ARGS: _install-datasets _install-prometheus
     {{py}} -m pytest {{ARGS}}
 
 # lint and format check
@@ -157,6 +170,10 @@ alias run-loadtest := loadtest
 # benchmark: bare PyTorch loop vs /predict and v2 infer at concurrency 1, 8, 32
 bench-predict *ARGS:
     {{py}} -m bench.bench_predict {{ARGS}}
+
+# Prometheus on 127.0.0.1:9090 scraping the API and workers running here (PROMETHEUS_LISTEN overrides)
+monitor: _install-prometheus
+    {{py}} -m cli.monitor
 
 # run a worker: the batch-inference and metric-aggregation consumer groups (run as many as you like)
 worker:

@@ -32,6 +32,7 @@ async def supervise(
 ) -> None:
     """Run ``task(stop)`` until ``stop``; a crash is logged with its trace, counted, and restarted."""
     delay = backoff_s
+    instruments().task_restarts.add(0, {"task": name})  # the series exists before any crash
     while not stop.is_set():
         try:
             await task(stop)
