@@ -54,6 +54,6 @@ async def retrain(metadata: dict[str, Any], what: str, settings: Settings) -> st
             allow_download=settings.allow_download,
         )
         with tempfile.TemporaryDirectory() as tmp:
-            return sha256_file(save_artifact(result.model, result.metadata, Path(tmp)))
+            return sha256_file(save_artifact(result.model, result.metadata, Path(tmp)))[0]
 
     return await asyncio.to_thread(run)
