@@ -14,11 +14,21 @@ from types import TracebackType
 from typing import Any, Self
 
 from domain.errors import ConcurrencyConflict
+from domain.gate_policy import GateOutcome
+from domain.gates import EVALUATING, GateState
+from domain.gates import evolve as evolve_gate
+from domain.gates import fold as fold_gate
 from domain.jobs import RUNNING, JobState, evolve_job, fold_job
 from domain.ports import ShardResult
 from domain.registry import ModelState, evolve, fold
 from events.base import Event, EventMetadata, RecordedEvent
-from events.streams import JOB_STREAM_PREFIX, job_stream_id, model_stream_id
+from events.streams import (
+    GATE_STREAM_PREFIX,
+    JOB_STREAM_PREFIX,
+    gate_stream_id,
+    job_stream_id,
+    model_stream_id,
+)
 from tests.unit.fake_adapters import (
     FakeArtifactStore,
     FakeClock,
@@ -170,6 +180,56 @@ class FakeJobStore(_Streams):
         return [s.job_id for s in states if s.status == RUNNING]
 
 
+class FakeGateStore(_Streams):
+    """GateStore over the fake log; the projection lookups fold every gate stream."""
+
+    async def load(self, gate_id: str) -> GateState:
+        """Fold the gate's stream."""
+        return fold_gate(gate_id, self._history(gate_stream_id(gate_id)))
+
+    async def save(
+        self, state: GateState, events: list[Event], metadata: EventMetadata
+    ) -> list[RecordedEvent]:
+        """Append at the state's version and evolve the state in place."""
+        if not events:
+            return []
+        stream_id = gate_stream_id(state.gate_id)
+        recorded = self._append(stream_id, state.stream_version, events, metadata)
+        for r in recorded:
+            evolve_gate(state, r)
+        return recorded
+
+    async def all(self) -> list[GateState]:
+        """Every gate, committed or written in this unit of work."""
+        log = [*self.uow.db.log, *self.uow.pending]
+        ids = dict.fromkeys(
+            r.stream_id.removeprefix(GATE_STREAM_PREFIX)
+            for r in log
+            if r.stream_id.startswith(GATE_STREAM_PREFIX)
+        )
+        return [await self.load(gate_id) for gate_id in ids]
+
+    async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
+        """Finished gates of one candidate."""
+        states = await self.all()
+        found = [s.outcome() for s in states if (s.model_name, s.candidate_version) == (
+            model_name, candidate_version,
+        )]  # fmt: skip
+        return [o for o in found if o is not None]
+
+    async def waiting_on(self, job_id: str) -> list[str]:
+        """Evaluating gates that compare ``job_id``."""
+        return [
+            s.gate_id
+            for s in await self.all()
+            if s.status == EVALUATING and job_id in (s.candidate_job_id, s.baseline_job_id)
+        ]
+
+    async def submitted_by(self, job_id: str) -> str | None:
+        """The gate that submitted ``job_id``."""
+        return next((s.gate_id for s in await self.all() if job_id in s.submitted), None)
+
+
 class FakeUnitOfWork:
     """UnitOfWork: commits its pending writes when the block ends cleanly, else drops them."""
 
@@ -181,6 +241,7 @@ class FakeUnitOfWork:
         self.committed = self.rolled_back = False
         self.models = FakeModelStore(self)
         self.jobs = FakeJobStore(self)
+        self.gates = FakeGateStore(self)
 
     def before_append(self, stream_id: str) -> None:
         """Give the test's interference hook a chance to commit a concurrent write first."""
