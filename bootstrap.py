@@ -19,6 +19,7 @@ from storage.artifacts import LocalArtifactStore
 from storage.audit_service import AuditService
 from storage.gate_queries import GateQueries
 from storage.jobs_queries import JobQueries
+from storage.keys_queries import KeyQueries
 from storage.operations import PlatformOperations
 from storage.registry_queries import RegistryQueries
 from storage.registry_repository import PostgresRegistrationLock
@@ -114,6 +115,7 @@ class Platform:
     queries: RegistryQueries
     job_queries: JobQueries
     gate_queries: GateQueries
+    keys: KeyQueries
     shard_queue: RedisShardQueue
     clock: SystemClock
     ops: PlatformOperations
@@ -227,6 +229,7 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         queries=RegistryQueries(engine),
         job_queries=JobQueries(engine),
         gate_queries=GateQueries(engine),
+        keys=KeyQueries(engine),
         shard_queue=RedisShardQueue(redis),
         clock=SystemClock(),
         ops=PlatformOperations(engine, redis, settings.relay_interval_s),

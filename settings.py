@@ -31,14 +31,23 @@ def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _api_keys(raw: str) -> dict[str, str]:
-    """Parse ``name:key,name2:key2`` into key -> name."""
-    keys: dict[str, str] = {}
+ROLES = ("reader", "predictor", "operator", "admin")  # lowest first, as in events/keys.py
+
+
+def _api_keys(raw: str) -> dict[str, tuple[str, str]]:
+    """Parse ``name:key:role,...`` into key -> (name, role); ``name:key`` means role operator."""
+    keys: dict[str, tuple[str, str]] = {}
     for item in filter(None, (s.strip() for s in raw.split(","))):
-        name, sep, key = item.partition(":")
-        if not sep or not name or not key:
-            raise ValueError("API_KEYS must look like 'alice:secret1,bob:secret2'")
-        keys[key] = name
+        parts = item.split(":")
+        if len(parts) == 2:
+            parts.append("operator")  # the old format: a key could do every write there was
+        name, key, role = parts if len(parts) == 3 else ("", "", "")
+        if not name or len(key) < 16 or role not in ROLES:
+            raise ValueError(
+                "API_KEYS must look like 'alice:<key of 16+ chars>:admin,bob:<key>:reader' "
+                f"(roles: {', '.join(ROLES)}; no ':' or ',' inside a key)"
+            )
+        keys[key] = (name, role)
     return keys
 
 
@@ -84,10 +93,25 @@ class Settings:
     # HOST / PORT: where `serve` listens.
     host: str = field(default_factory=lambda: os.environ.get("HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: _int("PORT", 8000))
-    # API_KEYS: 'name:key,...'; when set, writes need an X-API-Key header and the name is the actor.
-    api_keys: dict[str, str] = field(
-        default_factory=lambda: _api_keys(os.environ.get("API_KEYS", ""))
+    # API_KEYS: bootstrap keys 'name:key:role,...' beside those created with `just create-key`;
+    # the name is the actor of every event the key causes (README: Security model).
+    api_keys: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: _api_keys(os.environ.get("API_KEYS", "")), repr=False
     )
+    # OPEN_READS: let requests without a key use the endpoints that need only the reader role.
+    open_reads: bool = field(default_factory=lambda: _bool("OPEN_READS", False))
+    # ALLOW_ANONYMOUS: with no key defined, serve anonymous requests on a non-loopback address.
+    allow_anonymous: bool = field(default_factory=lambda: _bool("ALLOW_ANONYMOUS", False))
+    # KEY_CACHE_TTL_S: how long a process reuses a key lookup: a revoked key works at most this
+    # long in another process (the revoking process forgets it at once).
+    key_cache_ttl_s: float = field(default_factory=lambda: _float("KEY_CACHE_TTL_S", 5.0))
+    # RATE_LIMIT_PER_S / RATE_LIMIT_BURST: each key's (or anonymous client address's) token bucket
+    # in each API process; above it 429 with Retry-After. 0 turns the limit off.
+    rate_limit_per_s: float = field(default_factory=lambda: _float("RATE_LIMIT_PER_S", 200.0))
+    rate_limit_burst: int = field(default_factory=lambda: _int("RATE_LIMIT_BURST", 400))
+    # DEFAULT_PAGE_SIZE / MAX_PAGE_SIZE: items per page of a list endpoint without / with ?limit=.
+    default_page_size: int = field(default_factory=lambda: _int("DEFAULT_PAGE_SIZE", 100))
+    max_page_size: int = field(default_factory=lambda: _int("MAX_PAGE_SIZE", 1000))
     # MAX_BODY_BYTES: request bodies over this get 413.
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 8 << 20))
     # RELAY_INTERVAL_S: how often the relay polls the log when idle.

@@ -13,11 +13,13 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from api.access import Access, access_guard
 from api.audit import AuditController, asyncapi
 from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
 from api.hot_swap import ProdFollower
 from api.inference import predict
+from api.keys import KeysController
 from api.lifecycle import LifecycleController
 from api.middleware import metrics_middleware
 from api.registry import RegistryController
@@ -37,17 +39,17 @@ VERSION = "0.1.0"
 # What controllers may ask for by name: each a field built once in bootstrap.
 PORTS = (
     "settings", "uow", "registration_lock", "artifacts", "inspector", "datasets", "queries",
-    "job_queries", "audit",
+    "job_queries", "audit", "keys",
 )  # fmt: skip
 
 
-@get("/health", tags=["ops"], summary="Liveness")
+@get("/health", tags=["ops"], summary="Liveness", opt={"role": "public"})
 async def health() -> Health:
     """The process is up."""
     return Health(status="ok", version=VERSION)
 
 
-@get("/metrics", tags=["ops"], include_in_schema=False)
+@get("/metrics", tags=["ops"], include_in_schema=False, opt={"role": "public"})
 async def metrics() -> Response[bytes]:
     """Prometheus exposition of the OpenTelemetry metrics."""
     body, content_type = render_prometheus()
@@ -96,6 +98,7 @@ def create_app(
         owned = platform is None
         p = platform or await build_platform(settings)
         app.state.platform = p
+        app.state.access = Access(settings, p.keys)
         inference = app.state.inference = build_inference(p)
         stop = asyncio.Event()
         tasks = [supervisor.start("stream-stats", build_stream_stats(p), stop)]
@@ -131,11 +134,13 @@ def create_app(
             V2Controller,
             BatchController,
             AuditController,
+            KeysController,
             asyncapi,
         ],
         dependencies=dependencies,
         middleware=[metrics_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
+        guards=[access_guard],  # each route's role: its opt["role"] (api/access.py)
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -1,13 +1,11 @@
-"""Who is calling: API keys map to actor names recorded on every event."""
+"""Who is calling: the key's name (set by api/access.py) is the actor recorded on every event."""
 
 from __future__ import annotations
 
-import hmac
 import re
 import uuid
 
 from litestar import Request
-from litestar.exceptions import NotAuthorizedException
 
 from events.base import EventMetadata
 from observability.tracing import current_traceparent
@@ -15,14 +13,8 @@ from settings import Settings
 
 
 def actor_for(request: Request, settings: Settings) -> str:
-    """The actor name of a write request; 401 when keys are configured and none matches."""
-    if not settings.api_keys:
-        return "anonymous"
-    given = request.headers.get("x-api-key", "")
-    for key, name in settings.api_keys.items():
-        if hmac.compare_digest(given.encode(), key.encode()):
-            return name
-    raise NotAuthorizedException("a valid X-API-Key header is required for this request")
+    """The actor of a request: the name of its key, as the access guard (api/access.py) found it."""
+    return getattr(request.state, "actor", None) or "anonymous"
 
 
 def event_metadata(request: Request, settings: Settings) -> EventMetadata:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import event_metadata
 from api.deps import Port
+from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from domain.handlers.jobs import cancel_batch_job, submit_batch_job
 from domain.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from domain.page_ports import JobPages
 from domain.ports import DatasetCatalog, JobReader, UnitOfWorkFactory
 from domain.views import JobView
 from settings import Settings
@@ -87,18 +89,23 @@ class BatchController(Controller):
         """Poll a job."""
         return await job_queries.get(job_id)
 
-    @get("/", summary="List jobs, newest first")
+    @get(
+        "/", summary="List jobs, newest first, a page at a time", response_headers=NEXT_PAGE_HEADER
+    )
     async def list_jobs(
         self,
-        job_queries: Jobs,
+        job_queries: Port[JobPages],
+        settings: Config,
         model_name: Annotated[
             str | None, QueryParameter(max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$")
         ] = None,
         status: Annotated[JobStatus | None, QueryParameter()] = None,
-        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-    ) -> list[JobView]:
-        """Filter by model and status."""
-        return await job_queries.list(model_name, status, limit)
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[list[JobView]]:
+        """Filter by model and status; more pages when X-Next-Cursor is set."""
+        size = page_size(limit, settings)
+        return paged(*await job_queries.page(model_name, status, size, cursor))
 
     @post("/{job_id:str}/cancel", status_code=200, summary="Cancel a job")
     async def cancel(

@@ -52,7 +52,13 @@ def decode_image_b64(value: str, field: str = "image_b64") -> np.ndarray:
         raise InvalidInput(f"{field}: {exc}") from None
 
 
-@post("/predict", status_code=200, tags=["inference"], summary="Classify one image")
+@post(
+    "/predict",
+    status_code=200,
+    tags=["inference"],
+    summary="Classify one image",
+    opt={"role": "predictor"},
+)
 async def predict(
     request: Request, data: JSONBody[PredictRequest], inference: Port[InferenceService]
 ) -> PredictResponse:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
 from api.deps import Port
+from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import (
     PromoteResponse,
     ReasonRequest,
@@ -17,6 +18,7 @@ from api.schemas import (
 from domain import names
 from domain.commands import PromoteModelVersion, RollbackModel
 from domain.handlers.registry import promote_model_version, register_model_version, rollback_model
+from domain.page_ports import RegistryPages
 from domain.ports import (
     ArtifactInspector,
     ArtifactStore,
@@ -29,6 +31,7 @@ from events.registry import ModelVersionPromoted, ModelVersionRolledBack
 from settings import Settings
 
 Queries = Port[RegistryReader]
+Pages = Port[RegistryPages]
 
 
 class RegistryController(Controller):
@@ -37,15 +40,33 @@ class RegistryController(Controller):
     path = "/models"
     tags = ["registry"]
 
-    @get("/", summary="Every model version (the original /models shape)")
-    async def list_models(self, queries: Queries) -> list[ModelSummary]:
-        """List all versions of all models."""
-        return await queries.list_models()
+    @get(
+        "/",
+        summary="Every model version (the original /models shape), a page at a time",
+        response_headers=NEXT_PAGE_HEADER,
+    )
+    async def list_models(
+        self, queries: Pages, settings: Port[Settings], limit: Limit = None, cursor: Cursor = None
+    ) -> Response[list[ModelSummary]]:
+        """List all versions of all models; more pages when X-Next-Cursor is set."""
+        return paged(*await queries.page_models(page_size(limit, settings), cursor))
 
-    @get("/{name:str}/versions", summary="One model's versions with metadata and metrics")
-    async def list_versions(self, queries: Queries, name: FromPath[str]) -> list[ModelVersionView]:
-        """List a model's versions."""
-        return await queries.list_versions(names.check_model_name(name))
+    @get(
+        "/{name:str}/versions",
+        summary="One model's versions with metadata and metrics, a page at a time",
+        response_headers=NEXT_PAGE_HEADER,
+    )
+    async def list_versions(
+        self,
+        queries: Pages,
+        settings: Port[Settings],
+        name: FromPath[str],
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[list[ModelVersionView]]:
+        """List a model's versions, oldest first."""
+        size = page_size(limit, settings)
+        return paged(*await queries.page_versions(names.check_model_name(name), size, cursor))
 
     @post("/{name:str}/versions", status_code=201, summary="Register a version")
     async def register(
@@ -134,7 +155,19 @@ class RegistryController(Controller):
             model_name=name, from_version=event.from_version, to_version=event.to_version
         )
 
-    @get("/{name:str}/history", summary="The audit trail, read from the event log")
-    async def history(self, queries: Queries, name: FromPath[str]) -> list[HistoryEntry]:
+    @get(
+        "/{name:str}/history",
+        summary="The audit trail, read from the event log, a page at a time",
+        response_headers=NEXT_PAGE_HEADER,
+    )
+    async def history(
+        self,
+        queries: Pages,
+        settings: Port[Settings],
+        name: FromPath[str],
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[list[HistoryEntry]]:
         """Every fact about the model, oldest first, with actor and time."""
-        return await queries.history(names.check_model_name(name))
+        size = page_size(limit, settings)
+        return paged(*await queries.page_history(names.check_model_name(name), size, cursor))

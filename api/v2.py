@@ -172,17 +172,17 @@ class V2Controller(Controller):
     path = "/v2"
     tags = ["open inference protocol v2"]
 
-    @get("/", summary="Server metadata")
+    @get("/", summary="Server metadata", opt={"role": "public"})
     async def server_metadata(self) -> ServerMetadata:
         """Name, version and extensions."""
         return ServerMetadata("inference-eval-platform", "0.1.0", [])
 
-    @get("/health/live", summary="Server liveness")
+    @get("/health/live", summary="Server liveness", opt={"role": "public"})
     async def live(self) -> Live:
         """The server is up."""
         return Live(True)
 
-    @get("/health/ready", summary="Server readiness")
+    @get("/health/ready", summary="Server readiness", opt={"role": "public"})
     async def ready(self, queries: Queries) -> Ready:
         """Ready when PostgreSQL answers (raises 503 otherwise)."""
         await queries.ping()
@@ -216,7 +216,12 @@ class V2Controller(Controller):
         model = await inference.resolve(names.check_model_name(name), names.check_version(version))
         return ModelReady(name, True, model.ref.model_version)
 
-    @post("/models/{name:str}/infer", status_code=200, summary="Infer with the prod version")
+    @post(
+        "/models/{name:str}/infer",
+        status_code=200,
+        summary="Infer with the prod version",
+        opt={"role": "predictor"},
+    )
     async def infer(
         self,
         request: Request,
@@ -231,6 +236,7 @@ class V2Controller(Controller):
         "/models/{name:str}/versions/{version:str}/infer",
         status_code=200,
         summary="Infer with a version",
+        opt={"role": "predictor"},
     )
     async def infer_version(
         self,

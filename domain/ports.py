@@ -15,6 +15,7 @@ from domain.gate_policy import GateOutcome
 from domain.gate_views import GatePage, GateView
 from domain.gates import GateState
 from domain.jobs import JobState
+from domain.key_ports import KeyStore
 from domain.registry import ModelState, VersionState
 from domain.views import HistoryEntry, JobView, ModelSummary, ModelVersionView
 from events.base import Event, EventMetadata, RecordedEvent
@@ -121,6 +122,7 @@ class UnitOfWork(Protocol):
 
     models: ModelStore
     jobs: JobStore
+    keys: KeyStore
     gates: GateStore
 
     async def mark_processed(self, group: str, event_id: Any) -> bool:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, select
+from datetime import datetime
+
+from sqlalchemy import Row, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import names
 from domain.errors import NotFound
 from domain.jobs import RUNNING
+from domain.pages import decode_cursor, page_of
 from domain.views import JobView, Progress
 from storage.errors import on_postgres
 from storage.tables import batch_jobs
@@ -65,6 +68,24 @@ class JobQueries:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         return [job_view(r) for r in rows]
+
+    @on_postgres
+    async def page(
+        self, model_name: str | None, status: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[JobView], str | None]:
+        """Newest jobs first, optionally filtered, a page at a time."""
+        j = batch_jobs.c
+        q = select(batch_jobs).order_by(j.created_at.desc(), j.job_id).limit(limit + 1)
+        if cursor:
+            at, job_id = decode_cursor(cursor, datetime, str)
+            q = q.where(or_(j.created_at < at, and_(j.created_at == at, j.job_id > job_id)))
+        if model_name:
+            q = q.where(j.model_name == model_name)
+        if status:
+            q = q.where(j.status == status)
+        async with self.engine.connect() as conn:
+            rows = [job_view(r) for r in await conn.execute(q)]
+        return page_of(rows, limit, lambda v: (v.created_at, v.job_id))
 
     @on_postgres
     async def running(self) -> list[str]:

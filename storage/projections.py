@@ -17,11 +17,14 @@ from domain.gate_views import gate_row
 from domain.gates import GateState
 from domain.gates import fold as fold_gate
 from domain.jobs import JobState, fold_job, job_row
+from domain.keys import ApiKeyState, fold_key, key_row
 from domain.registry import ModelState, VersionState, fold
+from events.keys import KEY_STREAM_PREFIX
 from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
 from storage import event_store
 from storage.tables import (
     PROJECTION_TABLES,
+    api_keys,
     batch_jobs,
     checkpoints,
     event_log,
@@ -33,6 +36,7 @@ from storage.tables import (
 REGISTRY_PROJECTION = "registry-projections"
 JOB_PROJECTION = "job-projections"
 GATE_PROJECTION = "gate-projections"
+KEY_PROJECTION = "key-projections"
 
 
 def version_row(v: VersionState) -> dict[str, Any]:
@@ -89,6 +93,17 @@ async def write_job_projection(conn: AsyncConnection, state: JobState) -> None:
     )
 
 
+async def write_key_projection(conn: AsyncConnection, state: ApiKeyState) -> None:
+    """Upsert the key's api_keys row."""
+    row = key_row(state)
+    stmt = insert(api_keys).values(row)
+    await conn.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["key_name"], set_={k: stmt.excluded[k] for k in row if k != "key_name"}
+        )
+    )
+
+
 async def write_gate_projection(conn: AsyncConnection, state: GateState) -> None:
     """Upsert the gate's gates row."""
     row = gate_row(state)
@@ -131,13 +146,19 @@ async def project_all(conn: AsyncConnection) -> int:
         await write_job_projection(
             conn, fold_job(stream_id.removeprefix(JOB_STREAM_PREFIX), history)
         )
+    key_streams = await event_store.stream_ids(conn, KEY_STREAM_PREFIX)
+    for stream_id in key_streams:
+        history = await event_store.load_stream(conn, stream_id)
+        await write_key_projection(
+            conn, fold_key(stream_id.removeprefix(KEY_STREAM_PREFIX), history)
+        )
     gate_streams = await event_store.stream_ids(conn, GATE_STREAM_PREFIX)
     for stream_id in gate_streams:
         history = await event_store.load_stream(conn, stream_id)
         await write_gate_projection(
             conn, fold_gate(stream_id.removeprefix(GATE_STREAM_PREFIX), history)
         )
-    return len(gate_streams) + len(streams) + len(job_streams)
+    return len(gate_streams) + len(streams) + len(job_streams) + len(key_streams)
 
 
 async def rebuild_projections(engine: AsyncEngine) -> int:
@@ -152,4 +173,5 @@ async def rebuild_projections(engine: AsyncEngine) -> int:
         await set_checkpoint(conn, REGISTRY_PROJECTION, last)
         await set_checkpoint(conn, JOB_PROJECTION, last)
         await set_checkpoint(conn, GATE_PROJECTION, last)
+        await set_checkpoint(conn, KEY_PROJECTION, last)
     return count

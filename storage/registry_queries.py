@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.errors import NotFound
+from domain.pages import decode_cursor, page_of
 from domain.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
 from events.streams import model_stream_id
 from storage import event_store
 from storage.errors import on_postgres
 from storage.gate_queries import gate_history
-from storage.tables import model_prod, model_versions
+from storage.tables import event_log, model_prod, model_versions
 
 
 class RegistryQueries:
@@ -110,6 +113,66 @@ class RegistryQueries:
         if not recorded:
             raise NotFound(f"unknown model {model_name!r}")
         return [history_entry(r) for r in sorted([*recorded, *gated], key=lambda r: r.position)]
+
+    @on_postgres
+    async def page_models(
+        self, limit: int, cursor: str | None
+    ) -> tuple[list[ModelSummary], str | None]:
+        """Every version of every model by name, newest first within a model, a page at a time."""
+        v = model_versions.c
+        q = select(v.model_name, v.model_version, v.status, v.created_at)
+        if cursor:
+            name, at, version = decode_cursor(cursor, str, datetime, str)
+            later = or_(v.created_at < at, and_(v.created_at == at, v.model_version > version))
+            q = q.where(or_(v.model_name > name, and_(v.model_name == name, later)))
+        q = q.order_by(v.model_name, v.created_at.desc(), v.model_version).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [ModelSummary(**r._asdict()) for r in await conn.execute(q)]
+        return page_of(rows, limit, lambda m: (m.model_name, m.created_at, m.model_version))
+
+    @on_postgres
+    async def page_versions(
+        self, model_name: str, limit: int, cursor: str | None
+    ) -> tuple[list[ModelVersionView], str | None]:
+        """One model's versions, oldest first, a page at a time; NotFound if unknown."""
+        v = model_versions.c
+        q = select(model_versions).where(v.model_name == model_name)
+        if cursor:
+            at, version = decode_cursor(cursor, datetime, str)
+            q = q.where(or_(v.created_at > at, and_(v.created_at == at, v.model_version > version)))
+        q = q.order_by(v.created_at, v.model_version).limit(limit + 1)
+        async with self.engine.connect() as conn:
+            rows = [_version_view(r._asdict()) for r in await conn.execute(q)]
+        if not rows and not cursor:
+            raise NotFound(f"unknown model {model_name!r}")
+        return page_of(rows, limit, lambda m: (m.created_at, m.model_version))
+
+    @on_postgres
+    async def page_history(
+        self, model_name: str, limit: int, cursor: str | None
+    ) -> tuple[list[HistoryEntry], str | None]:
+        """The model's trail (its gates' events merged in) by log position, a page at a time."""
+        after = decode_cursor(cursor, int)[0] if cursor else 0
+        stream = model_stream_id(model_name)
+        q = (
+            select(event_log)
+            .where(event_log.c.stream_id == stream, event_log.c.position > after)
+            .order_by(event_log.c.position)
+            .limit(limit + 1)
+        )
+        async with self.engine.connect() as conn:
+            own = [event_store.to_recorded(r) for r in await conn.execute(q)]
+            known = bool(own) or bool(
+                await conn.scalar(
+                    select(event_log.c.position).where(event_log.c.stream_id == stream).limit(1)
+                )
+            )
+            gated = [r for r in await gate_history(conn, model_name) if r.position > after]
+        if not known:
+            raise NotFound(f"unknown model {model_name!r}")
+        merged = sorted([*own, *gated], key=lambda r: r.position)[: limit + 1]
+        page, next_cursor = page_of(merged, limit, lambda r: (r.position,))
+        return [history_entry(r) for r in page], next_cursor
 
 
 def _version_view(row: dict) -> ModelVersionView:

@@ -138,6 +138,21 @@ processed = Table(
     Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
+# API keys by name: only the SHA-256 of a key is stored; a request finds its key by that hash.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_name", Text, primary_key=True),
+    Column("role", Text, nullable=False),
+    Column("key_hash", Text, nullable=False, unique=True),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+    Column("revoked_by", Text, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Regression gates, one row per gate stream (domain.gate_views.gate_row).
 gates = Table(
     "gates",
@@ -169,4 +184,4 @@ gates = Table(
     Index("ix_gates_baseline_job_id", "baseline_job_id"),
 )
 
-PROJECTION_TABLES = (model_versions, model_prod, batch_jobs, gates)
+PROJECTION_TABLES = (model_versions, model_prod, batch_jobs, api_keys, gates)

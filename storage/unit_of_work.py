@@ -13,6 +13,7 @@ from storage import event_store
 from storage.errors import postgres_error
 from storage.gates_repository import PostgresGateStore
 from storage.jobs_repository import PostgresJobStore
+from storage.keys_repository import PostgresKeyStore
 from storage.registry_repository import PostgresModelStore
 from storage.tables import processed
 
@@ -36,6 +37,7 @@ class PostgresUnitOfWork:
         self.models = PostgresModelStore(conn)
         self.jobs = PostgresJobStore(conn)
         self.gates = PostgresGateStore(conn)
+        self.keys = PostgresKeyStore(conn)
         self._conn = conn
         return self
 

@@ -1,0 +1,179 @@
+"""Who may call what: API keys with roles, checked by one Litestar guard, and a rate per key.
+
+Each route declares the role it needs in its ``opt`` (``opt={"role": "predictor"}``, on the
+handler or its controller). A route that declares nothing needs ``reader`` for GET and HEAD and
+``operator`` for any other method, so a new write endpoint is never open by accident.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import math
+import time
+from collections import OrderedDict
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    TooManyRequestsException,
+)
+from litestar.handlers import BaseRouteHandler
+
+from domain.key_ports import KeyReader
+from domain.keys import KeyIdentity, hash_key, role_allows
+from settings import Settings
+
+PUBLIC = "public"
+ANONYMOUS = "anonymous"
+HEADER = "x-api-key"
+# Documentation the framework serves: public like /health.
+PUBLIC_PREFIXES = ("/schema", "/asyncapi.json")
+MAX_CACHED = 10_000  # lookups kept per process; the oldest go first
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or 'localhost') only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def required_role(route_handler: BaseRouteHandler, method: str, path: str) -> str:
+    """The role a route needs: its declared ``opt['role']``, else by method (reads: reader)."""
+    declared = route_handler.opt.get("role")
+    if declared:
+        return declared
+    if path.startswith(PUBLIC_PREFIXES):
+        return PUBLIC
+    return "reader" if method in ("GET", "HEAD") else "operator"
+
+
+class TokenBuckets:
+    """One token bucket per caller, in this process: ``rate`` per second, up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int, max_callers: int = MAX_CACHED) -> None:
+        self.rate, self.burst, self.max_callers = rate, max(1, burst), max_callers
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def take(self, caller: str, now: float | None = None) -> float:
+        """Spend one token; 0 when allowed, else the seconds until a token is back."""
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(caller, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+        self._buckets[caller] = (tokens - 1 if tokens >= 1 else tokens, now)
+        if len(self._buckets) > self.max_callers:
+            self._buckets.popitem(last=False)  # the longest idle caller starts afresh
+        return wait
+
+
+class Access:
+    """Resolves a request's key to a name and role, with a short in-process cache."""
+
+    def __init__(self, settings: Settings, keys: KeyReader) -> None:
+        self.settings, self.keys = settings, keys
+        self.ttl = max(0.0, settings.key_cache_ttl_s)
+        self.buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+        # Bootstrap keys from API_KEYS, by hash, so every comparison is of equal-length digests.
+        self.bootstrap = [
+            (hash_key(key), KeyIdentity(key_name=name, role=role))
+            for key, (name, role) in settings.api_keys.items()
+        ]
+        self._cache: OrderedDict[str, tuple[float, KeyIdentity | None]] = OrderedDict()
+        self._any_active: tuple[float, bool] = (-math.inf, False)
+
+    def forget(self) -> None:
+        """Drop every cached lookup (after a key is created or revoked in this process)."""
+        self._cache.clear()
+        self._any_active = (-math.inf, False)
+
+    async def identify(self, secret: str) -> KeyIdentity | None:
+        """The key's owner and role, None for an unknown or revoked key."""
+        digest = hash_key(secret)
+        found = None
+        for known, identity in self.bootstrap:
+            # Compare with every bootstrap key, in constant time, without stopping at a match.
+            if hmac.compare_digest(digest, known):
+                found = identity
+        if found is not None:
+            return found
+        # Stored keys are found by their SHA-256 in a unique index: the timing of that lookup
+        # tells an attacker about the hash of their guess, which gives nothing about a key.
+        now = time.monotonic()
+        cached = self._cache.get(digest)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        identity = await self.keys.identify(digest)
+        self._cache[digest] = (now + self.ttl, identity)
+        self._cache.move_to_end(digest)
+        if len(self._cache) > MAX_CACHED:
+            self._cache.popitem(last=False)
+        return identity
+
+    async def keys_defined(self) -> bool:
+        """Whether any key exists (API_KEYS or an active stored key)."""
+        if self.bootstrap:
+            return True
+        until, value = self._any_active
+        if until > time.monotonic():
+            return value
+        value = await self.keys.any_active()
+        self._any_active = (time.monotonic() + self.ttl, value)
+        return value
+
+    def anonymous_allowed(self) -> bool:
+        """With no key defined: anonymous use on a loopback address, or anywhere if allowed."""
+        return self.settings.allow_anonymous or is_loopback(self.settings.host)
+
+    def limit(self, caller: str) -> None:
+        """429 with Retry-After when ``caller`` is over its rate."""
+        wait = self.buckets.take(caller)
+        if wait > 0:
+            raise TooManyRequestsException(
+                f"rate limit of {self.settings.rate_limit_per_s:g} requests/s "
+                f"(burst {self.settings.rate_limit_burst}) exceeded for {caller!r}",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+
+async def access_guard(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
+    """Authenticate the X-API-Key header and authorise the route's role (401, 403, 429)."""
+    need = required_role(route_handler, connection.scope["method"], connection.scope["path"])
+    if need == PUBLIC:
+        return
+    access: Access = connection.app.state.access
+    secret = connection.headers.get(HEADER)
+    address = connection.client.host if connection.client else "unknown"
+    if secret:
+        identity = await access.identify(secret)
+        if identity is None:
+            access.limit(f"invalid-key@{address}")  # bounds guessing as well as load
+            raise NotAuthorizedException("the X-API-Key header names no active key")
+        access.limit(identity.key_name)
+    elif await access.keys_defined():
+        if not (need == "reader" and access.settings.open_reads):
+            raise NotAuthorizedException(
+                "this endpoint needs an X-API-Key header (create one with `just create-key NAME ROLE`)"
+            )
+        access.limit(f"{ANONYMOUS}@{address}")
+        identity = KeyIdentity(key_name=ANONYMOUS, role="reader")
+    elif access.anonymous_allowed():
+        # No key defined yet: local development, with every role, as before keys existed.
+        identity = KeyIdentity(key_name=ANONYMOUS, role="admin")
+    else:
+        raise NotAuthorizedException(
+            "no API key is defined; create one with `just create-key NAME admin`"
+        )
+    if not role_allows(identity.role, need):
+        raise PermissionDeniedException(
+            f"key {identity.key_name!r} has role {identity.role!r}; this endpoint needs {need!r}"
+        )
+    connection.state.actor = identity.key_name
+    connection.state.role = identity.role

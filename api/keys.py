@@ -1,0 +1,109 @@
+"""Key management over HTTP (role admin): create a key (shown once), revoke one, list them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.params import FromPath, JSONBody
+
+from api.access import Access
+from api.auth import event_metadata
+from api.deps import Port
+from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
+from domain.handlers.keys import create_api_key, revoke_api_key
+from domain.key_ports import KeyReader
+from domain.keys import KeyView, check_key_name, key_view
+from domain.pages import decode_cursor, encode_cursor
+from domain.ports import UnitOfWorkFactory
+from events.keys import Role
+from settings import Settings
+
+KeyName = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", min_length=1, max_length=64)
+]
+Reason = Annotated[str, msgspec.Meta(max_length=1000)]
+
+
+class CreateKeyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /keys: who the key is for (the actor of its events) and its role."""
+
+    key_name: KeyName
+    role: Role
+    reason: Reason | None = None
+
+
+class CreatedKey(msgspec.Struct, frozen=True):
+    """The new key: shown this once, stored only as its SHA-256."""
+
+    key_name: str
+    role: str
+    key: str
+
+
+class RevokeKeyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An optional reason recorded with the revocation."""
+
+    reason: Reason | None = None
+
+
+class KeysController(Controller):
+    """API keys: every route here needs the admin role."""
+
+    path = "/keys"
+    tags = ["access"]
+    opt = {"role": "admin"}
+
+    @post("/", status_code=201, summary="Create a key (shown once)")
+    async def create(
+        self,
+        request: Request,
+        settings: Port[Settings],
+        uow: Port[UnitOfWorkFactory],
+        data: JSONBody[CreateKeyRequest],
+    ) -> CreatedKey:
+        """Record ApiKeyCreated with the key's SHA-256 and return the key; 409 if it exists."""
+        result = await create_api_key(
+            data.key_name, data.role, data.reason, event_metadata(request, settings), uow
+        )
+        _forget(request)
+        assert result.secret is not None
+        return CreatedKey(key_name=data.key_name, role=data.role, key=result.secret)
+
+    @delete("/{key_name:str}", status_code=200, summary="Revoke a key")
+    async def revoke(
+        self,
+        request: Request,
+        settings: Port[Settings],
+        uow: Port[UnitOfWorkFactory],
+        key_name: FromPath[str],
+        data: JSONBody[RevokeKeyRequest | None] = None,
+    ) -> KeyView:
+        """Record ApiKeyRevoked; other API processes stop taking it within KEY_CACHE_TTL_S."""
+        name = check_key_name(key_name)
+        reason = data.reason if data else None
+        result = await revoke_api_key(name, reason, event_metadata(request, settings), uow)
+        _forget(request)
+        return key_view(result.state)
+
+    @get("/", summary="Keys by name (never the keys themselves)", response_headers=NEXT_PAGE_HEADER)
+    async def list_keys(
+        self,
+        settings: Port[Settings],
+        keys: Port[KeyReader],
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[list[KeyView]]:
+        """Active and revoked keys with their roles and who created or revoked them."""
+        size = page_size(limit, settings)
+        after = decode_cursor(cursor, str)[0] if cursor else None
+        rows = await keys.list_keys(after, size + 1)
+        page = rows[:size]
+        return paged(page, encode_cursor(page[-1].key_name) if len(rows) > size else None)
+
+
+def _forget(request: Request) -> None:
+    """This process stops trusting its cached lookups at once (others within the TTL)."""
+    access: Access = request.app.state.access
+    access.forget()

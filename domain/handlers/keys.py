@@ -1,0 +1,79 @@
+"""API-key use cases: create (the key is returned once, only its hash is kept) and revoke."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+import msgspec
+
+from domain.handlers import in_transaction
+from domain.keys import (
+    ApiKeyState,
+    CreateApiKey,
+    KeyCommand,
+    RevokeApiKey,
+    check_key_name,
+    check_role,
+    decide_key,
+    hash_key,
+)
+from domain.ports import UnitOfWork, UnitOfWorkFactory
+from events.base import EventMetadata, RecordedEvent
+
+KEY_PREFIX = "iep_"  # recognisable in logs and by secret scanners
+
+
+def new_secret() -> str:
+    """A fresh key: 32 random bytes (256 bits) from the OS, URL-safe, with a recognisable prefix."""
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+class KeyResult(msgspec.Struct, kw_only=True):
+    """What a key command did; ``secret`` is the new key, shown once and never stored."""
+
+    state: ApiKeyState
+    recorded: list[RecordedEvent]
+    secret: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        """False when the command was a no-op repeat."""
+        return bool(self.recorded)
+
+
+async def _change_key(
+    command: KeyCommand, metadata: EventMetadata, uow: UnitOfWorkFactory
+) -> KeyResult:
+    async def work(tx: UnitOfWork) -> KeyResult:
+        state = await tx.keys.load(command.key_name)
+        events = decide_key(state, command)
+        recorded = await tx.keys.save(state, events, metadata) if events else []
+        return KeyResult(state=state, recorded=recorded)
+
+    return await in_transaction(uow, work, f"key {command.key_name!r}")
+
+
+async def create_api_key(
+    key_name: str,
+    role: str,
+    reason: str | None,
+    metadata: EventMetadata,
+    uow: UnitOfWorkFactory,
+    generate: Callable[[], str] = new_secret,
+) -> KeyResult:
+    """Issue a key to ``key_name``; the result carries the key, the log only its SHA-256."""
+    check_key_name(key_name)
+    check_role(role)
+    secret = generate()
+    cmd = CreateApiKey(key_name=key_name, role=role, key_hash=hash_key(secret), reason=reason)
+    result = await _change_key(cmd, metadata, uow)
+    result.secret = secret
+    return result
+
+
+async def revoke_api_key(
+    key_name: str, reason: str | None, metadata: EventMetadata, uow: UnitOfWorkFactory
+) -> KeyResult:
+    """Revoke ``key_name``'s key; revoking a revoked key changes nothing."""
+    return await _change_key(RevokeApiKey(key_name=key_name, reason=reason), metadata, uow)
