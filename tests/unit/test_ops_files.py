@@ -27,7 +27,7 @@ SERVICES = ("postgres", "redis", "migrate", "api", "worker", "prometheus", "graf
 APP_SERVICES = ("migrate", "api", "worker")
 LONG_RUNNING = ("postgres", "redis", "worker", "prometheus", "grafana")  # api: image HEALTHCHECK
 APP_ENV = {
-    "DATABASE_URL": "postgresql://postgres:postgres@postgres:5432/platform",
+    "DATABASE_URL": "postgresql://platform_app:platform_app@postgres:5432/platform",
     "REDIS_URL": "redis://redis:6379/0",
 }
 UNITS = {"reqps", "ops", "s", "short", "none"}
