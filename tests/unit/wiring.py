@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from domain.handlers.gate_evaluation import check_gate, on_job_finished, start_gate
+from domain.handlers.gates import request_gate
 from domain.handlers.jobs import (
     aggregate_batch_job,
     evaluate_shard,
@@ -13,9 +15,10 @@ from domain.handlers.jobs import (
 )
 from domain.handlers.registry import register_model_version
 from domain.jobs import PlanBatchJob
+from domain.ports import LatencyRun
 from events.base import Event, EventMetadata
 from events.registry import ModelVersionPromoted, ModelVersionRegistered
-from events.streams import job_stream_id, model_stream_id
+from events.streams import gate_stream_id, job_stream_id, model_stream_id
 from tests.unit.fakes import (
     FakeArtifactStore,
     FakeClock,
@@ -119,3 +122,93 @@ class JobPorts:
     def model_events(self, kind: type) -> list:
         """Committed events of model m of one type."""
         return [e for e in self.uow.db.events(model_stream_id("m")) if isinstance(e, kind)]
+
+
+class FakeLatencyMeter:
+    """PairedLatencyMeter with fixed per-batch timings (or an error to raise)."""
+
+    def __init__(self, baseline_ms: float = 10.0, candidate_ms: float = 10.0, batches: int = 20):
+        self.baseline_ms, self.candidate_ms, self.batches = baseline_ms, candidate_ms, batches
+        self.error: Exception | None = None
+        self.calls: list[tuple[str, str, str]] = []
+
+    async def measure(self, baseline, candidate, dataset_id: str) -> LatencyRun:
+        """The same timings every round, with a little alternating noise."""
+        self.calls.append((baseline.model_version, candidate.model_version, dataset_id))
+        if self.error is not None:
+            raise self.error
+        noise = [0.1 * (i % 3) for i in range(self.batches)]
+        return LatencyRun(
+            baseline_ms=[self.baseline_ms + n for n in noise],
+            candidate_ms=[self.candidate_ms + n for n in noise],
+            batch_size=64,
+            order="ABBA",
+        )
+
+
+class VersionedEvaluator(FakeShardEvaluator):
+    """FakeShardEvaluator whose wrong answers depend on the version evaluated."""
+
+    def __init__(self, wrong: dict[str, set[int]]) -> None:
+        super().__init__()
+        self.wrong_by_version = wrong
+
+    async def evaluate(self, version, dataset_id, start, stop, batch_size):
+        """Wrong on the version's indices."""
+        self.wrong = self.wrong_by_version.get(version.model_version, set())
+        return await super().evaluate(version, dataset_id, start, stop, batch_size)
+
+
+class GatePorts(JobPorts):
+    """The gate handlers' ports on fakes: model m has v1 (prod) and v2, n has v1 only."""
+
+    group = "gate-evaluation"
+
+    def __init__(self, wrong: dict[str, set[int]] | None = None) -> None:
+        super().__init__()
+        self.evaluator = VersionedEvaluator(wrong or {})
+        self.latency = FakeLatencyMeter()
+
+    async def request(self, candidate: str = "v2", baseline: str = "v1", **kw):
+        """Request a gate on model m (dataset mnist_250 unless told)."""
+        args = {"model_name": "m", "dataset_id": "mnist_250", **kw}
+        return await request_gate(
+            candidate_version=candidate, baseline_version=baseline, metadata=self.metadata,
+            uow=self.uow, datasets=self.datasets, **args,
+        )  # fmt: skip
+
+    async def start(self, gate_id: str):
+        """Deliver GateRequested to the gate-evaluation group."""
+        return await start_gate(
+            gate_id, metadata=self.metadata, uow=self.uow, datasets=self.datasets, shard_size=100
+        )
+
+    async def check(self, gate_id: str, event_id: uuid.UUID | None = None):
+        """Deliver GateEvaluationsRequested (or a job's end) for one gate."""
+        return await check_gate(
+            gate_id, group=self.group, event_id=event_id or uuid.uuid4(), metadata=self.metadata,
+            uow=self.uow, latency=self.latency,
+        )  # fmt: skip
+
+    async def job_finished(self, job_id: str, event_id: uuid.UUID | None = None):
+        """Deliver a job's completion event to the gate-evaluation group."""
+        return await on_job_finished(
+            job_id, group=self.group, event_id=event_id or uuid.uuid4(), metadata=self.metadata,
+            uow=self.uow, latency=self.latency,
+        )  # fmt: skip
+
+    async def run_job(self, job_id: str) -> None:
+        """Plan, run every shard and aggregate a submitted job, as the groups would."""
+        outcome = await self.plan(job_id)
+        for shard in range(outcome.state.planned_shards):
+            await self.shard(job_id, shard)
+        await self.aggregate(job_id)
+
+    async def gate(self, gate_id: str):
+        """The gate's committed state."""
+        async with self.uow() as tx:
+            return await tx.gates.load(gate_id)
+
+    def gate_events(self, gate_id: str) -> list:
+        """Committed events of one gate."""
+        return self.uow.db.events(gate_stream_id(gate_id))
