@@ -64,7 +64,7 @@ def stop_workers(procs: list[subprocess.Popen]) -> None:
 
 
 async def timed_job(
-    p, name: str, version: str, dataset: str, batch_size: int
+    p, name: str, version: str, dataset: str, batch_size: int, workers: list[subprocess.Popen]
 ) -> tuple[float, dict]:
     """Submit and wait; returns (seconds from submit to metrics recorded, metrics)."""
     from domain.handlers.jobs import submit_batch_job
@@ -80,6 +80,9 @@ async def timed_job(
         view = await p.job_queries.get(job.job_id)
         if view.status in ("succeeded", "failed", "cancelled"):
             break
+        dead = [w.returncode for w in workers if w.poll() is not None]
+        if dead:
+            raise SystemExit(f"error: a worker exited with code {dead[0]} during the benchmark")
         await asyncio.sleep(0.02)
     elapsed = time.perf_counter() - start
     if view.status != "succeeded":
@@ -109,9 +112,9 @@ async def main_async(args: argparse.Namespace) -> dict:
             procs = start_workers(workers, max(1, cores // workers))
             try:
                 # Warm-up: every worker loads the model and the dataset once, as a long-lived one has.
-                await timed_job(p, args.model_name, version, DATASET, args.batch_size)
+                await timed_job(p, args.model_name, version, DATASET, args.batch_size, procs)
                 seconds, metrics = await timed_job(
-                    p, args.model_name, version, DATASET, args.batch_size
+                    p, args.model_name, version, DATASET, args.batch_size, procs
                 )
             finally:
                 stop_workers(procs)
