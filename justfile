@@ -102,6 +102,18 @@ history NAME *ARGS:
     {{py}} -m cli history "{{NAME}}" {{ARGS}}
 
 # verify the event log's hash chain
+# create an API key for NAME with ROLE (reader < predictor < operator < admin): printed once, stored as its SHA-256
+create-key NAME ROLE *FLAGS:
+    {{py}} -m cli create-key "{{NAME}}" "{{ROLE}}" {{FLAGS}}
+
+# revoke NAME's API key (every API process refuses it within KEY_CACHE_TTL_S)
+revoke-key NAME *FLAGS:
+    {{py}} -m cli revoke-key "{{NAME}}" {{FLAGS}}
+
+# list API keys: names, roles, who created or revoked them (never the keys)
+keys:
+    {{py}} -m cli keys
+
 verify:
     {{py}} -m cli verify
 

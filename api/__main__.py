@@ -33,6 +33,12 @@ async def _preflight() -> None:
     platform = await bootstrap.build_platform(get_settings(), run_migrations=False)
     try:
         await platform.queries.ping()
+        from api.access import anonymous_refusal
+
+        refusal = await anonymous_refusal(get_settings(), platform.keys)
+        if refusal:  # one line, before anything listens
+            print(f"error: {refusal}", file=sys.stderr, flush=True)
+            sys.exit(2)
         try:
             await platform.ops.ping_redis()
         except ServiceUnavailable as exc:

@@ -143,6 +143,19 @@ class Access:
             )
 
 
+async def anonymous_refusal(settings: Settings, keys: KeyReader) -> str | None:
+    """Why the API must not start (no key, not loopback, not ALLOW_ANONYMOUS), or None."""
+    if settings.api_keys or settings.allow_anonymous or is_loopback(settings.host):
+        return None
+    if await keys.any_active():
+        return None
+    return (
+        f"no API key is defined, so the API serves only on a loopback address, not {settings.host}: "
+        "create a key with `just create-key NAME admin` (or set API_KEYS), or set "
+        "ALLOW_ANONYMOUS=1 to serve anonymous requests on purpose"
+    )
+
+
 async def access_guard(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
     """Authenticate the X-API-Key header and authorise the route's role (401, 403, 429)."""
     need = required_role(route_handler, connection.scope["method"], connection.scope["path"])

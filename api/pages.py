@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from litestar import Response
 from litestar.datastructures import ResponseHeader
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 from domain.pages import MAX_CURSOR_CHARS
 from settings import Settings
@@ -19,8 +19,7 @@ NEXT_CURSOR = "X-Next-Cursor"
 
 Limit = Annotated[
     int | None,
-    Parameter(
-        query="limit",
+    QueryParameter(
         ge=1,
         le=2**31 - 1,
         description="items per page; default DEFAULT_PAGE_SIZE, above MAX_PAGE_SIZE it is clamped",
@@ -28,8 +27,7 @@ Limit = Annotated[
 ]
 Cursor = Annotated[
     str | None,
-    Parameter(
-        query="cursor",
+    QueryParameter(
         min_length=1,
         max_length=MAX_CURSOR_CHARS,
         pattern=r"^[A-Za-z0-9_-]+$",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.keys import KeyIdentity, KeyView
@@ -28,8 +28,10 @@ class KeyQueries:
 
     @on_postgres
     async def any_active(self) -> bool:
-        """Whether any key is active."""
+        """Whether any key is active (a database not migrated yet has none)."""
         async with self.engine.connect() as conn:
+            if not await conn.scalar(select(func.to_regclass("api_keys"))):
+                return False
             return bool(await conn.scalar(select(exists().where(api_keys.c.active))))
 
     @on_postgres
