@@ -7,6 +7,7 @@ An entry whose digest differs is fetched whole and compared field by field.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -53,19 +54,27 @@ def event_streams() -> list[str]:
 async def _digests(
     redis: aioredis.Redis, stream: str, batch: int
 ) -> AsyncIterator[tuple[int, str, str]]:
-    """(position, entry id, digest) of every entry of a stream, oldest first."""
+    """(position, entry id, digest) of every entry of a stream, oldest first.
+
+    The next batch is asked for while this one is compared, so Redis works meanwhile.
+    """
     script = redis.register_script(_DIGESTS)
-    start = "-"
-    while True:
-        out = await script(keys=[stream], args=[start, batch])
-        lines = out.split(b"\n") if out else []
-        for line in lines:
-            entry_id, _, digest = line.partition(b" ")
-            yield int(entry_id.split(b"-")[0]), entry_id.decode(), digest.decode()
-        if len(lines) < batch:
-            return
-        ms, _, seq = lines[-1].partition(b" ")[0].decode().partition("-")
-        start = f"{ms}-{int(seq) + 1}"
+    pending: asyncio.Future | None = asyncio.ensure_future(script(keys=[stream], args=["-", batch]))
+    try:
+        while pending is not None:
+            out = await pending
+            pending = None
+            lines = out.split(b"\n") if out else []
+            if len(lines) == batch:
+                ms, _, seq = lines[-1].partition(b" ")[0].decode().partition("-")
+                after = f"{ms}-{int(seq) + 1}"
+                pending = asyncio.ensure_future(script(keys=[stream], args=[after, batch]))
+            for line in lines:
+                entry_id, _, digest = line.partition(b" ")
+                yield int(entry_id.split(b"-")[0]), entry_id.decode(), digest.decode()
+    finally:
+        if pending is not None:
+            await asyncio.gather(pending, return_exceptions=True)
 
 
 class _Cursor:
@@ -122,6 +131,7 @@ class StreamCheck:
             first = await self.redis.xrange(s, "-", "+", count=1)
             self._firsts[s] = int(first[0][0].split(b"-")[0]) if first else None
             self._cursors[s] = _Cursor(_digests(self.redis, s, self.batch))
+            await self._cursors[s].peek()  # every stream's first batch is then on its way
 
     async def _extras_before(self, stream: str, position: int) -> None:
         cursor = self._cursors[stream]
