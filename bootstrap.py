@@ -242,7 +242,7 @@ def build_stream_stats(platform: Platform):
     from redis.exceptions import RedisError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from observability.metrics import register_holder_gauges
+    from observability.metrics import instruments, register_holder_gauges
     from observability.supervisor import every
     from storage import log_stats, stream_admin
 
@@ -256,6 +256,8 @@ def build_stream_stats(platform: Platform):
         finally:
             stats.update(await log_stats.log_stats(platform.engine))
             holder["stats"] = stats
+            models = (labels["model_name"] for _, labels in stats["model_versions"])
+            instruments().expect_models(models)  # their first batch job then shows in rate()
 
     expected = (RedisError, SQLAlchemyError, OSError)
     return every(5.0, refresh, expected=expected, name="stream-stats")

@@ -20,8 +20,9 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.samples import Sample
 
-from observability.metrics import DECLARED, Declared, instruments, shows_empty
+from observability.metrics import DECLARED, EXPECTED, Declared, instruments, shows_empty
 
 
 def _empty(name: str, declared: Declared) -> Metric:
@@ -34,6 +35,20 @@ def _empty(name: str, declared: Declared) -> Metric:
     return GaugeMetricFamily(name, declared.description, value=0)
 
 
+def _add_expected(family: Metric, buckets: tuple[float, ...]) -> None:
+    """Zero-observation series for the expected label sets the family does not have yet."""
+    present = {
+        frozenset((k, v) for k, v in sample.labels.items() if k != "le")
+        for sample in family.samples
+    }
+    for labels in EXPECTED[family.name] - present:
+        base = dict(labels)
+        for bound in [*(f"{b}" for b in buckets), "+Inf"]:
+            family.samples.append(Sample(f"{family.name}_bucket", {**base, "le": bound}, 0.0))
+        family.samples.append(Sample(f"{family.name}_count", base, 0.0))
+        family.samples.append(Sample(f"{family.name}_sum", base, 0.0))
+
+
 class Exposition:
     """A prometheus_client collector: the OpenTelemetry reader's families plus empty ones."""
 
@@ -42,12 +57,18 @@ class Exposition:
         instruments()  # declares every instrument
         seen: set[str] = set()
         for family in REGISTRY.collect():
+            if family.name in EXPECTED and family.type == "histogram":
+                _add_expected(family, DECLARED[family.name].buckets)
             if family.samples:
                 seen.add(family.name)
                 yield family
         for name, declared in sorted(DECLARED.items()):
             if name not in seen and shows_empty(declared):
-                yield _empty(name, declared)
+                family = _empty(name, declared)
+                if EXPECTED.get(name):  # the expected label sets instead of an unlabeled one
+                    family.samples.clear()
+                    _add_expected(family, declared.buckets)
+                yield family
 
 
 EXPOSITION = Exposition()

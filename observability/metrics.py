@@ -39,6 +39,10 @@ class Declared:
 
 
 DECLARED: dict[str, Declared] = {}
+# Histogram label sets shown with zero observations until recorded: Prometheus sees no increase
+# in a series that is born with its first observation, so a rare event (a model's first batch
+# job) would never reach a rate() panel. name -> label sets.
+EXPECTED: dict[str, set[frozenset[tuple[str, str]]]] = {}
 API, WORKER = frozenset({"api"}), frozenset({"worker"})
 _role: list[str] = []
 
@@ -157,6 +161,12 @@ class Instruments:
     def record_gate_verdict(self, result: str) -> None:
         """One gate verdict; ``result`` is one of GATE_RESULTS (anything else counts as error)."""
         self.gate_verdicts.add(1, {"result": result if result in GATE_RESULTS else "error"})
+
+    def expect_models(self, model_names) -> None:
+        """Show an empty batch_job_duration_seconds series for each registered model."""
+        EXPECTED["batch_job_duration_seconds"] = {
+            frozenset({("model_name", name)}) for name in model_names
+        }
 
     def touch(self) -> None:
         """Create the series whose label values are known in advance, at zero."""

@@ -21,6 +21,10 @@ _HEAD_AND_LAG = text(
           WHERE position > (SELECT position FROM published) ORDER BY position LIMIT 1) AS lag_s
     """
 )
+_VERSIONS = text(
+    "SELECT model_name, count(*) AS versions FROM model_versions GROUP BY model_name "
+    "ORDER BY model_name"
+)
 _PROD = text(
     "SELECT model_name, model_version FROM model_prod WHERE model_version IS NOT NULL "
     "ORDER BY model_name"
@@ -31,14 +35,16 @@ GAUGES = {
     "relay_lag_positions": "Events committed to the log but not yet published to Redis Streams",
     "relay_lag_seconds": "Age of the oldest event the relay has not yet published (0: none)",
     "model_prod_version": "1 for the version of each model that is in prod (an info gauge)",
+    "model_versions": "Versions registered per model",
 }
 
 
 async def log_stats(engine: AsyncEngine) -> dict[str, Samples]:
-    """Head position, relay lag in positions and seconds, and the prod version of each model."""
+    """Head position, relay lag in positions and seconds, prod versions, versions per model."""
     async with engine.connect() as conn:
         row = (await conn.execute(_HEAD_AND_LAG, {"relay": RELAY_CHECKPOINT})).one()
         prods = (await conn.execute(_PROD)).all()
+        versions = (await conn.execute(_VERSIONS)).all()
     head, published = int(row.head), int(row.published)
     return {
         "event_log_head_position": [(float(head), {})],
@@ -47,4 +53,5 @@ async def log_stats(engine: AsyncEngine) -> dict[str, Samples]:
         "model_prod_version": [
             (1.0, {"model_name": name, "model_version": version}) for name, version in prods
         ],
+        "model_versions": [(float(n), {"model_name": name}) for name, n in versions],
     }
