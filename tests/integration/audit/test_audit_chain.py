@@ -16,7 +16,7 @@ from domain.integrity import GENESIS, row_hash
 from events.base import EventMetadata
 from storage import event_store
 from storage.tables import event_log
-from tests.integration.audit.support import lifecycle, publish, tamper
+from tests.integration.audit.support import cli, lifecycle, publish, tamper
 
 pytestmark = pytest.mark.anyio
 TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -79,6 +79,10 @@ async def test_hmac_rows_verify_only_with_the_key_and_a_rewrite_shows(private, h
     event_store._hmac_override[:] = [None]
     keyless = await private.audit.audit()
     assert "set AUDIT_HMAC_KEY" in keyless.findings[0].problem
+    # The CLI takes the key from the environment, as the platform's processes do.
+    assert cli(private, "audit", AUDIT_HMAC_KEY=hmac_key.decode()).returncode == 0
+    done = cli(private, "audit", AUDIT_HMAC_KEY="")
+    assert done.returncode == 4 and "first bad position 1" in done.stderr
     # Someone with owner rights but no key rewrites row 3 and re-chains the rest with SHA-256.
     rows = await _rows(private)
     prev = bytes(rows[1].hash)
