@@ -1,0 +1,86 @@
+"""The observability package without servers: exposition, trace context, log ids, targets."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import structlog
+from opentelemetry import trace
+
+from observability import exposition, prometheus, tracing
+from observability.logging import add_trace_ids
+from observability.metrics import DECLARED, EXPECTED, instruments
+
+
+def _lines(name: str) -> list[str]:
+    text = exposition.render_prometheus()[0].decode()
+    return [line for line in text.splitlines() if line.startswith(name)]
+
+
+def test_a_declared_histogram_without_samples_is_an_empty_series() -> None:
+    instruments()
+    assert DECLARED["queue_wait_seconds"].kind == "histogram"
+    lines = _lines("queue_wait_seconds")
+    assert any(line.startswith("queue_wait_seconds_count") for line in lines), lines
+    assert any('le="+Inf"' in line for line in lines)
+
+
+def test_expected_model_series_stay_until_recorded_and_then_count() -> None:
+    inst = instruments()
+    inst.expect_models(["unit-a", "unit-b"])
+    try:
+        inst.batch_job_duration.record(2.0, {"model_name": "unit-a"})
+        counts = {
+            line.split("{")[1].split("}")[0]: float(line.split()[-1])
+            for line in _lines("batch_job_duration_seconds_count")
+        }
+        assert counts['model_name="unit-a"'] >= 1.0
+        assert counts['model_name="unit-b"'] == 0.0  # shown empty, not absent
+    finally:
+        EXPECTED.pop("batch_job_duration_seconds", None)
+
+
+def test_gate_verdicts_exist_at_zero_for_every_result() -> None:
+    instruments().record_gate_verdict("not-a-result")  # counted as an error, no new series
+    lines = _lines("gate_verdicts_total")
+    assert {line.split('"')[1] for line in lines} == {"pass", "fail", "error"}
+
+
+def test_traceparent_round_trip_and_log_ids() -> None:
+    tracing.configure_tracing("unit")
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert tracing.context_from("garbage") is None
+    with tracing.tracer().start_as_current_span("child", context=tracing.context_from(parent)):
+        assert tracing.current_trace_id() == "0af7651916cd43dd8448eb211c80319c"
+        child = tracing.current_traceparent()
+        assert child.split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+        assert child.split("-")[2] != "b7ad6b7169203331"  # the child's own span id
+        with structlog.contextvars.bound_contextvars(correlation_id="c-1"):
+            event = add_trace_ids(None, "info", {"correlation_id": "c-1"})
+        assert event["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert not trace.get_current_span().get_span_context().is_valid
+    assert add_trace_ids(None, "info", {}) == {"trace_id": None, "correlation_id": None}
+
+
+def test_targets_are_announced_withdrawn_and_pruned(tmp_path) -> None:
+    path = exposition.announce_target(tmp_path, "platform-worker", "127.0.0.1:9")
+    (entry,) = json.loads(path.read_text())
+    assert entry == {
+        "targets": ["127.0.0.1:9"],
+        "labels": {"job": "platform-worker", "pid": str(os.getpid())},
+    }
+    dead = tmp_path / "platform-worker-x-999999999.json"
+    dead.write_text(json.dumps([{"targets": ["x:1"], "labels": {"pid": "999999999"}}]))
+    assert prometheus.prune_targets(tmp_path) == [dead]
+    assert path.exists()  # this process is alive
+    exposition.withdraw_target(path)
+    assert not path.exists()
+    assert exposition.scrape_address("0.0.0.0", 9100) == "127.0.0.1:9100"  # noqa: S104
+
+
+def test_generated_prometheus_config_reads_the_target_files(tmp_path) -> None:
+    config = json.loads(prometheus.write_config(tmp_path / "p.yml", tmp_path / "t", 1).read_text())
+    (job,) = config["scrape_configs"]
+    assert job["file_sd_configs"][0]["files"] == [str(tmp_path / "t" / "*.json")]
+    assert config["global"]["scrape_interval"] == "1000ms"
