@@ -73,9 +73,10 @@ serve:
 register NAME VERSION ARTIFACT:
     {{py}} -m cli register "{{NAME}}" "{{VERSION}}" "{{ARTIFACT}}"
 
-# promote NAME VERSION to prod
-promote NAME VERSION:
-    {{py}} -m cli promote "{{NAME}}" "{{VERSION}}"
+# promote NAME VERSION to prod; past a required gate: --force --reason "why"
+[positional-arguments]
+promote NAME VERSION *FLAGS:
+    {{py}} -m cli promote "$@"
 
 # roll NAME back to the version that was prod before the current one
 rollback NAME:
@@ -187,7 +188,7 @@ bench-predict *ARGS:
 monitor: _install-prometheus
     {{py}} -m cli.monitor
 
-# run a worker: the batch-inference and metric-aggregation consumer groups (run as many as you like)
+# run a worker: the batch-inference, metric-aggregation and gate-evaluation consumer groups (run as many as you like)
 worker:
     {{py}} -m consumers
 
@@ -198,6 +199,20 @@ batch NAME DATASET VERSION="":
 # the original target: evaluate the prod mnist_cnn on fashion_mnist_1000
 run-batch NAME="mnist_cnn" DATASET="fashion_mnist_1000":
     {{py}} -m cli batch "{{NAME}}" "{{DATASET}}"
+
+# gate CANDIDATE against BASELINE of NAME through the gate-evaluation group: [--dataset ID] [--json]; exit 0 PASS, 1 FAIL
+[positional-arguments]
+gate NAME CANDIDATE BASELINE *FLAGS:
+    {{py}} -m cli gate "$@"
+
+# the original target: gate NAME's prod version against itself, which must PASS (delta 0, p-value 1)
+gate-demo NAME="mnist_cnn":
+    {{py}} -m cli gate-demo "{{NAME}}"
+
+# show NAME's gate policy, or change it: --require-gate --auto-promote --no-auto-gate --max-accuracy-drop 0.01 --max-p95-latency-increase 0.1 --require-not-significant --alpha 0.05 --max-gate-age-s 86400 --reason "why"
+[positional-arguments]
+gate-policy NAME *FLAGS:
+    {{py}} -m cli gate-policy "$@"
 
 # benchmark: the batch pipeline with 1 and 2 workers vs the bare loop over fashion_mnist_10000
 bench-batch *ARGS:

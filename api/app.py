@@ -17,6 +17,7 @@ from api.access import Access, access_guard
 from api.audit import AuditController, asyncapi
 from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
+from api.gates import GateController, ModelGatesController
 from api.hot_swap import ProdFollower
 from api.inference import predict
 from api.keys import KeysController
@@ -39,7 +40,7 @@ VERSION = "0.1.0"
 # What controllers may ask for by name: each a field built once in bootstrap.
 PORTS = (
     "settings", "uow", "registration_lock", "artifacts", "inspector", "datasets", "queries",
-    "job_queries", "audit", "keys",
+    "job_queries", "audit", "keys", "gate_queries", "clock",
 )  # fmt: skip
 
 
@@ -133,6 +134,8 @@ def create_app(
             LifecycleController,
             V2Controller,
             BatchController,
+            GateController,
+            ModelGatesController,
             AuditController,
             KeysController,
             asyncapi,

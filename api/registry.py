@@ -7,6 +7,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
 from api.deps import Port
+from api.gates import PromoteRequest
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import (
     PromoteResponse,
@@ -22,6 +23,7 @@ from domain.page_ports import RegistryPages
 from domain.ports import (
     ArtifactInspector,
     ArtifactStore,
+    Clock,
     RegistrationLock,
     RegistryReader,
     UnitOfWorkFactory,
@@ -110,18 +112,23 @@ class RegistryController(Controller):
         request: Request,
         settings: Port[Settings],
         uow: Port[UnitOfWorkFactory],
+        clock: Port[Clock],
         name: FromPath[str],
         version: FromPath[str],
-        data: JSONBody[ReasonRequest | None] = None,
+        data: JSONBody[PromoteRequest | None] = None,
     ) -> PromoteResponse:
-        """Make a version prod, demoting the current prod."""
+        """Make a version prod, demoting the current prod (409 when a required gate is missing).
+
+        ``{"force": true, "reason": "..."}`` overrides a required gate; both are recorded.
+        """
         meta = event_metadata(request, settings)
         cmd = PromoteModelVersion(
             model_name=names.check_model_name(name),
             model_version=names.check_version(version),
             reason=data.reason if data else None,
+            force=data.force if data else False,
         )
-        result = await promote_model_version(cmd, meta, uow)
+        result = await promote_model_version(cmd, meta, uow, clock)
         previous = None
         for r in result.recorded:
             if isinstance(r.event, ModelVersionPromoted):

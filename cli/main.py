@@ -11,7 +11,14 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from cli import audit_commands, batch_commands, demo, ml_commands, registry_commands
+from cli import (
+    audit_commands,
+    batch_commands,
+    demo,
+    gate_commands,
+    ml_commands,
+    registry_commands,
+)
 from cli.output import fail
 from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
@@ -56,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", help="make a version prod")
     named(p, "model_name", "model_version")
     p.add_argument("--reason")
+    p.add_argument("--force", action="store_true", help="override a required gate (needs --reason)")
     p = sub.add_parser("rollback", help="restore the previous prod version")
     named(p, "model_name")
     p.add_argument("--reason")
@@ -99,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("servers", help="start the embedded servers and print their URLs")
     sub.add_parser("down", help="stop the embedded servers")
     audit_commands.add_parsers(sub)
+    gate_commands.add_parsers(sub)
     return parser
 
 
@@ -121,6 +130,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "relay": registry_commands.relay,
     "servers": registry_commands.servers,
     **audit_commands.COMMANDS,
+    **gate_commands.COMMANDS,
 }
 
 

@@ -27,7 +27,7 @@ from domain.handlers.registry import (
     tag_model_version,
 )
 from events.base import EventMetadata
-from events.registry import ModelVersionRolledBack
+from events.registry import ModelVersionPromoted, ModelVersionRolledBack
 
 log = structlog.get_logger("cli")
 Values = dict[str, str | None]
@@ -96,15 +96,22 @@ async def register(args: argparse.Namespace, values: Values, meta: EventMetadata
 async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Promote NAME VERSION to prod."""
     name, version = need(values, "model_name", "model_version")
-    cmd = PromoteModelVersion(model_name=name, model_version=version, reason=args.reason)
+    force = getattr(args, "force", False)
+    cmd = PromoteModelVersion(
+        model_name=name, model_version=version, reason=args.reason, force=force
+    )
     async with platform() as p:
-        result = await promote_model_version(cmd, meta, p.uow)
+        result = await promote_model_version(cmd, meta, p.uow, p.clock)
         await _publish(p)
     if not result.changed:
         console.print(f"{name} {version} is already prod")
-    else:
-        prev = result.recorded[0].event.previous_prod  # type: ignore[attr-defined]
-        console.print(f"promoted {name} {version} to prod" + (f" (demoted {prev})" if prev else ""))
+        return 0
+    e = result.recorded[0].event
+    assert isinstance(e, ModelVersionPromoted)
+    prev = f" (demoted {e.previous_prod})" if e.previous_prod else ""
+    how = f", forced by {meta.actor}: {e.force_reason}" if e.forced else ""
+    gate = f", cleared by gate {e.gate_id}" if e.gate_id else ""
+    console.print(f"promoted {name} {version} to prod{prev}{gate}{how}", highlight=False)
     return 0
 
 

@@ -1,19 +1,14 @@
-"""Read models of gates: the projection row a gate's state becomes, its API shape, page cursors."""
+"""Read models of gates: the projection row a gate's state becomes, and its API shape."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from domain.errors import InvalidInput
 from domain.gates import GateState
 from events.gates import AccuracyFigures, GateCheck, GateThresholds, LatencyFigures
-
-MAX_PAGE = 200
 
 
 class GateView(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,13 +34,6 @@ class GateView(msgspec.Struct, frozen=True, kw_only=True):
     candidate_job_id: str | None = None
     baseline_job_id: str | None = None
     submitted: list[str] = []
-
-
-class GatePage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of a model's gates, newest first; ask again with ``cursor=next_cursor``."""
-
-    gates: list[GateView]
-    next_cursor: str | None = None
 
 
 def gate_row(state: GateState) -> dict[str, Any]:
@@ -76,31 +64,5 @@ def gate_row(state: GateState) -> dict[str, Any]:
 
 def gate_view(row: dict[str, Any]) -> GateView:
     """A projection row as the API shows it."""
-    return msgspec.convert(row, GateView, from_attributes=False, strict=False)
-
-
-def encode_cursor(requested_at: datetime, gate_id: str) -> str:
-    """An opaque cursor naming the last gate of a page (time and id break ties)."""
-    raw = f"{requested_at.isoformat()}|{gate_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The (requested_at, gate_id) a cursor names; InvalidInput for anything else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        at, sep, gate_id = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
-        if not sep or not gate_id:
-            raise ValueError(cursor)
-        return datetime.fromisoformat(at), gate_id
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidInput(
-            f"invalid cursor {cursor[:80]!r}: pass the next_cursor of the previous page"
-        ) from None
-
-
-def check_limit(limit: int) -> int:
-    """Page sizes are 1..MAX_PAGE."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be an integer between 1 and {MAX_PAGE}, got {limit!r}")
-    return limit
+    # Keys as plain str: a driver's row may name columns with str subclasses msgspec refuses.
+    return msgspec.convert({str(k): v for k, v in row.items()}, GateView, strict=False)

@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self
 import msgspec
 
 from domain.gate_policy import GateOutcome
-from domain.gate_views import GatePage, GateView
+from domain.gate_views import GateView
 from domain.gates import GateState
 from domain.jobs import JobState
 from domain.key_ports import KeyStore
@@ -292,7 +292,9 @@ class GateReader(Protocol):
         """One gate; NotFound if unknown."""
         ...
 
-    async def list_for_model(self, model_name: str, limit: int, cursor: str | None) -> GatePage:
-        """A model's gates, newest first, a page at a time (``cursor`` from the last page)."""
+    async def page_for_model(
+        self, model_name: str, limit: int, cursor: str | None
+    ) -> tuple[list[GateView], str | None]:
+        """A model's gates, newest first, a page at a time, and the next page's cursor."""
         ...
 

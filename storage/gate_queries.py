@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound
-from domain.gate_views import (
-    GatePage,
-    GateView,
-    check_limit,
-    decode_cursor,
-    encode_cursor,
-    gate_view,
-)
+from domain.gate_views import GateView, gate_view
 from domain.gates import check_gate_id
+from domain.pages import decode_cursor, page_of
 from events.base import RecordedEvent
 from events.streams import gate_stream_id
 from storage import event_store
@@ -39,27 +35,24 @@ class GateQueries:
         return gate_view(row._asdict())
 
     @on_postgres
-    async def list_for_model(self, model_name: str, limit: int, cursor: str | None) -> GatePage:
-        """A model's gates, newest first; NotFound for an unknown model."""
-        check_limit(limit)
+    async def page_for_model(
+        self, model_name: str, limit: int, cursor: str | None
+    ) -> tuple[list[GateView], str | None]:
+        """A model's gates, newest first, a page at a time; NotFound for an unknown model."""
         q = select(gates).where(gates.c.model_name == model_name)
         if cursor:
-            at, gate_id = decode_cursor(cursor)
+            at, gate_id = decode_cursor(cursor, datetime, str)
             q = q.where(tuple_(gates.c.requested_at, gates.c.gate_id) < tuple_(at, gate_id))
         q = q.order_by(gates.c.requested_at.desc(), gates.c.gate_id.desc()).limit(limit + 1)
         async with self.engine.connect() as conn:
-            rows = [r._asdict() for r in (await conn.execute(q)).all()]
-            if not rows:
+            rows = [gate_view(r._asdict()) for r in (await conn.execute(q)).all()]
+            if not rows and not cursor:
                 known = await conn.scalar(
                     select(model_prod.c.model_name).where(model_prod.c.model_name == model_name)
                 )
                 if known is None:
                     raise NotFound(f"unknown model {model_name!r}")
-        page = [gate_view(r) for r in rows[:limit]]
-        last = page[-1] if len(rows) > limit else None
-        return GatePage(
-            gates=page, next_cursor=encode_cursor(last.requested_at, last.gate_id) if last else None
-        )
+        return page_of(rows, limit, lambda g: (g.requested_at, g.gate_id))
 
 
 async def gate_history(conn: AsyncConnection, model_name: str) -> list[RecordedEvent]:

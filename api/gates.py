@@ -1,0 +1,164 @@
+"""Gate endpoints: request a gate, read one, page a model's gates, read and set its gate policy."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from litestar.params import FromPath, JSONBody
+
+from api.auth import event_metadata
+from api.deps import Port
+from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
+from domain import names
+from domain.gate_views import GateView
+from domain.handlers.gates import gate_policy, request_gate, set_gate_policy
+from domain.ports import DatasetCatalog, GateReader, UnitOfWorkFactory
+from events.gates import GatePolicy, GateThresholds
+from settings import Settings
+
+Uow = Port[UnitOfWorkFactory]
+Config = Port[Settings]
+
+
+class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST /gates: compare a candidate with a baseline (on a dataset both were evaluated on)."""
+
+    model_name: str
+    candidate_version: str
+    baseline_version: str
+    dataset_id: str | None = None
+    reason: str | None = None
+
+
+class GateAccepted(msgspec.Struct, frozen=True):
+    """202: the gate id to follow with GET /gates/{gate_id}."""
+
+    gate_id: str
+    status: str
+    model_name: str
+    candidate_version: str
+    baseline_version: str
+    dataset_id: str
+
+
+class ThresholdsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Per-model thresholds; omitted fields take the defaults."""
+
+    max_accuracy_drop: float = 0.01
+    max_p95_latency_increase: float = 0.10
+    require_not_significant: bool = False
+    alpha: float = 0.05
+
+
+class PolicyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """PUT /models/{name}/gate-policy: the whole policy (omitted fields take the defaults)."""
+
+    thresholds: ThresholdsRequest = ThresholdsRequest()
+    require_gate: bool = False
+    max_gate_age_s: int = 86400
+    auto_gate: bool = True
+    auto_promote: bool = False
+    reason: str | None = None
+
+    def policy(self) -> GatePolicy:
+        """The policy this request sets."""
+        t = GateThresholds(**msgspec.structs.asdict(self.thresholds))
+        fields = msgspec.structs.asdict(self)
+        fields.pop("reason")
+        fields.pop("thresholds")
+        return GatePolicy(thresholds=t, **fields)
+
+
+class PolicyResponse(msgspec.Struct, frozen=True):
+    """A model's gate policy; ``changed`` is false when the PUT repeated the current one."""
+
+    model_name: str
+    policy: GatePolicy
+    changed: bool = False
+
+
+class PromoteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST .../promote: ``force`` overrides a required gate and needs a ``reason``."""
+
+    reason: str | None = None
+    force: bool = False
+
+
+class GateController(Controller):
+    """Regression gates, evaluated by the gate-evaluation consumer group."""
+
+    path = "/gates"
+    tags = ["gates"]
+
+    @post("/", status_code=202, summary="Request a gate: candidate vs baseline on one dataset")
+    async def request(
+        self,
+        request: Request,
+        settings: Config,
+        uow: Uow,
+        datasets: Port[DatasetCatalog],
+        data: JSONBody[GateRequest],
+    ) -> GateAccepted:
+        """Record GateRequested; the gate-evaluation group evaluates it."""
+        gate = await request_gate(
+            model_name=data.model_name, candidate_version=data.candidate_version,
+            baseline_version=data.baseline_version, dataset_id=data.dataset_id,
+            reason=data.reason, metadata=event_metadata(request, settings), uow=uow,
+            datasets=datasets,
+        )  # fmt: skip
+        return GateAccepted(
+            gate_id=gate.gate_id, status=gate.status or "requested", model_name=gate.model_name,
+            candidate_version=gate.candidate_version, baseline_version=gate.baseline_version,
+            dataset_id=gate.dataset_id,
+        )  # fmt: skip
+
+    @get("/{gate_id:str}", summary="A gate: its status, and the verdict with every check")
+    async def get_gate(self, gate_queries: Port[GateReader], gate_id: FromPath[str]) -> GateView:
+        """Follow a gate until its status is passed, failed or errored."""
+        return await gate_queries.get(gate_id)
+
+
+class ModelGatesController(Controller):
+    """A model's gates and gate policy."""
+
+    path = "/models/{name:str}"
+    tags = ["gates"]
+
+    @get(
+        "/gates",
+        summary="A model's gates, newest first, a page at a time",
+        response_headers=NEXT_PAGE_HEADER,
+    )
+    async def list_gates(
+        self,
+        gate_queries: Port[GateReader],
+        settings: Config,
+        name: FromPath[str],
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Response[list[GateView]]:
+        """More pages when the X-Next-Cursor header is set (pass it as ``cursor``)."""
+        size = page_size(limit, settings)
+        return paged(*await gate_queries.page_for_model(names.check_model_name(name), size, cursor))
+
+    @get("/gate-policy", summary="A model's gate policy")
+    async def get_policy(self, uow: Uow, name: FromPath[str]) -> PolicyResponse:
+        """Thresholds, required and automatic gates."""
+        return PolicyResponse(model_name=name, policy=await gate_policy(name, uow))
+
+    # Loosening a policy (require_gate off) weakens every later promotion: admins only.
+    @put(
+        "/gate-policy", status_code=200, summary="Set a model's gate policy", opt={"role": "admin"}
+    )
+    async def set_policy(
+        self,
+        request: Request,
+        settings: Config,
+        uow: Uow,
+        name: FromPath[str],
+        data: JSONBody[PolicyRequest],
+    ) -> PolicyResponse:
+        """Record GatePolicySet on the model's stream (in its history)."""
+        meta = event_metadata(request, settings)
+        result = await set_gate_policy(name, data.policy(), data.reason, meta, uow)
+        return PolicyResponse(model_name=name, policy=result.state.policy, changed=result.changed)

@@ -1,0 +1,115 @@
+"""How a gate looks in the terminal: the verdict table with each check, the policy, progress."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from domain.gate_views import GateView
+from domain.views import JobView
+from events.gates import GateCheck, GatePolicy
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.2f}%"
+
+
+def _pts(x: float) -> str:
+    return f"{x * 100:+.2f} pts"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def check_row(c: GateCheck) -> list[str]:
+    """One check as table cells: figures in the unit the check is judged in."""
+    verdict = f"[bold green]{c.verdict}[/]" if c.verdict == "PASS" else f"[bold red]{c.verdict}[/]"
+    interval = ""
+    if c.name == "p95_latency":
+        if c.ci_low is not None and c.ci_high is not None:
+            interval = f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]"
+        figures = [f"{c.baseline:.2f} ms", f"{c.candidate:.2f} ms", f"{c.delta:+.1%}"]
+        return [c.name, *figures, f"<= +{c.threshold:.0%}", "", interval, verdict]
+    if c.ci_low is not None and c.ci_high is not None:
+        interval = f"[{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] pts"
+    limit = f"p >= {c.threshold:g} if a drop" if c.name == "accuracy_significance" else (
+        f">= {c.threshold * 100:+.2f} pts"
+    )  # fmt: skip
+    return [c.name, _pct(c.baseline), _pct(c.candidate), _pts(c.delta), limit, _p(c.p_value),
+            interval, verdict]  # fmt: skip
+
+
+def verdict_table(g: GateView) -> Table:
+    """The verdict: one row per check, with the figures behind it."""
+    title = (
+        f"gate {g.gate_id[:8]}: {g.model_name} {g.candidate_version} (candidate) vs "
+        f"{g.baseline_version} (baseline) on {g.dataset_id}: {g.verdict or g.status.upper()}"
+    )
+    table = Table(title=title)
+    for col in ("check", "baseline", "candidate", "delta", "threshold", "p-value", "95% interval",
+                "verdict"):  # fmt: skip
+        table.add_column(col, justify="left" if col == "check" else "right")
+    for c in g.checks:
+        table.add_row(*check_row(c))
+    return table
+
+
+def verdict_notes(g: GateView) -> list[str]:
+    """The lines under the table: the paired counts and the latency run."""
+    notes = []
+    if g.accuracy is not None:
+        a = g.accuracy
+        notes.append(
+            f"paired accuracy on {a.images:,} images: both right or both wrong on "
+            f"{a.images - a.only_baseline_correct - a.only_candidate_correct:,}, only the candidate "
+            f"right on {a.only_candidate_correct:,}, only the baseline right on "
+            f"{a.only_baseline_correct:,} (McNemar exact test, Newcombe 95% interval)"
+        )
+    if g.latency is not None:
+        lat = g.latency
+        notes.append(
+            f"paired latency: {lat.batches} batches of {lat.batch_size} images, the two versions "
+            f"alternated {lat.order} on the same batches; p95 ratio {lat.ratio:.3f} "
+            f"(bootstrap 95% interval {lat.ci_low:.3f}-{lat.ci_high:.3f})"
+        )
+    return notes
+
+
+def progress_line(g: GateView, jobs: dict[str, JobView | None]) -> str:
+    """Where a gate is: its status and how far each evaluation job has got."""
+    parts = []
+    for version, job_id in ((g.candidate_version, g.candidate_job_id),
+                            (g.baseline_version, g.baseline_job_id)):  # fmt: skip
+        job = jobs.get(job_id or "")
+        if job is None:
+            continue
+        reused = "" if job_id in g.submitted else ", recorded earlier"
+        parts.append(
+            f"{version}: {job.status} {job.progress.done:,}/{job.progress.total:,} images{reused}"
+        )
+        if g.candidate_job_id == g.baseline_job_id:
+            break
+    waiting = "; ".join(parts) or "waiting for the gate-evaluation group"
+    return f"gate {g.gate_id[:8]} {g.status}: {waiting}"
+
+
+def policy_table(model_name: str, p: GatePolicy) -> Table:
+    """A model's gate policy."""
+    t = p.thresholds
+    table = Table(title=f"gate policy of {model_name}")
+    table.add_column("setting")
+    table.add_column("value", justify="right")
+    for key, value in (
+        ("max_accuracy_drop", f"{t.max_accuracy_drop * 100:g} pts"),
+        ("max_p95_latency_increase", f"{t.max_p95_latency_increase:.0%}"),
+        ("require_not_significant", str(t.require_not_significant).lower()),
+        ("alpha", f"{t.alpha:g}"),
+        ("require_gate", str(p.require_gate).lower()),
+        ("max_gate_age_s", f"{p.max_gate_age_s:,}"),
+        ("auto_gate", str(p.auto_gate).lower()),
+        ("auto_promote", str(p.auto_promote).lower()),
+    ):
+        table.add_row(key, value)
+    return table
