@@ -73,7 +73,7 @@ for dev in $DEVICES; do
 done
 # API_WORKERS scaling on this machine's cores, mnist_cnn on the CPU, enough load for 8 processes.
 export DEVICE=cpu
-step scaling_cpu 200 "$PY" -m bench.bench_predict --model_name mnist_cnn --workers 2 4 8 \
+step scaling_cpu 200 "$PY" -m bench.bench_predict --model_name mnist_cnn --workers ${SCALING_WORKERS:-2 4 8} \
     --concurrency 64 --requests $REQ --bare_iters $BARE --no_v2 \
     --out reports/gpu_bench_predict_scaling_cpu.json
 for dev in $DEVICES; do
