@@ -65,7 +65,7 @@ migrate:
 servers:
     {{py}} -m cli servers
 
-# run the API on 127.0.0.1:8000 (PORT overrides)
+# run the API on 127.0.0.1:8000 (PORT overrides): API_WORKERS processes on one port, models on DEVICE
 serve:
     {{py}} -m api
 
@@ -180,9 +180,13 @@ loadtest URL="http://127.0.0.1:8000" CONCURRENCY="10" TOTAL="200" MODEL="mnist_c
 # the original target name for the load test
 alias run-loadtest := loadtest
 
-# benchmark: bare PyTorch loop vs /predict and v2 infer at concurrency 1, 8, 32
+# benchmark: bare loop, a plain baseline server and ours at 1 and N processes, c=1/8/32 (--arch resnet18, --workers N...)
 bench-predict *ARGS:
     {{py}} -m bench.bench_predict {{ARGS}}
+
+# profile /predict at concurrency 1 and 32 with py-spy: microseconds per request by stage
+profile-predict *ARGS:
+    {{py}} -m bench.profile_predict {{ARGS}}
 
 # Prometheus on 127.0.0.1:9090 scraping the API and workers running here (PROMETHEUS_LISTEN overrides)
 monitor: _install-prometheus
@@ -214,7 +218,7 @@ gate-demo NAME="mnist_cnn":
 gate-policy NAME *FLAGS:
     {{py}} -m cli gate-policy "$@"
 
-# benchmark: the batch pipeline with 1 and 2 workers vs the bare loop over fashion_mnist_10000
+# benchmark: the batch pipeline with 1 and 2 workers vs the bare loop over fashion_mnist_10000, on DEVICE (--arch resnet18)
 bench-batch *ARGS:
     {{py}} -m bench.bench_batch {{ARGS}}
 
