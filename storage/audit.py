@@ -103,7 +103,10 @@ async def audit(
         found, checked = await stream_check.finish()
         report.findings += found
         entries = ", ".join(f"{s} {n}" for s, n in checked.items())
-        report.checks["streams"] = f"compared {entries}; {len(found)} differences"
+        report.checks["streams"] = (
+            f"compared {entries}; {stream_check.compared_whole} fetched whole; "
+            f"{len(found)} differences"
+        )
     report.findings.sort(key=lambda f: (f.position is None, f.position or 0))
     report.seconds = round(time.perf_counter() - started, 3)
     return report

@@ -120,6 +120,9 @@ class StreamCheck:
         self.streams = event_streams()
         self.findings: list[Finding] = []
         self.checked = dict.fromkeys(self.streams, 0)
+        self.compared_whole = (
+            0  # entries whose digest differed, fetched and compared field by field
+        )
         self._areas: dict[str, str] = {}
         self._missing: set[str] = set()
         self._firsts: dict[str, int | None] = {}
@@ -167,6 +170,7 @@ class StreamCheck:
             self._cursors[stream].take()
             self.checked[stream] += 1
             if head[2] != entry_digest(entry_fields(row)):
+                self.compared_whole += 1
                 problem = await _compare(self.redis, stream, row)
                 if problem:
                     self.findings.append(
