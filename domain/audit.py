@@ -11,7 +11,7 @@ import msgspec
 from domain.errors import InvalidInput
 from domain.registry import fold
 from events.base import RecordedEvent
-from events.codec import event_types
+from events.codec import encode_event, event_types
 
 # Payload keys that say which model and version an event is about, in order of preference.
 _VERSION_KEYS = ("model_version", "to_version", "candidate_version", "version")
@@ -97,7 +97,7 @@ class TrailEntry(msgspec.Struct, frozen=True):
     model_name: str | None
     model_version: str | None
     reason: str | None
-    payload: dict[str, Any]
+    payload: msgspec.Raw  # the stored JSON, passed through unparsed
 
 
 class TrailFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,36 +120,44 @@ class TrailFilter(msgspec.Struct, frozen=True, kw_only=True):
             )
 
 
+class _Shown(msgspec.Struct):
+    """The payload fields a trail line shows; every other field is skipped unparsed."""
+
+    model_name: Any = None
+    model_version: Any = None
+    to_version: Any = None
+    candidate_version: Any = None
+    version: Any = None
+    reason: Any = None
+    job_id: Any = None
+
+
+_shown = msgspec.json.Decoder(_Shown)
+
+
 def trail_entry(
     r: RecordedEvent, schema_version: int, job_models: dict[str, tuple[str, str]]
 ) -> TrailEntry:
     """The trail view of a recorded event; job events take their model from ``job_models``."""
-    payload = msgspec.to_builtins(r.event)
-    payload.pop("type", None)
     m = r.metadata
     return trail_from_parts(
         (r.position, r.recorded_at, m.actor, type(r.event).__name__, r.stream_id,
          m.correlation_id, m.causation_id, m.trace_context, r.event_id, schema_version),
-        payload,
+        encode_event(r.event),
         job_models,
     )  # fmt: skip
 
 
 def trail_from_parts(
-    envelope: tuple, payload: dict[str, Any], job_models: dict[str, tuple[str, str]]
+    envelope: tuple, payload: bytes, job_models: dict[str, tuple[str, str]]
 ) -> TrailEntry:
-    """A trail entry from the envelope columns (in TrailEntry's order) and the payload as a dict."""
-    name = payload.get("model_name")
-    version = None
-    for k in _VERSION_KEYS:
-        if payload.get(k):
-            version = payload[k]
-            break
-    if name is None:
-        job = payload.get("job_id")
-        if job is not None and job in job_models:
-            name, version = job_models[job]
-    return TrailEntry(*envelope, name, version, payload.get("reason"), payload)
+    """A trail entry from the envelope columns (in TrailEntry's order) and the payload JSON."""
+    shown = _shown.decode(payload)
+    name = shown.model_name
+    version = next((getattr(shown, k) for k in _VERSION_KEYS if getattr(shown, k)), None)
+    if name is None and shown.job_id is not None and shown.job_id in job_models:
+        name, version = job_models[shown.job_id]
+    return TrailEntry(*envelope, name, version, shown.reason, msgspec.Raw(payload))
 
 
 def parse_time(raw: str, what: str = "time") -> datetime:

@@ -6,12 +6,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.base import EventMetadata, RecordedEvent
-from events.codec import decode_event, schema_version_of
+from events.codec import decode_event, encode_event, schema_version_of
 
 COLUMNS = (
     "position, stream_id, stream_version, event_id, event_type, schema_version, payload, actor, "
@@ -84,15 +83,11 @@ def recorded(row: Any) -> RecordedEvent:
     )
 
 
-def payload_dict(row: Any) -> dict[str, Any]:
-    """The payload as plain data: parsed directly when current, through the upcasters if older."""
+def payload_json(row: Any) -> bytes:
+    """The payload as current JSON: the stored bytes, or re-encoded through the upcasters."""
     if schema_version_of(row["event_type"]) == row["schema_version"]:
-        payload = msgspec.json.decode(row["payload"])
-    else:
-        event = decode_event(row["event_type"], row["payload"], row["schema_version"])
-        payload = msgspec.to_builtins(event)
-    payload.pop("type", None)
-    return payload
+        return row["payload"]
+    return encode_event(decode_event(row["event_type"], row["payload"], row["schema_version"]))
 
 
 def envelope(row: Any) -> tuple:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.audit import ModelAt, TrailEntry, TrailFilter, model_at, trail_from_parts
 from domain.errors import Conflict, InvalidInput, NotFound
 from events.streams import model_stream_id
-from storage.audit_reader import chunks, driver, envelope, payload_dict, recorded
+from storage.audit_reader import chunks, driver, envelope, payload_json, recorded
 
 SUBMITTED = "BatchJobSubmitted"
 
@@ -108,11 +108,13 @@ class EventLogReader:
             # aclosing: an early return must finish the prefetch before the connection closes.
             async with aclosing(rows_in):
                 async for rows in rows_in:
-                    await jobs.fill(lookups, rows)
-                    out = []
                     for row in rows:
                         jobs.learn(row)
-                        out.append(trail_from_parts(envelope(row), payload_dict(row), jobs.known))
+                    await jobs.fill(lookups, rows)  # jobs submitted before this chunk
+                    out = [
+                        trail_from_parts(envelope(row), payload_json(row), jobs.known)
+                        for row in rows
+                    ]
                     if left is not None:
                         out, left = out[:left], left - len(out)
                     yield out

@@ -89,11 +89,12 @@ async def test_a_new_group_recomputes_every_evaluation_from_history(
             await p.redis.xack(EVAL_STREAM, group, entry_id)
     assert sorted(e["job_id"] for e in replayed) == sorted(jobs)
 
-    durations = {
-        e.payload["job_id"]: e.payload["duration_s"]
+    completed = [
+        msgspec.json.decode(e.payload)
         async for c in p.audit.trail(TrailFilter(event_type="BatchJobCompleted"))
         for e in c
-    }
+    ]
+    durations = {c["job_id"]: c["duration_s"] for c in completed}
     async with p.engine.begin() as conn:
         await conn.execute(
             text("CREATE TEMP TABLE recomputed (job_id text PRIMARY KEY, metrics jsonb)")

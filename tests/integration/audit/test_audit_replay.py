@@ -180,5 +180,6 @@ async def test_a_stored_v1_event_is_upcast_to_v2(private, monkeypatch) -> None:
         assert (await event_store.verify_chain(conn)).ok  # the hash is over the stored bytes
     assert stored.event == v2(model_name="m", region="eu-west (assumed)")
     (entry,) = await _trail(private, event_type="AuditProbe")
-    assert (entry.schema_version, entry.payload["region"]) == (1, "eu-west (assumed)")
+    payload = msgspec.json.decode(entry.payload)
+    assert (entry.schema_version, payload["region"]) == (1, "eu-west (assumed)")
     assert msgspec.json.decode(codec.encode_event(stored.event))["type"] == "AuditProbe"
