@@ -86,8 +86,14 @@ def with_pid_header(app):
 def app_factory():
     """The Litestar app of this process, its responses marked with its pid."""
     from api.app import create_app
+    from observability.exposition import withdraw_target
 
-    return with_pid_header(create_app())
+    app = create_app()
+    s = get_settings()
+    target = _announce_metrics(s.host, s.port, own_port=s.api_workers > 1)
+    # On shutdown, not after server.run(): uvicorn re-raises SIGTERM once it has stopped.
+    app.on_shutdown.append(lambda: withdraw_target(target))
+    return with_pid_header(app)
 
 
 def _has(module: str) -> bool:
@@ -110,13 +116,7 @@ def serve(reuse_port: bool) -> None:
         http="httptools" if _has("httptools") else "h11",
     )
     server = uvicorn.Server(config)
-    target = _announce_metrics(s.host, s.port, own_port=reuse_port)
-    try:
-        _run(server, s.host, s.port, config.backlog, reuse_port)
-    finally:
-        from observability.exposition import withdraw_target
-
-        withdraw_target(target)
+    _run(server, s.host, s.port, config.backlog, reuse_port)
 
 
 def _announce_metrics(host: str, port: int, *, own_port: bool):

@@ -15,7 +15,7 @@ from functools import cache
 from opentelemetry import metrics
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Observation
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import Histogram, MeterProvider
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
 
@@ -69,6 +69,7 @@ def meter() -> metrics.Meter:
     reader = PrometheusMetricReader(scope_info_enabled=False)
     views = [
         View(
+            instrument_type=Histogram,  # not the *_seconds gauges (relay_lag_seconds)
             instrument_name="*_seconds",
             aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS),
         ),
