@@ -45,6 +45,8 @@ def is_loopback(host: str) -> bool:
 
 def required_role(route_handler: BaseRouteHandler, method: str, path: str) -> str:
     """The role a route needs: its declared ``opt['role']``, else by method (reads: reader)."""
+    if method == "OPTIONS":  # it only lists the path's methods
+        return PUBLIC
     declared = route_handler.opt.get("role")
     if declared:
         return declared

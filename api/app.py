@@ -23,6 +23,7 @@ from api.inference import predict
 from api.keys import KeysController
 from api.lifecycle import LifecycleController
 from api.middleware import metrics_middleware
+from api.openapi import allow_header_middleware, document
 from api.registry import RegistryController
 from api.schemas import Health
 from api.v2 import V2Controller
@@ -141,10 +142,11 @@ def create_app(
             asyncapi,
         ],
         dependencies=dependencies,
-        middleware=[metrics_middleware],
+        middleware=[metrics_middleware, allow_header_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
         guards=[access_guard],  # each route's role: its opt["role"] (api/access.py)
         lifespan=[lifespan],
+        on_startup=[document],  # the complete OpenAPI document (api/openapi.py)
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Inference and evaluation platform", version=VERSION, path="/schema"

@@ -25,7 +25,9 @@ class AuditController(Controller):
     async def events(
         self,
         audit: Audit,
-        after: Annotated[int, QueryParameter(ge=0, description="events after this position")] = 0,
+        after: Annotated[
+            int, QueryParameter(ge=0, le=2**63 - 1, description="events after this position")
+        ] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
         model: Annotated[str | None, QueryParameter(description="events about this model")] = None,
         event_type: Annotated[str | None, QueryParameter(name="type")] = None,
