@@ -4,6 +4,11 @@ The worker takes whatever is queued when it wakes (up to ``max_batch``). With th
 ``max_delay_s=0`` an idle queue adds no wait, as in Triton's default; a positive delay holds a
 partial batch open that long to gather more. The queue is bounded: when full, ``submit``
 raises ``Overloaded`` at once instead of letting memory grow.
+
+At low load a lone image whose forward is known to be cheap (``inline_max_s``) runs on the
+event loop itself: nothing else is waiting, and the two thread hand-offs would cost more than
+they save. As soon as requests arrive closer together than ``quiet_s``, or a forward is
+running, everything goes through the queue and is batched again.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class DynamicBatcher:
         executor: ThreadPoolExecutor | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
         forward_parts: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+        inline_max_s: float = 0.001,
+        quiet_s: float = 0.001,
     ) -> None:
         self.forward = forward
         # Takes the requests' arrays unjoined, so the join runs in the inference thread (and,
@@ -76,6 +83,12 @@ class DynamicBatcher:
         self._queued_images = 0
         self._task: asyncio.Task | None = None
         self._closed = False
+        self.inline_max_s = inline_max_s
+        self.quiet_s = quiet_s
+        self._busy = False  # a batch is being formed or run in the executor
+        self._last_submit = 0.0
+        self._single_s: float | None = None  # moving average of a one-image forward
+        self.inline_runs = 0
 
     def _join_and_forward(self, parts: list[np.ndarray]) -> np.ndarray:
         return self.forward(parts[0] if len(parts) == 1 else concatenate_images(parts))
@@ -92,12 +105,41 @@ class DynamicBatcher:
         n = len(images)
         if self._queued_images + n > self.max_queue:
             raise Overloaded(f"inference queue is full ({self._queued_images} images waiting)")
+        now = time.perf_counter()
+        quiet, self._last_submit = now - self._last_submit > self.quiet_s, now
+        if quiet and n == 1 and self._inline_ok():
+            return self._run_inline(images, now)
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         future = asyncio.get_running_loop().create_future()
         self._queued_images += n
         self._queue.put_nowait(_Item(images, future))
         return await future
+
+    def _inline_ok(self) -> bool:
+        cost = self._single_s
+        return (
+            cost is not None
+            and cost <= self.inline_max_s
+            and not self._busy
+            and self._queue.empty()
+        )
+
+    def _run_inline(self, images: np.ndarray, enqueued: float) -> np.ndarray:
+        started = time.perf_counter()
+        logits = self.forward_parts([images])
+        done = time.perf_counter()
+        self.observe(1, done - started)
+        self.inline_runs += 1
+        if self.on_batch is not None:
+            self.on_batch(BatchStats(1, [started - enqueued], done - started))
+        return logits
+
+    def observe(self, size: int, seconds: float) -> None:
+        """Track what a one-image forward costs (the inline decision rests on it)."""
+        if size == 1:
+            last = self._single_s
+            self._single_s = seconds if last is None else 0.8 * last + 0.2 * seconds
 
     async def _collect(self) -> list[_Item]:
         first = await self._queue.get()
@@ -122,6 +164,7 @@ class DynamicBatcher:
         loop = asyncio.get_running_loop()
         while True:
             items = await self._collect()
+            self._busy = True
             size = sum(len(i.images) for i in items)
             self._queued_images -= size
             started = time.perf_counter()
@@ -129,11 +172,14 @@ class DynamicBatcher:
             try:
                 logits = await loop.run_in_executor(self._executor, self.forward_parts, parts)
             except Exception as exc:
+                self._busy = False
                 for item in items:
                     if not item.future.done():
                         item.future.set_exception(exc)
                 continue
             done = time.perf_counter()
+            self._busy = False
+            self.observe(size, done - started)
             offset = 0
             for item in items:
                 n = len(item.images)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +113,12 @@ class LoadedModel:
         sizes = range(1, max_batch + 1) if self._staging.cuda else _powers_of_two(max_batch)
         for size in sizes:
             self.forward(np.zeros((size, *EXPECTED_SIZE), dtype=np.uint8))
+        # What a lone image costs, so the batcher knows from the start whether to run it inline.
+        one = np.zeros((1, *EXPECTED_SIZE), dtype=np.uint8)
+        for _ in range(3):
+            started = time.perf_counter()
+            self.forward(one)
+            self.batcher.observe(1, time.perf_counter() - started)
 
 
 def _powers_of_two(limit: int) -> list[int]:

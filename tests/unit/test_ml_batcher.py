@@ -1,0 +1,74 @@
+"""The dynamic batcher: lone cheap requests run inline, concurrent ones are batched in the thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+
+from ml.batcher import DynamicBatcher
+
+
+class Recorder:
+    """A forward that records batch sizes and the thread it ran on; logits = pixel sums."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str]] = []
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        self.calls.append((len(images), threading.current_thread().name))
+        return images.reshape(len(images), -1).sum(axis=1, keepdims=True).astype(np.float32)
+
+
+def _image(value: int) -> np.ndarray:
+    return np.full((1, 28, 28), value, dtype=np.uint8)
+
+
+def test_lone_cheap_request_runs_on_the_loop_once_its_cost_is_known() -> None:
+    forward = Recorder()
+    # A generous threshold: the first forward's measured cost (on any machine) is below it.
+    batcher = DynamicBatcher(forward, inline_max_s=10.0, quiet_s=0.0)
+
+    async def run() -> list[np.ndarray]:
+        first = await batcher.submit(_image(1))  # cost unknown: through the inference thread
+        second = await batcher.submit(_image(2))
+        await batcher.aclose()
+        return [first, second]
+
+    first, second = asyncio.run(run())
+    assert first[0, 0] == 784 and second[0, 0] == 2 * 784
+    assert forward.calls[0][1].startswith("inference")
+    assert forward.calls[1][1] == threading.main_thread().name
+    assert batcher.inline_runs == 1
+
+
+def test_expensive_forward_never_runs_inline() -> None:
+    forward = Recorder()
+    batcher = DynamicBatcher(forward, inline_max_s=0.001, quiet_s=0.0)
+    batcher.observe(1, 0.05)
+
+    async def run() -> None:
+        await batcher.submit(_image(1))
+        await batcher.aclose()
+
+    asyncio.run(run())
+    assert batcher.inline_runs == 0
+    assert forward.calls[0][1].startswith("inference")
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_row() -> None:
+    forward = Recorder()
+    batcher = DynamicBatcher(forward, max_batch=32, inline_max_s=1.0, quiet_s=1.0)
+    batcher.observe(1, 0.0001)
+
+    async def run() -> list[np.ndarray]:
+        out = await asyncio.gather(*(batcher.submit(_image(i)) for i in range(10)))
+        await batcher.aclose()
+        return out
+
+    results = asyncio.run(run())
+    assert [int(r[0, 0]) for r in results] == [784 * i for i in range(10)]
+    # The first arrival after a quiet spell may run inline; every later one is batched.
+    assert batcher.inline_runs <= 1
+    assert max(size for size, _ in forward.calls) > 1
