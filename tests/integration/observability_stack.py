@@ -45,6 +45,7 @@ def start_stack(root: Path, import_root: Path) -> tuple[Stack, list[subprocess.P
         "STATE_DIR": str(state), "ARTIFACTS_DIR": str(artifacts), "LOG_LEVEL": "info",
         "ARTIFACT_IMPORT_ROOTS": f"{import_root}:{ROOT}", "PYTHONUNBUFFERED": "1",
         "CLAIM_IDLE_MS": "1000", "MAX_DELIVERIES": "2", "TORCH_THREADS": "1", "WARM_UP": "0",
+        "GATE_LATENCY_ROUNDS": "4",
     }  # fmt: skip
     port = free_port()
     api_log, worker_log = root / "api.log", root / "worker.log"

@@ -28,6 +28,7 @@ from tests.integration.observability_stack import (
 from tests.unit.test_ops_files import DASHBOARD, data_panels, grouping_labels, metric_names
 
 pytestmark = pytest.mark.anyio
+GATE_ENDS = {"passed", "failed", "errored"}
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,8 @@ async def test_one_trace_links_a_submit_to_its_shards_and_the_evaluation(
 
 
 async def _drive_traffic(stack, artifacts) -> None:
-    """Predictions, a v2 request, errors, a batch job, a dead-lettered shard, two promotions."""
+    """Predictions, a v2 request, errors, a batch job, a dead-lettered shard, two promotions,
+    and a gate (which evaluates the baseline too)."""
     good, bad = f"prom-{uuid.uuid4().hex[:8]}", f"poison-{uuid.uuid4().hex[:8]}"
     image = png_b64(np.zeros((28, 28), np.uint8))
     async with httpx.AsyncClient(base_url=stack.url, timeout=60) as client:
@@ -131,6 +133,15 @@ async def _drive_traffic(stack, artifacts) -> None:
         stored.write_bytes(stored.read_bytes()[:-10] + b"corrupted!")  # its sha256 fails now
         _, status = await run_job(client, bad, shard_size=1000)
         assert status["status"] == "failed" and "sha256" in status["error"], status
+        gate = await client.post("/gates", json={
+            "model_name": good, "candidate_version": "v2", "baseline_version": "v1",
+            "dataset_id": "fashion_mnist_1000"})  # fmt: skip
+        assert gate.status_code == 202, gate.text
+        gate_id = gate.json()["gate_id"]
+        deadline = time.monotonic() + 180
+        while (await client.get(f"/gates/{gate_id}")).json()["status"] not in GATE_ENDS:
+            assert time.monotonic() < deadline, "the gate did not finish"
+            await asyncio.sleep(0.5)
         for i in range(20):  # two bursts, so rate() sees an increase even on a new series
             r = await client.post("/predict", json={"model_name": good, "image_b64": image})
             assert r.status_code == 200, r.text
@@ -196,5 +207,15 @@ async def test_every_dashboard_panel_returns_data_in_a_real_prometheus(
             await asyncio.sleep(1)
         assert problems == {}, "\n".join(f"{k} -> {v}" for k, v in problems.items())
         assert len(panels) >= 22
+        # The traffic itself shows: the dead letter, the gate verdict, the promotions.
+        for expr in (
+            'max(dead_letter_count{group="batch-inference", stream="jobs.shards"}) >= 1',
+            'sum(consumer_entries_total{outcome="dead_lettered"}) >= 1',
+            "sum(gate_verdicts_total) >= 1",
+            "sum(hot_swaps_total) >= 2",
+            'sum(model_cache_loads_total{outcome="failed"}) >= 1',
+        ):
+            wait_for(lambda e=expr: prometheus.api_get(url, "/api/v1/query", query=e)["data"]
+                     ["result"], 30, expr)  # fmt: skip
     finally:
         stop_process(proc)
