@@ -120,3 +120,31 @@ async def test_nul_newline_deep_json_and_huge_ids_get_4xx(
         assert r.status_code == 400, (url, r.text)
     versions = (await client.get(f"/models/{model_name}/versions")).json()
     assert [v["model_version"] for v in versions] == ["v1"]
+
+
+async def test_hostile_keys_headers_and_list_parameters_get_4xx(client) -> None:
+    cases = [
+        ("post", "/keys", {"key_name": "Bad Name", "role": "reader"}, 400),
+        ("post", "/keys", {"key_name": "a\x00b", "role": "reader"}, 400),
+        ("post", "/keys", {"key_name": "k" * 65, "role": "reader"}, 400),
+        ("post", "/keys", {"key_name": "anonymous", "role": "admin"}, 400),
+        ("post", "/keys", {"key_name": "ok-name", "role": "root"}, 400),
+        ("post", "/keys", {"key_name": "ok-name", "role": "reader", "extra": 1}, 400),
+        ("post", "/keys", {"key_name": "ok-name", "role": "reader", "reason": "r" * 1001}, 400),
+        ("delete", "/keys/%00", None, 400),
+        ("delete", "/keys/a..b", None, 400),
+        ("get", "/models?limit=99999999999999999999999", None, 400),
+        ("get", "/models?cursor=" + "A" * 513, None, 400),
+        ("get", "/models?cursor=%00", None, 400),
+        ("get", "/keys?cursor=W10", None, 400),
+        ("get", "/batch?cursor=WyJ4IiwieSJd", None, 400),
+        ("get", "/events?after=99999999999999999999", None, 400),
+    ]
+    for method, url, body, status in cases:
+        r = await client.request(
+            method.upper(), url, **({"json": body} if body is not None else {})
+        )
+        assert r.status_code == status, (url, body, r.text)
+    for header in (b"\t", b"x" * 10_000, "é".encode()):
+        r = await client.get("/models", headers={b"x-api-key": header})
+        assert r.status_code == 401, r.text  # an unknown key, never a 500

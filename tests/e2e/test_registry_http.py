@@ -44,7 +44,12 @@ async def test_register_promote_rollback_history(client, model_name, state_dict_
     r = await client.post(f"/models/{model_name}/rollback", json={"reason": "v2 regressed"})
     assert r.json() == {"model_name": model_name, "from_version": "v2", "to_version": "v1"}
 
-    listed = [m for m in (await client.get("/models")).json() if m["model_name"] == model_name]
+    listed, cursor = [], None  # GET /models is paged (X-Next-Cursor): walk every page
+    while True:
+        r = await client.get("/models", params={"cursor": cursor} if cursor else {})
+        listed += [m for m in r.json() if m["model_name"] == model_name]
+        if not (cursor := r.headers.get("x-next-cursor")):
+            break
     assert {m["model_version"]: m["status"] for m in listed} == {"v1": "prod", "v2": "staging"}
     assert set(listed[0]) == {"model_name", "model_version", "status", "created_at"}
 
