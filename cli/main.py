@@ -16,6 +16,7 @@ from cli import (
     batch_commands,
     demo,
     gate_commands,
+    key_commands,
     ml_commands,
     registry_commands,
 )
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("servers", help="start the embedded servers and print their URLs")
     sub.add_parser("down", help="stop the embedded servers")
     audit_commands.add_parsers(sub)
+    key_commands.add_parsers(sub)
     gate_commands.add_parsers(sub)
     return parser
 
@@ -130,6 +132,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "relay": registry_commands.relay,
     "servers": registry_commands.servers,
     **audit_commands.COMMANDS,
+    **key_commands.COMMANDS,
     **gate_commands.COMMANDS,
 }
 
