@@ -102,7 +102,6 @@ list NAME="":
 history NAME *ARGS:
     {{py}} -m cli history "{{NAME}}" {{ARGS}}
 
-# verify the event log's hash chain
 # create an API key for NAME with ROLE (reader < predictor < operator < admin): printed once, stored as its SHA-256
 create-key NAME ROLE *FLAGS:
     {{py}} -m cli create-key "{{NAME}}" "{{ROLE}}" {{FLAGS}}
@@ -115,6 +114,7 @@ revoke-key NAME *FLAGS:
 keys:
     {{py}} -m cli keys
 
+# verify the event log's hash chain
 verify:
     {{py}} -m cli verify
 
