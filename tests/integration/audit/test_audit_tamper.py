@@ -171,3 +171,13 @@ async def test_unpublished_events_are_not_expected_in_redis(private) -> None:
     assert report.ok, report.findings
     async with private.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(event_log)) == 10
+
+
+async def test_redis_and_python_hash_entries_alike(private) -> None:
+    from storage.audit_streams import _lua_batch, _plain_batch
+
+    await lifecycle(private)
+    await publish(private)
+    by_redis = await _lua_batch(private.redis, "registry.events", "-", 10)
+    here = await _plain_batch(private.redis, "registry.events", "-", 10)
+    assert len(by_redis) == 5 and by_redis == here
