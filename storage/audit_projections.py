@@ -20,11 +20,13 @@ from domain.gate_views import gate_row
 from domain.gates import GateState
 from domain.gates import evolve as evolve_gate
 from domain.jobs import JobState, evolve_job, job_row
+from domain.keys import ApiKeyState, evolve_key, key_row
 from domain.registry_state import ModelState, evolve
+from events.keys import KEY_STREAM_PREFIX
 from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
 from storage.audit_reader import chunks, driver, recorded
 from storage.projections import version_row
-from storage.tables import batch_jobs, gates, model_prod, model_versions
+from storage.tables import api_keys, batch_jobs, gates, model_prod, model_versions
 
 CHECK = "projections"
 MAX_ROWS = 100
@@ -72,6 +74,12 @@ PROJECTORS = (
         evolve_gate,
         lambda s: {gates: [gate_row(s)]},
     ),
+    Projector(
+        KEY_STREAM_PREFIX,
+        lambda key_name: ApiKeyState(key_name=key_name),
+        evolve_key,
+        lambda s: {api_keys: [key_row(s)]},
+    ),
 )
 # Which stream a projection row comes from, to name a position in a finding.
 STREAM_OF: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -79,6 +87,7 @@ STREAM_OF: dict[str, Callable[[dict[str, Any]], str]] = {
     "model_prod": lambda pk: MODEL_STREAM_PREFIX + pk["model_name"],
     "batch_jobs": lambda pk: JOB_STREAM_PREFIX + pk["job_id"],
     "gates": lambda pk: GATE_STREAM_PREFIX + pk["gate_id"],
+    "api_keys": lambda pk: KEY_STREAM_PREFIX + pk["key_name"],
 }
 
 
