@@ -21,7 +21,9 @@ def child_env(**overrides: str) -> dict[str, str]:
     """This environment plus the resolved server URLs, so children share the embedded servers."""
     import bootstrap
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LOG_LEVEL": "warning"}
+    # The project first, then whatever path this process was given (e.g. extra site folders).
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "LOG_LEVEL": "warning"}
     env["DATABASE_URL"] = env.get("DATABASE_URL") or bootstrap.database_url()
     env["REDIS_URL"] = env.get("REDIS_URL") or bootstrap.redis_url()
     env.update(overrides)
