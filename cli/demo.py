@@ -10,20 +10,23 @@ import httpx
 from rich.rule import Rule
 from rich.table import Table
 
+from cli.batch_commands import ensure_worker
 from cli.ml_commands import train_and_register
 from cli.output import console, history_table, models_table
 from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
 from domain.commands import PromoteModelVersion, RollbackModel
+from domain.handlers.gates import set_gate_policy
 from domain.handlers.registry import model_state, promote_model_version, rollback_model
 from events.base import EventMetadata
+from events.gates import GatePolicy
 
 ARCH, DATASET = "mnist_cnn", "fashion_mnist"
 VERSIONS = (("v1.0.0", 1, "baseline: one epoch"), ("v2.0.0", None, "full training run"))
 
 
 async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
-    """Train (or reuse) two versions, register, promote, roll back, history, then serve."""
+    """Train two versions, register, promote, roll back, serve, evaluate, gate v2, promote it."""
     name = args.model_name
     async with platform() as p:
         console.print(Rule(f"1. train and register two versions of {name} ({ARCH} on {DATASET})"))
@@ -44,9 +47,12 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
             )
 
         console.print(Rule("2. promote v1.0.0, promote v2.0.0, roll back"))
+        # Gates come later, by hand (step 6): no required or automatic gate before then.
+        hands_off = GatePolicy(auto_gate=False, require_gate=False)
+        await set_gate_policy(name, hands_off, "demo: gates by hand in step 6", meta, p.uow)
         for version, reason in (("v1.0.0", "demo: baseline to prod"), ("v2.0.0", "demo: better")):
             cmd = PromoteModelVersion(model_name=name, model_version=version, reason=reason)
-            await promote_model_version(cmd, meta, p.uow)
+            await promote_model_version(cmd, meta, p.uow, p.clock)
             console.print(f"promoted {version}")
         result = await rollback_model(
             RollbackModel(model_name=name, reason="demo: show a rollback in the audit trail"),
@@ -69,13 +75,54 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
         console.print(
             Rule(f"5. evaluate both versions on {DATASET}_10000 through the consumer groups")
         )
-        await evaluate_side_by_side(p, meta, name)
+        async with ensure_worker(p):
+            await evaluate_side_by_side(p, meta, name)
+            console.print(Rule("6. require a gate, gate v2.0.0 against prod, promote it on PASS"))
+            await gate_and_promote(p, meta, name)
     return 0
+
+
+async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
+    """Require gates, run one through the gate-evaluation group, promote the candidate on PASS."""
+    from cli.gate_commands import watch_gate
+    from cli.gate_output import policy_table, verdict_notes, verdict_table
+    from domain.handlers.gates import request_gate
+
+    before = len(await p.queries.history(name))
+    policy = GatePolicy(require_gate=True, auto_gate=False)
+    await set_gate_policy(name, policy, "demo: promotions need a PASS gate", meta, p.uow)
+    console.print(policy_table(name, policy))
+    prod = await p.queries.prod_version(name)
+    candidate = VERSIONS[-1][0]
+    gate = await request_gate(
+        model_name=name, candidate_version=candidate, baseline_version=prod,
+        dataset_id=f"{DATASET}_10000", reason="demo: is v2.0.0 fit for prod?", metadata=meta,
+        uow=p.uow, datasets=p.datasets,
+    )  # fmt: skip
+    await _publish(p)
+    console.print(f"gate {gate.gate_id}: {candidate} vs prod {prod} (recorded evaluations reused)")
+    view = await watch_gate(p, gate.gate_id, quiet=False)
+    console.print(verdict_table(view))
+    for note in verdict_notes(view):
+        console.print(note, highlight=False)
+    if view.verdict != "PASS":
+        console.print(
+            f"[red]{candidate} stays in staging: gate {view.verdict}[/] {view.error or ''}"
+        )
+        return
+    cmd = PromoteModelVersion(model_name=name, model_version=candidate, reason="demo: gate passed")
+    result = await promote_model_version(cmd, meta, p.uow, p.clock)
+    await _publish(p)
+    event = result.recorded[0].event if result.recorded else None
+    cleared = f", cleared by gate {event.gate_id}" if event is not None else " (already prod)"
+    console.print(f"promoted {candidate} to prod{cleared}")  # type: ignore[union-attr]
+    trail = (await p.queries.history(name))[before:]
+    console.print(history_table(trail, f"history of {name}: the policy, the gate, the promotion"))
 
 
 async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
     """Submit one batch job per version, let the workers run them, compare the metrics."""
-    from cli.batch_commands import ensure_worker, follow
+    from cli.batch_commands import follow
     from domain.handlers.jobs import submit_batch_job
 
     jobs = []
@@ -86,8 +133,7 @@ async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
         )  # fmt: skip
         jobs.append(job)
     await _publish(p)
-    async with ensure_worker(p):
-        done = [await follow(p, j.job_id, f"{name} {j.model_version}") for j in jobs]
+    done = [await follow(p, j.job_id, f"{name} {j.model_version}") for j in jobs]
     table = Table(
         title=f"{name} on {DATASET}_10000, evaluated by the batch-inference and metric-aggregation groups"
     )

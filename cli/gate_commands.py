@@ -62,28 +62,33 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
 
 async def follow_gate(p, gate_id: str, quiet: bool, timeout_s: float = 3600) -> GateView:
     """A progress line until the gate has a verdict or an error (starting a worker if none runs)."""
-    out = err_console if quiet else console
     async with ensure_worker(p, quiet=quiet):
-        last, deadline = "", time.monotonic() + timeout_s
-        with out.status("waiting for the gate-evaluation group") as status:
-            while True:
-                view = await p.gate_queries.get(gate_id)
-                if view.status in TERMINAL:
-                    return view
-                jobs = {}
-                for job_id in {view.candidate_job_id, view.baseline_job_id} - {None}:
-                    try:
-                        jobs[job_id] = await p.job_queries.get(job_id)
-                    except NotFound:  # submitted by the group in a moment
-                        jobs[job_id] = None
-                line = progress_line(view, jobs)
-                status.update(line)
-                if line != last and not out.is_terminal:
-                    out.print(line, highlight=False)
-                last = line
-                if time.monotonic() > deadline:
-                    raise InvalidInput(f"gate {gate_id} is still {view.status} after {timeout_s}s")
-                await asyncio.sleep(0.5)
+        return await watch_gate(p, gate_id, quiet, timeout_s)
+
+
+async def watch_gate(p, gate_id: str, quiet: bool, timeout_s: float = 3600) -> GateView:
+    """A progress line (on stderr when ``quiet``) until the gate has a verdict or an error."""
+    out = err_console if quiet else console
+    last, deadline = "", time.monotonic() + timeout_s
+    with out.status("waiting for the gate-evaluation group") as status:
+        while True:
+            view = await p.gate_queries.get(gate_id)
+            if view.status in TERMINAL:
+                return view
+            jobs = {}
+            for job_id in {view.candidate_job_id, view.baseline_job_id} - {None}:
+                try:
+                    jobs[job_id] = await p.job_queries.get(job_id)
+                except NotFound:  # submitted by the group in a moment
+                    jobs[job_id] = None
+            line = progress_line(view, jobs)
+            status.update(line)
+            if line != last and not out.is_terminal:
+                out.print(line, highlight=False)
+            last = line
+            if time.monotonic() > deadline:
+                raise InvalidInput(f"gate {gate_id} is still {view.status} after {timeout_s}s")
+            await asyncio.sleep(0.5)
 
 
 def show(view: GateView, as_json: bool) -> int:

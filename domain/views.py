@@ -72,7 +72,7 @@ def summarize(recorded: RecordedEvent) -> str:
         case ModelVersionPromoted():
             prev = f", demoted {e.previous_prod}" if e.previous_prod else ""
             how = f" FORCED past the gate policy ({e.force_reason})" if e.forced else ""
-            gate = f" on gate {e.gate_id[:8]}" if e.gate_id else ""
+            gate = f", cleared by gate {e.gate_id[:8]}" if e.gate_id else ""
             return f"promoted {e.model_version} to prod{prev}{gate}{how}"
         case ModelVersionRolledBack():
             return f"rolled back prod from {e.from_version} to {e.to_version}"
@@ -117,7 +117,12 @@ def gate_summary(e: GateRequested | GateEvaluationsRequested | GateEvaluated | G
             vs = f"{e.candidate_version} vs {e.baseline_version} on {e.dataset_id}"
             return f"{gate} {how}: {vs}"
         case GateEvaluationsRequested():
-            return f"{gate} waits on {len(set(e.submitted))} new evaluation job(s)"
+            jobs = f"jobs {e.candidate_job_id[:8]} and {e.baseline_job_id[:8]}"
+            if e.candidate_job_id == e.baseline_job_id:
+                jobs = f"job {e.candidate_job_id[:8]} (one version against itself)"
+            new = len(set(e.submitted))
+            how = f"submitted {new} of them" if new else "recorded evaluations reused"
+            return f"{gate} compares {jobs}: {how}"
         case GateEvaluated():
             parts = [
                 f"{c.name} {c.verdict}" + (f" (p={c.p_value:.3g})" if c.p_value is not None else "")
