@@ -13,6 +13,7 @@ from storage.audit import Auditor
 from storage.audit_replay import EventLogReader, create_replay_group
 from storage.audit_stream_replay import stream_trail
 from storage.audit_streams import event_streams
+from storage.errors import postgres_errors, redis_errors
 
 
 class AuditService:
@@ -25,33 +26,44 @@ class AuditService:
 
     async def audit(self, anchor: Anchor | None = None, key: bytes | None = None) -> AuditReport:
         """Every check (chain, anchor, projections, streams) over one snapshot."""
-        return await self._auditor.run(anchor=anchor, key=key)
+        async with postgres_errors(), redis_errors():
+            return await self._auditor.run(anchor=anchor, key=key)
 
     async def head(self) -> Anchor | None:
         """The current head of the log, None when the log is empty."""
-        return await self._auditor.head()
+        async with postgres_errors():
+            return await self._auditor.head()
 
-    def trail(self, f: TrailFilter, *, limit: int | None = None) -> AsyncIterator[list[TrailEntry]]:
+    async def trail(
+        self, f: TrailFilter, *, limit: int | None = None
+    ) -> AsyncIterator[list[TrailEntry]]:
         """The filtered trail from PostgreSQL, chunk by chunk."""
-        return self._reader.trail(f, limit=limit)
+        async with postgres_errors():
+            async for chunk in self._reader.trail(f, limit=limit):
+                yield chunk
 
     async def page(self, f: TrailFilter, limit: int) -> tuple[list[TrailEntry], int | None]:
         """One page of the trail and the position to continue after."""
-        return await self._reader.page(f, limit)
+        async with postgres_errors():
+            return await self._reader.page(f, limit)
 
-    def stream_trail(
+    async def stream_trail(
         self, f: TrailFilter
     ) -> AsyncIterator[tuple[TrailEntry | None, str | None, int]]:
         """The trail read from Redis Streams, each entry checked against the log."""
-        return stream_trail(self._engine, self._redis, f)
+        async with postgres_errors(), redis_errors():
+            async for item in stream_trail(self._engine, self._redis, f):
+                yield item
 
     async def model_at(self, model_name: str, at: datetime) -> ModelAt:
         """A model's versions and prod at a moment."""
-        return await self._reader.model_at(model_name, at)
+        async with postgres_errors():
+            return await self._reader.model_at(model_name, at)
 
     async def replay_group(self, stream: str, group: str, from_position: int) -> str:
         """A new consumer group starting at a log position; returns the id it starts after."""
-        return await create_replay_group(self._redis, stream, group, from_position)
+        async with redis_errors():
+            return await create_replay_group(self._redis, stream, group, from_position)
 
     @staticmethod
     def streams() -> list[str]:
