@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -67,6 +68,15 @@ def _line(e: TrailEntry) -> str:
 
 async def replay(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Print the trail (plain or JSON Lines); from a stream, report entries that differ."""
+    try:
+        return await _replay(args)
+    except BrokenPipeError:
+        # The reader stopped early (`just replay | head`): not an error; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+async def _replay(args: argparse.Namespace) -> int:
     f = trail_filter(args)
     out, encode = sys.stdout, msgspec.json.Encoder().encode
     shown, problems = 0, []
