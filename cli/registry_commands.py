@@ -203,15 +203,18 @@ async def migrate(args: argparse.Namespace, values: Values, meta: EventMetadata)
 async def verify(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Verify the hash chain; exit 4 and list the breaks if it fails."""
     async with platform() as p:
-        report = await p.ops.verify_log()
-    if report.ok:
+        report, anchor = await p.ops.verify_log()
+    if report.ok and not anchor:
         console.print(
             f"event log intact: {report.checked} events, last position {report.last_position}"
         )
         return 0
     for b in report.breaks:
         console.print(f"[red]chain broken at position {b.position}[/] ({b.stream_id}): {b.problem}")
-    return fail(f"event log integrity check failed at position {report.breaks[0].position}", 4)
+    for f in anchor:
+        console.print(f"[red]{f.check} at position {f.position}[/]: {f.problem}")
+    first = report.breaks[0].position if report.breaks else anchor[0].position
+    return fail(f"event log integrity check failed at position {first}", 4)
 
 
 async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:

@@ -93,7 +93,7 @@ async def audit(
         found = await check_anchor(conn, anchor)
         report.findings += found
         report.checks["anchor"] = f"position {anchor.position} " + ("NOT held" if found else "held")
-    report.findings += await _relay_anchor(conn, redis, report.checks)
+    report.findings += await relay_anchor_findings(conn, redis, report.checks)
     if rebuild is not None:
         found, counts = await rebuild.compare(conn)
         report.findings += found
@@ -112,7 +112,7 @@ async def audit(
     return report
 
 
-async def _relay_anchor(
+async def relay_anchor_findings(
     conn: AsyncConnection, redis: aioredis.Redis, checks: dict[str, str]
 ) -> list[Finding]:
     """The head the relay last published (kept in Redis) must still be in the log, unchanged."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from domain.audit import Finding
 from storage import event_store, stream_admin
+from storage.audit import relay_anchor_findings
 from storage.errors import postgres_errors, redis_errors
 from storage.projections import rebuild_projections
 from storage.relay import Relay
@@ -33,10 +36,19 @@ class PlatformOperations:
         async with postgres_errors(), redis_errors():
             return await self.relay().publish_once()
 
-    async def verify_log(self) -> event_store.IntegrityReport:
-        """Check the event log's hash chain end to end."""
+    async def verify_log(self) -> tuple[event_store.IntegrityReport, list[Finding]]:
+        """The hash chain end to end, and whether the log still holds the relay's last head.
+
+        A chain alone cannot reveal a deleted tail; the anchor kept in Redis can.
+        """
         async with postgres_errors(), self.engine.connect() as conn:
-            return await event_store.verify_chain(conn)
+            report = await event_store.verify_chain(conn)
+            try:
+                await self.redis.ping()
+            except (RedisError, OSError):  # no Redis, no anchor: the chain check still stands
+                return report, []
+            anchor = await relay_anchor_findings(conn, self.redis, {})
+        return report, anchor
 
     async def rebuild_projections(self) -> int:
         """Drop the projections and replay the log into them; returns streams replayed."""

@@ -164,8 +164,9 @@ async def project_all(conn: AsyncConnection) -> int:
 async def rebuild_projections(engine: AsyncEngine) -> int:
     """Drop every projection row and replay the log into them; returns streams replayed."""
     async with engine.begin() as conn:
-        # Block appenders so the rebuilt rows and the checkpoints match one log prefix.
-        await conn.exec_driver_sql("LOCK TABLE event_log IN EXCLUSIVE MODE")
+        # Block appenders so the rebuilt rows and the checkpoints match one log prefix (the
+        # advisory lock every appender takes: the app role may not LOCK TABLE event_log).
+        await event_store.lock_appends(conn)
         for table in PROJECTION_TABLES:
             await conn.execute(delete(table))
         count = await project_all(conn)
