@@ -66,8 +66,15 @@ def _check_settings(workers: int, device: str) -> str | None:
 
 
 def with_pid_header(app):
-    """Wrap an ASGI app so every HTTP response names the process that answered it."""
+    """Wrap an ASGI app: every HTTP response names its process; requests in progress are counted.
+
+    The count (``ml.batcher.IN_FLIGHT``) tells the batcher when a request is alone, so it may
+    run inline instead of paying two thread hand-offs.
+    """
+    from ml.batcher import IN_FLIGHT
+
     pid = str(os.getpid()).encode()
+    IN_FLIGHT.counting = True
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "http":
@@ -78,7 +85,11 @@ def with_pid_header(app):
                 message["headers"] = [*message.get("headers", ()), (PID_HEADER, pid)]
             await send(message)
 
-        return await app(scope, receive, send_with_pid)
+        IN_FLIGHT.active += 1
+        try:
+            return await app(scope, receive, send_with_pid)
+        finally:
+            IN_FLIGHT.active -= 1
 
     return wrapped
 

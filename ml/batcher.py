@@ -7,8 +7,11 @@ raises ``Overloaded`` at once instead of letting memory grow.
 
 At low load a lone image whose forward is known to be cheap (``inline_max_s``) runs on the
 event loop itself: nothing else is waiting, and the two thread hand-offs would cost more than
-they save. As soon as requests arrive closer together than ``quiet_s``, or a forward is
-running, everything goes through the queue and is batched again.
+they save. "Nothing else" is read from ``IN_FLIGHT``, the HTTP requests in progress in this
+process (the API's entry point counts them): as soon as a second one is in progress, or a
+forward is running, everything goes through the queue and is batched again. Where nothing
+counts requests, submits closer together than ``quiet_s`` mean load instead (a weaker sign: a
+blocked loop makes any gap look quiet).
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ def concatenate_images(parts: list[np.ndarray]) -> np.ndarray:
     if all(p.dtype == parts[0].dtype for p in parts):
         return np.concatenate(parts)
     return np.concatenate([to_unit_range(p) for p in parts])
+
+
+class RequestGauge:
+    """HTTP requests in progress in this process, counted by the entry point that serves them."""
+
+    def __init__(self) -> None:
+        self.active = 0
+        self.counting = False
+
+
+IN_FLIGHT = RequestGauge()
 
 
 class Overloaded(Exception):
@@ -69,6 +83,7 @@ class DynamicBatcher:
         forward_parts: Callable[[list[np.ndarray]], np.ndarray] | None = None,
         inline_max_s: float = 0.001,
         quiet_s: float = 0.001,
+        in_flight: RequestGauge = IN_FLIGHT,
     ) -> None:
         self.forward = forward
         # Takes the requests' arrays unjoined, so the join runs in the inference thread (and,
@@ -85,6 +100,7 @@ class DynamicBatcher:
         self._closed = False
         self.inline_max_s = inline_max_s
         self.quiet_s = quiet_s
+        self.in_flight = in_flight
         self._busy = False  # a batch is being formed or run in the executor
         self._last_submit = 0.0
         self._single_s: float | None = None  # moving average of a one-image forward
@@ -106,7 +122,9 @@ class DynamicBatcher:
         if self._queued_images + n > self.max_queue:
             raise Overloaded(f"inference queue is full ({self._queued_images} images waiting)")
         now = time.perf_counter()
-        quiet, self._last_submit = now - self._last_submit > self.quiet_s, now
+        gauge = self.in_flight
+        quiet = gauge.active <= 1 if gauge.counting else now - self._last_submit > self.quiet_s
+        self._last_submit = now
         if quiet and n == 1 and self._inline_ok():
             return self._run_inline(images, now)
         if self._task is None:

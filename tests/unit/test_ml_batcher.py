@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from ml.batcher import DynamicBatcher
+from ml.batcher import DynamicBatcher, RequestGauge
 
 
 class Recorder:
@@ -72,3 +72,23 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_row() -> None:
     # The first arrival after a quiet spell may run inline; every later one is batched.
     assert batcher.inline_runs <= 1
     assert max(size for size, _ in forward.calls) > 1
+
+
+def test_a_second_request_in_progress_sends_work_through_the_queue() -> None:
+    forward = Recorder()
+    gauge = RequestGauge()
+    gauge.counting = True
+    batcher = DynamicBatcher(forward, inline_max_s=10.0, in_flight=gauge)
+    batcher.observe(1, 0.0001)
+
+    async def run() -> None:
+        gauge.active = 2  # another request is being parsed: batch with it, do not block the loop
+        await batcher.submit(_image(1))
+        gauge.active = 1
+        await batcher.submit(_image(2))
+        await batcher.aclose()
+
+    asyncio.run(run())
+    assert forward.calls[0][1].startswith("inference")
+    assert forward.calls[1][1] == threading.main_thread().name
+    assert batcher.inline_runs == 1
