@@ -130,8 +130,13 @@ async def test_prod_against_itself_passes_from_the_cli(
     p = pipeline
     await register(p, model_name, "v1", trained_artifacts["v1"], prod=True)
     start_groups()
+    deadline = time.monotonic() + 60
+    while not await p.ops.live_workers():  # else the CLI would start a worker of its own
+        assert time.monotonic() < deadline, "the worker never sent a heartbeat"
+        await asyncio.sleep(0.2)
     env = {**os.environ, "DATABASE_URL": pipeline_settings.database_url, "PYTHONPATH": str(ROOT),
-           "REDIS_URL": pipeline_settings.redis_url}  # fmt: skip
+           "REDIS_URL": pipeline_settings.redis_url,
+           "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir)}  # fmt: skip
     cli = [sys.executable, "-m", "cli"]
     run = await asyncio.to_thread(
         subprocess.run, [*cli, "gate-demo", model_name, "--json"], env=env, cwd=ROOT,

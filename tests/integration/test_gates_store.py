@@ -3,6 +3,8 @@ from the log (and audited) row for row. No worker: the commands are decided dire
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from sqlalchemy import select
 
@@ -36,7 +38,7 @@ async def test_lookups_rebuild_and_audit(platform, model_name, state_dict_file) 
             lock=p.registration_lock, store=p.artifacts, inspector=p.inspector,
         )  # fmt: skip
     passed, errored, waiting = [await _gate(p, model_name, "v2", "v1") for _ in range(3)]
-    cand, base = evaluation_job_id(passed, "v2"), "5f0c3a52-7d5e-4b8e-9f39-5a3d3c1f0b11"
+    cand, base = evaluation_job_id(passed, "v2"), str(uuid.uuid4())  # a job nobody else names
     await _decide(p.uow, passed, RecordGateEvaluations(
         gate_id=passed, candidate_job_id=cand, baseline_job_id=base, submitted=[cand],
     ), META)  # fmt: skip
