@@ -148,6 +148,11 @@ class Settings:
     claim_idle_ms: int = field(default_factory=lambda: _int("CLAIM_IDLE_MS", 30_000))
     # MAX_DELIVERIES: deliveries before an entry goes to <stream>.dlq and its job fails.
     max_deliveries: int = field(default_factory=lambda: _int("MAX_DELIVERIES", 3))
+    # MAX_RETRYABLE_DELIVERIES: deliveries that failed because a service was unavailable
+    # (PostgreSQL, Redis) are retried without counting toward MAX_DELIVERIES, up to this many.
+    max_retryable_deliveries: int = field(
+        default_factory=lambda: _int("MAX_RETRYABLE_DELIVERIES", 200)
+    )
     # SHARD_SIZE: images per shard of a batch job.
     shard_size: int = field(default_factory=lambda: _int("SHARD_SIZE", 1000))
     # METRICS_PORT: where a worker serves its Prometheus /metrics (unset: a free port, printed

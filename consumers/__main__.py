@@ -17,6 +17,7 @@ from consumers import batch_inference, gate_evaluation, metric_aggregation
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
 from domain.errors import ServiceUnavailable
+from events.dead_letters import DLQ_EVENTS
 from observability import exposition, supervisor, tracing
 from observability.logging import configure_logging
 from observability.metrics import set_role
@@ -35,10 +36,15 @@ def build_runners(
 ) -> list[GroupRunner]:
     """One runner per group, calling the group module's handle / dead-letter / created hooks."""
     s = p.settings
-    config = RunnerConfig(claim_idle_ms=s.claim_idle_ms, max_deliveries=s.max_deliveries)
     runners = []
     for name in groups:
         module = GROUPS[name]
+        # A group whose entries are long work (shards) takes one at a time, so the entries
+        # waiting behind it stay free for other workers.
+        config = RunnerConfig(
+            count=getattr(module, "COUNT", 10), claim_idle_ms=s.claim_idle_ms,
+            max_deliveries=s.max_deliveries, max_retryable_deliveries=s.max_retryable_deliveries,
+        )  # fmt: skip
 
         async def handler(stream, entry_id, fields, module=module):
             await module.handle(ctx, stream, entry_id, fields)
@@ -54,7 +60,14 @@ def build_runners(
 
         runners.append(
             GroupRunner(
-                p.redis, name, list(module.STREAMS), ctx.name, handler, config, dead, created
+                p.redis,
+                name,
+                [*module.STREAMS, DLQ_EVENTS],
+                ctx.name,
+                handler,
+                config,
+                dead,
+                created,
             )
         )
     return runners

@@ -17,6 +17,7 @@ from events.streams import JOBS_STREAM, SHARDS_STREAM
 
 GROUP = "batch-inference"
 STREAMS = [JOBS_STREAM, SHARDS_STREAM]
+COUNT = 1  # one shard at a time: the shards waiting behind stay free for other workers
 log = structlog.get_logger(GROUP)
 
 

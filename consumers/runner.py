@@ -3,6 +3,8 @@
 Delivery is at least once; handlers make the effect exactly once (processed rows, primary
 keys). A failing entry stays pending; after ``claim_idle_ms`` any live consumer claims it,
 and past ``max_deliveries`` it goes to ``<stream>.dlq`` with the last error as its reason.
+A backing service's failure (ServiceUnavailable, Redis) is retried without counting, up to
+``max_retryable_deliveries``. Every entry held here is kept claimed until it is handled.
 """
 
 from __future__ import annotations
@@ -20,17 +22,22 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from events.streams import DEAD_LETTERS_KEY, dead_letter_stream
+from consumers import dead_letter_path as dlq_path
+from consumers.dead_letter_path import ERRORS_KEY, RETRIES_KEY, Fields, entry_key
+from domain.errors import ServiceUnavailable
+from events.dead_letters import DLQ_EVENTS
+from events.streams import DEAD_LETTERS_KEY
 from observability.metrics import instruments
 from observability.tracing import context_from, tracer
 
 log = structlog.get_logger("consumer")
 
-Fields = dict[bytes, bytes]
 Handler = Callable[[str, str, Fields], Awaitable[None]]
 DeadLetter = Callable[[str, str, Fields, str], Awaitable[None]]
 GroupCreated = Callable[[str], Awaitable[None]]
-ERRORS_KEY = "platform:consumer-errors"
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Failures of a backing service, not of the entry: retried, never counted as poison.
+RETRYABLE = (ServiceUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError)
 
 
 @dataclass
@@ -42,6 +49,7 @@ class RunnerConfig:
     claim_idle_ms: int = 30_000
     claim_every_s: float = 1.0
     max_deliveries: int = 3
+    max_retryable_deliveries: int = 200
     dlq_maxlen: int = 10_000
 
 
@@ -57,6 +65,9 @@ class GroupRunner:
     config: RunnerConfig = field(default_factory=RunnerConfig)
     on_dead_letter: DeadLetter | None = None
     on_group_created: GroupCreated | None = None
+    # Entries delivered to this consumer and not finished yet, per stream: kept claimed.
+    _held: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
+    _cursors: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     async def ensure_groups(self) -> None:
         """Create the group on every stream (from the start); run the hook for new ones."""
@@ -73,6 +84,16 @@ class GroupRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Drain own pending entries, then read new ones, claiming idle ones periodically."""
+        keeper = asyncio.create_task(self._keep_held())
+        try:
+            await self._loop(stop)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            self._held.clear()
+
+    async def _loop(self, stop: asyncio.Event) -> None:
         ready = False
         last_claim = 0.0
         while not stop.is_set():
@@ -89,13 +110,14 @@ class GroupRunner:
                 # NOGROUP: the group is gone (Redis lost its data); UNBLOCKED: the stream was
                 # deleted while we were blocked on it. Either way: recreate and carry on.
                 ready = False
+                self._cursors.clear()
                 if "NOGROUP" in str(exc) or "UNBLOCKED" in str(exc):
                     log.warning("group_missing_recreating", group=self.group, error=str(exc))
                     continue
                 log.error("redis_error", group=self.group, error=str(exc))
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except REDIS_DOWN as exc:
                 log.warning("redis_unavailable", group=self.group, error=str(exc))
                 ready = False
                 with contextlib.suppress(TimeoutError):
@@ -107,37 +129,68 @@ class GroupRunner:
         )
         for stream, entries in reply or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
+            await self._process(name, [(e.decode(), f) for e, f in entries], claimed=False)
+
+    async def _process(
+        self, stream: str, entries: list[tuple[str, Fields]], *, claimed: bool
+    ) -> None:
+        """Handle entries one at a time; one entry's failure never stops the others."""
+        held = self._held.setdefault(stream, set())
+        held.update(entry_id for entry_id, _ in entries)
+        try:
             for entry_id, fields in entries:
-                if fields:  # a pending entry trimmed away comes back with no fields
-                    await self._handle(name, entry_id.decode(), fields)
-                else:
-                    await self.redis.xack(name, self.group, entry_id)
+                try:
+                    if not fields:  # a pending entry trimmed away comes back with no fields
+                        await self.redis.xack(stream, self.group, entry_id)
+                    elif claimed:
+                        await self._claimed(stream, entry_id, fields)
+                    else:
+                        await self._handle(stream, entry_id, fields)
+                except REDIS_DOWN:
+                    raise
+                except Exception as exc:  # it stays pending and is tried again later
+                    log.error(
+                        "entry_not_disposed", group=self.group, stream=stream,
+                        entry_id=entry_id, error=f"{type(exc).__name__}: {exc}"[:500],
+                    )  # fmt: skip
+                finally:
+                    held.discard(entry_id)
+        finally:
+            held.difference_update(entry_id for entry_id, _ in entries)
 
     async def _handle(self, stream: str, entry_id: str, fields: Fields) -> None:
         with self._traced("process", stream, entry_id, fields) as span:
             await self._handle_in_span(stream, entry_id, fields, span)
 
     async def _handle_in_span(self, stream: str, entry_id: str, fields: Fields, span) -> None:
-        keeper = asyncio.create_task(self._keep_claimed(stream, entry_id))
         started = time.perf_counter()
+        key = entry_key(self.group, stream, entry_id)
         try:
-            await self.handler(stream, entry_id, fields)
+            if stream == DLQ_EVENTS:
+                await dlq_path.replay(self.redis, self.group, fields, self.handler)
+            else:
+                await self.handler(stream, entry_id, fields)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self._count("failed", stream, started)
+            retryable = isinstance(exc, RETRYABLE)
+            self._count("retryable" if retryable else "failed", stream, started)
             span.record_exception(exc)
             span.set_status(StatusCode.ERROR)
             reason = f"{type(exc).__name__}: {exc}"[:500]
             log.warning(
-                "handler_failed", group=self.group, stream=stream, entry_id=entry_id, error=reason
-            )
-            await self.redis.hset(ERRORS_KEY, f"{self.group}|{stream}|{entry_id}", reason)
+                "handler_failed", group=self.group, stream=stream, entry_id=entry_id,
+                error=reason, retryable=retryable,
+            )  # fmt: skip
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hset(ERRORS_KEY, key, reason)
+            if retryable:
+                pipe.hincrby(RETRIES_KEY, key, 1)
+            await pipe.execute()
             return
-        finally:
-            keeper.cancel()
         await self.redis.xack(stream, self.group, entry_id)
-        await self.redis.hdel(ERRORS_KEY, f"{self.group}|{stream}|{entry_id}")
+        await self.redis.hdel(ERRORS_KEY, key)
+        await self.redis.hdel(RETRIES_KEY, key)
         self._count("handled", stream, started)
         log.info(
             "entry_handled", group=self.group, stream=stream, entry_id=entry_id,
@@ -155,7 +208,7 @@ class GroupRunner:
             ),
             tracer().start_as_current_span(
                 f"{self.group} {action} {stream}",
-                context=context_from(raw.decode()),
+                context=context_from(raw.decode(errors="replace")),
                 kind=SpanKind.CONSUMER,
                 attributes={"messaging.consumer.group.name": self.group,
                             "messaging.destination.name": stream,
@@ -173,66 +226,68 @@ class GroupRunner:
                 {"group": self.group, "stream": stream, "outcome": outcome},
             )
 
-    async def _keep_claimed(self, stream: str, entry_id: str) -> None:
-        """While a long handler runs, reset the entry's idle time so nobody else claims it."""
+    async def _keep_held(self) -> None:
+        """Reset the idle time of every entry this consumer holds, so nobody else claims it."""
         interval = self.config.claim_idle_ms / 3000
         while True:
             await asyncio.sleep(interval)
-            # Losing Redis for a moment only risks a duplicate delivery, which handlers absorb.
-            with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
-                await self.redis.xclaim(
-                    stream, self.group, self.consumer, 0, [entry_id], justid=True
-                )
+            for stream, ids in [(s, i) for s, i in self._held.items() if i]:
+                # Losing Redis for a moment only risks a duplicate delivery, which handlers absorb.
+                with contextlib.suppress(*REDIS_DOWN, ResponseError):
+                    await self.redis.xclaim(
+                        stream, self.group, self.consumer, 0, list(ids), justid=True
+                    )
 
     async def _claim_idle(self) -> None:
+        """Claim entries idle past ``claim_idle_ms``, resuming where the last pass stopped."""
         for stream in self.streams:
             reply = await self.redis.xautoclaim(
-                stream,
-                self.group,
-                self.consumer,
-                self.config.claim_idle_ms,
-                "0-0",
-                count=self.config.count,
-            )
+                stream, self.group, self.consumer, self.config.claim_idle_ms,
+                self._cursors.get(stream, "0-0"), count=self.config.count,
+            )  # fmt: skip
+            cursor = reply[0] if reply else b"0-0"
+            self._cursors[stream] = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
             entries = reply[1] if len(reply) > 1 else []
-            for entry_id, fields in entries:
-                eid = entry_id.decode()
-                if not fields:
-                    await self.redis.xack(stream, self.group, eid)
-                    continue
-                info = await self.redis.xpending_range(stream, self.group, eid, eid, 1)
-                deliveries = info[0]["times_delivered"] if info else 1
-                if deliveries > self.config.max_deliveries:
-                    with self._traced("dead-letter", stream, eid, fields):
-                        await self._dead_letter(stream, eid, fields, deliveries)
-                else:
-                    log.info(
-                        "entry_claimed",
-                        group=self.group,
-                        stream=stream,
-                        entry_id=eid,
-                        deliveries=deliveries,
-                    )
-                    await self._handle(stream, eid, fields)
+            await self._process(stream, [(e.decode(), f) for e, f in entries], claimed=True)
+
+    async def _claimed(self, stream: str, entry_id: str, fields: Fields) -> None:
+        """Handle a claimed entry again, or dead-letter it when it failed too often."""
+        key = entry_key(self.group, stream, entry_id)
+        info = await self.redis.xpending_range(stream, self.group, entry_id, entry_id, 1)
+        deliveries = info[0]["times_delivered"] if info else 1
+        retries = int(await self.redis.hget(RETRIES_KEY, key) or 0)
+        failures = deliveries - retries  # deliveries that failed because of the entry itself
+        if failures > self.config.max_deliveries or retries > self.config.max_retryable_deliveries:
+            with self._traced("dead-letter", stream, entry_id, fields):
+                await self._dead_letter(stream, entry_id, fields, failures - 1, retries)
+            return
+        log.info(
+            "entry_claimed", group=self.group, stream=stream, entry_id=entry_id,
+            deliveries=deliveries, retryable_failures=retries,
+        )  # fmt: skip
+        await self._handle(stream, entry_id, fields)
 
     async def _dead_letter(
-        self, stream: str, entry_id: str, fields: Fields, deliveries: int
+        self, stream: str, entry_id: str, fields: Fields, failures: int, retries: int
     ) -> None:
-        key = f"{self.group}|{stream}|{entry_id}"
-        last_error = await self.redis.hget(ERRORS_KEY, key)
-        reason = (last_error.decode() if last_error else "consumer died while handling it") + (
-            f" (failed {deliveries - 1} deliveries)"
+        """Move the entry to ``<stream>.dlq`` once, run the hook, then acknowledge it."""
+        reason = await dlq_path.reason(self.redis, self.group, stream, entry_id, failures, retries)
+        created = await dlq_path.write(
+            self.redis, self.group, stream, entry_id, fields, reason, self.config.dlq_maxlen
         )
-        dlq = {**fields, b"dlq_reason": reason.encode(), b"dlq_group": self.group.encode(),
-               b"dlq_entry_id": entry_id.encode(), b"dlq_stream": stream.encode()}  # fmt: skip
-        await self.redis.xadd(
-            dead_letter_stream(stream), dlq, maxlen=self.config.dlq_maxlen, approximate=True
-        )
+        if created:
+            await self.redis.hincrby(DEAD_LETTERS_KEY, f"{self.group}|{stream}", 1)
         if self.on_dead_letter is not None:
-            await self.on_dead_letter(stream, entry_id, fields, reason)
-        await self.redis.xack(stream, self.group, entry_id)
-        await self.redis.hdel(ERRORS_KEY, key)
-        await self.redis.hincrby(DEAD_LETTERS_KEY, f"{self.group}|{stream}", 1)
+            try:
+                await self.on_dead_letter(stream, entry_id, fields, reason)
+            except RETRYABLE:
+                raise  # the entry stays pending; the next claim finds its dead letter written
+            except Exception as exc:  # poison in the hook too: it is in the DLQ; log, move on
+                log.error(
+                    "dead_letter_hook_failed", group=self.group, stream=stream,
+                    entry_id=entry_id, error=f"{type(exc).__name__}: {exc}"[:500],
+                )  # fmt: skip
+        await dlq_path.acknowledge(self.redis, self.group, stream, entry_id)
         self._count("dead_lettered", stream)
         log.error(
             "entry_dead_lettered", group=self.group, stream=stream, entry_id=entry_id, reason=reason

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from events.base import Event
+from events.dead_letters import DeadLetterEvent
 from events.gates import GateEvent
 from events.jobs import EvaluationRecorded, JobEvent
 from events.keys import KeyEvent
@@ -27,6 +28,7 @@ register_event_types(*RegistryEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*JobEvent.__args__, EvaluationRecorded)  # type: ignore[attr-defined]
 register_event_types(*GateEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*KeyEvent.__args__)  # type: ignore[attr-defined]
+register_event_types(*DeadLetterEvent.__args__)  # type: ignore[attr-defined]
 
 _encoder = msgspec.json.Encoder()
 
