@@ -17,6 +17,7 @@ from settings import Settings, get_settings
 from storage import embedded
 from storage.artifacts import LocalArtifactStore
 from storage.audit_service import AuditService
+from storage.console_queries import ConsoleQueries
 from storage.gate_queries import GateQueries
 from storage.jobs_queries import JobQueries
 from storage.keys_queries import KeyQueries
@@ -120,6 +121,7 @@ class Platform:
     clock: SystemClock
     ops: PlatformOperations
     audit: AuditService
+    console: ConsoleQueries
 
     async def aclose(self) -> None:
         """Release connections."""
@@ -234,6 +236,7 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         clock=SystemClock(),
         ops=PlatformOperations(engine, redis, settings.relay_interval_s),
         audit=AuditService(engine, redis),
+        console=ConsoleQueries(engine, redis),
     )
 
 
