@@ -297,4 +297,3 @@ class GateReader(Protocol):
     ) -> tuple[list[GateView], str | None]:
         """A model's gates, newest first, a page at a time, and the next page's cursor."""
         ...
-
