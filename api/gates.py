@@ -10,9 +10,10 @@ from api.auth import event_metadata
 from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from domain import names
+from domain.gate_ports import GateReader
 from domain.gate_views import GateView
 from domain.handlers.gates import gate_policy, request_gate, set_gate_policy
-from domain.ports import DatasetCatalog, GateReader, UnitOfWorkFactory
+from domain.ports import DatasetCatalog, UnitOfWorkFactory
 from events.gates import GatePolicy, GateThresholds
 from settings import Settings
 

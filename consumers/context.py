@@ -7,10 +7,10 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
+from domain.gate_ports import PairedLatencyMeter
 from domain.ports import (
     Clock,
     DatasetCatalog,
-    PairedLatencyMeter,
     ShardEvaluator,
     ShardQueue,
     UnitOfWorkFactory,

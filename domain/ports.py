@@ -11,9 +11,7 @@ from typing import Any, Protocol, Self
 
 import msgspec
 
-from domain.gate_policy import GateOutcome
-from domain.gate_views import GateView
-from domain.gates import GateState
+from domain.gate_ports import GateStore
 from domain.jobs import JobState
 from domain.key_ports import KeyStore
 from domain.registry import ModelState, VersionState
@@ -85,32 +83,6 @@ class JobStore(Protocol):
 
     async def running(self) -> list[str]:
         """Ids of jobs that are planned but not finished."""
-        ...
-
-
-class GateStore(Protocol):
-    """Regression gates: their streams, and lookups on the gates projection."""
-
-    async def load(self, gate_id: str) -> GateState:
-        """The gate's state folded from its stream (empty state if unknown)."""
-        ...
-
-    async def save(
-        self, state: GateState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append at ``state.stream_version`` (ConcurrencyConflict if stale) and project."""
-        ...
-
-    async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
-        """Finished gates of one candidate version (for the promotion rule)."""
-        ...
-
-    async def waiting_on(self, job_id: str) -> list[str]:
-        """Ids of gates still evaluating that compare the predictions of ``job_id``."""
-        ...
-
-    async def submitted_by(self, job_id: str) -> str | None:
-        """The gate that submitted evaluation job ``job_id``, if a gate did."""
         ...
 
 
@@ -212,25 +184,6 @@ class ShardEvaluator(Protocol):
         ...
 
 
-class LatencyRun(msgspec.Struct, frozen=True, kw_only=True):
-    """A paired latency run: index i of both lists timed on the same batch, back to back."""
-
-    baseline_ms: list[float]
-    candidate_ms: list[float]
-    batch_size: int
-    order: str
-
-
-class PairedLatencyMeter(Protocol):
-    """Times two versions alternately on the same batches of a dataset, in one process."""
-
-    async def measure(
-        self, baseline: VersionState, candidate: VersionState, dataset_id: str
-    ) -> LatencyRun:
-        """One paired run; InvalidInput / NotFound when a model or the dataset cannot load."""
-        ...
-
-
 class Clock(Protocol):
     """The time, injectable so handlers are testable."""
 
@@ -282,18 +235,4 @@ class JobReader(Protocol):
         self, model_name: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[JobView]:
         """Newest jobs first, optionally filtered."""
-        ...
-
-
-class GateReader(Protocol):
-    """Read side of regression gates."""
-
-    async def get(self, gate_id: str) -> GateView:
-        """One gate; NotFound if unknown."""
-        ...
-
-    async def page_for_model(
-        self, model_name: str, limit: int, cursor: str | None
-    ) -> tuple[list[GateView], str | None]:
-        """A model's gates, newest first, a page at a time, and the next page's cursor."""
         ...

@@ -11,7 +11,7 @@ import asyncio
 from functools import partial
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.ports import LatencyRun
+from domain.gate_ports import LatencyRun
 from domain.registry import VersionState
 from ml.paired_latency import measure_paired_latency
 from ml.shard_evaluator import TorchShardEvaluator, version_ref

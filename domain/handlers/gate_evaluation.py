@@ -13,6 +13,7 @@ import uuid
 import msgspec
 
 from domain.errors import IntegrityError, InvalidInput, NotFound
+from domain.gate_ports import PairedLatencyMeter
 from domain.gates import (
     EvaluateGate,
     FailGate,
@@ -28,7 +29,6 @@ from domain.jobs import CANCELLED, SUCCEEDED, JobState
 from domain.jobs import FAILED as JOB_FAILED
 from domain.ports import (
     DatasetCatalog,
-    PairedLatencyMeter,
     ShardResult,
     UnitOfWork,
     UnitOfWorkFactory,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from domain.gate_ports import LatencyRun
 from domain.handlers.gate_evaluation import check_gate, on_job_finished, start_gate
 from domain.handlers.gates import request_gate
 from domain.handlers.jobs import (
@@ -15,7 +16,6 @@ from domain.handlers.jobs import (
 )
 from domain.handlers.registry import register_model_version
 from domain.jobs import PlanBatchJob
-from domain.ports import LatencyRun
 from events.base import Event, EventMetadata
 from events.registry import ModelVersionPromoted, ModelVersionRegistered
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
