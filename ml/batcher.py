@@ -5,13 +5,14 @@ The worker takes whatever is queued when it wakes (up to ``max_batch``). With th
 partial batch open that long to gather more. The queue is bounded: when full, ``submit``
 raises ``Overloaded`` at once instead of letting memory grow.
 
-At low load a lone image whose forward is known to be cheap (``inline_max_s``) runs on the
-event loop itself: nothing else is waiting, and the two thread hand-offs would cost more than
-they save. "Nothing else" is read from ``IN_FLIGHT``, the HTTP requests in progress in this
-process (the API's entry point counts them): as soon as a second one is in progress, or a
-forward is running, everything goes through the queue and is batched again. Where nothing
-counts requests, submits closer together than ``quiet_s`` mean load instead (a weaker sign: a
-blocked loop makes any gap look quiet).
+At low load a lone image whose forward is known to take at most ``inline_max_s`` runs on the
+event loop itself, as a plain server would: nothing else is waiting, and the two thread
+hand-offs cost more than they save (on a busy machine each waits for a time slice). "Alone"
+is read from ``IN_FLIGHT``, the HTTP requests in progress in this process (the API's entry
+point counts them): as soon as a second one is in progress, or a forward is running,
+everything goes through the queue and is batched again. Where nothing counts requests,
+submits closer together than ``quiet_s`` mean load instead (a weaker sign: a blocked loop
+makes any gap look quiet).
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class DynamicBatcher:
         executor: ThreadPoolExecutor | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
         forward_parts: Callable[[list[np.ndarray]], np.ndarray] | None = None,
-        inline_max_s: float = 0.001,
+        inline_max_s: float = 0.02,
         quiet_s: float = 0.001,
         in_flight: RequestGauge = IN_FLIGHT,
     ) -> None:
