@@ -185,13 +185,11 @@ def build_shard_evaluator(platform: Platform):
     )
 
 
-def build_gate_latency(evaluator):
+def build_gate_latency(platform: Platform, evaluator):
     """The paired latency meter of gates, on a worker's shard evaluator (its cache and datasets)."""
-    import os
+    from ml.gate_latency import DEFAULT_BATCH, TorchPairedLatency
 
-    from ml.gate_latency import DEFAULT_BATCH, DEFAULT_ROUNDS, TorchPairedLatency
-
-    rounds = int(os.environ.get("GATE_LATENCY_ROUNDS") or DEFAULT_ROUNDS)
+    rounds = platform.settings.gate_latency_rounds
     return TorchPairedLatency(evaluator, rounds=rounds, batch_size=DEFAULT_BATCH)
 
 

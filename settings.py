@@ -160,6 +160,8 @@ class Settings:
     metrics_port: int | None = field(default_factory=lambda: _int("METRICS_PORT", 0) or None)
     # STREAM_MAXLEN: approximate cap of streams no group reads (fan-out streams, dead letters).
     stream_maxlen: int = field(default_factory=lambda: _int("STREAM_MAXLEN", 100_000))
+    # Paired rounds of a gate's latency run (~95 ms each for mnist_cnn at batch 64 on 2 cores).
+    gate_latency_rounds: int = field(default_factory=lambda: _int("GATE_LATENCY_ROUNDS", 40))
 
     @property
     def cache_dir(self) -> Path:

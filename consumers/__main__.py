@@ -80,7 +80,7 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
     evaluator = bootstrap.build_shard_evaluator(p)
     ctx = WorkerContext(
         uow=p.uow, queue=p.shard_queue, evaluator=evaluator, datasets=p.datasets, clock=p.clock,
-        latency=bootstrap.build_gate_latency(evaluator), shard_size=settings.shard_size,
+        latency=bootstrap.build_gate_latency(p, evaluator), shard_size=settings.shard_size,
     )  # fmt: skip
     # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
     try:
