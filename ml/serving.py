@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 import torch
 
-from domain.errors import Conflict, ServiceUnavailable
+from domain.errors import Conflict
 from events.registry import ArtifactMetadata
 from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
 from ml.device import HostStaging, resolve_device
@@ -203,7 +203,8 @@ class ModelCache:
         path = self.resolve_path(ref.artifact_uri)
         actual, _ = sha256_file(path)
         if actual != ref.sha256:
-            raise ServiceUnavailable(
+            # Conflict, not ServiceUnavailable: retrying cannot fix a file that changed on disk.
+            raise Conflict(
                 f"artifact of {ref.model_name} {ref.model_version} fails its sha256 check "
                 f"(registered {ref.sha256[:12]}, on disk {actual[:12]}); refusing to serve it"
             )
