@@ -26,6 +26,7 @@ from api.middleware import metrics_middleware
 from api.openapi import allow_header_middleware, document
 from api.registry import RegistryController
 from api.schemas import Health
+from api.ui import console_routes, template_config
 from api.v2 import V2Controller
 from bootstrap import Platform, build_inference, build_platform, build_relay, build_stream_stats
 from domain.errors import DomainError
@@ -41,7 +42,7 @@ VERSION = "0.1.0"
 # What controllers may ask for by name: each a field built once in bootstrap.
 PORTS = (
     "settings", "uow", "registration_lock", "artifacts", "inspector", "datasets", "queries",
-    "job_queries", "audit", "keys", "gate_queries", "clock",
+    "job_queries", "audit", "keys", "gate_queries", "clock", "console",
 )  # fmt: skip
 
 
@@ -140,6 +141,7 @@ def create_app(
             AuditController,
             KeysController,
             asyncapi,
+            *console_routes(),  # the web console under /ui (api/ui)
         ],
         dependencies=dependencies,
         middleware=[metrics_middleware, allow_header_middleware],
@@ -148,6 +150,7 @@ def create_app(
         lifespan=[lifespan],
         on_startup=[document],  # the complete OpenAPI document (api/openapi.py)
         request_max_body_size=settings.max_body_bytes,
+        template_config=template_config(),
         openapi_config=OpenAPIConfig(
             title="Inference and evaluation platform", version=VERSION, path="/schema"
         ),

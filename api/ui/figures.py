@@ -1,0 +1,114 @@
+"""What the console draws, computed here so templates only place it: inline SVG line charts, the
+confusion-matrix heatmap and the gate's verdict cells (the same units as `just gate`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.console import VersionPoint
+from events.gates import GateCheck
+
+WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 180, 56, 24
+HEAT_LEVELS = 9  # console.css defines .heat-0 ... .heat-8, each with a readable text colour
+
+
+def line_chart(
+    points: list[VersionPoint], field: str, title: str, fmt: str, unit: str = ""
+) -> dict[str, Any] | None:
+    """Geometry of one series across versions (None when no version has the figure)."""
+    known = [(p.model_version, getattr(p, field)) for p in points if getattr(p, field) is not None]
+    if not known:
+        return None
+    values = [v for _, v in known]
+    low, high = min(values), max(values)
+    span = (high - low) or abs(high) * 0.1 or 1.0
+    low, high = low - span * 0.05, high + span * 0.05
+    step = (WIDTH - 2 * PAD_X) / max(1, len(known) - 1)
+    dots = []
+    for i, (version, value) in enumerate(known):
+        x = PAD_X + (i * step if len(known) > 1 else (WIDTH - 2 * PAD_X) / 2)
+        y = HEIGHT - PAD_Y - (value - low) / (high - low) * (HEIGHT - 2 * PAD_Y)
+        dots.append({"x": round(x, 1), "y": round(y, 1), "version": version,
+                     "label": format(value, fmt) + unit})  # fmt: skip
+    return {
+        "title": title,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "path": " ".join(f"{d['x']},{d['y']}" for d in dots),
+        "dots": dots if len(dots) <= 200 else [],  # beyond that the line says it all
+        "top": format(high, fmt) + unit,
+        "bottom": format(low, fmt) + unit,
+        "first": known[0][0],
+        "last": known[-1][0],
+        "pad_x": PAD_X,
+        "pad_y": PAD_Y,
+        "summary": (
+            f"{title} of {len(known)} versions, from {format(values[0], fmt)}{unit} "
+            f"({known[0][0]}) to {format(values[-1], fmt)}{unit} ({known[-1][0]}); "
+            f"lowest {format(min(values), fmt)}{unit}, highest {format(max(values), fmt)}{unit}"
+        ),
+    }
+
+
+def heatmap(matrix: list[list[int]], classes: list[str]) -> dict[str, Any]:
+    """Rows (true class) of cells (predicted class) with a colour level by share of the row."""
+    rows = []
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        cells = [
+            {"count": n, "level": min(HEAT_LEVELS - 1, round(n / total * (HEAT_LEVELS - 1))),
+             "share": f"{n / total:.1%}", "diagonal": i == j}
+            for j, n in enumerate(row)
+        ]  # fmt: skip
+        rows.append({"label": classes[i] if i < len(classes) else str(i), "cells": cells})
+    labels = [classes[j] if j < len(classes) else str(j) for j in range(len(matrix))]
+    return {"rows": rows, "labels": labels}
+
+
+def class_names(metrics: dict[str, Any]) -> list[str]:
+    """The class names of a job's metrics (per_class rows), in matrix order."""
+    return [str(c.get("class", i)) for i, c in enumerate(metrics.get("per_class") or [])]
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value:.3g}" if value >= 1e-4 else f"{value:.1e}"
+
+
+def check_cells(c: GateCheck) -> dict[str, str]:
+    """One verdict row: baseline, candidate, delta, threshold, p-value, interval, verdict."""
+    if c.name == "p95_latency":
+        interval = ""
+        if c.ci_low is not None and c.ci_high is not None:
+            interval = f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]"
+        return {"name": c.name, "baseline": f"{c.baseline:.2f} ms",
+                "candidate": f"{c.candidate:.2f} ms", "delta": f"{c.delta:+.1%}",
+                "threshold": f"≤ +{c.threshold:.0%}", "p_value": "", "interval": interval,
+                "verdict": c.verdict, "detail": c.detail}  # fmt: skip
+    interval = ""
+    if c.ci_low is not None and c.ci_high is not None:
+        interval = f"[{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] pts"
+    threshold = (
+        f"p ≥ {c.threshold:g} if a drop"
+        if c.name == "accuracy_significance"
+        else f"≥ {c.threshold * 100:+.2f} pts"
+    )
+    return {"name": c.name, "baseline": f"{c.baseline * 100:.2f}%",
+            "candidate": f"{c.candidate * 100:.2f}%", "delta": f"{c.delta * 100:+.2f} pts",
+            "threshold": threshold, "p_value": _p(c.p_value), "interval": interval,
+            "verdict": c.verdict, "detail": c.detail}  # fmt: skip
+
+
+def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+    """The headline figures of a job, formatted (the matrix and per-class rows go elsewhere)."""
+    shown = []
+    for key, value in metrics.items():
+        if key in ("per_class", "confusion_matrix") or isinstance(value, dict | list):
+            continue
+        if isinstance(value, float):
+            value = f"{value:.4f}" if abs(value) < 10 else f"{value:,.1f}"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        shown.append((key, str(value)))
+    return shown
