@@ -132,6 +132,7 @@ async def audit(args: argparse.Namespace, values: Values, meta: EventMetadata) -
     given = Anchor.parse(args.anchor) if args.anchor else None
     async with platform() as p:
         report = await p.audit.audit(anchor=given)
+        await p.console.record_audit(report, meta.actor, "cli")  # the console shows the latest
     if args.json:
         body = msgspec.to_builtins(report) | {
             "ok": report.ok,
