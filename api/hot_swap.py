@@ -2,7 +2,9 @@
 
 The new prod is loaded before the switch, so requests never wait on a load because of it;
 requests already resolved keep the model they hold. A slow poll of PostgreSQL backs the
-stream up while Redis is unreachable.
+stream up while Redis is unreachable. An entry at or below the log position the last
+reconciliation (or entry) reflected is ignored: after Redis lost its data the relay
+republishes the whole log, and replaying old promotions would serve rolled-back versions.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class ProdLookup(Protocol):
         """The prod version; NotFound or Conflict when there is none."""
         ...
 
+    async def registry_position(self) -> int:
+        """The log position the registry projection reflects."""
+        ...
+
 
 class ProdFollower:
     """Keeps an InferenceService's prod map current."""
@@ -50,6 +56,8 @@ class ProdFollower:
         self.queries = queries
         self.block_ms = block_ms
         self.poll_s = poll_s
+        self.applied = 0  # the log position this process's prod map reflects
+        self.last_id = "$"  # where the stream read resumes
 
     async def switch(self, model_name: str, version: str | None) -> None:
         """Preload ``version`` (if any) then make it prod in this process."""
@@ -72,27 +80,32 @@ class ProdFollower:
 
     async def follow(self, stop: asyncio.Event) -> None:
         """Read the stream from its current end until ``stop``."""
-        last_id = "$"
+        self.last_id = "$"
         while not stop.is_set():
             try:
-                if last_id == "$":
+                if self.last_id == "$":
                     tail = await self.redis.xrevrange(REGISTRY_STREAM, count=1)
-                    last_id = tail[0][0].decode() if tail else "0-0"
+                    self.last_id = tail[0][0].decode() if tail else "0-0"
                     await self.reconcile()
                 reply = await self.redis.xread(
-                    {REGISTRY_STREAM: last_id}, block=self.block_ms, count=100
+                    {REGISTRY_STREAM: self.last_id}, block=self.block_ms, count=100
                 )
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
-                        last_id = entry_id.decode()
-                        await self._apply(fields)
+                        self.last_id = entry_id.decode()
+                        await self._apply(self.last_id, fields)
             except (RedisError, OSError) as exc:
                 log.warning("hot_swap_redis_unavailable", error=str(exc))
-                last_id = "$"
+                self.last_id = "$"
                 await sleep_until_stopped(stop, 1.0)
 
-    async def _apply(self, fields: dict[bytes, bytes]) -> None:
-        type_name = fields.get(b"type", b"").decode()
+    async def _apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        raw = fields.get(b"position") or entry_id.partition("-")[0].encode()
+        position = int(raw) if raw.isdigit() else 0
+        if position <= self.applied:
+            return  # already reflected (a republished entry after Redis lost its data)
+        self.applied = position
+        type_name = fields.get(b"type", b"").decode(errors="replace")
         if type_name not in {
             "ModelVersionPromoted",
             "ModelVersionRolledBack",
@@ -110,12 +123,15 @@ class ProdFollower:
 
     async def reconcile(self) -> None:
         """Re-read prod from PostgreSQL for every model this process serves."""
+        # Read first: every prod read after it reflects at least this position.
+        position = await self.queries.registry_position()
         for name in list(self.service.prod):
             try:
                 version = await self.queries.require_prod(name)
             except DomainError:
                 version = None
             await self.switch(name, version)
+        self.applied = max(self.applied, position)
 
     async def poll(self, stop: asyncio.Event) -> None:
         """Reconcile every ``poll_s`` seconds, in case stream entries were missed."""

@@ -14,6 +14,7 @@ from events.streams import model_stream_id
 from storage import event_store
 from storage.errors import on_postgres
 from storage.gate_queries import gate_history
+from storage.projections import REGISTRY_PROJECTION, get_checkpoint
 from storage.tables import event_log, model_prod, model_versions
 
 
@@ -84,6 +85,12 @@ class RegistryQueries:
         )
         async with self.engine.connect() as conn:
             return list((await conn.execute(q)).scalars())
+
+    @on_postgres
+    async def registry_position(self) -> int:
+        """The log position the registry projection reflects (prod read after it is as new)."""
+        async with self.engine.connect() as conn:
+            return await get_checkpoint(conn, REGISTRY_PROJECTION)
 
     @on_postgres
     async def ping(self) -> None:
