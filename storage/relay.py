@@ -1,8 +1,8 @@
 """The relay: publishes the event log to Redis Streams in position order, one leader at a time.
 
 Entry ids are ``<position>-0``, so a retried publish is refused by Redis and is harmless.
-A marker key tells whether Redis lost its data; if so the log is republished from the start
-and consumers deduplicate by event id.
+A marker key tells whether Redis lost its data, and each stream's last entry whether it lost
+part of it; the log is then republished from the loss and consumers deduplicate by event id.
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from domain.audit import Anchor
 from events.codec import area_of
 from events.streams import area_stream
-from storage import event_store
+from storage import event_store, relay_loss
 from storage.projections import get_checkpoint, set_checkpoint
+from storage.relay_loss import MARKER_KEY
 
 log = structlog.get_logger("relay")
 
 RELAY_CHECKPOINT = "relay"
 LEADER_LOCK = 7_313_002
-MARKER_KEY = "platform:relay:marker"
 ANCHOR_KEY = "platform:relay:anchor"
 
 
@@ -75,14 +75,24 @@ class Relay:
         self.interval = interval
         self.batch = batch
         self.published = 0
+        self._tails: dict[str, int] | None = None  # stream -> last position published to it
 
     async def _ensure_marker(self, conn: AsyncConnection) -> int:
-        """The position to publish after; rewinds to 0 when Redis came back empty."""
+        """The position to publish after; rewinds when Redis lost some or all of its entries."""
         checkpoint = await get_checkpoint(conn, RELAY_CHECKPOINT)
-        # One round trip: SET NX only succeeds when the marker is gone, i.e. Redis lost its data.
-        if await self.redis.set(MARKER_KEY, "1", nx=True) and checkpoint:
-            log.warning("redis_lost_data_republishing", from_position=0, checkpoint=checkpoint)
-            checkpoint = 0
+        if self._tails is None:  # once per leadership: what each stream should end with
+            self._tails = await relay_loss.published_tails(conn, checkpoint)
+            await conn.commit()
+        marker, rewind = await relay_loss.loss(self.redis, self._tails)
+        if rewind is not None and rewind < checkpoint:
+            log.warning("redis_lost_data_republishing", from_position=rewind, checkpoint=checkpoint)
+            # Persist the rewind before setting the marker: a relay that dies in between
+            # leaves a checkpoint that still republishes, never a marker that hides the loss.
+            await set_checkpoint(conn, RELAY_CHECKPOINT, rewind)
+            await conn.commit()
+            checkpoint = rewind
+        if not marker:
+            await self.redis.set(MARKER_KEY, "1")
         return checkpoint
 
     async def publish_pending(self, conn: AsyncConnection) -> int:
@@ -96,11 +106,10 @@ class Relay:
                 break
             pipe = self.redis.pipeline(transaction=False)
             for row in rows:
-                pipe.xadd(
-                    area_stream(area_of(row.event_type)),
-                    entry_fields(row._mapping),
-                    id=f"{row.position}-0",
-                )
+                stream = area_stream(area_of(row.event_type))
+                pipe.xadd(stream, entry_fields(row._mapping), id=f"{row.position}-0")
+                if self._tails is not None:
+                    self._tails[stream] = max(self._tails.get(stream, 0), row.position)
             pipe.set(ANCHOR_KEY, anchor_line(rows[-1]))
             results = (await pipe.execute(raise_on_error=False))[:-1]
             for row, result in zip(rows, results, strict=True):
