@@ -9,12 +9,14 @@ same roles.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import structlog
 from litestar import Request, Response, Router, get, post
-from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.params import QueryParameter
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
@@ -39,10 +41,11 @@ TEMPLATES, STATIC = HERE / "templates", HERE / "static"
 PUBLIC = {"role": "public", "console_role": "public"}
 _STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, ServiceUnavailable: 503}
 log = structlog.get_logger("console")
+Next = Annotated[str | None, QueryParameter(max_length=2048)]
 
 
 @get("/login", opt=PUBLIC)
-async def login_form(request: Request, next: str | None = None) -> Template:
+async def login_form(request: Request, next: Next = None) -> Template:
     """The login form: an API key with at least the reader role."""
     return page(request, "login.html", next=safe_next(next), error=None)
 
