@@ -10,7 +10,7 @@ default:
     @just --list --unsorted
 
 # install Python dependencies and the offline datasets (Debian's fashion-mnist where apt works)
-setup: _install-datasets _install-prometheus
+setup: _install-datasets _install-prometheus _install-chromium
     @{{py}} -c "import torch, litestar; print('ready: torch', torch.__version__)"
 
 _install-datasets:
@@ -38,12 +38,25 @@ _install-prometheus:
         echo "note: \`just monitor\` needs 'sudo apt-get install prometheus'" >&2
     fi
 
+# Chromium from Debian's package, for the web console's browser tests (skipped without it)
+_install-chromium:
+    #!/bin/sh
+    if command -v chromium >/dev/null 2>&1; then exit 0; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing the Debian package chromium" >&2
+        (apt-get install -y -q chromium >/dev/null 2>&1 \
+            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null)) \
+            || echo "warning: could not install chromium; the browser tests will skip" >&2
+    else
+        echo "note: the web console's browser tests need 'sudo apt-get install chromium'" >&2
+    fi
+
 # the main job end to end on embedded servers: train, register, promote, roll back, history
 demo: _install-datasets
     {{py}} -m cli demo
 
 # run the whole test suite (embedded servers unless DATABASE_URL / REDIS_URL are set)
-test *ARGS: _install-datasets _install-prometheus
+test *ARGS: _install-datasets _install-prometheus _install-chromium
     {{py}} -m pytest {{ARGS}}
 
 # lint and format check
