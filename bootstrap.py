@@ -193,6 +193,13 @@ def build_gate_latency(platform: Platform, evaluator):
     return TorchPairedLatency(evaluator, rounds=rounds, batch_size=DEFAULT_BATCH)
 
 
+def build_shard_backlog(platform: Platform):
+    """What the shard stream still holds (domain.fault_ports.ShardBacklog), for the sweeper."""
+    from storage.shard_sweep import RedisShardBacklog
+
+    return RedisShardBacklog(platform.redis)
+
+
 def build_relay(platform: Platform):
     """The log-to-streams relay (one leader at a time across processes)."""
     return platform.ops.relay()

@@ -153,6 +153,13 @@ class Settings:
     max_retryable_deliveries: int = field(
         default_factory=lambda: _int("MAX_RETRYABLE_DELIVERIES", 200)
     )
+    # SHARD_SWEEP_INTERVAL_S / SHARD_SWEEP_GRACE_S: how often a worker looks for shards Redis
+    # lost, and how long a running job must have stood still before its missing shards (neither
+    # stored, queued nor in progress) are dispatched again.
+    shard_sweep_interval_s: float = field(
+        default_factory=lambda: _float("SHARD_SWEEP_INTERVAL_S", 60.0)
+    )
+    shard_sweep_grace_s: float = field(default_factory=lambda: _float("SHARD_SWEEP_GRACE_S", 300.0))
     # SHARD_SIZE: images per shard of a batch job.
     shard_size: int = field(default_factory=lambda: _int("SHARD_SIZE", 1000))
     # METRICS_PORT: where a worker serves its Prometheus /metrics (unset: a free port, printed

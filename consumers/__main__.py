@@ -16,6 +16,7 @@ import bootstrap
 from consumers import batch_inference, gate_evaluation, metric_aggregation
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
+from consumers.sweeper import build_shard_sweeper
 from domain.errors import ServiceUnavailable
 from events.dead_letters import DLQ_EVENTS
 from observability import exposition, supervisor, tracing
@@ -101,6 +102,8 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
         # Workers relay too (one leader at a time), so jobs progress with no API process running.
         "relay": bootstrap.build_relay(p).run,
     }
+    if batch_inference.GROUP in groups:
+        tasks["shard-sweeper"] = build_shard_sweeper(p, ctx.name)
     for runner in build_runners(ctx, p, groups):
         tasks[f"group:{runner.group}"] = runner.run
     try:

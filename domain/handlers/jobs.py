@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -241,8 +242,19 @@ async def fail_batch_job(
     return await _execute(uow, cmd.job_id, cmd, metadata)
 
 
-async def replan_lost_shards(uow: UnitOfWorkFactory, queue: ShardQueue) -> dict[str, int]:
-    """Re-dispatch every unfinished shard of running jobs (after Redis lost its streams)."""
+async def replan_lost_shards(
+    uow: UnitOfWorkFactory,
+    queue: ShardQueue,
+    *,
+    outstanding: set[tuple[str, int]] | None = None,
+    idle_before: datetime | None = None,
+) -> dict[str, int]:
+    """Re-dispatch every unfinished shard of running jobs (after Redis lost its streams).
+
+    The periodic sweeper passes ``outstanding`` (the shards the stream still holds, read before
+    the jobs) and ``idle_before``: a shard still queued or in progress, and a job that moved
+    since then, are left alone, so a shard that is merely waiting is never dispatched twice.
+    """
     replanned: dict[str, int] = {}
     async with uow() as tx:
         running = await tx.jobs.running()
@@ -250,7 +262,12 @@ async def replan_lost_shards(uow: UnitOfWorkFactory, queue: ShardQueue) -> dict[
         async with uow() as tx:
             state = await tx.jobs.load(job_id)
             done = await tx.jobs.stored_shards(job_id)
-        missing = [s for s in range(state.planned_shards) if s not in done]
+        if idle_before is not None and state.updated_at and state.updated_at > idle_before:
+            continue
+        held = outstanding or set()
+        missing = [
+            s for s in range(state.planned_shards) if s not in done and (job_id, s) not in held
+        ]
         if missing:
             await queue.dispatch(job_id, missing, str(uuid.uuid4()))
             replanned[job_id] = len(missing)

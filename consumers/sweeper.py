@@ -1,0 +1,51 @@
+"""The lost-shard sweeper: a periodic task in every worker (one sweeps per period).
+
+Shard work messages live only in Redis. When Redis loses some (a restored snapshot, a trimmed
+or deleted stream) while the consumer group survives, nothing else would notice: a running
+job whose shards are neither stored, nor queued, nor in progress, and that has not moved for
+``SHARD_SWEEP_GRACE_S``, gets those shards dispatched again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+import bootstrap
+from domain.errors import ServiceUnavailable
+from domain.fault_ports import ShardBacklog
+from domain.handlers.jobs import replan_lost_shards
+from observability.supervisor import Task, every
+
+log = structlog.get_logger("shard-sweeper")
+
+
+async def sweep_lost_shards(
+    p: bootstrap.Platform, backlog: ShardBacklog, consumer: str
+) -> dict[str, int] | None:
+    """One pass; None when another worker swept this period. Shards re-dispatched per job."""
+    s = p.settings
+    if not await backlog.lead(consumer, s.shard_sweep_interval_s):
+        return None
+    outstanding = await backlog.outstanding()  # before the jobs are read: see the handler
+    idle_before = p.clock.now() - timedelta(seconds=s.shard_sweep_grace_s)
+    replanned = await replan_lost_shards(
+        p.uow, p.shard_queue, outstanding=outstanding, idle_before=idle_before
+    )
+    for job_id, shards in replanned.items():
+        log.warning("lost_shards_replanned", job_id=job_id, shards=shards)
+    return replanned
+
+
+def build_shard_sweeper(p: bootstrap.Platform, consumer: str) -> Task:
+    """The supervised periodic task of a worker."""
+    backlog = bootstrap.build_shard_backlog(p)
+
+    async def sweep() -> None:
+        await sweep_lost_shards(p, backlog, consumer)
+
+    return every(
+        p.settings.shard_sweep_interval_s, sweep, expected=(ServiceUnavailable,),
+        name="shard-sweeper",
+    )  # fmt: skip
