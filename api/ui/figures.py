@@ -8,7 +8,8 @@ from typing import Any
 from domain.console import VersionPoint
 from events.gates import GateCheck
 
-WIDTH, HEIGHT, PAD_X, PAD_Y = 640, 180, 56, 24
+# The left margin holds the value labels (e.g. '1,234.56 ms'), the right one only the last dot.
+WIDTH, HEIGHT, LEFT, RIGHT, PAD_Y = 640, 180, 96, 24, 24
 HEAT_LEVELS = 9  # console.css defines .heat-0 ... .heat-8, each with a readable text colour
 
 
@@ -23,10 +24,11 @@ def line_chart(
     low, high = min(values), max(values)
     span = (high - low) or abs(high) * 0.1 or 1.0
     low, high = low - span * 0.05, high + span * 0.05
-    step = (WIDTH - 2 * PAD_X) / max(1, len(known) - 1)
+    plot = WIDTH - LEFT - RIGHT
+    step = plot / max(1, len(known) - 1)
     dots = []
     for i, (version, value) in enumerate(known):
-        x = PAD_X + (i * step if len(known) > 1 else (WIDTH - 2 * PAD_X) / 2)
+        x = LEFT + (i * step if len(known) > 1 else plot / 2)
         y = HEIGHT - PAD_Y - (value - low) / (high - low) * (HEIGHT - 2 * PAD_Y)
         dots.append({"x": round(x, 1), "y": round(y, 1), "version": version,
                      "label": format(value, fmt) + unit})  # fmt: skip
@@ -40,7 +42,8 @@ def line_chart(
         "bottom": format(low, fmt) + unit,
         "first": known[0][0],
         "last": known[-1][0],
-        "pad_x": PAD_X,
+        "left": LEFT,
+        "right": WIDTH - RIGHT,
         "pad_y": PAD_Y,
         "summary": (
             f"{title} of {len(known)} versions, from {format(values[0], fmt)}{unit} "
@@ -100,10 +103,16 @@ def check_cells(c: GateCheck) -> dict[str, str]:
             "verdict": c.verdict, "detail": c.detail}  # fmt: skip
 
 
+FIRST = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "latency_p50_ms",
+         "latency_p95_ms", "latency_p99_ms", "throughput_images_per_s")  # fmt: skip
+
+
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """The headline figures of a job, formatted (the matrix and per-class rows go elsewhere)."""
+    """The figures of a job, headline ones first (the matrix and per-class rows go elsewhere)."""
     shown = []
-    for key, value in metrics.items():
+    order = [k for k in FIRST if k in metrics] + sorted(k for k in metrics if k not in FIRST)
+    for key in order:
+        value = metrics[key]
         if key in ("per_class", "confusion_matrix") or isinstance(value, dict | list):
             continue
         if isinstance(value, float):

@@ -100,7 +100,7 @@ class ModelPages(Controller):
                 at_error = str(exc)
         charts = [
             line_chart(points, "accuracy", "Accuracy", ".2%"),
-            line_chart(points, "p95_ms", "p95 batch latency", ".2f", " ms"),
+            line_chart(points, "p95_ms", "p95 batch latency", ",.2f", " ms"),
         ]
         return page(
             request, "model.html", 400 if at_error else 200, name=name, prod=prod,
