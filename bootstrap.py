@@ -8,13 +8,13 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.ports import UnitOfWorkFactory
 from ml.catalog import DatasetCatalog
 from ml.inspector import TorchArtifactInspector
 from settings import Settings, get_settings
-from storage import embedded
+from storage import connections, embedded
 from storage.artifacts import LocalArtifactStore
 from storage.audit_service import AuditService
 from storage.console_queries import ConsoleQueries
@@ -53,11 +53,17 @@ def redis_url(settings: Settings | None = None) -> str:
     return settings.redis_url or embedded.ensure_redis(settings.state_dir)
 
 
-def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine with a bounded pool and a connect timeout."""
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, connect_args={"timeout": 10}
-    )
+def create_engine(
+    url: str, pool_size: int | None = None, settings: Settings | None = None
+) -> AsyncEngine:
+    """An asyncpg engine with the settings' pool and server-side timeouts (storage.connections)."""
+    s = settings or get_settings()
+    return connections.create_engine(
+        url, pool_size=pool_size or s.db_pool_size, pool_timeout_s=s.db_pool_timeout_s,
+        statement_timeout_ms=s.db_statement_timeout_ms, lock_timeout_ms=s.db_lock_timeout_ms,
+        idle_in_transaction_timeout_ms=s.db_idle_in_transaction_timeout_ms,
+        keepalive_s=s.db_keepalive_s,
+    )  # fmt: skip
 
 
 def create_redis(url: str) -> aioredis.Redis:
@@ -89,6 +95,9 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(cfg, "head")
 
     async with engine.begin() as conn:
+        # A migration may take long, and concurrent starters wait for it here.
+        await conn.execute(text("SET LOCAL statement_timeout = 0"))
+        await conn.execute(text("SET LOCAL lock_timeout = 0"))
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)
 
@@ -213,7 +222,7 @@ async def build_platform(
     from storage.audit_roles import migrate_schema
     from storage.errors import postgres_errors
 
-    engine = create_engine(database_url(settings))
+    engine = create_engine(database_url(settings), settings=settings)
     if run_migrations:
         async with postgres_errors():
             await migrate_schema(engine, migrate, settings.migration_database_url)
@@ -227,7 +236,9 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         engine=engine,
         redis=redis,
         uow=unit_of_work_factory(engine),
-        registration_lock=PostgresRegistrationLock(engine),
+        registration_lock=PostgresRegistrationLock(
+            engine, settings.registration_concurrency, settings.registration_wait_s
+        ),
         artifacts=LocalArtifactStore(
             settings.artifacts_dir, settings.artifact_import_roots, settings.max_artifact_bytes
         ),

@@ -114,6 +114,31 @@ class Settings:
     max_page_size: int = field(default_factory=lambda: _int("MAX_PAGE_SIZE", 1000))
     # MAX_BODY_BYTES: request bodies over this get 413.
     max_body_bytes: int = field(default_factory=lambda: _int("MAX_BODY_BYTES", 8 << 20))
+    # DB_POOL_SIZE: pooled PostgreSQL connections per process (as many again on overflow).
+    db_pool_size: int = field(default_factory=lambda: _int("DB_POOL_SIZE", 10))
+    # DB_POOL_TIMEOUT_S: how long a request waits for a pooled connection before a 503.
+    db_pool_timeout_s: float = field(default_factory=lambda: _float("DB_POOL_TIMEOUT_S", 10.0))
+    # DB_STATEMENT_TIMEOUT_MS / DB_LOCK_TIMEOUT_MS / DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: the server
+    # ends a statement, a lock wait, and a session idle inside a transaction past these (503).
+    db_statement_timeout_ms: int = field(
+        default_factory=lambda: _int("DB_STATEMENT_TIMEOUT_MS", 60_000)
+    )
+    db_lock_timeout_ms: int = field(default_factory=lambda: _int("DB_LOCK_TIMEOUT_MS", 10_000))
+    db_idle_in_transaction_timeout_ms: int = field(
+        default_factory=lambda: _int("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000)
+    )
+    # DB_KEEPALIVE_S: TCP keepalive idle time, so the server drops a client that vanished.
+    db_keepalive_s: int = field(default_factory=lambda: _int("DB_KEEPALIVE_S", 30))
+    # REGISTRATION_CONCURRENCY: registrations a process runs at once (each holds a lock
+    # connection and a transaction's); the others wait their turn (default: half the pool).
+    registration_concurrency: int = field(
+        default_factory=lambda: _int(
+            "REGISTRATION_CONCURRENCY", max(1, _int("DB_POOL_SIZE", 10) // 2)
+        )
+    )
+    # REGISTRATION_WAIT_S: how long a registration waits for its turn, or for another one of
+    # the same version to finish, before a 503.
+    registration_wait_s: float = field(default_factory=lambda: _float("REGISTRATION_WAIT_S", 30.0))
     # RELAY_INTERVAL_S: how often the relay polls the log when idle.
     relay_interval_s: float = field(default_factory=lambda: _float("RELAY_INTERVAL_S", 0.05))
     # LOG_LEVEL: structlog level.

@@ -239,5 +239,17 @@ async def servers(args: argparse.Namespace, values: Values, meta: EventMetadata)
     """Start (or find) the servers and show where they are."""
     async with platform():
         pass
-    console.print(f"postgresql: {database_url()}\nredis:      {redis_url()}", highlight=False)
+    console.print(
+        f"postgresql: {masked_url(database_url())}\nredis:      {masked_url(redis_url())}",
+        highlight=False,
+    )
     return 0
+
+
+def masked_url(url: str) -> str:
+    """A server URL with its password replaced by ***, so it may be shown and logged."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"

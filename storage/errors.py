@@ -16,6 +16,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from domain.errors import InvalidInput, ServiceUnavailable
 
 POSTGRES, REDIS = "postgresql", "redis"
+# Server-side limits that end a request: the server is overloaded or something holds too long.
+_BUSY: dict[type, str] = {
+    asyncpg.LockNotAvailableError: "a lock wait timed out",
+    asyncpg.QueryCanceledError: "a statement timed out",
+    asyncpg.IdleInTransactionSessionTimeoutError: "an idle transaction was ended",
+    asyncpg.TooManyConnectionsError: "no connection slot is free",
+}
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -33,11 +40,16 @@ def postgres_error(exc: BaseException) -> Exception | None:
             return ServiceUnavailable(f"{POSTGRES} is unavailable; retry shortly")
         if isinstance(cause, asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
             return ServiceUnavailable(f"{POSTGRES} is unavailable; retry shortly")
+        if isinstance(cause, tuple(_BUSY)):  # DB_LOCK_TIMEOUT_MS, DB_STATEMENT_TIMEOUT_MS, ...
+            why = next(v for k, v in _BUSY.items() if isinstance(cause, k))
+            return ServiceUnavailable(f"{POSTGRES} is busy ({why}); retry shortly")
         return None
     if isinstance(exc, PoolTimeout):
         return ServiceUnavailable(f"{POSTGRES} connection pool is exhausted; retry shortly")
     if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
         return ServiceUnavailable(f"{POSTGRES} is unavailable; retry shortly")
+    if isinstance(exc, tuple(_BUSY)):  # raised by asyncpg itself, outside SQLAlchemy
+        return ServiceUnavailable(f"{POSTGRES} is busy; retry shortly")
     return None
 
 

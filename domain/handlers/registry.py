@@ -151,21 +151,21 @@ async def register_model_version(
             )
             return await change_model(cmd, metadata, uow)
         except BaseException:
-            # Remove the copy only when no registration references it: a commit whose reply was
-            # lost may still have landed, and then the files belong to that version.
-            if not await _registered(uow, model_name, model_version, sha256):
+            # Remove the copy only when its commit is known to have failed: a commit whose reply
+            # was lost may still have landed, and then the files belong to that version.
+            if await _commit_failed(uow, model_name, model_version):
                 await asyncio.to_thread(store.discard, model_name, model_version)
             raise
 
 
-async def _registered(uow: UnitOfWorkFactory, name: str, version: str, sha256: str) -> bool:
-    """Whether the version is registered with this sha256 (False if that cannot be known yet)."""
+async def _commit_failed(uow: UnitOfWorkFactory, name: str, version: str) -> bool:
+    """Whether the version is known not to be registered (False when that cannot be known)."""
     try:
         async with uow() as tx:
             v = (await tx.models.load(name)).versions.get(version)
-    except ServiceUnavailable:  # unknown: keep nothing; the next registration replaces it
+    except ServiceUnavailable:  # unknown: keep the files; the next registration replaces them
         return False
-    return v is not None and v.sha256 == sha256
+    return v is None
 
 
 def _command(

@@ -1,0 +1,35 @@
+"""The PostgreSQL engine: a bounded pool with a wait limit, server-side timeouts, keepalives.
+
+The timeouts end a statement, a lock wait and a session idle inside a transaction that last
+too long, so a stalled holder of the log's lock cannot freeze every append; TCP keepalives let
+the server notice a client that vanished and release what it held.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+
+def create_engine(
+    url: str,
+    *,
+    pool_size: int,
+    pool_timeout_s: float,
+    statement_timeout_ms: int,
+    lock_timeout_ms: int,
+    idle_in_transaction_timeout_ms: int,
+    keepalive_s: int,
+) -> AsyncEngine:
+    """An asyncpg engine; ``pool_size`` more connections may open on overflow."""
+    server = {
+        "statement_timeout": str(statement_timeout_ms),
+        "lock_timeout": str(lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(idle_in_transaction_timeout_ms),
+        "tcp_keepalives_idle": str(keepalive_s),
+        "tcp_keepalives_interval": str(max(1, keepalive_s // 3)),
+        "tcp_keepalives_count": "3",
+    }
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout_s,
+        connect_args={"timeout": 10, "server_settings": server},
+    )  # fmt: skip
