@@ -127,6 +127,18 @@ revoke-key NAME *FLAGS:
 keys:
     {{py}} -m cli keys
 
+# dead-lettered entries with their reasons (of STREAM, e.g. jobs.shards, or of every stream)
+dlq STREAM="" *FLAGS:
+    {{py}} -m cli dlq {{STREAM}} {{FLAGS}}
+
+# hand dead letter ID back to its consumer group (recorded as DeadLetterRetried with your name)
+dlq-retry ID *FLAGS:
+    {{py}} -m cli dlq-retry "{{ID}}" {{FLAGS}}
+
+# discard dead letter ID (recorded as DeadLetterDropped with your name)
+dlq-drop ID *FLAGS:
+    {{py}} -m cli dlq-drop "{{ID}}" {{FLAGS}}
+
 # verify the event log's hash chain
 verify:
     {{py}} -m cli verify
@@ -242,3 +254,7 @@ bench-train *ARGS:
 # benchmark: append throughput, replay from PostgreSQL and `just audit` on 100,000 events (scratch database)
 bench-events *ARGS:
     {{py}} -m bench.bench_events {{ARGS}}
+
+# time every web console page on 100,000 events and a model with 1,000 versions (scratch database)
+bench-console *ARGS:
+    {{py}} -m bench.bench_console {{ARGS}}
