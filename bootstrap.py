@@ -17,6 +17,7 @@ from settings import Settings, get_settings
 from storage import connections, embedded
 from storage.artifacts import LocalArtifactStore
 from storage.audit_service import AuditService
+from storage.connections import create_redis
 from storage.console_queries import ConsoleQueries
 from storage.gate_queries import GateQueries
 from storage.jobs_queries import JobQueries
@@ -64,23 +65,6 @@ def create_engine(
         idle_in_transaction_timeout_ms=s.db_idle_in_transaction_timeout_ms,
         keepalive_s=s.db_keepalive_s,
     )  # fmt: skip
-
-
-def create_redis(url: str) -> aioredis.Redis:
-    """A redis.asyncio client; the socket timeout stays above any blocking read we issue."""
-    from redis.asyncio.retry import Retry
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    # A restarted server leaves dead pooled sockets: retry once on a fresh connection.
-    return aioredis.Redis.from_url(
-        url,
-        socket_timeout=30,
-        socket_connect_timeout=5,
-        health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
-        retry_on_error=[RedisConnectionError],
-    )
 
 
 async def migrate(engine: AsyncEngine) -> None:
@@ -207,6 +191,26 @@ def build_shard_backlog(platform: Platform):
     from storage.shard_sweep import RedisShardBacklog
 
     return RedisShardBacklog(platform.redis)
+
+
+def build_dead_letters(platform: Platform):
+    """The dead-letter streams and each dead letter's log (domain.fault_ports), for the CLI."""
+    from storage.dead_letters import PostgresDeadLetterLog, RedisDeadLetterQueue
+
+    return RedisDeadLetterQueue(platform.redis), PostgresDeadLetterLog(platform.engine)
+
+
+def build_retention(platform: Platform):
+    """A periodic task: prune the processed table below what every stream still holds."""
+    from domain.errors import ServiceUnavailable
+    from observability.supervisor import every
+    from storage.retention import prune_processed
+
+    async def prune() -> None:
+        await prune_processed(platform.engine, platform.redis)
+
+    s = platform.settings
+    return every(s.retention_interval_s, prune, expected=(ServiceUnavailable,), name="retention")
 
 
 def build_relay(platform: Platform):

@@ -185,6 +185,11 @@ class Settings:
         default_factory=lambda: _float("SHARD_SWEEP_INTERVAL_S", 60.0)
     )
     shard_sweep_grace_s: float = field(default_factory=lambda: _float("SHARD_SWEEP_GRACE_S", 300.0))
+    # RETENTION_INTERVAL_S: how often a worker prunes the processed table (the groups' dedupe
+    # rows) below the oldest entry any event stream a group reads still holds.
+    retention_interval_s: float = field(
+        default_factory=lambda: _float("RETENTION_INTERVAL_S", 600.0)
+    )
     # SHARD_SIZE: images per shard of a batch job.
     shard_size: int = field(default_factory=lambda: _int("SHARD_SIZE", 1000))
     # METRICS_PORT: where a worker serves its Prometheus /metrics (unset: a free port, printed

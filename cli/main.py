@@ -15,6 +15,7 @@ from cli import (
     audit_commands,
     batch_commands,
     demo,
+    dlq_commands,
     gate_commands,
     key_commands,
     ml_commands,
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_commands.add_parsers(sub)
     key_commands.add_parsers(sub)
     gate_commands.add_parsers(sub)
+    dlq_commands.add_parsers(sub)
     return parser
 
 
@@ -134,6 +136,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     **audit_commands.COMMANDS,
     **key_commands.COMMANDS,
     **gate_commands.COMMANDS,
+    **dlq_commands.COMMANDS,
 }
 
 

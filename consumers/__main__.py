@@ -101,6 +101,7 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
         "stream-stats": bootstrap.build_stream_stats(p),
         # Workers relay too (one leader at a time), so jobs progress with no API process running.
         "relay": bootstrap.build_relay(p).run,
+        "retention": bootstrap.build_retention(p),
     }
     if batch_inference.GROUP in groups:
         tasks["shard-sweeper"] = build_shard_sweeper(p, ctx.name)

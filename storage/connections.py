@@ -1,4 +1,4 @@
-"""The PostgreSQL engine: a bounded pool with a wait limit, server-side timeouts, keepalives.
+"""The server clients. The PostgreSQL engine: a bounded pool with a wait limit, server-side timeouts, keepalives.
 
 The timeouts end a statement, a lock wait and a session idle inside a transaction that last
 too long, so a stalled holder of the log's lock cannot freeze every append; TCP keepalives let
@@ -7,6 +7,10 @@ the server notice a client that vanished and release what it held.
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -33,3 +37,16 @@ def create_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout_s,
         connect_args={"timeout": 10, "server_settings": server},
     )  # fmt: skip
+
+
+def create_redis(url: str) -> aioredis.Redis:
+    """A redis.asyncio client; the socket timeout stays above any blocking read we issue."""
+    # A restarted server leaves dead pooled sockets: retry once on a fresh connection.
+    return aioredis.Redis.from_url(
+        url,
+        socket_timeout=30,
+        socket_connect_timeout=5,
+        health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[RedisConnectionError],
+    )

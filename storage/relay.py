@@ -83,7 +83,8 @@ class Relay:
         if self._tails is None:  # once per leadership: what each stream should end with
             self._tails = await relay_loss.published_tails(conn, checkpoint)
             await conn.commit()
-        marker, rewind = await relay_loss.loss(self.redis, self._tails)
+        marker, behind = await relay_loss.loss(self.redis, self._tails)
+        rewind = await relay_loss.rewind_point(conn, self._tails, behind)
         if rewind is not None and rewind < checkpoint:
             log.warning("redis_lost_data_republishing", from_position=rewind, checkpoint=checkpoint)
             # Persist the rewind before setting the marker: a relay that dies in between

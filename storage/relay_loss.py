@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.codec import area_of
 from events.streams import area_stream
+from storage.retention import retention_floor
 
 MARKER_KEY = "platform:relay:marker"
 
@@ -35,19 +36,32 @@ async def published_tails(conn: AsyncConnection, checkpoint: int) -> dict[str, i
     return tails
 
 
-async def loss(redis: aioredis.Redis, tails: dict[str, int]) -> tuple[bool, int | None]:
-    """(whether the marker is there, the position to republish after or None), one round trip."""
+async def loss(redis: aioredis.Redis, tails: dict[str, int]) -> tuple[bool, dict[str, int]]:
+    """Whether the marker is there, and each stream that ends before its tail with the
+    position it ends at (0: empty); one round trip."""
     streams = sorted(tails)
     pipe = redis.pipeline(transaction=False)
     pipe.exists(MARKER_KEY)
     for stream in streams:
         pipe.xrevrange(stream, count=1)
     marker, *lasts = await pipe.execute()
-    if not marker:
-        return False, 0
-    behind = []
+    behind = {}
     for stream, last in zip(streams, lasts, strict=True):
-        have = int(last[0][0].split(b"-")[0]) if last else 0
+        have = int(last[0][0].split(b"-")[0]) if last and marker else 0
         if have < tails[stream]:
-            behind.append(have)
-    return True, min(behind) if behind else None
+            behind[stream] = have
+    return bool(marker), behind
+
+
+async def rewind_point(
+    conn: AsyncConnection, tails: dict[str, int], behind: dict[str, int]
+) -> int | None:
+    """Where to republish after a loss: its earliest position, never below the retention floor
+    (those events' dedupe rows are pruned, so they must not be delivered again). A stream that
+    lost only such events cannot be restored and is no longer checked."""
+    if not behind:
+        return None
+    floor = await retention_floor(conn)
+    for stream in [s for s in behind if tails[s] < floor]:
+        del tails[stream], behind[stream]
+    return max(min(behind.values()), floor - 1, 0) if behind else None

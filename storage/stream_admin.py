@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from events.dead_letters import DLQ_EVENTS
 from events.streams import (
     DEAD_LETTERS_KEY,
     EVAL_STREAM,
@@ -15,7 +16,8 @@ from events.streams import (
     dead_letter_stream,
 )
 
-STREAMS = (REGISTRY_STREAM, JOBS_STREAM, EVAL_STREAM, GATES_STREAM, SHARDS_STREAM)
+# dlq.events: operators' DeadLetterRetried / DeadLetterDropped, read by every group.
+STREAMS = (REGISTRY_STREAM, JOBS_STREAM, EVAL_STREAM, GATES_STREAM, SHARDS_STREAM, DLQ_EVENTS)
 
 
 def _id_tuple(entry_id: str) -> tuple[int, int]:

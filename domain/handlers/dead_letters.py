@@ -1,0 +1,73 @@
+"""Dead-letter use cases: list them, hand one back to its group, or drop one.
+
+A retry is recorded as ``DeadLetterRetried``; the relay publishes it to ``dlq.events`` and the
+named group's runner handles the entry again (and removes it once handled). A drop is recorded
+as ``DeadLetterDropped`` and then removes the entry; repeating a drop only removes it again.
+"""
+
+from __future__ import annotations
+
+from domain.dead_letters import (
+    DeadLetterView,
+    DropDeadLetter,
+    RetryDeadLetter,
+    decide,
+    parse_id,
+)
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.fault_ports import DeadLetterLog, DeadLetterQueue
+from events.base import EventMetadata, RecordedEvent
+
+MAX_LIST = 10_000
+
+
+async def list_dead_letters(
+    queue: DeadLetterQueue, stream: str | None, limit: int
+) -> list[DeadLetterView]:
+    """Dead letters of one stream or of all, oldest first, with their reasons."""
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIST}")
+    return await queue.list(stream, limit)
+
+
+async def _letter(queue: DeadLetterQueue, raw_id: str) -> DeadLetterView:
+    dlq_stream, entry_id = parse_id(raw_id)
+    found = await queue.find(dlq_stream, entry_id)
+    if not found:
+        raise NotFound(f"no dead letter {raw_id!r}; `just dlq` lists them")
+    if len(found) > 1:
+        where = ", ".join(f"{f.dlq_stream}/{f.entry_id}" for f in found)
+        raise Conflict(f"dead letter id {entry_id} is in several streams; name one: {where}")
+    return found[0]
+
+
+async def retry_dead_letter(
+    raw_id: str,
+    reason: str | None,
+    metadata: EventMetadata,
+    *,
+    queue: DeadLetterQueue,
+    log: DeadLetterLog,
+) -> tuple[DeadLetterView, list[RecordedEvent]]:
+    """Record that the entry goes back to its group (which then handles it again)."""
+    letter = await _letter(queue, raw_id)
+    state = await log.load(letter.dlq_stream, letter.entry_id)
+    events = decide(state, RetryDeadLetter(letter=letter, reason=reason))
+    return letter, await log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
+
+
+async def drop_dead_letter(
+    raw_id: str,
+    reason: str | None,
+    metadata: EventMetadata,
+    *,
+    queue: DeadLetterQueue,
+    log: DeadLetterLog,
+) -> tuple[DeadLetterView, list[RecordedEvent]]:
+    """Record that the entry is discarded, then remove it from its DLQ stream."""
+    letter = await _letter(queue, raw_id)
+    state = await log.load(letter.dlq_stream, letter.entry_id)
+    events = decide(state, DropDeadLetter(letter=letter, reason=reason))
+    recorded = await log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
+    await queue.remove(letter.dlq_stream, letter.entry_id)
+    return letter, recorded
