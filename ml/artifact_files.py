@@ -7,8 +7,10 @@ the CLI that lists the registry) can import it without loading PyTorch.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +59,29 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+def read_regular(path: Path, max_bytes: int | None = None) -> bytes:
+    """A regular file's bytes from one open that follows no symlink (O_NOFOLLOW).
+
+    Whoever hashes, inspects or loads an artifact works on these bytes, so the file cannot be
+    swapped between the check and the use. A FIFO or device is refused without blocking.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ArtifactError(f"{path}: is a symbolic link; refusing to follow it") from None
+        raise ArtifactError(f"{path}: cannot be opened ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ArtifactError(f"{path}: not a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read() if max_bytes is None else fh.read(max_bytes + 1)
+    if max_bytes is not None and len(data) > max_bytes:
+        raise ArtifactError(f"{path}: {len(data)}+ bytes; the limit is {max_bytes}")
+    return data
 
 
 def encode_metadata(metadata: ArtifactMetadata) -> bytes:

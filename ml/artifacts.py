@@ -6,6 +6,7 @@ tensors and plain containers, so a pickle that would run code is refused, not ex
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ml.artifact_files import (
     ArtifactError,
     atomic_write,
     read_metadata,
+    read_regular,
     sha256_file,
     write_metadata,
 )
@@ -33,6 +35,7 @@ __all__ = [
     "load_model",
     "load_state_dict",
     "read_metadata",
+    "read_regular",
     "save_artifact",
     "sha256_file",
 ]
@@ -50,13 +53,17 @@ def save_artifact(model: nn.Module, metadata: ArtifactMetadata, directory: Path)
     return model_path
 
 
-def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Load a plain state_dict safely (weights_only) or raise ArtifactError saying why not."""
+def load_state_dict(path: Path, data: bytes | None = None) -> dict[str, torch.Tensor]:
+    """Load a plain state_dict safely (weights_only) or raise ArtifactError saying why not.
+
+    With ``data`` (the file's bytes, already read and hashed) the file is not opened again.
+    """
     path = Path(path)
-    if not path.is_file():
+    if data is None and not path.is_file():
         raise ArtifactError(f"{path}: no such artifact file")
     try:
-        obj = torch.load(path, weights_only=True, map_location="cpu")
+        source = io.BytesIO(data) if data is not None else path
+        obj = torch.load(source, weights_only=True, map_location="cpu")
     except Exception as exc:  # unpickling, zip and EOF errors all mean "not a state_dict"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ArtifactError(
@@ -80,7 +87,9 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
-def load_model(path: Path, metadata: ArtifactMetadata | None = None) -> nn.Module:
+def load_model(
+    path: Path, metadata: ArtifactMetadata | None = None, data: bytes | None = None
+) -> nn.Module:
     """Build ``metadata.architecture`` (sidecar metadata when None), load weights, eval mode."""
     metadata = metadata if metadata is not None else read_metadata(Path(path))
     if metadata is None or not metadata.architecture:
@@ -89,7 +98,7 @@ def load_model(path: Path, metadata: ArtifactMetadata | None = None) -> nn.Modul
         model = build_model(metadata.architecture, metadata.num_classes or 10)
     except UnknownArchitecture as exc:
         raise ArtifactError(f"{path}: {exc}") from exc
-    state = load_state_dict(path)
+    state = load_state_dict(path, data)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -198,10 +199,14 @@ class ModelCache:
         return await asyncio.shield(pending)
 
     def _load(self, ref: VersionRef) -> LoadedModel:
-        from ml.artifacts import ArtifactError, load_model, sha256_file
+        from ml.artifacts import ArtifactError, load_model, read_regular
 
         path = self.resolve_path(ref.artifact_uri)
-        actual, _ = sha256_file(path)
+        try:  # one open, no symlink followed: the bytes hashed are the bytes loaded
+            data = read_regular(path)
+        except ArtifactError as exc:
+            raise Conflict(f"cannot load {ref.model_name} {ref.model_version}: {exc}") from exc
+        actual = hashlib.sha256(data).hexdigest()
         if actual != ref.sha256:
             # Conflict, not ServiceUnavailable: retrying cannot fix a file that changed on disk.
             raise Conflict(
@@ -216,7 +221,7 @@ class ModelCache:
             )
         try:
             Normalizer.of(meta)  # refuse a normalisation that training would never write
-            module = load_model(path, meta)
+            module = load_model(path, meta, data)
         except (ArtifactError, ValueError) as exc:
             raise Conflict(f"cannot load {ref.model_name} {ref.model_version}: {exc}") from exc
         module.eval()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import BinaryIO
 
@@ -10,9 +14,20 @@ from domain import names
 from domain.errors import InvalidInput, NotFound, ServiceUnavailable
 from domain.ports import StoredArtifact
 from events.registry import ArtifactMetadata
-from ml.artifact_files import MODEL_FILE, atomic_write, sha256_file, write_metadata
+from ml.artifact_files import (
+    MAX_METADATA_BYTES,
+    METADATA_FILE,
+    MODEL_FILE,
+    ArtifactError,
+    atomic_write,
+    read_regular,
+    sha256_file,
+    write_metadata,
+)
 
 __all__ = ["LocalArtifactStore", "sha256_file"]
+STAGING = ".staging"  # under the store root: sources copied in once, before they are checked
+STAGING_TTL_S = 600
 
 
 class LocalArtifactStore:
@@ -41,14 +56,55 @@ class LocalArtifactStore:
             )
         if not resolved.is_file():
             raise InvalidInput(f"artifact path {source} is not a regular file")
-        size = resolved.stat().st_size
-        if size == 0:
+        return self._stage(source, resolved, allowed)
+
+    def _stage(self, source: str, resolved: Path, allowed: tuple[Path, ...]) -> Path:
+        """Copy the file (and the metadata.json beside it) into a private staging folder.
+
+        Each is read once, without following a symlink, so the bytes that are hashed,
+        inspected and stored are the same even if the source changes meanwhile.
+        """
+        try:
+            data = read_regular(resolved, self.max_bytes)
+        except ArtifactError as exc:
+            raise InvalidInput(f"artifact {source}: {str(exc).split(': ', 1)[-1]}") from None
+        if not data:
             raise InvalidInput(f"artifact file {source} is empty")
-        if size > self.max_bytes:
-            raise InvalidInput(
-                f"artifact file is {size} bytes; the limit is {self.max_bytes} (MAX_ARTIFACT_BYTES)"
-            )
-        return resolved
+        meta = None
+        sidecar = resolved.with_name(METADATA_FILE)
+        if os.path.lexists(sidecar):
+            real = sidecar.resolve()
+            if not any(real.is_relative_to(root) for root in allowed):
+                raise InvalidInput(
+                    f"{sidecar} leads outside the allowed roots; metadata.json is read only "
+                    "from ARTIFACT_IMPORT_ROOTS, like the model file"
+                )
+            try:
+                meta = read_regular(real, MAX_METADATA_BYTES)
+            except ArtifactError as exc:
+                raise InvalidInput(f"{sidecar}: {str(exc).split(': ', 1)[-1]}") from None
+        staging = self.root / STAGING
+        self._sweep(staging)
+        folder = staging / uuid.uuid4().hex
+        try:
+            folder.mkdir(parents=True)
+            (folder / MODEL_FILE).write_bytes(data)
+            if meta is not None:
+                (folder / METADATA_FILE).write_bytes(meta)
+        except OSError as exc:
+            raise ServiceUnavailable(
+                f"the artifact store cannot write ({exc.strerror or exc})"
+            ) from None
+        return folder / MODEL_FILE
+
+    @staticmethod
+    def _sweep(staging: Path) -> None:
+        """Remove staging folders of registrations that ended without storing (an hour on)."""
+        cutoff = time.time() - STAGING_TTL_S
+        for old in staging.glob("*") if staging.is_dir() else ():
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < cutoff:
+                    shutil.rmtree(old, ignore_errors=True)
 
     def digest(self, path: Path) -> tuple[str, int]:
         """sha256 hex and size of a file."""
@@ -98,6 +154,8 @@ class LocalArtifactStore:
                     raise InvalidInput("artifact changed while it was being copied; try again")
 
             atomic_write(dest, copy, check=same_as_digested)
+            if source.parent.parent == self.root / STAGING:
+                shutil.rmtree(source.parent, ignore_errors=True)
         _, size = sha256_file(dest)
         return StoredArtifact(uri=str(dest.relative_to(self.root)), sha256=sha256, size_bytes=size)
 
