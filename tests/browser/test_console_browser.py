@@ -90,7 +90,9 @@ def test_an_operator_promotes_with_a_reason_and_sees_it_in_the_timeline(chromium
     assert page.locator("#prod-version").inner_text() == "v1"
     page.get_by_role("link", name="Promote v2").click()
     assert_accessible(page)  # the confirmation form
-    page.get_by_label("Reason (recorded in the log)").fill("canary looked fine; promoted from the console")
+    page.get_by_label("Reason (recorded in the log)").fill(
+        "canary looked fine; promoted from the console"
+    )
     page.get_by_label("I confirm: make v2 prod").check()
     page.get_by_role("button", name="Promote v2").click()
     page.wait_for_url(f"{url}/ui/models/{model}")
