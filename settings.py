@@ -190,6 +190,13 @@ class Settings:
     retention_interval_s: float = field(
         default_factory=lambda: _float("RETENTION_INTERVAL_S", 600.0)
     )
+    # MAX_SHARDS_PER_JOB: a job whose dataset and shard size make more shards is refused (400).
+    max_shards_per_job: int = field(default_factory=lambda: _int("MAX_SHARDS_PER_JOB", 1000))
+    # MAX_ACTIVE_JOBS_PER_KEY: batch jobs one key (the actor) may have queued or running; one
+    # more is refused (409) until one finishes.
+    max_active_jobs_per_key: int = field(
+        default_factory=lambda: _int("MAX_ACTIVE_JOBS_PER_KEY", 20)
+    )
     # SHARD_SIZE: images per shard of a batch job.
     shard_size: int = field(default_factory=lambda: _int("SHARD_SIZE", 1000))
     # METRICS_PORT: where a worker serves its Prometheus /metrics (unset: a free port, printed

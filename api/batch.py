@@ -81,6 +81,8 @@ class BatchController(Controller):
             metadata=event_metadata(request, settings),
             uow=uow,
             datasets=datasets,
+            max_shards=settings.max_shards_per_job,
+            max_active=settings.max_active_jobs_per_key,
         )
         return SubmitResponse(job_id=job.job_id, status=job.status, model_version=job.model_version)
 

@@ -101,6 +101,7 @@ async def run_job(
     job = await submit_batch_job(
         model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
         shard_size=p.settings.shard_size, metadata=meta, uow=p.uow, datasets=p.datasets,
+        max_shards=p.settings.max_shards_per_job, max_active=p.settings.max_active_jobs_per_key,
     )  # fmt: skip
     await _publish(p)
     console.print(

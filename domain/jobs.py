@@ -162,6 +162,18 @@ def fold_job(job_id: str, history: list[RecordedEvent]) -> JobState:
     return state
 
 
+def check_shard_limit(total: int, shard_size: int, max_shards: int | None, dataset_id: str) -> None:
+    """Refuse a job that would split into more than ``max_shards`` shards, saying what fits."""
+    if max_shards is None or isinstance(shard_size, bool) or not isinstance(shard_size, int):
+        return
+    if shard_size >= 1 and (shards := math.ceil(total / shard_size)) > max_shards:
+        raise InvalidInput(
+            f"{dataset_id} has {total} images, so shard_size {shard_size} makes {shards} shards; "
+            f"the limit is {max_shards} (MAX_SHARDS_PER_JOB): use shard_size >= "
+            f"{math.ceil(total / max_shards)}"
+        )
+
+
 def decide_job(state: JobState, cmd: JobCommand) -> list[Event]:
     """The events a command causes (empty when it is a harmless repeat)."""
     match cmd:

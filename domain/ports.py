@@ -85,6 +85,14 @@ class JobStore(Protocol):
         """Ids of jobs that are planned but not finished."""
         ...
 
+    async def progress(self, job_id: str) -> tuple[str, int, int]:
+        """(status, planned shards, stored shards) counted in SQL, without folding the stream."""
+        ...
+
+    async def active_count(self, submitted_by: str) -> int:
+        """Jobs queued or running that ``submitted_by`` submitted."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One atomic transaction over the event log, its projections and consumer bookkeeping.

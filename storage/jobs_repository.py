@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.jobs import RUNNING, JobState, evolve_job, fold_job
+from domain.jobs import QUEUED, RUNNING, JobState, evolve_job, fold_job
 from domain.ports import ShardResult
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import job_stream_id
@@ -75,3 +75,29 @@ class PostgresJobStore:
             select(batch_jobs.c.job_id).where(batch_jobs.c.status == RUNNING)
         )
         return list(rows.scalars())
+
+    async def progress(self, job_id: str) -> tuple[str, int, int]:
+        """(status, planned shards, stored shards) from the projection and a count."""
+        row = (
+            await self.conn.execute(
+                select(batch_jobs.c.status, batch_jobs.c.shards).where(
+                    batch_jobs.c.job_id == job_id
+                )
+            )
+        ).first()
+        if row is None:
+            return "", 0, 0
+        stored = await self.conn.scalar(
+            select(func.count()).where(batch_shard_results.c.job_id == job_id)
+        )
+        return row.status, int(row.shards), int(stored or 0)
+
+    async def active_count(self, submitted_by: str) -> int:
+        """Jobs queued or running that ``submitted_by`` submitted."""
+        count = await self.conn.scalar(
+            select(func.count()).where(
+                batch_jobs.c.submitted_by == submitted_by,
+                batch_jobs.c.status.in_((QUEUED, RUNNING)),
+            )
+        )
+        return int(count or 0)

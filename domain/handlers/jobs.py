@@ -25,6 +25,7 @@ from domain.jobs import (
     JobState,
     PlanBatchJob,
     SubmitBatchJob,
+    check_shard_limit,
     decide_job,
 )
 from domain.ports import (
@@ -69,12 +70,15 @@ async def submit_batch_job(
     uow: UnitOfWorkFactory,
     datasets: DatasetCatalog,
     job_id: str | None = None,
+    max_shards: int | None = None,
+    max_active: int | None = None,
 ) -> JobState:
     """Validate and record a batch evaluation; the consumer groups do the rest.
 
     The dataset catalogue reads file headers, so entrypoints call this off the event loop's
     critical path (the catalogue adapter runs its file work in a thread). A gate passes its own
-    deterministic ``job_id`` so a retry cannot submit a second job.
+    deterministic ``job_id`` so a retry cannot submit a second job. Entrypoints pass the limits
+    MAX_SHARDS_PER_JOB and MAX_ACTIVE_JOBS_PER_KEY (the actor's queued and running jobs).
     """
     names.check_model_name(model_name)
     if (
@@ -98,6 +102,15 @@ async def submit_batch_job(
         raise NotFound(f"model {model_name!r} has no version {model_version!r} (known: {known})")
     names.check_text(dataset_id, "dataset_id")
     total = await datasets.size(dataset_id)
+    check_shard_limit(total, shard_size, max_shards, dataset_id)
+    if max_active is not None:
+        async with uow() as tx:
+            active = await tx.jobs.active_count(metadata.actor)
+        if active >= max_active:
+            raise Conflict(
+                f"{metadata.actor} has {active} jobs queued or running; the limit is {max_active} "
+                "(MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or cancel one"
+            )
     cmd = SubmitBatchJob(
         job_id=names.check_job_id(job_id) if job_id is not None else str(uuid.uuid4()),
         model_name=model_name,
@@ -197,7 +210,15 @@ async def aggregate_batch_job(
     datasets: DatasetCatalog,
     clock: Clock,
 ) -> JobOutcome:
-    """When every shard is in: record the job's metrics and the version's evaluation."""
+    """When every shard is in: record the job's metrics and the version's evaluation.
+
+    Every shard's completion asks; the answer comes from a SQL count, so the job's stream
+    (one event per shard) is folded only once the last shard is in, not once per shard.
+    """
+    async with uow() as tx:
+        status, shards, stored = await tx.jobs.progress(job_id)
+    if status != RUNNING or stored < shards:
+        return JobOutcome(state=JobState(job_id=job_id, status=status), changed=False)
     async with uow() as tx:
         dataset_id = (await tx.jobs.load(job_id)).dataset_id
     class_names = await datasets.class_names(dataset_id) if dataset_id else []

@@ -179,6 +179,19 @@ class FakeJobStore(_Streams):
         states = [await self.load(job_id) for job_id in sorted(ids)]
         return [s.job_id for s in states if s.status == RUNNING]
 
+    async def progress(self, job_id: str) -> tuple[str, int, int]:
+        """(status, planned shards, stored shards); the real store reads its projection row."""
+        state = fold_job(job_id, self._history(job_stream_id(job_id)))
+        return state.status, state.shards, len(await self.stored_shards(job_id))
+
+    async def active_count(self, submitted_by: str) -> int:
+        """Queued or running jobs of one actor."""
+        ids = {r.stream_id.removeprefix(JOB_STREAM_PREFIX) for r in self.uow.db.log}
+        states = [await self.load(job_id) for job_id in sorted(ids)]
+        return sum(
+            s.status in ("queued", "running") and s.submitted_by == submitted_by for s in states
+        )
+
 
 class FakeGateStore(_Streams):
     """GateStore over the fake log; the projection lookups fold every gate stream."""
