@@ -10,9 +10,10 @@ event loop itself, as a plain server would: nothing else is waiting, and the two
 hand-offs cost more than they save (on a busy machine each waits for a time slice). "Alone"
 is read from ``IN_FLIGHT``, the HTTP requests in progress in this process (the API's entry
 point counts them): as soon as a second one is in progress, or a forward is running,
-everything goes through the queue and is batched again. Where nothing counts requests,
-submits closer together than ``quiet_s`` mean load instead (a weaker sign: a blocked loop
-makes any gap look quiet).
+everything goes through the queue and is batched again. Where nothing counts requests (an
+app served some other way, tests), nothing runs inline: gaps between submits were tried as the
+sign of low load and failed, because a loop blocked by an inline forward makes every gap look
+quiet (on an H200, every request of c=32 ran inline, one at a time).
 """
 
 from __future__ import annotations
@@ -83,7 +84,6 @@ class DynamicBatcher:
         on_batch: Callable[[BatchStats], None] | None = None,
         forward_parts: Callable[[list[np.ndarray]], np.ndarray] | None = None,
         inline_max_s: float = 0.02,
-        quiet_s: float = 0.001,
         in_flight: RequestGauge = IN_FLIGHT,
     ) -> None:
         self.forward = forward
@@ -100,10 +100,8 @@ class DynamicBatcher:
         self._task: asyncio.Task | None = None
         self._closed = False
         self.inline_max_s = inline_max_s
-        self.quiet_s = quiet_s
         self.in_flight = in_flight
         self._busy = False  # a batch is being formed or run in the executor
-        self._last_submit = 0.0
         self._single_s: float | None = None  # moving average of a one-image forward
         self.inline_runs = 0
 
@@ -122,12 +120,9 @@ class DynamicBatcher:
         n = len(images)
         if self._queued_images + n > self.max_queue:
             raise Overloaded(f"inference queue is full ({self._queued_images} images waiting)")
-        now = time.perf_counter()
         gauge = self.in_flight
-        quiet = gauge.active <= 1 if gauge.counting else now - self._last_submit > self.quiet_s
-        self._last_submit = now
-        if quiet and n == 1 and self._inline_ok():
-            return self._run_inline(images, now)
+        if n == 1 and gauge.counting and gauge.active <= 1 and self._inline_ok():
+            return self._run_inline(images, time.perf_counter())
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
         future = asyncio.get_running_loop().create_future()

@@ -28,7 +28,9 @@ def _image(value: int) -> np.ndarray:
 def test_lone_cheap_request_runs_on_the_loop_once_its_cost_is_known() -> None:
     forward = Recorder()
     # A generous threshold: the first forward's measured cost (on any machine) is below it.
-    batcher = DynamicBatcher(forward, inline_max_s=10.0, quiet_s=0.0)
+    alone = RequestGauge()
+    alone.counting, alone.active = True, 1
+    batcher = DynamicBatcher(forward, inline_max_s=10.0, in_flight=alone)
 
     async def run() -> list[np.ndarray]:
         first = await batcher.submit(_image(1))  # cost unknown: through the inference thread
@@ -45,7 +47,9 @@ def test_lone_cheap_request_runs_on_the_loop_once_its_cost_is_known() -> None:
 
 def test_expensive_forward_never_runs_inline() -> None:
     forward = Recorder()
-    batcher = DynamicBatcher(forward, inline_max_s=0.001, quiet_s=0.0)
+    alone = RequestGauge()
+    alone.counting, alone.active = True, 1
+    batcher = DynamicBatcher(forward, inline_max_s=0.001, in_flight=alone)
     batcher.observe(1, 0.05)
 
     async def run() -> None:
@@ -59,7 +63,9 @@ def test_expensive_forward_never_runs_inline() -> None:
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_row() -> None:
     forward = Recorder()
-    batcher = DynamicBatcher(forward, max_batch=32, inline_max_s=1.0, quiet_s=1.0)
+    busy = RequestGauge()
+    busy.counting, busy.active = True, 10
+    batcher = DynamicBatcher(forward, max_batch=32, inline_max_s=1.0, in_flight=busy)
     batcher.observe(1, 0.0001)
 
     async def run() -> list[np.ndarray]:
@@ -69,8 +75,7 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_row() -> None:
 
     results = asyncio.run(run())
     assert [int(r[0, 0]) for r in results] == [784 * i for i in range(10)]
-    # The first arrival after a quiet spell may run inline; every later one is batched.
-    assert batcher.inline_runs <= 1
+    assert batcher.inline_runs == 0
     assert max(size for size, _ in forward.calls) > 1
 
 
@@ -92,3 +97,18 @@ def test_a_second_request_in_progress_sends_work_through_the_queue() -> None:
     assert forward.calls[0][1].startswith("inference")
     assert forward.calls[1][1] == threading.main_thread().name
     assert batcher.inline_runs == 1
+
+
+def test_nothing_runs_inline_where_requests_are_not_counted() -> None:
+    forward = Recorder()
+    batcher = DynamicBatcher(forward, inline_max_s=10.0, in_flight=RequestGauge())
+    batcher.observe(1, 0.0001)
+
+    async def run() -> None:
+        for i in range(3):
+            await batcher.submit(_image(i))
+        await batcher.aclose()
+
+    asyncio.run(run())
+    assert batcher.inline_runs == 0
+    assert all(thread.startswith("inference") for _, thread in forward.calls)
