@@ -38,10 +38,10 @@ MAX_IMAGES = 4096
 INLINE_DECODE = 64  # below this a thread hop costs more than the conversion
 
 
-def _images_of(inp: InferInput) -> np.ndarray:
-    """Validate one input tensor and return uint8 or float32 images [N,28,28]."""
+def _check_input(inp: InferInput) -> None:
+    """Datatype and shape of one input, checked before any input is decoded."""
     shape = inp.shape
-    if not shape or any(not isinstance(d, int) or d < 0 for d in shape):
+    if not shape or any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
         raise InvalidInput(f"input {inp.name!r}: shape must be non-negative integers, got {shape}")
     if inp.datatype == "BYTES":
         if len(shape) != 1:
@@ -50,8 +50,22 @@ def _images_of(inp: InferInput) -> np.ndarray:
             raise InvalidInput(
                 f"input {inp.name!r}: shape {shape} says {shape[0]} images, data has {len(inp.data)}"
             )
-        if shape[0] > MAX_IMAGES:
-            raise InvalidInput(f"input {inp.name!r}: at most {MAX_IMAGES} images per request")
+    elif inp.datatype not in DTYPES:
+        raise InvalidInput(
+            f"input {inp.name!r}: datatype {inp.datatype!r} is not supported; use FP32, UINT8 or BYTES"
+        )
+    elif len(shape) not in (2, 3, 4) or tuple(shape[1:]) not in ((784,), (28, 28), (1, 28, 28)):
+        raise InvalidInput(
+            f"input {inp.name!r}: shape {shape} is not supported; use [N,1,28,28], [N,28,28] or [N,784]"
+        )
+    if shape[0] > MAX_IMAGES:
+        raise InvalidInput(f"input {inp.name!r}: at most {MAX_IMAGES} images per request")
+
+
+def _images_of(inp: InferInput) -> np.ndarray:
+    """Decode one checked input into uint8 or float32 images [N,28,28]."""
+    shape = inp.shape
+    if inp.datatype == "BYTES":
         out = np.empty((shape[0], 28, 28), dtype=np.uint8)
         for i, item in enumerate(inp.data):
             if not isinstance(item, str):
@@ -60,17 +74,7 @@ def _images_of(inp: InferInput) -> np.ndarray:
                 )
             out[i] = decode_image_b64(item, f"input {inp.name!r}[{i}]")
         return out
-    dtype = DTYPES.get(inp.datatype)
-    if dtype is None:
-        raise InvalidInput(
-            f"input {inp.name!r}: datatype {inp.datatype!r} is not supported; use FP32, UINT8 or BYTES"
-        )
-    if len(shape) not in (2, 3, 4) or tuple(shape[1:]) not in ((784,), (28, 28), (1, 28, 28)):
-        raise InvalidInput(
-            f"input {inp.name!r}: shape {shape} is not supported; use [N,1,28,28], [N,28,28] or [N,784]"
-        )
-    if shape[0] > MAX_IMAGES:
-        raise InvalidInput(f"input {inp.name!r}: at most {MAX_IMAGES} images per request")
+    dtype = DTYPES[inp.datatype]
     expected = math.prod(shape)
     try:
         arr = np.asarray(inp.data, dtype=np.float64 if dtype is np.uint8 else np.float32)
@@ -88,6 +92,9 @@ def _images_of(inp: InferInput) -> np.ndarray:
         if arr.min(initial=0) < 0 or arr.max(initial=0) > 255 or (arr != np.round(arr)).any():
             raise InvalidInput(f"input {inp.name!r}: UINT8 data must be integers in 0..255")
         return arr.astype(np.uint8).reshape(shape[0], 28, 28)
+    if arr.min(initial=0) < 0 or arr.max(initial=0) > 1:
+        # The declared range: FP32 pixels are scaled to [0, 1] like the training data.
+        raise InvalidInput(f"input {inp.name!r}: FP32 data must be in [0, 1]")
     return arr.reshape(shape[0], 28, 28)
 
 
@@ -139,6 +146,8 @@ async def _infer(
         raise InvalidInput("inputs is empty")
     wanted = _check_outputs(req)
     limit = min(MAX_IMAGES, inference.cache.batching.max_queue)
+    for inp in req.inputs:  # every shape, before any input is decoded
+        _check_input(inp)
     declared = sum(_declared_images(inp) for inp in req.inputs)
     if declared > limit:
         raise InvalidInput(f"at most {limit} images per request (MAX_QUEUE), got {declared}")

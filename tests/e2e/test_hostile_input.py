@@ -148,3 +148,56 @@ async def test_hostile_keys_headers_and_list_parameters_get_4xx(client) -> None:
     for header in (b"\t", b"x" * 10_000, "é".encode()):
         r = await client.get("/models", headers={b"x-api-key": header})
         assert r.status_code == 401, r.text  # an unknown key, never a 500
+
+
+async def test_v2_checks_every_shape_and_range_before_decoding(client, model_name) -> None:
+    url = f"/v2/models/{model_name}/infer"
+    not_png = {"name": "a", "shape": [2], "datatype": "BYTES", "data": ["!!not-a-png", "x"]}
+    bad_shape = {"name": "b", "shape": [1, 3, 28, 28], "datatype": "FP32", "data": [0.0] * 2352}
+    r = await client.post(url, json={"inputs": [not_png, bad_shape]})
+    # The second input's shape is refused before the first input's images are decoded.
+    assert r.status_code == 400 and "input 'b'" in r.text and "not supported" in r.text, r.text
+    many = {"name": "c", "shape": [3000, 784], "datatype": "UINT8", "data": []}
+    r = await client.post(url, json={"inputs": [many, {**many, "name": "d"}]})
+    assert r.status_code == 400 and "at most" in r.text, r.text  # counted across inputs
+    for value, words in ((1.5, "[0, 1]"), (-0.1, "[0, 1]"), (1e39, "NaN or infinity")):
+        body = {"name": "x", "shape": [1, 784], "datatype": "FP32", "data": [value] * 784}
+        r = await client.post(url, json={"inputs": [body]})
+        assert r.status_code == 400 and words in r.text, (value, r.text)
+    r = await client.post(
+        url, content=b'{"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", '
+        b'"data": [NaN]}]}', headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert r.status_code == 400, r.text
+
+
+async def test_a_job_of_too_many_shards_is_a_400_naming_the_limit(
+    client, model_name, state_dict_file
+) -> None:
+    assert (await _register(client, model_name, "v1", state_dict_file())).status_code == 201
+    r = await client.post(f"/models/{model_name}/versions/v1/promote", json={})
+    assert r.status_code == 200, r.text
+    body = {"model_name": model_name, "dataset_id": "fashion_mnist_train",
+            "config": {"batch_size": 32, "shard_size": 1}}  # fmt: skip
+    r = await client.post("/batch/submit", json=body)
+    assert r.status_code == 400, r.text
+    assert "60000 shards" in r.text and "MAX_SHARDS_PER_JOB" in r.text
+    assert "shard_size >= 60" in r.text
+
+
+async def test_metadata_linked_from_outside_the_import_roots_is_refused(
+    client, model_name, state_dict_file, tmp_path
+) -> None:
+    import tempfile
+    from pathlib import Path
+
+    outside = tempfile.mkdtemp(prefix="m-outside-", dir="/tmp")  # in no import root
+    try:
+        secret = Path(outside) / "secret.json"
+        secret.write_text('{"architecture": "mnist_cnn"}')
+        model = state_dict_file()
+        (model.parent / "metadata.json").symlink_to(secret)
+        r = await _register(client, model_name, "v1", model)
+        assert r.status_code == 400 and "outside the allowed roots" in r.text, r.text
+    finally:
+        shutil.rmtree(outside)

@@ -321,7 +321,8 @@ async def test_tampered_artifact_is_not_served(
         "/predict",
         json={"model_name": model_name, "image_b64": png_b64(np.zeros((28, 28), np.uint8))},
     )
-    assert r.status_code == 503
+    # 409, not 503: retrying cannot heal a changed file (and workers must not retry it forever)
+    assert r.status_code == 409
     assert "sha256" in r.json()["detail"]
 
 
