@@ -159,6 +159,10 @@ class ModelCache:
         # One inference thread: torch parallelises inside an op; two forwards in parallel
         # would only fight over the same cores.
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
+        # Loads (read, hash, unpickle, warm up) get their own thread, so a version cycling in
+        # never holds up the forwards of the models already serving.
+        self.load_executor = ThreadPoolExecutor(1, thread_name_prefix="model-load")
+        self._closing: set[asyncio.Task] = set()
         single = torch_threads or torch.get_num_threads()
         self.threads = ThreadPolicy(single, batch_threads or single)
 
@@ -182,7 +186,7 @@ class ModelCache:
             self._loading[key] = pending
             try:
                 model = await asyncio.get_running_loop().run_in_executor(
-                    self.executor, self._load, ref
+                    self.load_executor, self._load, ref
                 )
             except BaseException as exc:
                 self.on_cache(ref.model_name, "load_failed")
@@ -245,12 +249,29 @@ class ModelCache:
     async def _evict(self) -> None:
         while len(self._models) > self.max_models:
             _, model = self._models.popitem(last=False)
-            # Let requests already queued on it finish before closing.
-            asyncio.get_running_loop().call_later(30, asyncio.ensure_future, model.batcher.aclose())
+            batcher = model.batcher
+            if not batcher.queued and not getattr(batcher, "_busy", False):
+                await batcher.aclose()  # nothing waits on it: released at once
+                continue
+            task = asyncio.ensure_future(self._close_when_drained(batcher))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    @staticmethod
+    async def _close_when_drained(batcher: DynamicBatcher) -> None:
+        """Let the requests already queued on an evicted model finish (30 s at most), close it."""
+        for _ in range(3000):
+            if not batcher.queued and not getattr(batcher, "_busy", False):
+                break
+            await asyncio.sleep(0.01)
+        await batcher.aclose()
 
     async def aclose(self) -> None:
         """Stop every batcher and the inference thread."""
         for model in self._models.values():
             await model.batcher.aclose()
         self._models.clear()
+        for task in list(self._closing):
+            task.cancel()
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.load_executor.shutdown(wait=False, cancel_futures=True)

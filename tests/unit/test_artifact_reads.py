@@ -7,6 +7,7 @@ import hashlib
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from domain.errors import Conflict, InvalidInput
@@ -116,3 +117,47 @@ def test_a_source_that_is_no_regular_file_is_refused(tmp_path: Path, kind: str) 
     store = LocalArtifactStore(tmp_path / "store", (tmp_path,), 1 << 30)
     with pytest.raises(InvalidInput, match="not a regular file"):
         store.resolve_source(str(target))
+
+
+def _second(tmp_path: Path) -> Path:
+    meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
+    return save_artifact(build_model("mnist_cnn", 10), meta, tmp_path / "second")
+
+
+@pytest.mark.anyio
+async def test_a_load_does_not_wait_for_the_inference_thread(
+    artifact: Path, tmp_path: Path
+) -> None:
+    import asyncio
+    import threading
+
+    other = _second(tmp_path)
+    paths = {"m/v1/model.pt": artifact, "m/v2/model.pt": other}
+    cache = ModelCache(paths.__getitem__, warm_up=False, device="cpu")
+    release = threading.Event()
+    cache.executor.submit(release.wait, 30)  # a long forward holds the inference thread
+    try:
+        ref = _ref(other, "m/v2/model.pt")
+        loaded = await asyncio.wait_for(cache.get(ref), 20)  # before: queued behind it
+        assert loaded.ref.artifact_uri == "m/v2/model.pt"
+    finally:
+        release.set()
+        await cache.aclose()
+
+
+@pytest.mark.anyio
+async def test_an_evicted_idle_model_is_released_at_once(artifact: Path, tmp_path: Path) -> None:
+    from ml.batcher import Overloaded
+
+    other = _second(tmp_path)
+    paths = {"m/v1/model.pt": artifact, "m/v2/model.pt": other}
+    cache = ModelCache(paths.__getitem__, warm_up=False, device="cpu", max_models=1)
+    try:
+        first = await cache.get(_ref(artifact))
+        v2 = _ref(other, "m/v2/model.pt")
+        await cache.get(VersionRef("m", "v2", v2.sha256, v2.artifact_uri, v2.metadata))
+        assert cache.loaded == [("m", "v2")]
+        with pytest.raises(Overloaded, match="unloaded"):  # before: open for 30 more seconds
+            await first.batcher.submit(np.zeros((1, 28, 28), np.uint8))
+    finally:
+        await cache.aclose()
