@@ -231,3 +231,22 @@ async def test_claiming_walks_the_pending_list_with_the_autoclaim_cursor(redis, 
     stop, task = await started(runner)
     await until(lambda: len(healthy) == 3, timeout=30, what="the healthy entries behind")
     await finish(stop, task)
+
+
+async def test_an_outage_past_max_retryable_deliveries_is_dead_lettered(redis, stream) -> None:
+    """The retryable budget is bounded too: an entry that only ever meets an unavailable
+    service is dead-lettered once it is spent, saying so."""
+
+    async def handler(s, entry_id, fields):
+        raise ServiceUnavailable("postgresql is unavailable; retry shortly")
+
+    await redis.xadd(stream, {"job_id": "j1"})
+    config = RunnerConfig(max_deliveries=3, max_retryable_deliveries=4, **FAST)
+    runner = GroupRunner(redis, "g", [stream], "c1", handler, config)
+    stop, task = await started(runner)
+    await until(lambda: redis.xlen(dead_letter_stream(stream)), what="the dead letter")
+    await finish(stop, task)
+    [(_, fields)] = await redis.xrange(dead_letter_stream(stream))
+    reason = fields[b"dlq_reason"].decode()
+    assert "postgresql is unavailable" in reason
+    assert "5 more while a service was unavailable" in reason, reason
