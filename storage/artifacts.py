@@ -42,10 +42,13 @@ class LocalArtifactStore:
         """Resolve a user-given path, refusing anything outside the import roots."""
         if not source or "\x00" in source:
             raise InvalidInput("artifact path is empty or contains a NUL byte")
-        path = Path(source).expanduser()
         try:
-            resolved = path.resolve(strict=True)
-        except (FileNotFoundError, RuntimeError, OSError):
+            source.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: no file on disk can have this name
+            raise InvalidInput("artifact path is not valid UTF-8 text") from None
+        try:
+            resolved = Path(source).expanduser().resolve(strict=True)
+        except (FileNotFoundError, RuntimeError, OSError, ValueError):
             raise InvalidInput(f"artifact file not found: {source}") from None
         allowed = (*self.import_roots, self.root)
         if not any(resolved.is_relative_to(root) for root in allowed):
