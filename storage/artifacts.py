@@ -76,7 +76,10 @@ class LocalArtifactStore:
         meta = None
         sidecar = resolved.with_name(METADATA_FILE)
         if os.path.lexists(sidecar):
-            real = sidecar.resolve()
+            try:
+                real = sidecar.resolve(strict=True)
+            except (RuntimeError, OSError):  # a dangling link or a loop
+                raise InvalidInput(f"{sidecar} cannot be read (a broken symbolic link?)") from None
             if not any(real.is_relative_to(root) for root in allowed):
                 raise InvalidInput(
                     f"{sidecar} leads outside the allowed roots; metadata.json is read only "

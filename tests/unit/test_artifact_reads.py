@@ -161,3 +161,13 @@ async def test_an_evicted_idle_model_is_released_at_once(artifact: Path, tmp_pat
             await first.batcher.submit(np.zeros((1, 28, 28), np.uint8))
     finally:
         await cache.aclose()
+
+
+@pytest.mark.parametrize("target", ["loop", "dangling"])
+def test_a_broken_metadata_link_is_invalid_input(artifact: Path, tmp_path: Path, target) -> None:
+    sidecar = artifact.parent / "metadata.json"
+    sidecar.unlink()
+    sidecar.symlink_to(sidecar if target == "loop" else tmp_path / "gone.json")
+    store = LocalArtifactStore(tmp_path / "store", (tmp_path,), 1 << 30)
+    with pytest.raises(InvalidInput, match="cannot be read"):
+        store.resolve_source(str(artifact))
