@@ -139,8 +139,9 @@ class Settings:
     # REGISTRATION_WAIT_S: how long a registration waits for its turn, or for another one of
     # the same version to finish, before a 503.
     registration_wait_s: float = field(default_factory=lambda: _float("REGISTRATION_WAIT_S", 30.0))
-    # RELAY_INTERVAL_S: how often the relay polls the log when idle.
-    relay_interval_s: float = field(default_factory=lambda: _float("RELAY_INTERVAL_S", 0.05))
+    # RELAY_INTERVAL_S: the longest the relay waits between passes. It passes as soon as an
+    # append commits (LISTEN/NOTIFY); this pass only notices a Redis that lost its data.
+    relay_interval_s: float = field(default_factory=lambda: _float("RELAY_INTERVAL_S", 1.0))
     # LOG_LEVEL: structlog level.
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "info"))
     # TORCH_THREADS: intra-op threads for inference and training (default: all cores).

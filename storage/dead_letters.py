@@ -100,6 +100,4 @@ class PostgresDeadLetterLog:
             return []
         stream_id = dead_letter_stream_id(dlq_stream, entry_id)
         async with event_store.begin_logged(self.engine) as conn:
-            return await event_store.append(
-                conn, stream_id, state.stream_version, events, metadata
-            )
+            return await event_store.append(conn, stream_id, state.stream_version, events, metadata)

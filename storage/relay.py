@@ -31,6 +31,8 @@ log = structlog.get_logger("relay")
 RELAY_CHECKPOINT = "relay"
 LEADER_LOCK = 7_313_002
 ANCHOR_KEY = "platform:relay:anchor"
+APPENDED_CHANNEL = "event_log_appended"  # NOTIFY'd by a trigger on event_log (migration 0006)
+MIN_GAP_S = 0.01  # between passes under a stream of appends: at most 100 passes a second
 
 
 def entry_fields(row: Mapping[str, Any]) -> dict[str, str | bytes]:
@@ -68,7 +70,7 @@ class Relay:
     """Moves committed events from PostgreSQL to Redis Streams."""
 
     def __init__(
-        self, engine: AsyncEngine, redis: aioredis.Redis, interval: float = 0.05, batch: int = 500
+        self, engine: AsyncEngine, redis: aioredis.Redis, interval: float = 1.0, batch: int = 500
     ) -> None:
         self.engine = engine
         self.redis = redis
@@ -150,7 +152,11 @@ class Relay:
                 await conn.commit()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Lead when possible and keep publishing until ``stop`` is set."""
+        """Lead when possible and keep publishing until ``stop`` is set.
+
+        The leader passes as soon as an append commits (LISTEN on the trigger's channel) and
+        at least every ``interval`` seconds, which also notices a Redis that lost its data.
+        """
         while not stop.is_set():
             try:
                 async with self.engine.connect() as conn:
@@ -158,11 +164,16 @@ class Relay:
                         await _wait(stop, 1.0)
                         continue
                     log.info("relay_leading")
+                    appended = asyncio.Event()
+                    unlisten = await _listen(conn, appended)
                     try:
                         while not stop.is_set():
+                            appended.clear()
                             await self.publish_pending(conn)
-                            await _wait(stop, self.interval)
+                            await _wait(stop, MIN_GAP_S)
+                            await _wait_either(stop, appended, self.interval)
                     finally:
+                        await unlisten()
                         await _release(conn)
             except (RedisError, OSError, OperationalError, DBAPIError) as exc:
                 log.warning("relay_retrying", error=str(exc))
@@ -180,6 +191,32 @@ async def _release(conn: AsyncConnection) -> None:
         await conn.commit()
     except (SQLAlchemyError, OSError) as exc:
         log.info("relay_release_skipped", error=str(exc).splitlines()[0][:200])
+
+
+async def _listen(conn: AsyncConnection, appended: asyncio.Event):
+    """LISTEN for appends on the leader's connection; returns the coroutine that stops it."""
+    driver = (await conn.get_raw_connection()).driver_connection
+
+    def on_notify(*_: object) -> None:
+        appended.set()
+
+    await driver.add_listener(APPENDED_CHANNEL, on_notify)
+
+    async def unlisten() -> None:
+        with contextlib.suppress(Exception):  # a dead connection listens to nothing anyway
+            await driver.remove_listener(APPENDED_CHANNEL, on_notify)
+
+    return unlisten
+
+
+async def _wait_either(stop: asyncio.Event, other: asyncio.Event, seconds: float) -> None:
+    """Until ``stop`` or ``other`` is set, or ``seconds`` have passed."""
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(other.wait())]
+    try:
+        await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def _try_lead(conn: AsyncConnection) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -66,6 +67,48 @@ def test_settings(server_urls: dict[str, str], tmp_path: Path, tmp_path_factory)
         relay_interval_s=0.02,
         warm_up=False,  # other tests' prod models live in their own tmp folders
     )
+
+
+@contextlib.asynccontextmanager
+async def isolated(settings, redis_db: int, prefix: str) -> AsyncIterator:
+    """``settings`` on a fresh, migrated database and an emptied Redis database index.
+
+    For tests whose subject reads whole streams or the whole log (workers, relay, audit):
+    on the shared database they would also meet every earlier test's jobs and events.
+    """
+    import redis.asyncio as aioredis
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    import bootstrap
+
+    base = make_url(settings.database_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    async with admin.connect() as c:
+        await c.execute(text(f'CREATE DATABASE "{name}"'))
+    redis = settings.redis_url
+    own = replace(
+        settings,
+        database_url=base.set(database=name).render_as_string(hide_password=False),
+        redis_url=f"{redis}{'&' if '?' in redis else '?'}db={redis_db}",
+    )
+    engine = bootstrap.create_engine(own.database_url)
+    await bootstrap.migrate(engine)
+    await engine.dispose()
+    client = aioredis.Redis.from_url(own.redis_url)
+    await client.flushdb()
+    try:
+        yield own
+    finally:
+        with contextlib.suppress(Exception):  # a test may have restarted Redis: nothing to empty
+            await client.flushdb()
+        await client.aclose()
+        async with admin.connect() as c:
+            await c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, isolated
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +22,16 @@ def shared_artifacts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def pipeline_settings(test_settings, shared_artifacts):
-    """Test settings on the shared artifact store."""
+async def pipeline_settings(test_settings, shared_artifacts) -> AsyncIterator:
+    """Test settings on the shared artifact store, a database and a Redis database of its own.
+
+    Workers read whole streams: on the shared ones they would also take every earlier test's
+    unfinished shards (whose models live in other tests' folders) and spend the test on them.
+    """
     from dataclasses import replace
 
-    return replace(test_settings, artifacts_dir=shared_artifacts)
+    async with isolated(replace(test_settings, artifacts_dir=shared_artifacts), 12, "pipe") as s:
+        yield s
 
 
 @pytest.fixture

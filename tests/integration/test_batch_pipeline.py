@@ -15,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 import torch
+from redis.exceptions import ResponseError
 
 from domain.commands import PromoteModelVersion
 from domain.handlers.jobs import submit_batch_job
@@ -167,7 +168,10 @@ async def test_killed_worker_is_recovered_with_identical_metrics(
     # Wait until the victim holds a shard, then kill it without any chance to clean up.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        consumers = await p.redis.xinfo_consumers(SHARDS_STREAM, "batch-inference")
+        try:
+            consumers = await p.redis.xinfo_consumers(SHARDS_STREAM, "batch-inference")
+        except ResponseError:  # no such key: the worker has not created its group yet
+            consumers = []
         mine = [
             c
             for c in consumers
