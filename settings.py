@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A variable of the environment that cannot be read; the message names it."""
 
 
 def _path(name: str, default: str) -> Path:
@@ -14,12 +19,18 @@ def _path(name: str, default: str) -> Path:
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
-    return int(raw) if raw else default
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
 
 
 def _float(name: str, default: float) -> float:
     raw = os.environ.get(name)
-    return float(raw) if raw else default
+    try:
+        return float(raw) if raw else default
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -43,7 +54,7 @@ def _api_keys(raw: str) -> dict[str, tuple[str, str]]:
             parts.append("operator")  # the old format: a key could do every write there was
         name, key, role = parts if len(parts) == 3 else ("", "", "")
         if not name or len(key) < 16 or role not in ROLES:
-            raise ValueError(
+            raise SettingsError(
                 "API_KEYS must look like 'alice:<key of 16+ chars>:admin,bob:<key>:reader' "
                 f"(roles: {', '.join(ROLES)}; no ':' or ',' inside a key)"
             )
@@ -218,3 +229,12 @@ class Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings()
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or one line naming the bad variable and exit status 2 (entrypoints)."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -19,7 +19,7 @@ import time
 
 import uvicorn
 
-from settings import get_settings
+from settings import get_settings, settings_or_exit
 
 CHILD_FLAG = "--serve-one"
 PID_HEADER = b"x-server-pid"
@@ -228,10 +228,10 @@ def main() -> None:
     """Check the settings and the servers, then serve with one or several processes."""
     import asyncio
 
+    s = settings_or_exit()
     if CHILD_FLAG in sys.argv[1:]:
         serve(reuse_port=True)
         return
-    s = get_settings()
     problem = _check_settings(s.api_workers, s.device)
     if problem:
         print(f"error: {problem}", file=sys.stderr)

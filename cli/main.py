@@ -25,7 +25,7 @@ from cli.output import fail
 from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
 from observability.logging import bind_correlation_id, configure_logging
-from settings import get_settings
+from settings import settings_or_exit
 
 
 def os_actor() -> str:
@@ -143,7 +143,7 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(os.environ.get("LOG_LEVEL", "warning"))
     if args.verb == "down":
         from bootstrap import stop_embedded_servers

@@ -22,7 +22,7 @@ from events.dead_letters import DLQ_EVENTS
 from observability import exposition, supervisor, tracing
 from observability.logging import configure_logging
 from observability.metrics import set_role
-from settings import get_settings
+from settings import get_settings, settings_or_exit
 
 log = structlog.get_logger("worker")
 GROUPS = {
@@ -130,7 +130,7 @@ def main() -> None:
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         p.error(f"unknown group {unknown[0]!r}; choose from {', '.join(GROUPS)}")
-    configure_logging(get_settings().log_level)
+    configure_logging(settings_or_exit().log_level)
     tracing.configure_tracing("platform-worker")
     set_role("worker")
 
