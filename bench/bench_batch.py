@@ -97,8 +97,8 @@ async def main_async(args: argparse.Namespace) -> dict:
     from ml.device import resolve_device
 
     cores = len(os.sched_getaffinity(0))
-    if args.arch:
-        await ensure_prod_model(args.model_name, args.arch, args.train_limit)
+    # A fresh machine has no prod model: train one briefly rather than stop on a trace.
+    await ensure_prod_model(args.model_name, args.arch or "mnist_cnn", args.train_limit)
     p = await bootstrap.build_platform()
     device = resolve_device(p.settings.device)
     try:

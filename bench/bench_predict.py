@@ -109,8 +109,8 @@ async def main_async(args: argparse.Namespace) -> dict:
 
     s = get_settings()
     device = resolve_device(s.device)
-    if args.arch:
-        await ensure_prod_model(args.model_name, args.arch, args.train_limit)
+    # A fresh machine has no prod model: train one briefly rather than stop on a trace.
+    await ensure_prod_model(args.model_name, args.arch or "mnist_cnn", args.train_limit)
     # The bare loop runs at the machine's limit (all cores); the servers use their settings.
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     version, model, meta, artifact = await served_model(args.model_name, str(device))

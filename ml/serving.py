@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,18 +39,23 @@ class ThreadPolicy:
     forward is faster. A coalesced batch means requests are arriving concurrently and the
     event loop needs a core to parse them; giving torch all cores then makes its threads and
     the loop fight, which measured ~20% slower at concurrency 32 on 2 cores.
+
+    Torch's thread count belongs to the calling thread (OpenMP's setting is per thread), and
+    forwards run on three: the event loop (inline), the inference thread and the model-load
+    thread (warm-up). So what was last set is remembered per thread, for every model at once.
     """
+
+    _set = threading.local()  # .threads: what this thread last asked torch for
 
     def __init__(self, small: int, large: int, small_batch_max: int = 2) -> None:
         self.small, self.large, self.small_batch_max = max(1, small), max(1, large), small_batch_max
-        self._current = 0
 
     def apply(self, batch: int) -> None:
-        """Set the thread count for a batch of this size (only when it changes)."""
+        """Set the thread count for a batch of this size (only when this thread's differs)."""
         want = self.small if batch <= self.small_batch_max else self.large
-        if want != self._current:
+        if getattr(self._set, "threads", 0) != want:
             torch.set_num_threads(want)
-            self._current = want
+            self._set.threads = want
 
 
 @dataclass(frozen=True)
