@@ -163,8 +163,11 @@ class Settings:
         default_factory=lambda: _int("TORCH_BATCH_THREADS", max(1, _cores() - 1))
     )
     # API_WORKERS: API processes sharing one port, each with its own batcher and model cache
-    # (default: one per two cores, at least 1; see the README's serving section).
-    api_workers: int = field(default_factory=lambda: _int("API_WORKERS", max(1, _cores() // 2)))
+    # (default: one per two cores, but two on 2-3 cores and one on a single core; measured in
+    # the README's serving section).
+    api_workers: int = field(
+        default_factory=lambda: _int("API_WORKERS", max(min(2, _cores()), _cores() // 2))
+    )
     # DEVICE: where models run: auto (the first CUDA GPU if there is one, else cpu), cpu, cuda[:N].
     device: str = field(default_factory=lambda: os.environ.get("DEVICE") or "auto")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,6 +76,18 @@ async def _warm_up(p: Platform, inference: InferenceService) -> None:
             log.warning("model_warm_up_failed", model_name=name, error=str(exc))
 
 
+async def _start_up(p: Platform, inference: InferenceService, warm_up: bool) -> None:
+    """Warm up, then freeze the start-up heap out of the garbage collector's full passes.
+
+    Everything imported and built at start lives as long as the process; without the freeze a
+    full collection walks all of it while requests wait (214 ms once in a c=32 run here).
+    """
+    if warm_up:
+        await _warm_up(p, inference)
+    gc.collect()
+    gc.freeze()
+
+
 def _provider(field: str) -> Provide:
     def provide(state: State) -> Any:
         return getattr(state.platform, field)
@@ -105,9 +118,7 @@ def create_app(
         inference = app.state.inference = build_inference(p)
         stop = asyncio.Event()
         tasks = [supervisor.start("stream-stats", build_stream_stats(p), stop)]
-        warm = asyncio.create_task(
-            _warm_up(p, inference) if settings.warm_up else asyncio.sleep(0), name="warm-up"
-        )
+        warm = asyncio.create_task(_start_up(p, inference, settings.warm_up), name="warm-up")
         if settings.hot_swap:
             follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
             tasks.append(supervisor.start("hot-swap", follower.follow, stop))

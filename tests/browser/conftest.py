@@ -78,6 +78,7 @@ def stack(server_urls, trained_artifacts, tmp_path_factory):
         "ARTIFACT_IMPORT_ROOTS": str(trained_artifacts["v1"].parents[1]),
         "HOST": "127.0.0.1",
         "PORT": str(port),
+        "API_WORKERS": "1",  # one process: the console's pages, not the spreading, are tested
         "API_KEYS": keys,
         "RATE_LIMIT_PER_S": "0",
         "WARM_UP": "0",
