@@ -90,6 +90,8 @@ class DynamicBatcher:
         # Takes the requests' arrays unjoined, so the join runs in the inference thread (and,
         # on a GPU, straight into pinned memory) instead of on the event loop.
         self.forward_parts = forward_parts or self._join_and_forward
+        # A lone request run on the event loop (LoadedModel sets its own, with its threads).
+        self.forward_inline = self.forward_parts
         self.max_batch = max_batch
         self.max_delay_s = max_delay_s
         self.max_queue = max_queue
@@ -141,7 +143,7 @@ class DynamicBatcher:
 
     def _run_inline(self, images: np.ndarray, enqueued: float) -> np.ndarray:
         started = time.perf_counter()
-        logits = self.forward_parts([images])
+        logits = self.forward_inline([images])
         done = time.perf_counter()
         self.observe(1, done - started)
         self.inline_runs += 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from events.registry import ArtifactMetadata
 from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
 from ml.device import HostStaging, resolve_device
 from ml.preprocess import EXPECTED_SIZE, Normalizer
+from ml.threads import SINGLE_THREAD, ThreadPolicy
 
 
 @dataclass(frozen=True)
@@ -30,32 +30,6 @@ class BatchingConfig:
     max_batch: int = 32
     max_delay_s: float = 0.0
     max_queue: int = 1024
-
-
-class ThreadPolicy:
-    """Torch intra-op threads per forward, chosen by batch size.
-
-    A lone request (batch of one or two) gets every core: nothing else is running, so the
-    forward is faster. A coalesced batch means requests are arriving concurrently and the
-    event loop needs a core to parse them; giving torch all cores then makes its threads and
-    the loop fight, which measured ~20% slower at concurrency 32 on 2 cores.
-
-    Torch's thread count belongs to the calling thread (OpenMP's setting is per thread), and
-    forwards run on three: the event loop (inline), the inference thread and the model-load
-    thread (warm-up). So what was last set is remembered per thread, for every model at once.
-    """
-
-    _set = threading.local()  # .threads: what this thread last asked torch for
-
-    def __init__(self, small: int, large: int, small_batch_max: int = 2) -> None:
-        self.small, self.large, self.small_batch_max = max(1, small), max(1, large), small_batch_max
-
-    def apply(self, batch: int) -> None:
-        """Set the thread count for a batch of this size (only when this thread's differs)."""
-        want = self.small if batch <= self.small_batch_max else self.large
-        if getattr(self._set, "threads", 0) != want:
-            torch.set_num_threads(want)
-            self._set.threads = want
 
 
 @dataclass(frozen=True)
@@ -91,17 +65,23 @@ class LoadedModel:
         self.class_names = list(meta.class_names)
         self._staging = HostStaging(self.device)
         self.batcher: DynamicBatcher = batcher_factory(self.forward, self.forward_parts)
+        if self.batcher is not None:  # tests may build a model without one
+            self.batcher.forward_inline = self.forward_inline
 
     def forward(self, images: np.ndarray) -> np.ndarray:
         """Pick the thread count for this batch, then run it (see ``ThreadPolicy``)."""
         return self.forward_parts([images])
 
-    def forward_parts(self, parts: list[np.ndarray]) -> np.ndarray:
+    def forward_parts(self, parts: list[np.ndarray], threads: int | None = None) -> np.ndarray:
         """Requests' images, joined here in the inference thread, through the model."""
         if any(p.dtype != parts[0].dtype for p in parts):
             parts = [concatenate_images(parts)]
-        self.threads.apply(sum(len(p) for p in parts))
+        ThreadPolicy.use(threads or self.threads.large)
         return self._forward(self._staging.to_device(parts))
+
+    def forward_inline(self, parts: list[np.ndarray]) -> np.ndarray:
+        """A lone request's images on the event loop, with the lone-request thread count."""
+        return self.forward_parts(parts, self.threads.small)
 
     def _forward(self, x: torch.Tensor) -> np.ndarray:
         """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
@@ -117,14 +97,16 @@ class LoadedModel:
         The first forward at a new shape pays for kernel selection and memory allocation
         (cuDNN, the CUDA caching allocator, oneDNN primitives); this moves it to load time.
         """
+        # On one thread here: an OpenMP pool in the model-load thread would slow every forward
+        # of the serving threads for good (see ml.threads).
         sizes = range(1, max_batch + 1) if self._staging.cuda else _powers_of_two(max_batch)
         for size in sizes:
-            self.forward(np.zeros((size, *EXPECTED_SIZE), dtype=np.uint8))
+            self.forward_parts([np.zeros((size, *EXPECTED_SIZE), dtype=np.uint8)], SINGLE_THREAD)
         # What a lone image costs, so the batcher knows from the start whether to run it inline.
         one = np.zeros((1, *EXPECTED_SIZE), dtype=np.uint8)
         for _ in range(3):
             started = time.perf_counter()
-            self.forward(one)
+            self.forward_parts([one], SINGLE_THREAD)
             self.batcher.observe(1, time.perf_counter() - started)
 
 
@@ -167,10 +149,15 @@ class ModelCache:
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="inference")
         # Loads (read, hash, unpickle, warm up) get their own thread, so a version cycling in
         # never holds up the forwards of the models already serving.
-        self.load_executor = ThreadPoolExecutor(1, thread_name_prefix="model-load")
+        # One torch thread there from its start (building a model runs parallel ops too): an
+        # OpenMP pool in this thread would slow the serving threads' forwards (ml.threads).
+        self.load_executor = ThreadPoolExecutor(
+            1, thread_name_prefix="model-load", initializer=ThreadPolicy.use,
+            initargs=(SINGLE_THREAD,),
+        )  # fmt: skip
         self._closing: set[asyncio.Task] = set()
         single = torch_threads or torch.get_num_threads()
-        self.threads = ThreadPolicy(single, batch_threads or single)
+        self.threads = ThreadPolicy.within_cores(single, batch_threads or single)
 
     @property
     def loaded(self) -> list[tuple[str, str]]:
