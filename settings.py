@@ -38,7 +38,9 @@ def _bool(name: str, default: bool) -> bool:
     return default if raw is None or raw == "" else raw.lower() in {"1", "true", "yes", "on"}
 
 
-def _cores() -> int:
+def available_cores() -> int:
+    """CPUs this process may run on: sched_getaffinity honours pinning (containers), where
+    cpu_count may report the host's."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
@@ -156,17 +158,19 @@ class Settings:
     # LOG_LEVEL: structlog level.
     log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "info"))
     # TORCH_THREADS: intra-op threads for inference and training (default: all cores).
-    torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", _cores()))
+    torch_threads: int = field(default_factory=lambda: _int("TORCH_THREADS", available_cores()))
     # TORCH_BATCH_THREADS: threads for coalesced batches in the API, leaving a core to the event
     # loop while requests arrive concurrently (default: cores - 1, at least 1).
     torch_batch_threads: int = field(
-        default_factory=lambda: _int("TORCH_BATCH_THREADS", max(1, _cores() - 1))
+        default_factory=lambda: _int("TORCH_BATCH_THREADS", max(1, available_cores() - 1))
     )
     # API_WORKERS: API processes sharing one port, each with its own batcher and model cache
     # (default: one per two cores, but two on 2-3 cores and one on a single core; measured in
     # the README's serving section).
     api_workers: int = field(
-        default_factory=lambda: _int("API_WORKERS", max(min(2, _cores()), _cores() // 2))
+        default_factory=lambda: _int(
+            "API_WORKERS", max(min(2, available_cores()), available_cores() // 2)
+        )
     )
     # DEVICE: where models run: auto (the first CUDA GPU if there is one, else cpu), cpu, cuda[:N].
     device: str = field(default_factory=lambda: os.environ.get("DEVICE") or "auto")

@@ -19,7 +19,7 @@ import time
 
 import uvicorn
 
-from settings import get_settings, settings_or_exit
+from settings import available_cores, get_settings, settings_or_exit
 
 CHILD_FLAG = "--serve-one"
 PID_HEADER = b"x-server-pid"
@@ -46,10 +46,6 @@ async def _preflight() -> None:
             print(f"warning: redis is unreachable ({exc}); starting anyway", flush=True)
     finally:
         await platform.aclose()
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _check_settings(workers: int, device: str) -> str | None:
@@ -161,7 +157,7 @@ def _run(server: uvicorn.Server, host: str, port: int, backlog: int, reuse_port:
 def _child_env(workers: int) -> dict[str, str]:
     """Split the cores among the processes unless TORCH_THREADS / TORCH_BATCH_THREADS are set."""
     env = dict(os.environ)
-    share = max(1, _cores() // workers)
+    share = max(1, available_cores() // workers)
     env.setdefault("TORCH_THREADS", str(share))
     env.setdefault("TORCH_BATCH_THREADS", str(max(1, share - 1)))
     return env

@@ -11,16 +11,13 @@ So the serving threads share the cores between them, and warm-up runs on one thr
 
 from __future__ import annotations
 
-import os
 import threading
 
 import torch
 
+from settings import available_cores
+
 SINGLE_THREAD = 1  # warm-up on the model-load thread: no OpenMP pool there
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 class ThreadPolicy:
@@ -44,7 +41,7 @@ class ThreadPolicy:
         2 cores: 2 threads inline, 1 for batches (as before). 16 cores, one process: 2 inline
         and 15 for batches, not 16 and 15, which throttled both.
         """
-        cores = cores or _cores()
+        cores = cores or available_cores()
         large = max(1, min(large, cores))
         return cls(max(1, min(small, cores + 1 - large)), large)
 

@@ -10,7 +10,6 @@ normalised there; bf16 autocast is used where the GPU supports it.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from ml.preprocess import fit_normalization as dataset_normalization
 from ml.preprocess import to_model_input
 from ml.reproducibility import bf16_is_fast, current_git_sha, deterministic, seed_everything
 from ml.zoo import build_model
+from settings import available_cores
 
 DEFAULT_EPOCHS = 3
 DEFAULT_LR = 2e-3
@@ -223,9 +223,7 @@ def train(
     target = resolve_device(device)
     fast = torch.cuda.is_bf16_supported() if target.type == "cuda" else bf16_is_fast()
     bf16 = mixed_precision == "bf16" or (mixed_precision == "auto" and fast)
-    # sched_getaffinity honours CPU pinning (containers); cpu_count may report the host's CPUs.
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(threads or cpus or 1)
+    torch.set_num_threads(threads or available_cores())
     started = time.perf_counter()
     kwargs: dict[str, Any] = {"data_dir": data_dir, "cache_dir": cache_dir}
     train_set = load_dataset(ref.id, allow_download=allow_download, **kwargs)
