@@ -41,6 +41,18 @@ async def _letter(queue: DeadLetterQueue, raw_id: str) -> DeadLetterView:
     return found[0]
 
 
+async def _record(
+    log: DeadLetterLog,
+    letter: DeadLetterView,
+    command: RetryDeadLetter | DropDeadLetter,
+    metadata: EventMetadata,
+) -> list[RecordedEvent]:
+    """Load the dead letter's stream, decide the command, save what it decided."""
+    state = await log.load(letter.dlq_stream, letter.entry_id)
+    events = decide(state, command)
+    return await log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
+
+
 async def retry_dead_letter(
     raw_id: str,
     reason: str | None,
@@ -51,9 +63,9 @@ async def retry_dead_letter(
 ) -> tuple[DeadLetterView, list[RecordedEvent]]:
     """Record that the entry goes back to its group (which then handles it again)."""
     letter = await _letter(queue, raw_id)
-    state = await log.load(letter.dlq_stream, letter.entry_id)
-    events = decide(state, RetryDeadLetter(letter=letter, reason=reason))
-    return letter, await log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
+    return letter, await _record(
+        log, letter, RetryDeadLetter(letter=letter, reason=reason), metadata
+    )
 
 
 async def drop_dead_letter(
@@ -66,8 +78,6 @@ async def drop_dead_letter(
 ) -> tuple[DeadLetterView, list[RecordedEvent]]:
     """Record that the entry is discarded, then remove it from its DLQ stream."""
     letter = await _letter(queue, raw_id)
-    state = await log.load(letter.dlq_stream, letter.entry_id)
-    events = decide(state, DropDeadLetter(letter=letter, reason=reason))
-    recorded = await log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
+    recorded = await _record(log, letter, DropDeadLetter(letter=letter, reason=reason), metadata)
     await queue.remove(letter.dlq_stream, letter.entry_id)
     return letter, recorded
