@@ -18,17 +18,15 @@ import uuid
 import pytest
 
 from consumers.runner import GroupRunner, RunnerConfig
-from domain.handlers.registry import register_model_version
-from events.base import EventMetadata
 from events.dead_letters import DLQ_EVENTS, dead_letter_stream_id
 from events.streams import REGISTRY_STREAM, SHARDS_STREAM, dead_letter_stream
 from storage import event_store
 from storage.relay import MARKER_KEY
 from storage.retention import RETENTION_CHECKPOINT, prune_processed
 from tests.conftest import ROOT
+from tests.integration.registry_support import register_versions
 
 pytestmark = pytest.mark.anyio
-META = EventMetadata(actor="tester")
 
 
 def cli(server_urls, *args: str) -> subprocess.CompletedProcess:
@@ -119,13 +117,7 @@ async def test_processed_rows_are_pruned_below_what_the_streams_hold(
     platform, model_name, state_dict_file
 ) -> None:
     p = platform
-    for i, version in enumerate(("v1", "v2", "v3")):
-        await register_model_version(
-            model_name=model_name, model_version=version,
-            source=str(state_dict_file(f"{version}.pt", i)), tags={}, reason=None,
-            metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock,
-            store=p.artifacts, inspector=p.inspector,
-        )  # fmt: skip
+    await register_versions(p, model_name, state_dict_file)
     await p.ops.publish_pending()
     async with p.engine.connect() as conn:
         events = await event_store.load_stream(conn, f"model-{model_name}")

@@ -13,12 +13,12 @@ from bootstrap import build_inference
 from domain.commands import PromoteModelVersion, RollbackModel
 from domain.handlers.registry import (
     promote_model_version,
-    register_model_version,
     rollback_model,
 )
 from events.base import EventMetadata
 from events.streams import REGISTRY_STREAM
 from storage.relay import MARKER_KEY
+from tests.integration.registry_support import register_versions
 
 pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="tester")
@@ -28,13 +28,7 @@ async def test_a_republished_log_does_not_replay_old_promotions(
     platform, model_name, state_dict_file
 ) -> None:
     p = platform
-    for i, version in enumerate(("v1", "v2", "v3")):
-        await register_model_version(
-            model_name=model_name, model_version=version,
-            source=str(state_dict_file(f"{version}.pt", i)), tags={}, reason=None,
-            metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock,
-            store=p.artifacts, inspector=p.inspector,
-        )  # fmt: skip
+    await register_versions(p, model_name, state_dict_file)
     for version in ("v1", "v2"):
         await promote_model_version(
             PromoteModelVersion(model_name=model_name, model_version=version), META, p.uow

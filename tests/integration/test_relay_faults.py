@@ -7,25 +7,17 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from domain.handlers.registry import register_model_version
-from events.base import EventMetadata
 from events.streams import REGISTRY_STREAM
 from storage import event_store
 from storage.relay import MARKER_KEY, Relay
+from tests.integration.registry_support import register_versions
 
 pytestmark = pytest.mark.anyio
-META = EventMetadata(actor="tester")
 
 
 async def _registered(p, model_name: str, state_dict_file, versions=("v1", "v2", "v3")) -> list:
     """Register versions and publish; the log positions of the model's events."""
-    for i, version in enumerate(versions):
-        await register_model_version(
-            model_name=model_name, model_version=version,
-            source=str(state_dict_file(f"{version}.pt", i)), tags={}, reason=None,
-            metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock,
-            store=p.artifacts, inspector=p.inspector,
-        )  # fmt: skip
+    await register_versions(p, model_name, state_dict_file, versions)
     await p.ops.publish_pending()
     async with p.engine.connect() as conn:
         return [r.position for r in await event_store.load_stream(conn, f"model-{model_name}")]
