@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from api.auth import event_metadata
 from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
+from api.schemas import Reason
 from domain.handlers.jobs import cancel_batch_job, submit_batch_job
 from domain.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
 from domain.page_ports import JobPages
@@ -51,7 +52,7 @@ class SubmitResponse(msgspec.Struct, frozen=True):
 class CancelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An optional reason recorded with the cancellation."""
 
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class BatchController(Controller):

@@ -9,6 +9,7 @@ from litestar.params import FromPath, JSONBody
 from api.auth import event_metadata
 from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
+from api.schemas import Reason
 from domain import names
 from domain.gate_ports import GateReader
 from domain.gate_views import GateView
@@ -28,7 +29,7 @@ class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     candidate_version: str
     baseline_version: str
     dataset_id: str | None = None
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class GateAccepted(msgspec.Struct, frozen=True):
@@ -59,7 +60,7 @@ class PolicyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_gate_age_s: int = 86400
     auto_gate: bool = True
     auto_promote: bool = False
-    reason: str | None = None
+    reason: Reason | None = None
 
     def policy(self) -> GatePolicy:
         """The policy this request sets."""
@@ -81,7 +82,7 @@ class PolicyResponse(msgspec.Struct, frozen=True):
 class PromoteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """POST .../promote: ``force`` overrides a required gate and needs a ``reason``."""
 
-    reason: str | None = None
+    reason: Reason | None = None
     force: bool = False
 
 

@@ -12,6 +12,7 @@ from api.access import Access
 from api.auth import event_metadata
 from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
+from api.schemas import Reason
 from domain.handlers.keys import create_api_key, revoke_api_key
 from domain.key_ports import KeyReader
 from domain.keys import KeyView, check_key_name, key_view
@@ -23,7 +24,6 @@ from settings import Settings
 KeyName = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", min_length=1, max_length=64)
 ]
-Reason = Annotated[str, msgspec.Meta(max_length=1000)]
 
 
 class CreateKeyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

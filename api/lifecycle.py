@@ -8,7 +8,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
 from api.deps import Port
-from api.schemas import ReasonRequest
+from api.schemas import Reason, ReasonRequest
 from domain import names
 from domain.commands import ArchiveModelVersion, DemoteModelVersion, TagModelVersion
 from domain.handlers.registry import archive_model_version, demote_model_version, tag_model_version
@@ -21,7 +21,7 @@ class TagRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Tags to set (merged into the version's tags) and an optional reason."""
 
     tags: dict[str, str]
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class LifecycleController(Controller):

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
+from domain.names import MAX_REASON
 from events.registry import ArtifactMetadata
+
+# Every free-text reason: its bounds are in the schema, so clients (and fuzzers) can see them.
+# No NUL character: PostgreSQL cannot store one (domain.names.check_text says the same).
+Reason = Annotated[str, msgspec.Meta(max_length=MAX_REASON, pattern=r"^[^\x00]*$")]
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -20,14 +27,14 @@ class RegisterVersionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=
     model_version: str
     artifact_path: str
     tags: dict[str, str] = {}
-    reason: str | None = None
+    reason: Reason | None = None
     metadata: ArtifactMetadata | None = None
 
 
 class ReasonRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """An optional reason recorded on the event."""
 
-    reason: str | None = None
+    reason: Reason | None = None
 
 
 class RegisterVersionResponse(msgspec.Struct, frozen=True):

@@ -28,6 +28,15 @@ async def test_health_and_openapi(client) -> None:
     assert r.json() == {"status": "ok", "version": "0.1.0"}
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/models/{name}/versions/{version}/promote" in schema["paths"]
+    # Every reason a request may carry documents the limits the API enforces.
+    reasons = {
+        name: component["properties"]["reason"]
+        for name, component in schema["components"]["schemas"].items()
+        if name.endswith("Request") and "reason" in component.get("properties", {})
+    }
+    assert len(reasons) >= 6, reasons
+    for name, prop in reasons.items():
+        assert prop["maxLength"] == 1000 and prop["pattern"] == r"^[^\x00]*$", (name, prop)
 
 
 async def test_register_promote_rollback_history(client, model_name, state_dict_file) -> None:
