@@ -145,6 +145,7 @@ def build_model_cache(platform: Platform, *, serving: bool):
         on_batch=inst.record_batch,
         device=s.device,
         on_cache=inst.record_cache,
+        graph=s.inference_graph,
     )
     inst.gauge(
         "models_loaded",

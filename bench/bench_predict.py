@@ -36,9 +36,10 @@ from bench.common import (
 )  # fmt: skip
 from bench.loadtest import run_load, sample_images
 from bench.predict_report import print_report, targets
+from ml.graph import serving_graph
 
 
-def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device) -> dict:
+def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device, graph: str) -> dict:
     """Time preprocessing + forward (+ the copy back) in a plain loop; images/s and latency."""
     from ml.preprocess import Normalizer
 
@@ -61,7 +62,7 @@ def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device) -
         wall = time.perf_counter() - start
     lat = np.array(times) * 1000
     return {
-        "run": "bare loop", "processes": 0, "batch": batch, "iterations": iters,
+        "run": "bare loop", "graph": graph, "processes": 0, "batch": batch, "iterations": iters,
         "qps": round(batch * iters / wall, 1), "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
     }  # fmt: skip
@@ -115,11 +116,17 @@ async def main_async(args: argparse.Namespace) -> dict:
     torch.set_num_threads(len(os.sched_getaffinity(0)))
     version, model, meta, artifact = await served_model(args.model_name, str(device))
     args.images = sample_images(256)
+    # The model as trained (what the baseline runs) and, where it serves, the frozen graph.
+    graphs = {"eager": model}
+    served = serving_graph(model, s.inference_graph, device, (1, s.max_batch))
+    if served.kind == "frozen":
+        graphs["frozen"] = served.run
     bare = [
-        bare_loop(model, meta, args.images, 1, args.bare_iters, device),
-        bare_loop(model, meta, args.images, s.max_batch, max(50, args.bare_iters // 16), device),
+        bare_loop(run, meta, args.images, batch, iters, device, kind)
+        for kind, run in graphs.items()
+        for batch, iters in ((1, args.bare_iters), (s.max_batch, max(50, args.bare_iters // 16)))
     ]
-    del model
+    del model, graphs, served
     if device.type == "cuda":
         torch.cuda.empty_cache()
     args.images = args.images[:64]
@@ -136,7 +143,8 @@ async def main_async(args: argparse.Namespace) -> dict:
     return {
         "model_name": args.model_name, "model_version": version,
         "architecture": meta.architecture, "machine": machine(str(device)),
-        "settings": {"DEVICE": s.device, "MAX_BATCH": s.max_batch, "API_WORKERS_N": args.workers,
+        "settings": {"DEVICE": s.device, "INFERENCE_GRAPH": s.inference_graph,
+                     "MAX_BATCH": s.max_batch, "API_WORKERS_N": args.workers,
                      "TORCH_THREADS": s.torch_threads, "TORCH_BATCH_THREADS": s.torch_batch_threads},
         "bare_loop": bare, "http": runs, "targets": targets(bare, runs),
     }  # fmt: skip

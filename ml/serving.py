@@ -13,14 +13,18 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import structlog
 import torch
 
 from domain.errors import Conflict
 from events.registry import ArtifactMetadata
 from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
 from ml.device import HostStaging, resolve_device
+from ml.graph import serving_graph
 from ml.preprocess import EXPECTED_SIZE, Normalizer
 from ml.threads import SINGLE_THREAD, ThreadPolicy
+
+log = structlog.get_logger("serving")
 
 
 @dataclass(frozen=True)
@@ -54,11 +58,15 @@ class LoadedModel:
         batcher_factory,
         threads: ThreadPolicy | None = None,
         device: torch.device | None = None,
+        graph: str = "eager",
+        max_batch: int = 32,
     ) -> None:
         self.threads = threads or ThreadPolicy(torch.get_num_threads(), torch.get_num_threads())
         self.ref = ref
         self.device = device or torch.device("cpu")
         self.module = module.to(self.device)
+        # The graph that runs the forwards: frozen where that is faster and answers the same.
+        self.graph = serving_graph(self.module, graph, self.device, (1, max(1, max_batch)))
         self.metadata = meta
         # The same normalisation as training (ml.preprocess): what was trained is what is served.
         self.normalize = Normalizer.of(meta)
@@ -87,7 +95,7 @@ class LoadedModel:
         """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
         x = self.normalize(x.reshape(-1, *EXPECTED_SIZE))
         with torch.inference_mode():
-            logits = self.module(x)
+            logits = self.graph.run(x)
             # A synchronising copy: the pinned input buffer is free again once it returns.
             return logits.float().cpu().numpy() if self._staging.cuda else logits.numpy()
 
@@ -133,8 +141,10 @@ class ModelCache:
         device: str | torch.device = "auto",
         warm_up: bool = True,
         on_cache: Callable[[str, str], None] | None = None,
+        graph: str = "eager",
     ) -> None:
         self.resolve_path = resolve_path
+        self.graph = graph  # INFERENCE_GRAPH (ml.graph); workers evaluate on the eager model
         self.device = resolve_device(device)
         self.warm_up = warm_up
         self.max_models = max_models
@@ -234,7 +244,15 @@ class ModelCache:
                 on_batch=self.on_batch,
             )
 
-        model = LoadedModel(ref, module, meta, batcher, self.threads, self.device)
+        model = LoadedModel(
+            ref, module, meta, batcher, self.threads, self.device, self.graph,
+            self.batching.max_batch,
+        )  # fmt: skip
+        if model.graph.reason:
+            log.warning(
+                "serving_graph_eager", model_name=ref.model_name,
+                model_version=ref.model_version, reason=model.graph.reason,
+            )  # fmt: skip
         if self.warm_up:
             model.warm_up(self.batching.max_batch)
         return model

@@ -14,6 +14,7 @@ CASES = [
     (["api"], {"API_KEYS": "alice:short:admin"}, "API_KEYS must look like"),
     (["api"], {"API_WORKERS": "many"}, "API_WORKERS must be a whole number, not 'many'"),
     (["consumers"], {"MAX_DELIVERIES": "z"}, "MAX_DELIVERIES must be a whole number"),
+    (["api"], {"INFERENCE_GRAPH": "fast"}, "INFERENCE_GRAPH must be one of auto, frozen, eager"),
     (["cli", "list"], {"RELAY_INTERVAL_S": "soon"}, "RELAY_INTERVAL_S must be a number"),
 ]
 
