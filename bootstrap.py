@@ -128,24 +128,17 @@ def build_model_cache(platform: Platform, *, serving: bool):
     from observability.metrics import instruments
 
     s, inst = platform.settings, instruments()
-    if not serving:
-        return ModelCache(
-            platform.artifacts.path_for,
-            max_models=s.model_cache_size,
-            torch_threads=s.torch_threads,
-            device=s.device,
-            on_cache=inst.record_cache,
-        )
+    common = dict(max_models=s.model_cache_size, torch_threads=s.torch_threads, device=s.device,
+                  on_cache=inst.record_cache)  # fmt: skip
+    if not serving:  # workers evaluate on the model as trained (ml.graph)
+        return ModelCache(platform.artifacts.path_for, **common)
     cache = ModelCache(
         platform.artifacts.path_for,
-        max_models=s.model_cache_size,
         batching=BatchingConfig(s.max_batch, s.max_queue_delay_ms / 1000.0, s.max_queue),
-        torch_threads=s.torch_threads,
         batch_threads=s.torch_batch_threads,
         on_batch=inst.record_batch,
-        device=s.device,
-        on_cache=inst.record_cache,
         graph=s.inference_graph,
+        **common,
     )
     inst.gauge(
         "models_loaded",

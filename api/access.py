@@ -90,6 +90,8 @@ class Access:
         ]
         self._cache: OrderedDict[str, tuple[float, KeyIdentity | None]] = OrderedDict()
         self._any_active: tuple[float, bool] = (-math.inf, False)
+        # Settings do not change while the process runs; asked on every keyless request.
+        self._anonymous = settings.allow_anonymous or is_loopback(settings.host)
 
     def forget(self) -> None:
         """Drop every cached lookup (after a key is created or revoked in this process)."""
@@ -132,7 +134,7 @@ class Access:
 
     def anonymous_allowed(self) -> bool:
         """With no key defined: anonymous use on a loopback address, or anywhere if allowed."""
-        return self.settings.allow_anonymous or is_loopback(self.settings.host)
+        return self._anonymous
 
     def limit(self, caller: str) -> None:
         """429 with Retry-After when ``caller`` is over its rate."""

@@ -8,6 +8,7 @@ while the request runs, in the events it records (api/auth.py) and in the respon
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 
@@ -39,6 +40,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Wrap the app; handlers set ``request.state.model_name`` once a model name resolved."""
     inst = instruments()
     latency, count = inst.request_latency, inst.request_count
+    # Whether debug lines are written at all (LOG_LEVEL): building a skipped one costs ~8 µs.
+    log_debug = log.bind().is_enabled_for(logging.DEBUG)
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,9 +91,10 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
                 latency.record(elapsed, labels)
                 count.add(1, {**labels, "status": str(status)})
                 quiet = status < 400 and (method in ("GET", "HEAD") or route in QUIET_ROUTES)
-                (log.debug if quiet else log.info)(
-                    "http_request", method=method, endpoint=route, path=scope.get("path"),
-                    status=status, duration_ms=round(elapsed * 1000, 3),
-                )  # fmt: skip
+                if not quiet or log_debug:
+                    (log.debug if quiet else log.info)(
+                        "http_request", method=method, endpoint=route, path=scope.get("path"),
+                        status=status, duration_ms=round(elapsed * 1000, 3),
+                    )  # fmt: skip
 
     return middleware

@@ -98,7 +98,14 @@ class Instruments:
         self.batch_size = h("batch_size", "Images per forward pass formed by the dynamic batcher",
                             BATCH_BUCKETS, unit="", roles=API)  # fmt: skip
         self.queue_wait = h("queue_wait_seconds", "Time a request waited for its batch", roles=API)
-        self.cache_hits = c("model_cache_hits", "Model lookups served from memory")
+        # Hits happen on every request: counted in a plain dict and read at scrape time (an
+        # asynchronous counter), since a synchronous add cost ~10 µs of each /predict.
+        self._hits: dict[str, int] = {}
+        DECLARED["model_cache_hits"] = Declared("counter", "Model lookups served from memory")
+        meter().create_observable_counter(
+            "model_cache_hits", callbacks=[self._observe_hits],
+            description="Model lookups served from memory",
+        )  # fmt: skip
         self.cache_misses = c("model_cache_misses", "Model lookups that had to load the model")
         self.cache_loads = c("model_cache_loads", "Model loads by outcome (ok, failed)")
         self.hot_swaps = c("hot_swaps", "Prod-version switches applied by this API process", API)
@@ -143,6 +150,9 @@ class Instruments:
 
         meter().create_observable_gauge(name, callbacks=[observe], description=description)
 
+    def _observe_hits(self, _options) -> list[Observation]:
+        return [Observation(n, {"model_name": m}) for m, n in list(self._hits.items())]
+
     def record_batch(self, stats) -> None:
         """A batch the dynamic batcher formed (ml.serving.BatchStats)."""
         self.batch_size.record(stats.size)
@@ -151,13 +161,14 @@ class Instruments:
 
     def record_cache(self, model_name: str, event: str) -> None:
         """A model cache event: hit, miss, loaded or load_failed."""
-        labels = {"model_name": model_name}
         if event == "hit":
-            self.cache_hits.add(1, labels)
+            self._hits[model_name] = self._hits.get(model_name, 0) + 1
         elif event == "miss":
-            self.cache_misses.add(1, labels)
+            self.cache_misses.add(1, {"model_name": model_name})
         else:
-            self.cache_loads.add(1, {**labels, "outcome": "ok" if event == "loaded" else "failed"})
+            self.cache_loads.add(
+                1, {"model_name": model_name, "outcome": "ok" if event == "loaded" else "failed"}
+            )
 
     def record_gate_verdict(self, result: str) -> None:
         """One gate verdict; ``result`` is one of GATE_RESULTS (anything else counts as error)."""

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from functools import cache
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 
 _configured: list[TracerProvider] = []
 
@@ -22,10 +24,14 @@ def configure_tracing(service: str) -> TracerProvider:
     if _configured:
         return _configured[0]
     name = os.environ.get("OTEL_SERVICE_NAME") or service
-    provider = TracerProvider(resource=Resource.create({"service.name": name}))
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    ):
+    exporting = bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": name}), sampler=_sampler(exporting)
+    )
+    if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -35,8 +41,19 @@ def configure_tracing(service: str) -> TracerProvider:
     return provider
 
 
+def _sampler(exporting: bool) -> Sampler | None:
+    """Record spans only where they can go: with no exporter, a root span keeps its ids (for
+    headers, logs and events) but records nothing. That cost 85 µs of a /predict at c=1.
+
+    None lets the SDK read OTEL_TRACES_SAMPLER (default: parent-based, always on)."""
+    if exporting or os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    return ParentBased(ALWAYS_OFF)
+
+
+@cache
 def tracer() -> trace.Tracer:
-    """The platform's tracer (a no-op one until configure_tracing ran)."""
+    """The platform's tracer (a proxy: no-op until configure_tracing ran, then the SDK's)."""
     return trace.get_tracer("inference-eval-platform")
 
 

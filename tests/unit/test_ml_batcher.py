@@ -112,3 +112,40 @@ def test_nothing_runs_inline_where_requests_are_not_counted() -> None:
     asyncio.run(run())
     assert batcher.inline_runs == 0
     assert all(thread.startswith("inference") for _, thread in forward.calls)
+
+
+def test_requests_that_arrive_together_are_batched_not_run_inline_one_by_one() -> None:
+    """The API's entry point yields once after counting a request: a burst of requests (tasks
+    started in one loop turn, as uvicorn starts them) all count themselves before any of them
+    reaches the batcher, so none of them takes the inline path meant for a lone request."""
+    from api.__main__ import with_pid_header
+    from ml.batcher import IN_FLIGHT
+
+    forward = Recorder()
+    batcher = DynamicBatcher(forward, max_batch=32, inline_max_s=10.0)
+    batcher.observe(1, 0.0001)
+
+    async def app(scope, receive, send) -> None:
+        await batcher.submit(_image(1))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def run() -> list[int]:
+        wrapped = with_pid_header(app)
+        statuses: list[int] = []
+
+        async def send(message) -> None:
+            statuses.append(message["status"])
+
+        await asyncio.gather(*(wrapped({"type": "http"}, None, send) for _ in range(8)))
+        await wrapped({"type": "http"}, None, send)  # then one alone: inline
+        await batcher.aclose()
+        return statuses
+
+    try:
+        statuses = asyncio.run(run())
+    finally:
+        IN_FLIGHT.counting, IN_FLIGHT.active = False, 0
+    assert statuses == [200] * 9
+    assert sum(size for size, _ in forward.calls) == 9
+    assert max(size for size, _ in forward.calls) > 1  # the burst shared forwards
+    assert batcher.inline_runs == 1  # only the lone request

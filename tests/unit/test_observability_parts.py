@@ -84,3 +84,35 @@ def test_generated_prometheus_config_reads_the_target_files(tmp_path) -> None:
     (job,) = config["scrape_configs"]
     assert job["file_sd_configs"][0]["files"] == [str(tmp_path / "t" / "*.json")]
     assert config["global"]["scrape_interval"] == "1000ms"
+
+
+def test_cache_hits_are_counted_and_exposed_as_a_counter() -> None:
+    inst = instruments()
+    before = {line.split()[0]: float(line.split()[-1]) for line in _lines("model_cache_hits_total")}
+    for _ in range(3):
+        inst.record_cache("unit-hits", "hit")
+    after = {line.split()[0]: float(line.split()[-1]) for line in _lines("model_cache_hits_total")}
+    key = 'model_cache_hits_total{model_name="unit-hits"}'
+    assert after[key] == before.get(key, 0.0) + 3
+    assert any(line.startswith("# TYPE model_cache_hits_total counter") for line in
+               exposition.render_prometheus()[0].decode().splitlines())  # fmt: skip
+
+
+def test_spans_record_only_where_they_can_be_exported(monkeypatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                 "OTEL_TRACES_SAMPLER"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    sampler = tracing._sampler(exporting=False)
+    assert sampler is not None
+    quiet = TracerProvider(sampler=sampler).get_tracer("unit")
+    with quiet.start_as_current_span("root") as span:
+        assert not span.is_recording()
+        assert tracing.current_trace_id() is not None  # ids for headers, logs and events
+    parent = tracing.context_from("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    with quiet.start_as_current_span("child", context=parent) as span:
+        assert span.is_recording()  # a caller that samples its trace gets it continued
+    assert tracing._sampler(exporting=True) is None  # the SDK's default: every root recorded
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
+    assert tracing._sampler(exporting=False) is None
