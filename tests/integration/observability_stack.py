@@ -35,8 +35,10 @@ class Stack:
     initial_metrics: dict[str, str]  # job -> the /metrics text right after start
 
 
-def start_stack(root: Path, import_root: Path) -> tuple[Stack, list[subprocess.Popen]]:
-    """Start ``python -m api`` and ``python -m consumers`` on the test servers."""
+def start_stack(
+    root: Path, import_root: Path, servers: dict[str, str]
+) -> tuple[Stack, list[subprocess.Popen]]:
+    """Start ``python -m api`` and ``python -m consumers`` on ``servers`` (DATABASE_URL, REDIS_URL)."""
     from observability.exposition import targets_dir
 
     state, artifacts = root / "state", root / "artifacts"
@@ -45,7 +47,7 @@ def start_stack(root: Path, import_root: Path) -> tuple[Stack, list[subprocess.P
         "STATE_DIR": str(state), "ARTIFACTS_DIR": str(artifacts), "LOG_LEVEL": "info",
         "ARTIFACT_IMPORT_ROOTS": f"{import_root}:{ROOT}", "PYTHONUNBUFFERED": "1",
         "CLAIM_IDLE_MS": "1000", "MAX_DELIVERIES": "2", "TORCH_THREADS": "1", "WARM_UP": "0",
-        "GATE_LATENCY_ROUNDS": "4",
+        "GATE_LATENCY_ROUNDS": "4", **servers,
     }  # fmt: skip
     port = free_port()
     api_log, worker_log = root / "api.log", root / "worker.log"

@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -17,6 +19,7 @@ import pytest
 
 from cli.processes import free_port, stop_process
 from observability import prometheus
+from tests.conftest import isolated
 from tests.integration.observability_stack import (
     log_lines,
     png_b64,
@@ -31,11 +34,32 @@ pytestmark = pytest.mark.anyio
 GATE_ENDS = {"passed", "failed", "errored"}
 
 
+OBSERVABILITY_REDIS_DB = 14  # the shared fixtures use 0; audit 11, pipeline 12, relay 13
+
+
 @pytest.fixture(scope="module")
-def stack(server_urls, trained_artifacts, tmp_path_factory):
-    """API + worker on the test servers, each announcing its /metrics; stopped at the end."""
+def stack_urls(server_urls) -> Iterator[dict[str, str]]:
+    """A database and a Redis index of the stack's own: its worker reads whole streams, and on
+    the shared ones it would also take earlier tests' unfinished shards (seen: the poison job
+    still running after 120 s while the worker worked through other tests' leftovers)."""
+    from settings import Settings
+
+    base = replace(Settings(), database_url=server_urls["database_url"],
+                   redis_url=server_urls["redis_url"])  # fmt: skip
+    own = isolated(base, OBSERVABILITY_REDIS_DB, "obs")
+    with asyncio.Runner() as runner:
+        settings = runner.run(own.__aenter__())
+        try:
+            yield {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+        finally:
+            runner.run(own.__aexit__(None, None, None))
+
+
+@pytest.fixture(scope="module")
+def stack(stack_urls, trained_artifacts, tmp_path_factory):
+    """API + worker on the stack's servers, each announcing its /metrics; stopped at the end."""
     import_root = tmp_path_factory.getbasetemp()
-    stack, procs = start_stack(tmp_path_factory.mktemp("observability"), import_root)
+    stack, procs = start_stack(tmp_path_factory.mktemp("observability"), import_root, stack_urls)
     try:
         yield stack
     finally:
@@ -75,9 +99,11 @@ def test_every_dashboard_metric_exists_right_after_start(stack) -> None:
 
 
 async def test_one_trace_links_a_submit_to_its_shards_and_the_evaluation(
-    stack, trained_artifacts, platform
+    stack, stack_urls, trained_artifacts
 ) -> None:
     from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
 
     name = f"trace-{uuid.uuid4().hex[:8]}"
     async with httpx.AsyncClient(base_url=stack.url, timeout=30) as client:
@@ -108,11 +134,15 @@ async def test_one_trace_links_a_submit_to_its_shards_and_the_evaluation(
     assert {line["correlation_id"] for line in lines} == {correlation}
 
     # The events the workers recorded carry the same trace: the plan, every shard, the metrics.
-    async with platform.engine.connect() as conn:
-        rows = (await conn.execute(
-            text("SELECT event_type, trace_context FROM event_log WHERE correlation_id = :c"),
-            {"c": uuid.UUID(correlation)},
-        )).all()  # fmt: skip
+    engine = create_async_engine(stack_urls["DATABASE_URL"], poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(
+                text("SELECT event_type, trace_context FROM event_log WHERE correlation_id = :c"),
+                {"c": uuid.UUID(correlation)},
+            )).all()  # fmt: skip
+    finally:
+        await engine.dispose()
     types = [row.event_type for row in rows]
     assert types.count("BatchShardCompleted") == 4 and "EvaluationRecorded" in types, types
     assert all(row.trace_context.split("-")[1] == trace_id for row in rows), rows
