@@ -90,5 +90,7 @@ def test_the_model_cache_serves_the_graph_it_was_asked_for(tmp_path: Path) -> No
             cache.executor.shutdown()
             cache.load_executor.shutdown()
         assert model.graph.kind == ("frozen" if graph == "auto" else "eager")
+        # The eager weights are released once a frozen graph serves.
+        assert (model.module is None) == (graph == "auto")
         logits[graph] = model.forward(images)
     np.testing.assert_allclose(logits["auto"], logits["eager"], rtol=1e-4, atol=1e-4)
