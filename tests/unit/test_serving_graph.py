@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +15,11 @@ from torch import nn
 from events.registry import ArtifactMetadata
 from ml.artifacts import save_artifact
 from ml.graph import serving_graph, wanted
-from ml.serving import ModelCache, VersionRef
+from ml.serving import LoadedModel, ModelCache, VersionRef
 from ml.zoo import build_model
 
 CPU = torch.device("cpu")
+_REF = VersionRef("m", "v1", "0" * 64, "m/v1/model.pt", {"architecture": "mnist_cnn"})
 
 
 class BatchShaped(nn.Module):
@@ -90,7 +93,20 @@ def test_the_model_cache_serves_the_graph_it_was_asked_for(tmp_path: Path) -> No
             cache.executor.shutdown()
             cache.load_executor.shutdown()
         assert model.graph.kind == ("frozen" if graph == "auto" else "eager")
-        # The eager weights are released once a frozen graph serves.
-        assert (model.module is None) == (graph == "auto")
         logits[graph] = model.forward(images)
     np.testing.assert_allclose(logits["auto"], logits["eager"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_frozen_graph_releases_the_eager_module() -> None:
+    """The frozen graph holds its own weights; the model as trained is not kept beside it."""
+    meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
+    kept = {}
+    for graph in ("frozen", "eager"):
+        module = build_model("mnist_cnn", 10).eval()
+        alive = weakref.ref(module)
+        model = LoadedModel(_REF, module, meta, lambda *_: None, device=CPU, graph=graph)
+        del module
+        gc.collect()
+        kept[graph] = alive() is not None
+        assert model.graph.kind == graph
+    assert kept == {"frozen": False, "eager": True}
