@@ -182,8 +182,9 @@ class Settings:
     # DEVICE: where models run: auto (the first CUDA GPU if there is one, else cpu), cpu, cuda[:N].
     device: str = field(default_factory=lambda: os.environ.get("DEVICE") or "auto")
     # INFERENCE_GRAPH: what runs the API's forwards: frozen (traced, weights folded, oneDNN
-    # fusions: 1.3-2.2x mnist_cnn on a CPU), eager (the model as trained), or auto (frozen on
-    # the CPU, eager on a GPU). A frozen graph serves only if it matches the model at load.
+    # fusions: 1.3-2.2x mnist_cnn on a CPU), eager (the model as trained), or auto (on the CPU
+    # batches frozen and lone images eager, as measured fastest in a server; eager on a GPU).
+    # A frozen graph serves only if it matches the model at load.
     inference_graph: str = field(
         default_factory=lambda: _choice("INFERENCE_GRAPH", "auto", ("auto", "frozen", "eager"))
     )

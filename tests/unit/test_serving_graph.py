@@ -97,16 +97,31 @@ def test_the_model_cache_serves_the_graph_it_was_asked_for(tmp_path: Path) -> No
     np.testing.assert_allclose(logits["auto"], logits["eager"], rtol=1e-4, atol=1e-4)
 
 
-def test_a_frozen_graph_releases_the_eager_module() -> None:
-    """The frozen graph holds its own weights; the model as trained is not kept beside it."""
+def test_frozen_releases_the_eager_module_and_auto_keeps_it_for_lone_images() -> None:
+    """`frozen` runs everything on the graph (which holds its own weights) and drops the
+    model as trained; `auto` keeps it to run lone images, and batches on the graph."""
     meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
-    kept = {}
-    for graph in ("frozen", "eager"):
+    kept, lone_is_graph = {}, {}
+    for graph in ("frozen", "auto", "eager"):
         module = build_model("mnist_cnn", 10).eval()
         alive = weakref.ref(module)
         model = LoadedModel(_REF, module, meta, lambda *_: None, device=CPU, graph=graph)
         del module
         gc.collect()
         kept[graph] = alive() is not None
-        assert model.graph.kind == graph
-    assert kept == {"frozen": False, "eager": True}
+        lone_is_graph[graph] = model.lone is model.graph.run
+        assert model.graph.kind == ("eager" if graph == "eager" else "frozen")
+    assert kept == {"frozen": False, "auto": True, "eager": True}
+    assert lone_is_graph == {"frozen": True, "auto": False, "eager": True}
+
+
+def test_auto_answers_a_lone_image_as_its_batch_does() -> None:
+    """The lone-image path (eager under auto) and the batch path (frozen) agree."""
+    meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
+    model = LoadedModel(_REF, build_model("mnist_cnn", 10).eval(), meta, lambda *_: None,
+                        device=CPU, graph="auto")  # fmt: skip
+    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    batch = model.forward(images)
+    lone = np.concatenate([model.forward_inline([img[None]]) for img in images])
+    np.testing.assert_allclose(lone, batch, rtol=1e-4, atol=1e-4)
+    assert (lone.argmax(1) == batch.argmax(1)).all()
