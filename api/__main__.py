@@ -10,7 +10,6 @@ process supervises them: it restarts one that dies and stops them all on SIGTERM
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -63,15 +62,8 @@ def _check_settings(workers: int, device: str) -> str | None:
 
 
 def with_pid_header(app):
-    """Wrap an ASGI app: every HTTP response names its process; requests in progress are counted.
-
-    The count (``ml.batcher.IN_FLIGHT``) tells the batcher when a request is alone, so it may
-    run inline instead of paying two thread hand-offs.
-    """
-    from ml.batcher import IN_FLIGHT
-
+    """Wrap an ASGI app: every HTTP response names its process."""
     pid = str(os.getpid()).encode()
-    IN_FLIGHT.counting = True
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "http":
@@ -82,16 +74,23 @@ def with_pid_header(app):
                 message["headers"] = [*message.get("headers", ()), (PID_HEADER, pid)]
             await send(message)
 
-        IN_FLIGHT.active += 1
-        try:
-            # One loop turn first: requests that arrived together all count themselves before
-            # any reaches the batcher, so a burst is batched rather than run inline one by one.
-            await asyncio.sleep(0)
-            return await app(scope, receive, send_with_pid)
-        finally:
-            IN_FLIGHT.active -= 1
+        return await app(scope, receive, send_with_pid)
 
     return wrapped
+
+
+def uvicorn_server(config: uvicorn.Config) -> uvicorn.Server:
+    """A uvicorn server whose requests in progress the batcher reads (``ml.batcher.IN_FLIGHT``).
+
+    uvicorn adds each request's task to ``server_state.tasks`` when the request's headers are
+    parsed, before the task first runs: so a request knows whether it is alone, and when it is
+    the batcher may run it inline instead of paying two thread hand-offs.
+    """
+    from ml.batcher import IN_FLIGHT
+
+    server = uvicorn.Server(config)
+    IN_FLIGHT.follow(server.server_state.tasks)
+    return server
 
 
 def app_factory():
@@ -126,7 +125,7 @@ def serve(reuse_port: bool) -> None:
         loop="uvloop" if _has("uvloop") else "asyncio",
         http="httptools" if _has("httptools") else "h11",
     )
-    server = uvicorn.Server(config)
+    server = uvicorn_server(config)
     _run(server, s.host, s.port, config.backlog, reuse_port)
 
 

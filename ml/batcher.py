@@ -8,15 +8,17 @@ raises ``Overloaded`` at once instead of letting memory grow.
 At low load a lone image whose forward is known to take at most ``inline_max_s`` runs on the
 event loop itself, as a plain server would: nothing else is waiting, and the two thread
 hand-offs cost more than they save (on a busy machine each waits for a time slice). "Alone"
-is read from ``IN_FLIGHT``, the HTTP requests in progress in this process (the API's entry
-point counts them): as soon as a second one is in progress, or a forward is running,
-everything goes through the queue and is batched again. The entry point yields once after
-counting a request, so requests that arrived together all count themselves before the first
-reaches the batcher: without that turn, each ran to the end alone, inline, and a c=32 load on
-2 cores was never batched. Where nothing counts requests (an app served some other way,
-tests), nothing runs inline: gaps between submits were tried as the
-sign of low load and failed, because a loop blocked by an inline forward makes every gap look
-quiet (on an H200, every request of c=32 ran inline, one at a time).
+is read from ``IN_FLIGHT``: the HTTP server's own set of request tasks (uvicorn's
+``ServerState.tasks``, which ``python -m api`` hands it). A request's task joins that set when
+its headers are parsed, before it first runs, so requests that arrived together are all
+counted before the first of them reaches the batcher, and a burst is batched rather than run
+inline one by one. (An earlier count, kept by the API's entry point, had to yield a loop turn
+after counting each request to see a burst; the server's own count needs no turn and no
+wrapper, at the same measured speed.) As soon as a second
+request is in progress, or a forward is running, everything goes through the queue. Where
+nothing counts requests (an app served some other way, tests), nothing runs inline: gaps
+between submits were tried as the sign of low load and failed, because a loop blocked by an
+inline forward makes every gap look quiet (on an H200, every request of c=32 ran inline).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -41,11 +43,20 @@ def concatenate_images(parts: list[np.ndarray]) -> np.ndarray:
 
 
 class RequestGauge:
-    """HTTP requests in progress in this process, counted by the entry point that serves them."""
+    """HTTP requests in progress in this process, as the server that serves them counts them."""
 
     def __init__(self) -> None:
-        self.active = 0
-        self.counting = False
+        self._tasks: Sized | None = None
+
+    def follow(self, tasks: Sized | None) -> None:
+        """Count ``tasks``: the server's own collection of the requests it is serving (None:
+        nothing counts them, so nothing runs inline)."""
+        self._tasks = tasks
+
+    def alone(self) -> bool:
+        """Whether requests are counted here and at most one is in progress."""
+        tasks = self._tasks
+        return tasks is not None and len(tasks) <= 1
 
 
 IN_FLIGHT = RequestGauge()
@@ -125,8 +136,7 @@ class DynamicBatcher:
         n = len(images)
         if self._queued_images + n > self.max_queue:
             raise Overloaded(f"inference queue is full ({self._queued_images} images waiting)")
-        gauge = self.in_flight
-        if n == 1 and gauge.counting and gauge.active <= 1 and self._inline_ok():
+        if n == 1 and self.in_flight.alone() and self._inline_ok():
             return self._run_inline(images, time.perf_counter())
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
