@@ -28,6 +28,7 @@ from settings import Settings
 PUBLIC = "public"
 ANONYMOUS = "anonymous"
 HEADER = "x-api-key"
+_HEADER_BYTES = HEADER.encode()
 # Documentation the framework serves: public like /health.
 PUBLIC_PREFIXES = ("/schema", "/asyncapi.json")
 MAX_CACHED = 10_000  # lookups kept per process; the oldest go first
@@ -160,14 +161,23 @@ async def anonymous_refusal(settings: Settings, keys: KeyReader) -> str | None:
     )
 
 
+def _api_key(raw: list[tuple[bytes, bytes]]) -> str | None:
+    """The X-API-Key header, read from the raw headers (Litestar's Headers parses them all)."""
+    for name, value in raw:
+        if name == _HEADER_BYTES:
+            return value.decode("latin-1")
+    return None
+
+
 async def access_guard(connection: ASGIConnection, route_handler: BaseRouteHandler) -> None:
     """Authenticate the X-API-Key header and authorise the route's role (401, 403, 429)."""
     need = required_role(route_handler, connection.scope["method"], connection.scope["path"])
     if need == PUBLIC:
         return
     access: Access = connection.app.state.access
-    secret = connection.headers.get(HEADER)
-    address = connection.client.host if connection.client else "unknown"
+    secret = _api_key(connection.scope["headers"])
+    client = connection.scope.get("client")
+    address = client[0] if client else "unknown"
     if secret:
         identity = await access.identify(secret)
         if identity is None:
@@ -192,5 +202,5 @@ async def access_guard(connection: ASGIConnection, route_handler: BaseRouteHandl
         raise PermissionDeniedException(
             f"key {identity.key_name!r} has role {identity.role!r}; this endpoint needs {need!r}"
         )
-    connection.state.actor = identity.key_name
-    connection.state.role = identity.role
+    state = connection.scope.setdefault("state", {})  # what connection.state wraps
+    state["actor"], state["role"] = identity.key_name, identity.role

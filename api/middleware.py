@@ -28,6 +28,15 @@ QUIET_ROUTES = frozenset({
 UNTRACED = frozenset({"/metrics"})  # scrapes every few seconds would drown the traces
 
 
+# The request headers the middleware reads: the correlation id and W3C trace context.
+WANTED = frozenset({b"x-correlation-id", b"traceparent", b"tracestate", b"baggage"})
+
+
+def _wanted_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Just the headers in ``WANTED``, decoded (not every header of every request)."""
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in raw if k in WANTED}
+
+
 def correlation_id_of(raw: str | None) -> str:
     """The caller's X-Correlation-ID when it is a UUID, else a new one."""
     try:
@@ -39,7 +48,7 @@ def correlation_id_of(raw: str | None) -> str:
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Wrap the app; handlers set ``request.state.model_name`` once a model name resolved."""
     inst = instruments()
-    latency, count = inst.request_latency, inst.request_count
+    latency, count = inst.request_latency, inst.count_request
     # Whether debug lines are written at all (LOG_LEVEL): building a skipped one costs ~8 µs.
     log_debug = log.bind().is_enabled_for(logging.DEBUG)
 
@@ -47,7 +56,7 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = _wanted_headers(scope["headers"])
         correlation = correlation_id_of(headers.get("x-correlation-id"))
         state = scope.setdefault("state", {})  # type: ignore[typeddict-item]
         state["correlation_id"] = correlation
@@ -87,9 +96,9 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
                                          "correlation_id": correlation})  # fmt: skip
                     if status >= 500:
                         span.set_status(Status(StatusCode.ERROR))
-                labels = {"endpoint": route, "model_name": state.get("model_name", "")}
-                latency.record(elapsed, labels)
-                count.add(1, {**labels, "status": str(status)})
+                model_name = state.get("model_name", "")
+                latency.record(elapsed, {"endpoint": route, "model_name": model_name})
+                count(route, model_name, str(status))
                 quiet = status < 400 and (method in ("GET", "HEAD") or route in QUIET_ROUTES)
                 if not quiet or log_debug:
                     (log.debug if quiet else log.info)(
