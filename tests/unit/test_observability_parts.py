@@ -98,6 +98,25 @@ def test_cache_hits_are_counted_and_exposed_as_a_counter() -> None:
                exposition.render_prometheus()[0].decode().splitlines())  # fmt: skip
 
 
+def test_requests_are_counted_and_exposed_as_a_counter_by_endpoint_model_and_status() -> None:
+    inst = instruments()
+    key = 'request_count_total{endpoint="/unit",model_name="unit-m",status="200"}'
+    other = 'request_count_total{endpoint="/unit",model_name="",status="404"}'
+
+    def counts() -> dict[str, float]:
+        return {line.split()[0]: float(line.split()[-1]) for line in _lines("request_count_total")}
+
+    before = counts()
+    for _ in range(2):
+        inst.count_request("/unit", "unit-m", "200")
+    inst.count_request("/unit", "", "404")
+    after = counts()
+    assert after[key] == before.get(key, 0.0) + 2
+    assert after[other] == before.get(other, 0.0) + 1
+    assert any(line.startswith("# TYPE request_count_total counter") for line in
+               exposition.render_prometheus()[0].decode().splitlines())  # fmt: skip
+
+
 def test_spans_record_only_where_they_can_be_exported(monkeypatch) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
