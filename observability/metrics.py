@@ -6,8 +6,10 @@ that has no sample yet as an empty series instead of leaving it absent.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -84,6 +86,50 @@ def meter() -> metrics.Meter:
     return provider.get_meter("inference-eval-platform")
 
 
+class DeferredRecords:
+    """A histogram's measurements recorded in bulk, not one by one on a request's path.
+
+    ``record`` queues the measurement; the queue reaches the histogram ``delay_s`` after the
+    first measurement waiting (one loop timer) and before every collection, so a scrape sees
+    every request that finished before it. Recorded together, the SDK's code stays in the CPU's
+    caches: one at a time, after a forward pass had evicted them, the records cost ~100 µs of
+    each lone /predict on the 2-core VM (in-process, interleaved with the baseline app).
+    """
+
+    def __init__(self, histogram: metrics.Histogram, delay_s: float = 0.1) -> None:
+        self.histogram, self.delay_s = histogram, delay_s
+        self._pending: deque[tuple[float, dict[str, str]]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def record(self, value: float, attributes: dict[str, str]) -> None:
+        """Queue one measurement (on an event loop; without one it is recorded at once)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.histogram.record(value, attributes)
+            return
+        self._pending.append((value, attributes))
+        if self._loop is not loop:  # a timer set on an earlier loop may never fire
+            self._loop, self._timer = loop, None
+        if self._timer is None:
+            self._timer = loop.call_later(self.delay_s, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        """Record every queued measurement (from any thread: deque pops are atomic)."""
+        pop, record = self._pending.popleft, self.histogram.record
+        while True:
+            try:
+                value, attributes = pop()
+            except IndexError:
+                return
+            record(value, attributes)
+
+
 class Instruments:
     """The platform's instruments, created once per process."""
 
@@ -92,7 +138,9 @@ class Instruments:
         self._gauges: dict[str, Callable[[], Samples]] = {}
         h, c = self._histogram, self._counter
         # HTTP (api/middleware.py); model_name only once the name resolved to a model.
-        self.request_latency = h("request_latency_seconds", "Latency of HTTP requests", roles=API)
+        self.request_latency = DeferredRecords(
+            h("request_latency_seconds", "Latency of HTTP requests", roles=API)
+        )
         # Counted in a plain dict and read at scrape time, as the cache hits below: one
         # synchronous instrument less on every request's path.
         self._requests: dict[tuple[str, str, str], int] = {}
@@ -165,6 +213,8 @@ class Instruments:
         self._requests[key] = self._requests.get(key, 0) + 1
 
     def _observe_requests(self, _options) -> list[Observation]:
+        # Asynchronous instruments are read before the histograms: a scrape sees every request.
+        self.request_latency.flush()
         return [
             Observation(n, {"endpoint": e, "model_name": m, "status": s})
             for (e, m, s), n in list(self._requests.items())

@@ -117,6 +117,33 @@ def test_requests_are_counted_and_exposed_as_a_counter_by_endpoint_model_and_sta
                exposition.render_prometheus()[0].decode().splitlines())  # fmt: skip
 
 
+def test_request_latencies_are_recorded_in_bulk_and_every_scrape_sees_them() -> None:
+    import asyncio
+
+    latency = instruments().request_latency
+    key = 'request_latency_seconds_count{endpoint="/unit-deferred",model_name=""}'
+
+    def count() -> float:
+        return {line.split()[0]: float(line.split()[-1])
+                for line in _lines("request_latency_seconds_count")}.get(key, 0.0)  # fmt: skip
+
+    async def run() -> tuple[int, float, int]:
+        for _ in range(3):
+            latency.record(0.002, {"endpoint": "/unit-deferred", "model_name": ""})
+        queued = len(latency._pending)
+        scraped = count()  # a scrape flushes what is queued
+        latency.record(0.004, {"endpoint": "/unit-deferred", "model_name": ""})
+        await asyncio.sleep(latency.delay_s * 3)  # the timer flushes without a scrape
+        return queued, scraped, len(latency._pending)
+
+    before = count()
+    queued, scraped, left = asyncio.run(run())
+    assert queued >= 3 and scraped == before + 3 and left == 0
+    assert count() == before + 4
+    latency.record(0.001, {"endpoint": "/unit-deferred", "model_name": ""})  # no loop: at once
+    assert len(latency._pending) == 0 and count() == before + 5
+
+
 def test_spans_record_only_where_they_can_be_exported(monkeypatch) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
