@@ -48,7 +48,7 @@ def correlation_id_of(raw: str | None) -> str:
 def metrics_middleware(app: ASGIApp) -> ASGIApp:
     """Wrap the app; handlers set ``request.state.model_name`` once a model name resolved."""
     inst = instruments()
-    latency, count = inst.request_latency, inst.count_request
+    latency, count = inst.request_latency, inst.request_count.add
     # Whether debug lines are written at all (LOG_LEVEL): building a skipped one costs ~8 µs.
     log_debug = log.bind().is_enabled_for(logging.DEBUG)
 

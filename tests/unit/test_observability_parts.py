@@ -108,8 +108,8 @@ def test_requests_are_counted_and_exposed_as_a_counter_by_endpoint_model_and_sta
 
     before = counts()
     for _ in range(2):
-        inst.count_request("/unit", "unit-m", "200")
-    inst.count_request("/unit", "", "404")
+        inst.request_count.add("/unit", "unit-m", "200")
+    inst.request_count.add("/unit", "", "404")
     after = counts()
     assert after[key] == before.get(key, 0.0) + 2
     assert after[other] == before.get(other, 0.0) + 1
