@@ -14,7 +14,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from api.access import Access, access_guard
+from api.access import Access, access_middleware
 from api.audit import AuditController, asyncapi
 from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
@@ -155,9 +155,9 @@ def create_app(
             *console_routes(),  # the web console under /ui (api/ui)
         ],
         dependencies=dependencies,
-        middleware=[metrics_middleware, allow_header_middleware],
+        # Each route's role is its opt["role"], checked by access_middleware (api/access.py).
+        middleware=[metrics_middleware, access_middleware, allow_header_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
-        guards=[access_guard],  # each route's role: its opt["role"] (api/access.py)
         lifespan=[lifespan],
         on_startup=[document],  # the complete OpenAPI document (api/openapi.py)
         request_max_body_size=settings.max_body_bytes,

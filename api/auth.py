@@ -13,7 +13,7 @@ from settings import Settings
 
 
 def actor_for(request: Request, settings: Settings) -> str:
-    """The actor of a request: the name of its key, as the access guard (api/access.py) found it."""
+    """The actor of a request: the name of its key, as the access check (api/access.py) found it."""
     return getattr(request.state, "actor", None) or "anonymous"
 
 

@@ -68,3 +68,12 @@ EXCEPTION_HANDLERS = {
     RecursionError: too_deep_handler,
     Exception: internal_error_handler,
 }
+
+
+def error_response(request: Request, exc: Exception) -> Response:
+    """The response the app's handler for ``exc``'s type gives (for errors met outside a route)."""
+    for cls in type(exc).__mro__:
+        handler = EXCEPTION_HANDLERS.get(cls)
+        if handler is not None:
+            return handler(request, exc)  # type: ignore[operator]
+    return internal_error_handler(request, exc)

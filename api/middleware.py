@@ -16,6 +16,7 @@ import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from observability.logging import CORRELATION_ID
 from observability.metrics import instruments
 from observability.tracing import context_from_headers, current_trace_id, tracer
 
@@ -84,7 +85,8 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
                 attributes={"http.request.method": method, "url.path": scope.get("path", "")},
             )
         )
-        with structlog.contextvars.bound_contextvars(correlation_id=correlation), span_cm as span:
+        bound = CORRELATION_ID.set(correlation)
+        with span_cm as span:
             try:
                 await app(scope, receive, send_wrapper)
             finally:
@@ -105,5 +107,6 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
                         "http_request", method=method, endpoint=route, path=scope.get("path"),
                         status=status, duration_ms=round(elapsed * 1000, 3),
                     )  # fmt: skip
+                CORRELATION_ID.reset(bound)
 
     return middleware

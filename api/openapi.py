@@ -113,7 +113,7 @@ LOADS_MODEL = re.compile(r"^/v2/models/.*/ready$")
 
 
 def _route_roles(app: Litestar) -> dict[tuple[str, str], str]:
-    """(method, OpenAPI path) -> the role the access guard asks for."""
+    """(method, OpenAPI path) -> the role the access check asks for."""
     roles = {}
     for route in app.routes:
         if not isinstance(route, HTTPRoute):

@@ -20,7 +20,7 @@ from domain.errors import Conflict
 from events.registry import ArtifactMetadata
 from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
 from ml.device import HostStaging, resolve_device
-from ml.graph import serving_graph
+from ml.graph import LoneGraph, serving_graph
 from ml.preprocess import EXPECTED_SIZE, Normalizer
 from ml.threads import SINGLE_THREAD, ThreadPolicy
 
@@ -68,12 +68,14 @@ class LoadedModel:
         self.graph = serving_graph(
             module.to(self.device), graph, self.device, (1, max(1, max_batch))
         )
-        # What runs a lone image inline. Under `auto` that is the eager module: in a server,
-        # where each request's own work evicts the weights from the caches, it ran a lone
-        # mnist_cnn image faster than the frozen graph (0.8-1.0 against 1.5-1.8 ms on the
-        # 2-core VM); the frozen graph wins on batches. `frozen` runs everything on the graph
-        # and releases the module (ResNet-18: 38 MB less per loaded version).
-        self.lone = module if graph == "auto" and self.graph.kind == "frozen" else self.graph.run
+        # What runs a lone image inline. Under `auto` with a frozen graph: the eager module or
+        # the graph, whichever this server measures faster (ml.graph.LoneGraph). `frozen` runs
+        # everything on the graph and releases the module (ResNet-18: 38 MB less per version).
+        self.lone_choice = (
+            LoneGraph({"frozen": self.graph.run, "eager": module})
+            if graph == "auto" and self.graph.kind == "frozen"
+            else None
+        )
         self.metadata = meta
         # The same normalisation as training (ml.preprocess): what was trained is what is served.
         self.normalize = Normalizer.of(meta)
@@ -96,9 +98,21 @@ class LoadedModel:
         ThreadPolicy.use(threads or self.threads.large)
         return self._forward(self._staging.to_device(parts), run or self.graph.run)
 
+    @property
+    def lone(self) -> Callable:
+        """What runs a lone image now: the graph, or the candidate ``lone_choice`` picks."""
+        return self.graph.run if self.lone_choice is None else self.lone_choice.pick()[1]
+
     def forward_inline(self, parts: list[np.ndarray]) -> np.ndarray:
         """A lone request's images on the event loop, with the lone-request threads and graph."""
-        return self.forward_parts(parts, self.threads.small, self.lone)
+        choice = self.lone_choice
+        if choice is None:
+            return self.forward_parts(parts, self.threads.small, self.graph.run)
+        name, run = choice.pick()
+        started = time.perf_counter()
+        logits = self.forward_parts(parts, self.threads.small, run)
+        choice.observe(name, time.perf_counter() - started)
+        return logits
 
     def _forward(self, x: torch.Tensor, run: Callable) -> np.ndarray:
         """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
@@ -121,10 +135,12 @@ class LoadedModel:
             self.forward_parts([np.zeros((size, *EXPECTED_SIZE), dtype=np.uint8)], SINGLE_THREAD)
         # What a lone image costs, so the batcher knows from the start whether to run it inline.
         one = np.zeros((1, *EXPECTED_SIZE), dtype=np.uint8)
-        for _ in range(3):
-            started = time.perf_counter()
-            self.forward_parts([one], SINGLE_THREAD, self.lone)
-            self.batcher.observe(1, time.perf_counter() - started)
+        runs = self.lone_choice.runs.values() if self.lone_choice else [self.graph.run]
+        for run in runs:  # each candidate's first lone forward too
+            for _ in range(3):
+                started = time.perf_counter()
+                self.forward_parts([one], SINGLE_THREAD, run)
+                self.batcher.observe(1, time.perf_counter() - started)
 
 
 def _powers_of_two(limit: int) -> list[int]:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextvars import ContextVar
 
 import structlog
 
 from observability.tracing import current_trace_id
 
+# The request's (or CLI command's) correlation id: one ContextVar set per request, cheaper on
+# the hot path than structlog's bound_contextvars (a ContextVar per key, and a scan per line).
+CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
 
 def add_trace_ids(_logger, _method: str, event: dict) -> dict:
     """Name the current trace and correlation id on every line (null outside a request)."""
     event.setdefault("trace_id", current_trace_id())
-    event.setdefault("correlation_id", None)
+    event.setdefault("correlation_id", CORRELATION_ID.get())
     return event
 
 
@@ -38,4 +43,4 @@ def configure_logging(level: str = "info") -> None:
 
 def bind_correlation_id(correlation_id: str) -> None:
     """Attach a correlation id to every log line of the current context."""
-    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+    CORRELATION_ID.set(correlation_id)

@@ -1,7 +1,7 @@
 """The web console under /ui: server-rendered pages (Jinja), htmx for live parts, no build step.
 
 ``console_routes()`` gives the routers that api/app.py registers and ``template_config()`` the
-templates. Every console route is public to the API's header guard and checked instead by
+templates. Every console route is public to the API's header check and checked instead by
 ``console_guard`` (api/ui/session.py), which takes the key from the session cookie and applies the
 same roles.
 """
@@ -106,7 +106,7 @@ def console_routes() -> list[Router]:
         path=PREFIX,
         route_handlers=[login_form, login, logout, ModelPages, WorkPages],
         guards=[console_guard],
-        opt={"role": "public"},  # the API's header guard steps aside; console_guard decides
+        opt={"role": "public"},  # the API's access check steps aside; console_guard decides
         include_in_schema=False,
         exception_handlers={
             NotAuthorizedException: login_required_handler,

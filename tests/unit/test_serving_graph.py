@@ -14,7 +14,7 @@ from torch import nn
 
 from events.registry import ArtifactMetadata
 from ml.artifacts import save_artifact
-from ml.graph import serving_graph, wanted
+from ml.graph import LoneGraph, serving_graph, wanted
 from ml.serving import LoadedModel, ModelCache, VersionRef
 from ml.zoo import build_model
 
@@ -99,9 +99,9 @@ def test_the_model_cache_serves_the_graph_it_was_asked_for(tmp_path: Path) -> No
 
 def test_frozen_releases_the_eager_module_and_auto_keeps_it_for_lone_images() -> None:
     """`frozen` runs everything on the graph (which holds its own weights) and drops the
-    model as trained; `auto` keeps it to run lone images, and batches on the graph."""
+    model as trained; `auto` keeps it as a candidate for lone images, and batches on the graph."""
     meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
-    kept, lone_is_graph = {}, {}
+    kept, candidates = {}, {}
     for graph in ("frozen", "auto", "eager"):
         module = build_model("mnist_cnn", 10).eval()
         alive = weakref.ref(module)
@@ -109,19 +109,65 @@ def test_frozen_releases_the_eager_module_and_auto_keeps_it_for_lone_images() ->
         del module
         gc.collect()
         kept[graph] = alive() is not None
-        lone_is_graph[graph] = model.lone is model.graph.run
+        choice = model.lone_choice
+        candidates[graph] = choice and {n: r is model.graph.run for n, r in choice.runs.items()}
         assert model.graph.kind == ("eager" if graph == "eager" else "frozen")
     assert kept == {"frozen": False, "auto": True, "eager": True}
-    assert lone_is_graph == {"frozen": True, "auto": False, "eager": True}
+    assert candidates == {"frozen": None, "auto": {"frozen": True, "eager": False}, "eager": None}
 
 
-def test_auto_answers_a_lone_image_as_its_batch_does() -> None:
-    """The lone-image path (eager under auto) and the batch path (frozen) agree."""
+def test_auto_answers_a_lone_image_as_its_batch_does_on_either_candidate() -> None:
+    """The lone-image path, on the eager module or the frozen graph, and the batch path agree."""
     meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
     model = LoadedModel(_REF, build_model("mnist_cnn", 10).eval(), meta, lambda *_: None,
                         device=CPU, graph="auto")  # fmt: skip
-    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    choice = model.lone_choice
+    choice.block = 2  # a trial of 2 rounds x 2 candidates x 2 images: both candidates run
+    images = np.random.default_rng(1).integers(0, 256, (8, 28, 28), dtype=np.uint8)
     batch = model.forward(images)
     lone = np.concatenate([model.forward_inline([img[None]]) for img in images])
+    assert {n: len(t) for n, t in choice._seen.items()} == {"frozen": 4, "eager": 4}
+    assert choice.trials == 1 and choice.current in ("frozen", "eager")
     np.testing.assert_allclose(lone, batch, rtol=1e-4, atol=1e-4)
     assert (lone.argmax(1) == batch.argmax(1)).all()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _serve(choice: LoneGraph, costs: dict[str, float], n: int) -> list[str]:
+    """``n`` lone requests; each candidate's forward takes ``costs[name]`` seconds."""
+    ran = []
+    for _ in range(n):
+        name, run = choice.pick()
+        assert run is choice.runs[name]
+        ran.append(name)
+        choice.observe(name, costs[name])
+    return ran
+
+
+def test_lone_graph_tries_each_candidate_in_blocks_then_serves_the_faster() -> None:
+    clock = _Clock()
+    choice = LoneGraph({"frozen": "F", "eager": "E"}, block=3, rounds=2, every_s=60, clock=clock)
+    trial = _serve(choice, {"frozen": 0.002, "eager": 0.001}, 12)
+    assert trial == ["frozen"] * 3 + ["eager"] * 3 + ["frozen"] * 3 + ["eager"] * 3
+    assert choice.current == "eager" and choice.trials == 1
+    assert choice.medians == {"frozen": 0.002, "eager": 0.001}
+    assert _serve(choice, {"frozen": 0.0005, "eager": 0.001}, 20) == ["eager"] * 20
+
+
+def test_lone_graph_tries_again_later_and_follows_a_change() -> None:
+    clock = _Clock()
+    choice = LoneGraph({"frozen": "F", "eager": "E"}, block=2, rounds=1, every_s=60, clock=clock)
+    _serve(choice, {"frozen": 0.002, "eager": 0.001}, 4)
+    assert choice.current == "eager"
+    clock.now = 59.0
+    assert _serve(choice, {"frozen": 0.0005, "eager": 0.001}, 3) == ["eager"] * 3
+    clock.now = 61.0  # the next trial: the machine has changed, the frozen graph is now faster
+    assert _serve(choice, {"frozen": 0.0005, "eager": 0.001}, 4) == ["frozen"] * 2 + ["eager"] * 2
+    assert choice.current == "frozen" and choice.trials == 2
