@@ -136,6 +136,7 @@ def build_model_cache(platform: Platform, *, serving: bool):
         platform.artifacts.path_for,
         batching=BatchingConfig(s.max_batch, s.max_queue_delay_ms / 1000.0, s.max_queue),
         batch_threads=s.torch_batch_threads,
+        idle_threads=s.torch_idle_threads,
         on_batch=inst.record_batch,
         graph=s.inference_graph,
         **common,

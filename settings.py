@@ -171,6 +171,11 @@ class Settings:
     torch_batch_threads: int = field(
         default_factory=lambda: _int("TORCH_BATCH_THREADS", max(1, available_cores() - 1))
     )
+    # TORCH_IDLE_THREADS: threads for a lone request while no other API process has one
+    # (default: TORCH_THREADS; `python -m api` with several processes passes the machine's).
+    torch_idle_threads: int = field(
+        default_factory=lambda: _int("TORCH_IDLE_THREADS", _int("TORCH_THREADS", available_cores()))
+    )
     # API_WORKERS: API processes sharing one port, each with its own batcher and model cache
     # (default: one per two cores, but two on 2-3 cores and one on a single core; measured in
     # the README's serving section).

@@ -23,6 +23,8 @@ from settings import available_cores, get_settings, settings_or_exit
 
 CHILD_FLAG = "--serve-one"
 PID_HEADER = b"x-server-pid"
+# Set by the supervisor for each process: the shared activity file and this process's slot.
+ACTIVITY_ENV, SLOT_ENV = "API_ACTIVITY_FILE", "API_ACTIVITY_SLOT"
 
 
 async def _preflight() -> None:
@@ -115,6 +117,10 @@ def _has(module: str) -> bool:
 def serve(reuse_port: bool) -> None:
     """Run one API process (on its own SO_REUSEPORT socket when there are several)."""
     s = get_settings()
+    if os.environ.get(ACTIVITY_ENV):
+        from ml.threads import PEERS
+
+        PEERS.attach(os.environ[ACTIVITY_ENV], int(os.environ.get(SLOT_ENV, "0")))
     config = uvicorn.Config(
         app_factory,
         factory=True,
@@ -158,8 +164,10 @@ def _run(server: uvicorn.Server, host: str, port: int, backlog: int, reuse_port:
 
 
 def _child_env(workers: int) -> dict[str, str]:
-    """Split the cores among the processes unless TORCH_THREADS / TORCH_BATCH_THREADS are set."""
+    """Split the cores among the processes unless TORCH_THREADS / TORCH_BATCH_THREADS are set;
+    a lone request may use all of them while the other processes are idle (ml.threads.PEERS)."""
     env = dict(os.environ)
+    env.setdefault("TORCH_IDLE_THREADS", env.get("TORCH_THREADS") or str(available_cores()))
     share = max(1, available_cores() // workers)
     env.setdefault("TORCH_THREADS", str(share))
     env.setdefault("TORCH_BATCH_THREADS", str(max(1, share - 1)))
@@ -177,6 +185,18 @@ def _port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _activity_file(workers: int) -> str:
+    """A zeroed file of one 8-byte slot per process, in memory (/dev/shm) where there is one."""
+    import tempfile
+
+    shm = "/dev/shm"  # noqa: S108 - mkstemp below creates the file exclusively, mode 0600
+    folder = shm if os.path.isdir(shm) else None
+    fd, path = tempfile.mkstemp(prefix="api-activity-", dir=folder)
+    os.ftruncate(fd, 8 * workers)
+    os.close(fd)
+    return path
+
+
 def supervise(workers: int) -> int:
     """Start ``workers`` serving processes, restart any that die, stop them all on a signal."""
     s = get_settings()
@@ -184,8 +204,13 @@ def supervise(workers: int) -> int:
         print(f"error: cannot start the API: {s.host}:{s.port} is in use", file=sys.stderr)
         return 3
     env = _child_env(workers)
+    activity = _activity_file(workers)
     cmd = [sys.executable, "-m", "api", CHILD_FLAG]
-    procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+
+    def start(slot: int) -> subprocess.Popen:
+        return subprocess.Popen(cmd, env={**env, ACTIVITY_ENV: activity, SLOT_ENV: str(slot)})
+
+    procs = [start(i) for i in range(workers)]
     started = [time.monotonic()] * workers
     quick_deaths = 0
     stopping = False
@@ -209,7 +234,7 @@ def supervise(workers: int) -> int:
                     return 1
                 print(f"warning: API process {proc.pid} exited ({proc.returncode}); restarting",
                       file=sys.stderr)  # fmt: skip
-                procs[i], started[i] = subprocess.Popen(cmd, env=env), time.monotonic()
+                procs[i], started[i] = start(i), time.monotonic()
         return 0
     finally:
         for proc in procs:
@@ -221,6 +246,7 @@ def supervise(workers: int) -> int:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 proc.kill()
+        os.unlink(activity)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ml.preprocess import to_unit_range
+from ml.threads import PEERS
 
 
 def concatenate_images(parts: list[np.ndarray]) -> np.ndarray:
@@ -136,14 +137,18 @@ class DynamicBatcher:
         n = len(images)
         if self._queued_images + n > self.max_queue:
             raise Overloaded(f"inference queue is full ({self._queued_images} images waiting)")
-        if n == 1 and self.in_flight.alone() and self._inline_ok():
-            return self._run_inline(images, time.perf_counter())
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        future = asyncio.get_running_loop().create_future()
-        self._queued_images += n
-        self._queue.put_nowait(_Item(images, future))
-        return await future
+        PEERS.enter()  # the other API processes see this one busy (ml.threads)
+        try:
+            if n == 1 and self.in_flight.alone() and self._inline_ok():
+                return self._run_inline(images, time.perf_counter())
+            if self._task is None:
+                self._task = asyncio.get_running_loop().create_task(self._run())
+            future = asyncio.get_running_loop().create_future()
+            self._queued_images += n
+            self._queue.put_nowait(_Item(images, future))
+            return await future
+        finally:
+            PEERS.leave()
 
     def _inline_ok(self) -> bool:
         cost = self._single_s

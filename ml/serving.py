@@ -107,10 +107,10 @@ class LoadedModel:
         """A lone request's images on the event loop, with the lone-request threads and graph."""
         choice = self.lone_choice
         if choice is None:
-            return self.forward_parts(parts, self.threads.small, self.graph.run)
+            return self.forward_parts(parts, self.threads.lone(), self.graph.run)
         name, run = choice.pick()
         started = time.perf_counter()
-        logits = self.forward_parts(parts, self.threads.small, run)
+        logits = self.forward_parts(parts, self.threads.lone(), run)
         choice.observe(name, time.perf_counter() - started)
         return logits
 
@@ -162,6 +162,7 @@ class ModelCache:
         batching: BatchingConfig | None = None,
         torch_threads: int | None = None,
         batch_threads: int | None = None,
+        idle_threads: int | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
         device: str | torch.device = "auto",
         warm_up: bool = True,
@@ -192,7 +193,9 @@ class ModelCache:
         )  # fmt: skip
         self._closing: set[asyncio.Task] = set()
         single = torch_threads or torch.get_num_threads()
-        self.threads = ThreadPolicy.within_cores(single, batch_threads or single)
+        self.threads = ThreadPolicy.within_cores(
+            single, batch_threads or single, idle=idle_threads or single
+        )
 
     @property
     def loaded(self) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -108,3 +109,26 @@ async def test_two_processes_both_serve_the_new_prod_without_a_failed_request(
         # After its swap a process never answers with the old version again (allowing the
         # requests that had already resolved v1 when it switched).
         assert set(versions[first_v2 + 4 :]) <= {"v2"}, (pid, versions[first_v2:][:20])
+
+
+def _activity_of(pid: str) -> tuple[str, str]:
+    """(slot, shared file) an API process was started with."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode()
+    environ = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    return environ["API_ACTIVITY_SLOT"], environ["API_ACTIVITY_FILE"]
+
+
+def _size(path: str) -> int | None:
+    return Path(path).stat().st_size if Path(path).exists() else None
+
+
+async def test_the_processes_share_one_activity_file_removed_at_stop(api_processes) -> None:
+    """Each process has its own slot in one shared file (ml.threads.PEERS), gone after a stop."""
+    proc, url = api_processes
+    pids = await wait_healthy(url, proc, processes=2, timeout_s=120)
+    seen = dict(_activity_of(pid) for pid in pids)
+    assert sorted(seen) == ["0", "1"] and len(set(seen.values())) == 1
+    path = next(iter(seen.values()))
+    assert _size(path) == 16  # one 8-byte slot per process
+    stop_process(proc)
+    assert proc.returncode == 0 and _size(path) is None

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from events.registry import ArtifactMetadata
+from ml import threads
 from ml.batcher import DynamicBatcher
 from ml.serving import LoadedModel, ModelCache, VersionRef
-from ml.threads import ThreadPolicy
+from ml.threads import PeerActivity, ThreadPolicy
 from ml.zoo import build_model
 
 
@@ -68,3 +69,45 @@ def test_the_model_load_thread_runs_torch_on_one_thread(tmp_path: Path) -> None:
     finally:
         cache.executor.shutdown()
         cache.load_executor.shutdown()
+
+
+def _peers(path: Path, slots: int) -> list[PeerActivity]:
+    path.write_bytes(bytes(8 * slots))
+    peers = [PeerActivity() for _ in range(slots)]
+    for slot, peer in enumerate(peers):
+        peer.attach(str(path), slot)
+    return peers
+
+
+def test_a_process_sees_its_peers_busy_while_they_serve_and_shortly_after(tmp_path) -> None:
+    a, b = _peers(tmp_path / "activity", 2)
+    assert a.others_idle() and b.others_idle()  # nobody has served yet
+    b.enter()
+    b.enter()  # two requests in b
+    assert not a.others_idle() and a.others_idle() is not b.others_idle()
+    b.leave()
+    assert not a.others_idle()  # one still in progress
+    b.leave()
+    assert not a.others_idle()  # just finished: within the window
+    a.WINDOW_S = 0.0
+    assert a.others_idle()
+
+
+def test_a_lone_request_uses_the_idle_count_only_while_the_peers_are_idle(tmp_path) -> None:
+    a, b = _peers(tmp_path / "activity", 2)
+    policy = ThreadPolicy.within_cores(1, 1, cores=2, idle=2)
+    assert (policy.small, policy.large, policy.idle) == (1, 1, 2)
+    previous = threads.PEERS
+    threads.PEERS = a
+    try:
+        assert policy.lone() == 2
+        b.enter()
+        assert policy.lone() == 1
+    finally:
+        threads.PEERS = previous
+    assert ThreadPolicy.within_cores(1, 1, cores=2).lone() == 1  # no idle count: never more
+    assert ThreadPolicy.within_cores(8, 8, cores=4, idle=8).idle == 1  # within the cores too
+
+
+def test_a_process_alone_on_its_server_has_no_peers() -> None:
+    assert PeerActivity().others_idle()
