@@ -7,18 +7,17 @@ while the request runs, in the events it records (api/auth.py) and in the respon
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import Status, StatusCode
 
 from observability.logging import CORRELATION_ID
 from observability.metrics import instruments
-from observability.tracing import context_from_headers, current_trace_id, tracer
+from observability.tracing import current_trace_id, end_server_span, start_server_span
 
 log = structlog.get_logger("http")
 # Hot read paths log at debug when they succeed; every write and every error logs at info.
@@ -75,38 +74,41 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             await send(message)
 
         method = scope.get("method", "GET")
-        span_cm = (
-            contextlib.nullcontext(None)
-            if scope.get("path") in UNTRACED
-            else tracer().start_as_current_span(
-                method,
-                context=context_from_headers(headers),
-                kind=SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": scope.get("path", "")},
+        path = scope.get("path", "")
+        span, token = (
+            (None, None)
+            if path in UNTRACED
+            else start_server_span(
+                method, headers, {"http.request.method": method, "url.path": path}
             )
         )
         bound = CORRELATION_ID.set(correlation)
-        with span_cm as span:
-            try:
-                await app(scope, receive, send_wrapper)
-            finally:
-                route = scope.get("path_template") or "unmatched"
-                elapsed = time.perf_counter() - start
-                if span is not None:
-                    span.update_name(f"{method} {route}")
-                    span.set_attributes({"http.route": route, "http.response.status_code": status,
-                                         "correlation_id": correlation})  # fmt: skip
-                    if status >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
-                model_name = state.get("model_name", "")
-                latency.record(elapsed, {"endpoint": route, "model_name": model_name})
-                count(route, model_name, str(status))
-                quiet = status < 400 and (method in ("GET", "HEAD") or route in QUIET_ROUTES)
-                if not quiet or log_debug:
-                    (log.debug if quiet else log.info)(
-                        "http_request", method=method, endpoint=route, path=scope.get("path"),
-                        status=status, duration_ms=round(elapsed * 1000, 3),
-                    )  # fmt: skip
-                CORRELATION_ID.reset(bound)
+        try:
+            await app(scope, receive, send_wrapper)
+        except BaseException as exc:
+            if span is not None and span.is_recording():
+                span.record_exception(exc)
+            raise
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            elapsed = time.perf_counter() - start
+            if span is not None and span.is_recording():
+                span.update_name(f"{method} {route}")
+                span.set_attributes({"http.route": route, "http.response.status_code": status,
+                                     "correlation_id": correlation})  # fmt: skip
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            model_name = state.get("model_name", "")
+            latency.record(elapsed, {"endpoint": route, "model_name": model_name})
+            count(route, model_name, str(status))
+            quiet = status < 400 and (method in ("GET", "HEAD") or route in QUIET_ROUTES)
+            if not quiet or log_debug:
+                (log.debug if quiet else log.info)(
+                    "http_request", method=method, endpoint=route, path=scope.get("path"),
+                    status=status, duration_ms=round(elapsed * 1000, 3),
+                )  # fmt: skip
+            CORRELATION_ID.reset(bound)
+            if span is not None:
+                end_server_span(span, token)
 
     return middleware

@@ -14,9 +14,15 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags
 
 _configured: list[TracerProvider] = []
+_ids = RandomIdGenerator()
+# True once configure_tracing chose to record nothing (no exporter, no OTEL_TRACES_SAMPLER).
+_ids_only: list[bool] = [False]
+TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 
 
 def configure_tracing(service: str) -> TracerProvider:
@@ -28,9 +34,9 @@ def configure_tracing(service: str) -> TracerProvider:
         os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
         or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     )
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": name}), sampler=_sampler(exporting)
-    )
+    sampler = _sampler(exporting)
+    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=sampler)
+    _ids_only[0] = sampler is not None
     if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -57,6 +63,35 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer("inference-eval-platform")
 
 
+def start_server_span(
+    name: str, headers: Mapping[str, str], attributes: dict[str, str]
+) -> tuple[Span, object]:
+    """A request's server span, made current: (span, token for ``end_server_span``).
+
+    Where nothing is recorded it is what the SDK makes for an unsampled span, ids only (the
+    incoming trace's, or new ones), without the sampler and span machinery: measured ~20 µs
+    less per lone /predict. Most requests carry no trace context: no propagator parses then.
+    """
+    parent = propagate.extract(headers) if TRACE_HEADERS & headers.keys() else None
+    if _ids_only[0]:
+        incoming = trace.get_current_span(parent).get_span_context()
+        if incoming.is_valid:
+            trace_id, flags, state = incoming.trace_id, incoming.trace_flags, incoming.trace_state
+        else:
+            trace_id, flags, state = _ids.generate_trace_id(), TraceFlags(TraceFlags.DEFAULT), None
+        own = SpanContext(trace_id, _ids.generate_span_id(), False, flags, state)
+        span: Span = NonRecordingSpan(own)
+    else:
+        span = tracer().start_span(name, parent, SpanKind.SERVER, attributes)
+    return span, otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+def end_server_span(span: Span, token: object) -> None:
+    """End a span from ``start_server_span`` and restore the context before it."""
+    otel_context.detach(token)  # type: ignore[arg-type]
+    span.end()
+
+
 def shutdown_tracing() -> None:
     """Flush spans still queued for export."""
     for provider in _configured:
@@ -69,11 +104,6 @@ def context_from(traceparent: str | None) -> otel_context.Context | None:
         return None
     ctx = propagate.extract({"traceparent": traceparent})
     return ctx if trace.get_current_span(ctx).get_span_context().is_valid else None
-
-
-def context_from_headers(headers: Mapping[str, str]) -> otel_context.Context:
-    """The parent context carried by incoming HTTP headers (empty when there is none)."""
-    return propagate.extract(headers)
 
 
 def current_traceparent() -> str | None:

@@ -162,3 +162,29 @@ def test_spans_record_only_where_they_can_be_exported(monkeypatch) -> None:
     assert tracing._sampler(exporting=True) is None  # the SDK's default: every root recorded
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
     assert tracing._sampler(exporting=False) is None
+
+
+def test_where_nothing_records_a_server_span_has_ids_only_and_continues_a_trace(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(tracing, "_ids_only", [True])
+    ids = []
+    for _ in range(2):
+        span, token = tracing.start_server_span("POST", {}, {"url.path": "/predict"})
+        try:
+            assert not span.is_recording()
+            ids.append(tracing.current_trace_id())
+            assert ids[-1] == f"{span.get_span_context().trace_id:032x}"
+        finally:
+            tracing.end_server_span(span, token)
+        assert tracing.current_trace_id() is None  # the context before it is back
+    assert ids[0] != ids[1]  # a new trace per request without a traceparent
+    incoming = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    span, token = tracing.start_server_span("POST", {"traceparent": incoming}, {})
+    try:
+        assert tracing.current_trace_id() == "0af7651916cd43dd8448eb211c80319c"
+        own = span.get_span_context()
+        assert own.span_id != 0xB7AD6B7169203331 and own.trace_flags.sampled
+        assert tracing.current_traceparent().startswith("00-0af7651916cd43dd8448eb211c80319c-")
+    finally:
+        tracing.end_server_span(span, token)
