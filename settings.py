@@ -188,8 +188,8 @@ class Settings:
     device: str = field(default_factory=lambda: os.environ.get("DEVICE") or "auto")
     # INFERENCE_GRAPH: what runs the API's forwards: frozen (traced, weights folded, oneDNN
     # fusions: 1.3-2.2x mnist_cnn on a CPU), eager (the model as trained), or auto (on the CPU
-    # batches frozen and lone images eager, as measured fastest in a server; eager on a GPU).
-    # A frozen graph serves only if it matches the model at load.
+    # batches frozen, lone images on whichever of the two this server measures faster
+    # (ml.graph); eager on a GPU). A frozen graph serves only if it matches the model at load.
     inference_graph: str = field(
         default_factory=lambda: _choice("INFERENCE_GRAPH", "auto", ("auto", "frozen", "eager"))
     )
