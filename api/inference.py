@@ -10,7 +10,6 @@ import numpy as np
 from litestar import Request, post
 from litestar.params import JSONBody
 
-from api.deps import Port
 from domain import names
 from domain.errors import InvalidInput
 from ml.inference import InferenceService, softmax
@@ -59,11 +58,11 @@ def decode_image_b64(value: str, field: str = "image_b64") -> np.ndarray:
     summary="Classify one image",
     opt={"role": "predictor"},
 )
-async def predict(
-    request: Request, data: JSONBody[PredictRequest], inference: Port[InferenceService]
-) -> PredictResponse:
+async def predict(request: Request, data: JSONBody[PredictRequest]) -> PredictResponse:
     """Classify a 28x28 PNG with the prod (or the named) version."""
     start = time.perf_counter()
+    # Read from the app's state, not injected: the hottest route skips dependency resolution.
+    inference: InferenceService = request.app.state.inference
     names.check_model_name(data.model_name)
     if data.model_version is not None:
         names.check_version(data.model_version)

@@ -94,8 +94,10 @@ class LoneGraph:
         rounds: int = 2,
         every_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
+        on_trial: Callable[[LoneGraph], None] | None = None,
     ) -> None:
         self.runs, self.block, self.every_s, self.clock = runs, block, every_s, clock
+        self.on_trial = on_trial  # told after each trial (the server logs the choice)
         self.names = list(runs)
         self.current = self.names[0]  # the first serves until a trial has chosen
         self.schedule = self.names * rounds
@@ -128,3 +130,5 @@ class LoneGraph:
             self.current = min(self.medians, key=self.medians.__getitem__)
             self.trials += 1
             self._step, self._next_trial = None, self.clock() + self.every_s
+            if self.on_trial is not None:
+                self.on_trial(self)

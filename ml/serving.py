@@ -72,7 +72,7 @@ class LoadedModel:
         # the graph, whichever this server measures faster (ml.graph.LoneGraph). `frozen` runs
         # everything on the graph and releases the module (ResNet-18: 38 MB less per version).
         self.lone_choice = (
-            LoneGraph({"frozen": self.graph.run, "eager": module})
+            LoneGraph({"frozen": self.graph.run, "eager": module}, on_trial=self._log_trial)
             if graph == "auto" and self.graph.kind == "frozen"
             else None
         )
@@ -97,6 +97,13 @@ class LoadedModel:
             parts = [concatenate_images(parts)]
         ThreadPolicy.use(threads or self.threads.large)
         return self._forward(self._staging.to_device(parts), run or self.graph.run)
+
+    def _log_trial(self, choice: LoneGraph) -> None:
+        log.info(
+            "lone_graph_chosen", model_name=self.ref.model_name,
+            model_version=self.ref.model_version, graph=choice.current,
+            median_ms={n: round(t * 1000, 3) for n, t in choice.medians.items()},
+        )  # fmt: skip
 
     @property
     def lone(self) -> Callable:
