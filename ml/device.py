@@ -83,3 +83,14 @@ class HostStaging:
             host[offset : offset + len(part)] = part.reshape(len(part), *self.shape)
             offset += len(part)
         return buf.to(self.device, non_blocking=True)
+
+
+def warm_up_sizes(max_batch: int, cuda: bool) -> list[int]:
+    """Batch sizes run once at load: all up to ``max_batch`` on a GPU, powers of two on a CPU."""
+    if cuda:
+        return list(range(1, max_batch + 1))
+    sizes, n = [], 1
+    while n < max_batch:
+        sizes.append(n)
+        n *= 2
+    return [*sizes, max(1, max_batch)]

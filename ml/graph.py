@@ -18,10 +18,15 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
+import structlog
 import torch
 
 from ml.preprocess import EXPECTED_SIZE
+
+T = TypeVar("T")
+log = structlog.get_logger("serving")
 
 # Logits may differ by float rounding (oneDNN sums in another order): ~1e-7 for mnist_cnn,
 # ~2e-6 for ResNet-18. Anything near this bound is a different computation, not rounding.
@@ -95,9 +100,10 @@ class LoneGraph:
         every_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
         on_trial: Callable[[LoneGraph], None] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> None:
         self.runs, self.block, self.every_s, self.clock = runs, block, every_s, clock
-        self.on_trial = on_trial  # told after each trial (the server logs the choice)
+        self.on_trial, self.labels = on_trial, labels or {}  # told, and logged, after each trial
         self.names = list(runs)
         self.current = self.names[0]  # the first serves until a trial has chosen
         self.schedule = self.names * rounds
@@ -130,5 +136,15 @@ class LoneGraph:
             self.current = min(self.medians, key=self.medians.__getitem__)
             self.trials += 1
             self._step, self._next_trial = None, self.clock() + self.every_s
+            log.info("lone_graph_chosen", **self.labels, graph=self.current,
+                     median_ms={n: round(t * 1000, 3) for n, t in self.medians.items()})  # fmt: skip
             if self.on_trial is not None:
                 self.on_trial(self)
+
+    def run(self, forward: Callable[[Callable], T]) -> T:
+        """``forward(candidate)`` on the candidate picked now, its time counted."""
+        name, candidate = self.pick()
+        started = time.perf_counter()
+        result = forward(candidate)
+        self.observe(name, time.perf_counter() - started)
+        return result

@@ -19,7 +19,7 @@ import torch
 from domain.errors import Conflict
 from events.registry import ArtifactMetadata
 from ml.batcher import BatchStats, DynamicBatcher, concatenate_images
-from ml.device import HostStaging, resolve_device
+from ml.device import HostStaging, resolve_device, warm_up_sizes
 from ml.graph import LoneGraph, serving_graph
 from ml.preprocess import EXPECTED_SIZE, Normalizer
 from ml.threads import SINGLE_THREAD, ThreadPolicy
@@ -46,6 +46,10 @@ class VersionRef:
     artifact_uri: str
     metadata: dict
 
+    def labels(self) -> dict[str, str]:
+        """The version's name and version, as log fields."""
+        return {"model_name": self.model_name, "model_version": self.model_version}
+
 
 class LoadedModel:
     """A model ready to serve: weights verified, eval mode, on its device, with its batcher."""
@@ -65,14 +69,12 @@ class LoadedModel:
         self.ref = ref
         self.device = device or torch.device("cpu")
         # The graph that runs batches: frozen where that is faster and answers the same.
-        self.graph = serving_graph(
-            module.to(self.device), graph, self.device, (1, max(1, max_batch))
-        )
-        # What runs a lone image inline. Under `auto` with a frozen graph: the eager module or
-        # the graph, whichever this server measures faster (ml.graph.LoneGraph). `frozen` runs
-        # everything on the graph and releases the module (ResNet-18: 38 MB less per version).
+        sizes = (1, max(1, max_batch))
+        self.graph = serving_graph(module.to(self.device), graph, self.device, sizes)
+        # Lone images: under `auto`, eager or frozen, whichever measures faster (LoneGraph);
+        # `frozen` releases the module (ResNet-18: 38 MB less per version).
         self.lone_choice = (
-            LoneGraph({"frozen": self.graph.run, "eager": module}, on_trial=self._log_trial)
+            LoneGraph({"frozen": self.graph.run, "eager": module}, labels=ref.labels())
             if graph == "auto" and self.graph.kind == "frozen"
             else None
         )
@@ -98,28 +100,12 @@ class LoadedModel:
         ThreadPolicy.use(threads or self.threads.large)
         return self._forward(self._staging.to_device(parts), run or self.graph.run)
 
-    def _log_trial(self, choice: LoneGraph) -> None:
-        log.info(
-            "lone_graph_chosen", model_name=self.ref.model_name,
-            model_version=self.ref.model_version, graph=choice.current,
-            median_ms={n: round(t * 1000, 3) for n, t in choice.medians.items()},
-        )  # fmt: skip
-
-    @property
-    def lone(self) -> Callable:
-        """What runs a lone image now: the graph, or the candidate ``lone_choice`` picks."""
-        return self.graph.run if self.lone_choice is None else self.lone_choice.pick()[1]
-
     def forward_inline(self, parts: list[np.ndarray]) -> np.ndarray:
         """A lone request's images on the event loop, with the lone-request threads and graph."""
-        choice = self.lone_choice
-        if choice is None:
-            return self.forward_parts(parts, self.threads.lone(), self.graph.run)
-        name, run = choice.pick()
-        started = time.perf_counter()
-        logits = self.forward_parts(parts, self.threads.lone(), run)
-        choice.observe(name, time.perf_counter() - started)
-        return logits
+        threads = self.threads.lone()
+        if self.lone_choice is None:
+            return self.forward_parts(parts, threads, self.graph.run)
+        return self.lone_choice.run(lambda graph: self.forward_parts(parts, threads, graph))
 
     def _forward(self, x: torch.Tensor, run: Callable) -> np.ndarray:
         """uint8 [N,28,28] (or float32 in [0,1]) -> logits float32 [N,C]; runs in the worker thread."""
@@ -137,8 +123,7 @@ class LoadedModel:
         """
         # On one thread here: an OpenMP pool in the model-load thread would slow every forward
         # of the serving threads for good (see ml.threads).
-        sizes = range(1, max_batch + 1) if self._staging.cuda else _powers_of_two(max_batch)
-        for size in sizes:
+        for size in warm_up_sizes(max_batch, self._staging.cuda):
             self.forward_parts([np.zeros((size, *EXPECTED_SIZE), dtype=np.uint8)], SINGLE_THREAD)
         # What a lone image costs, so the batcher knows from the start whether to run it inline.
         one = np.zeros((1, *EXPECTED_SIZE), dtype=np.uint8)
@@ -148,14 +133,6 @@ class LoadedModel:
                 started = time.perf_counter()
                 self.forward_parts([one], SINGLE_THREAD, run)
                 self.batcher.observe(1, time.perf_counter() - started)
-
-
-def _powers_of_two(limit: int) -> list[int]:
-    sizes, n = [], 1
-    while n < limit:
-        sizes.append(n)
-        n *= 2
-    return [*sizes, max(1, limit)]
 
 
 class ModelCache:
