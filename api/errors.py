@@ -71,9 +71,9 @@ EXCEPTION_HANDLERS = {
 
 
 def error_response(request: Request, exc: Exception) -> Response:
-    """The response the app's handler for ``exc``'s type gives (for errors met outside a route)."""
-    for cls in type(exc).__mro__:
-        handler = EXCEPTION_HANDLERS.get(cls)
-        if handler is not None:
-            return handler(request, exc)  # type: ignore[operator]
-    return internal_error_handler(request, exc)
+    """The response the app's handler for ``exc``'s type gives (for errors met outside a route).
+
+    The nearest class in ``exc``'s MRO wins, as in Litestar; ``Exception`` catches the rest.
+    """
+    handler = next(EXCEPTION_HANDLERS[c] for c in type(exc).__mro__ if c in EXCEPTION_HANDLERS)
+    return handler(request, exc)  # type: ignore[operator]

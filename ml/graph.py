@@ -99,11 +99,10 @@ class LoneGraph:
         rounds: int = 2,
         every_s: float = 600.0,
         clock: Callable[[], float] = time.monotonic,
-        on_trial: Callable[[LoneGraph], None] | None = None,
         labels: dict[str, str] | None = None,
     ) -> None:
         self.runs, self.block, self.every_s, self.clock = runs, block, every_s, clock
-        self.on_trial, self.labels = on_trial, labels or {}  # told, and logged, after each trial
+        self.labels = labels or {}  # the fields of the log line each trial ends with
         self.names = list(runs)
         self.current = self.names[0]  # the first serves until a trial has chosen
         self.schedule = self.names * rounds
@@ -138,8 +137,6 @@ class LoneGraph:
             self._step, self._next_trial = None, self.clock() + self.every_s
             log.info("lone_graph_chosen", **self.labels, graph=self.current,
                      median_ms={n: round(t * 1000, 3) for n, t in self.medians.items()})  # fmt: skip
-            if self.on_trial is not None:
-                self.on_trial(self)
 
     def run(self, forward: Callable[[Callable], T]) -> T:
         """``forward(candidate)`` on the candidate picked now, its time counted."""

@@ -73,7 +73,7 @@ class PeerActivity:
     (``attach``): a process writes +inf there while it has requests in ``submit`` and the time
     it finished the last one otherwise (CLOCK_MONOTONIC is one clock for the whole machine).
     A lone request may then use the cores the idle processes leave free, as one process
-    would: 2 threads instead of 1 on 2 cores, 1.47 -> 1.34 ms at concurrency 1, measured.
+    would: 2 threads instead of 1 on 2 cores, 1.29 -> 1.16 ms at concurrency 1, measured.
     """
 
     WINDOW_S = 0.01  # a peer that finished a request this recently may be about to start another

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from structlog.testing import capture_logs
 from torch import nn
 
 from events.registry import ArtifactMetadata
@@ -153,14 +154,16 @@ def _serve(choice: LoneGraph, costs: dict[str, float], n: int) -> list[str]:
 
 def test_lone_graph_tries_each_candidate_in_blocks_then_serves_the_faster() -> None:
     clock = _Clock()
-    told = []
     choice = LoneGraph({"frozen": "F", "eager": "E"}, block=3, rounds=2, every_s=60, clock=clock,
-                       on_trial=lambda c: told.append((c.current, dict(c.medians))))  # fmt: skip
-    trial = _serve(choice, {"frozen": 0.002, "eager": 0.001}, 11)
-    assert told == []  # not before the trial's last forward
-    trial += _serve(choice, {"frozen": 0.002, "eager": 0.001}, 1)
+                       labels={"model_name": "m"})  # fmt: skip
+    with capture_logs() as logs:
+        trial = _serve(choice, {"frozen": 0.002, "eager": 0.001}, 11)
+        assert logs == []  # not before the trial's last forward
+        trial += _serve(choice, {"frozen": 0.002, "eager": 0.001}, 1)
     assert trial == ["frozen"] * 3 + ["eager"] * 3 + ["frozen"] * 3 + ["eager"] * 3
-    assert told == [("eager", {"frozen": 0.002, "eager": 0.001})]
+    assert [(e["event"], e["model_name"], e["graph"], e["median_ms"]) for e in logs] == [
+        ("lone_graph_chosen", "m", "eager", {"frozen": 2.0, "eager": 1.0})
+    ]
     assert choice.current == "eager" and choice.trials == 1
     assert choice.medians == {"frozen": 0.002, "eager": 0.001}
     assert _serve(choice, {"frozen": 0.0005, "eager": 0.001}, 20) == ["eager"] * 20
