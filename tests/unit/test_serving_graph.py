@@ -18,6 +18,7 @@ from ml.artifacts import save_artifact
 from ml.graph import LoneGraph, serving_graph, wanted
 from ml.serving import LoadedModel, ModelCache, VersionRef
 from ml.zoo import build_model
+from observability.logging import configure_logging
 
 CPU = torch.device("cpu")
 _REF = VersionRef("m", "v1", "0" * 64, "m/v1/model.pt", {"architecture": "mnist_cnn"})
@@ -156,10 +157,14 @@ def test_lone_graph_tries_each_candidate_in_blocks_then_serves_the_faster() -> N
     clock = _Clock()
     choice = LoneGraph({"frozen": "F", "eager": "E"}, block=3, rounds=2, every_s=60, clock=clock,
                        labels={"model_name": "m"})  # fmt: skip
-    with capture_logs() as logs:
-        trial = _serve(choice, {"frozen": 0.002, "eager": 0.001}, 11)
-        assert logs == []  # not before the trial's last forward
-        trial += _serve(choice, {"frozen": 0.002, "eager": 0.001}, 1)
+    configure_logging("info")  # the suite runs at warning; the choice is an info line
+    try:
+        with capture_logs() as logs:
+            trial = _serve(choice, {"frozen": 0.002, "eager": 0.001}, 11)
+            assert logs == []  # not before the trial's last forward
+            trial += _serve(choice, {"frozen": 0.002, "eager": 0.001}, 1)
+    finally:
+        configure_logging("warning")
     assert trial == ["frozen"] * 3 + ["eager"] * 3 + ["frozen"] * 3 + ["eager"] * 3
     assert [(e["event"], e["model_name"], e["graph"], e["median_ms"]) for e in logs] == [
         ("lone_graph_chosen", "m", "eager", {"frozen": 2.0, "eager": 1.0})
