@@ -13,42 +13,31 @@ default:
 setup: _install-datasets _install-prometheus _install-chromium
     @{{py}} -c "import torch, litestar; print('ready: torch', torch.__version__)"
 
-_install-datasets:
-    #!/bin/sh
-    if [ -d /usr/share/datasets/fashion-mnist ]; then exit 0; fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing the Debian package dataset-fashion-mnist" >&2
-        (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 \
-            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null)) \
-            || echo "warning: could not install dataset-fashion-mnist; set DATA_DIR or ALLOW_DOWNLOAD=1" >&2
-    else
-        echo "note: fashion_mnist needs 'sudo apt-get install dataset-fashion-mnist', DATA_DIR, or ALLOW_DOWNLOAD=1" >&2
-    fi
+# Debian's fashion-mnist (the full 70,000 images), for training, batch jobs and the tests
+_install-datasets: (_apt "dataset-fashion-mnist" "/usr/share/datasets/fashion-mnist" "set DATA_DIR or ALLOW_DOWNLOAD=1" "fashion_mnist needs 'sudo apt-get install dataset-fashion-mnist', DATA_DIR, or ALLOW_DOWNLOAD=1")
 
 # Prometheus from Debian's package, for `just monitor` and the dashboard test (skipped without it)
-_install-prometheus:
-    #!/bin/sh
-    if command -v prometheus >/dev/null 2>&1; then exit 0; fi
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing the Debian package prometheus" >&2
-        (apt-get install -y -q prometheus >/dev/null 2>&1 \
-            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q prometheus >/dev/null)) \
-            || echo "warning: could not install prometheus; the dashboard test will skip" >&2
-    else
-        echo "note: \`just monitor\` needs 'sudo apt-get install prometheus'" >&2
-    fi
+_install-prometheus: (_apt "prometheus" "prometheus" "the dashboard test will skip" "`just monitor` needs 'sudo apt-get install prometheus'")
 
 # Chromium from Debian's package, for the web console's browser tests (skipped without it)
-_install-chromium:
+_install-chromium: (_apt "chromium" "chromium" "the browser tests will skip" "the web console's browser tests need 'sudo apt-get install chromium'")
+
+# install Debian's PACKAGE unless PRESENT (an absolute folder, or a command) is there already: as
+# root with apt-get (again after apt-get update); else WARNING if that fails, or NOTE if not root
+[positional-arguments]
+_apt PACKAGE PRESENT WARNING NOTE:
     #!/bin/sh
-    if command -v chromium >/dev/null 2>&1; then exit 0; fi
+    case "$2" in
+        /*) if [ -d "$2" ]; then exit 0; fi ;;
+        *) if command -v "$2" >/dev/null 2>&1; then exit 0; fi ;;
+    esac
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing the Debian package chromium" >&2
-        (apt-get install -y -q chromium >/dev/null 2>&1 \
-            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null)) \
-            || echo "warning: could not install chromium; the browser tests will skip" >&2
+        echo "installing the Debian package $1" >&2
+        (apt-get install -y -q "$1" >/dev/null 2>&1 \
+            || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q "$1" >/dev/null)) \
+            || echo "warning: could not install $1; $3" >&2
     else
-        echo "note: the web console's browser tests need 'sudo apt-get install chromium'" >&2
+        echo "note: $4" >&2
     fi
 
 # the main job end to end on embedded servers: train, register, promote, roll back, history
