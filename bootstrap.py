@@ -15,17 +15,17 @@ from ml.catalog import DatasetCatalog
 from ml.inspector import TorchArtifactInspector
 from settings import Settings, get_settings
 from storage import connections, embedded
-from storage.artifacts import LocalArtifactStore
-from storage.audit_service import AuditService
+from storage.audit.service import AuditService
 from storage.connections import create_redis
-from storage.console_queries import ConsoleQueries
-from storage.gate_queries import GateQueries
-from storage.jobs_queries import JobQueries
-from storage.keys_queries import KeyQueries
+from storage.console.queries import ConsoleQueries
+from storage.gates.queries import GateQueries
+from storage.jobs.queries import JobQueries
+from storage.jobs.shard_queue import RedisShardQueue
+from storage.keys.queries import KeyQueries
 from storage.operations import PlatformOperations
-from storage.registry_queries import RegistryQueries
-from storage.registry_repository import PostgresRegistrationLock
-from storage.shard_queue import RedisShardQueue
+from storage.registry.artifacts import LocalArtifactStore
+from storage.registry.queries import RegistryQueries
+from storage.registry.repository import PostgresRegistrationLock
 from storage.unit_of_work import unit_of_work_factory
 
 MIGRATION_LOCK = 7_313_001
@@ -60,11 +60,14 @@ def create_engine(
     """An asyncpg engine with the settings' pool and server-side timeouts (storage.connections)."""
     s = settings or get_settings()
     return connections.create_engine(
-        url, pool_size=pool_size or s.db_pool_size, pool_timeout_s=s.db_pool_timeout_s,
-        statement_timeout_ms=s.db_statement_timeout_ms, lock_timeout_ms=s.db_lock_timeout_ms,
+        url,
+        pool_size=pool_size or s.db_pool_size,
+        pool_timeout_s=s.db_pool_timeout_s,
+        statement_timeout_ms=s.db_statement_timeout_ms,
+        lock_timeout_ms=s.db_lock_timeout_ms,
         idle_in_transaction_timeout_ms=s.db_idle_in_transaction_timeout_ms,
         keepalive_s=s.db_keepalive_s,
-    )  # fmt: skip
+    )
 
 
 async def migrate(engine: AsyncEngine) -> None:
@@ -128,8 +131,12 @@ def build_model_cache(platform: Platform, *, serving: bool):
     from observability.metrics import instruments
 
     s, inst = platform.settings, instruments()
-    common = dict(max_models=s.model_cache_size, torch_threads=s.torch_threads, device=s.device,
-                  on_cache=inst.record_cache)  # fmt: skip
+    common = dict(
+        max_models=s.model_cache_size,
+        torch_threads=s.torch_threads,
+        device=s.device,
+        on_cache=inst.record_cache,
+    )
     if not serving:  # workers evaluate on the model as trained (ml.graph)
         return ModelCache(platform.artifacts.path_for, **common)
     cache = ModelCache(
@@ -182,15 +189,15 @@ def build_gate_latency(platform: Platform, evaluator):
 
 
 def build_shard_backlog(platform: Platform):
-    """What the shard stream still holds (domain.fault_ports.ShardBacklog), for the sweeper."""
-    from storage.shard_sweep import RedisShardBacklog
+    """What the shard stream still holds (domain.dead_letters.ports.ShardBacklog), for the sweeper."""
+    from storage.jobs.shard_sweep import RedisShardBacklog
 
     return RedisShardBacklog(platform.redis)
 
 
 def build_dead_letters(platform: Platform):
-    """The dead-letter streams and each dead letter's log (domain.fault_ports), for the CLI."""
-    from storage.dead_letters import PostgresDeadLetterLog, RedisDeadLetterQueue
+    """The dead-letter streams and each dead letter's log (domain.dead_letters.ports), for the CLI."""
+    from storage.dead_letters.store import PostgresDeadLetterLog, RedisDeadLetterQueue
 
     return RedisDeadLetterQueue(platform.redis), PostgresDeadLetterLog(platform.engine)
 
@@ -199,7 +206,7 @@ def build_retention(platform: Platform):
     """A periodic task: prune the processed table below what every stream still holds."""
     from domain.errors import ServiceUnavailable
     from observability.supervisor import every
-    from storage.retention import prune_processed
+    from storage.streams.retention import prune_processed
 
     async def prune() -> None:
         await prune_processed(platform.engine, platform.redis)
@@ -218,7 +225,7 @@ async def build_platform(
 ) -> Platform:
     """Start or connect to the servers, migrate, and wire the adapters."""
     settings = settings or get_settings()
-    from storage.audit_roles import migrate_schema
+    from storage.audit.roles import migrate_schema
     from storage.errors import postgres_errors
 
     engine = create_engine(database_url(settings), settings=settings)
@@ -262,7 +269,8 @@ def build_stream_stats(platform: Platform):
 
     from observability.metrics import instruments, register_holder_gauges
     from observability.supervisor import every
-    from storage import log_stats, stream_admin
+    from storage.streams import admin as stream_admin
+    from storage.streams import log_stats
 
     holder: dict = {}
     register_holder_gauges({**stream_admin.GAUGES, **log_stats.GAUGES}, holder)
@@ -286,7 +294,7 @@ def build_worker_upkeep(platform: Platform, consumer: str):
     from redis.exceptions import RedisError
 
     from observability.supervisor import every
-    from storage.stream_admin import heartbeat, trim_streams
+    from storage.streams.admin import heartbeat, trim_streams
 
     async def upkeep() -> None:
         await heartbeat(platform.redis, consumer)

@@ -142,8 +142,11 @@ def _announce_metrics(host: str, port: int, *, own_port: bool):
 
     if own_port:
         port = exposition.serve_metrics(host, 0)
-        print(f"API process {os.getpid()}: metrics also at http://{host}:{port}/metrics",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"API process {os.getpid()}: metrics also at http://{host}:{port}/metrics",
+            file=sys.stderr,
+            flush=True,
+        )
     address = exposition.scrape_address(host, port)
     return exposition.announce_target(
         exposition.targets_dir(get_settings().state_dir), "platform-api", address
@@ -232,8 +235,10 @@ def supervise(workers: int) -> int:
                 if quick_deaths >= 3:
                     print("error: API processes keep exiting at start-up", file=sys.stderr)
                     return 1
-                print(f"warning: API process {proc.pid} exited ({proc.returncode}); restarting",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"warning: API process {proc.pid} exited ({proc.returncode}); restarting",
+                    file=sys.stderr,
+                )
                 procs[i], started[i] = start(i), time.monotonic()
         return 0
     finally:

@@ -23,8 +23,8 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_response
-from domain.key_ports import KeyReader
-from domain.keys import KeyIdentity, hash_key, role_allows
+from domain.keys.aggregate import KeyIdentity, hash_key, role_allows
+from domain.keys.ports import KeyReader
 from settings import Settings
 
 PUBLIC = "public"

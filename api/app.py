@@ -42,9 +42,20 @@ from settings import Settings, get_settings
 VERSION = "0.1.0"
 # What controllers may ask for by name: each a field built once in bootstrap.
 PORTS = (
-    "settings", "uow", "registration_lock", "artifacts", "inspector", "datasets", "queries",
-    "job_queries", "audit", "keys", "gate_queries", "clock", "console",
-)  # fmt: skip
+    "settings",
+    "uow",
+    "registration_lock",
+    "artifacts",
+    "inspector",
+    "datasets",
+    "queries",
+    "job_queries",
+    "audit",
+    "keys",
+    "gate_queries",
+    "clock",
+    "console",
+)
 
 
 @get("/health", tags=["ops"], summary="Liveness", opt={"role": "public"})

@@ -11,7 +11,7 @@ from litestar.params import FromPath, QueryParameter
 
 from api.deps import Port
 from domain import names
-from domain.audit import AuditPort, EventsPage, ModelAt, TrailFilter, parse_time
+from domain.audit.reports import AuditPort, EventsPage, ModelAt, TrailFilter, parse_time
 
 Audit = Port[AuditPort]
 

@@ -12,11 +12,11 @@ from api.auth import event_metadata
 from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
-from domain.handlers.jobs import cancel_batch_job, submit_batch_job
-from domain.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
-from domain.page_ports import JobPages
+from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from domain.jobs.handlers import cancel_batch_job, submit_batch_job
+from domain.paging.ports import JobPages
 from domain.ports import DatasetCatalog, JobReader, UnitOfWorkFactory
-from domain.views import JobView
+from domain.registry.views import JobView
 from settings import Settings
 
 Jobs = Port[JobReader]

@@ -11,9 +11,9 @@ from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
 from domain import names
-from domain.gate_ports import GateReader
-from domain.gate_views import GateView
-from domain.handlers.gates import gate_policy, request_gate, set_gate_policy
+from domain.gates.handlers import gate_policy, request_gate, set_gate_policy
+from domain.gates.ports import GateReader
+from domain.gates.views import GateView
 from domain.ports import DatasetCatalog, UnitOfWorkFactory
 from events.gates import GatePolicy, GateThresholds
 from settings import Settings
@@ -103,16 +103,23 @@ class GateController(Controller):
     ) -> GateAccepted:
         """Record GateRequested; the gate-evaluation group evaluates it."""
         gate = await request_gate(
-            model_name=data.model_name, candidate_version=data.candidate_version,
-            baseline_version=data.baseline_version, dataset_id=data.dataset_id,
-            reason=data.reason, metadata=event_metadata(request, settings), uow=uow,
+            model_name=data.model_name,
+            candidate_version=data.candidate_version,
+            baseline_version=data.baseline_version,
+            dataset_id=data.dataset_id,
+            reason=data.reason,
+            metadata=event_metadata(request, settings),
+            uow=uow,
             datasets=datasets,
-        )  # fmt: skip
+        )
         return GateAccepted(
-            gate_id=gate.gate_id, status=gate.status or "requested", model_name=gate.model_name,
-            candidate_version=gate.candidate_version, baseline_version=gate.baseline_version,
+            gate_id=gate.gate_id,
+            status=gate.status or "requested",
+            model_name=gate.model_name,
+            candidate_version=gate.candidate_version,
+            baseline_version=gate.baseline_version,
             dataset_id=gate.dataset_id,
-        )  # fmt: skip
+        )
 
     @get("/{gate_id:str}", summary="A gate: its status, and the verdict with every check")
     async def get_gate(self, gate_queries: Port[GateReader], gate_id: FromPath[str]) -> GateView:

@@ -13,10 +13,10 @@ from api.auth import event_metadata
 from api.deps import Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
-from domain.handlers.keys import create_api_key, revoke_api_key
-from domain.key_ports import KeyReader
-from domain.keys import KeyView, check_key_name, key_view
-from domain.pages import decode_cursor, encode_cursor
+from domain.keys.aggregate import KeyView, check_key_name, key_view
+from domain.keys.handlers import create_api_key, revoke_api_key
+from domain.keys.ports import KeyReader
+from domain.paging.cursors import decode_cursor, encode_cursor
 from domain.ports import UnitOfWorkFactory
 from events.keys import Role
 from settings import Settings

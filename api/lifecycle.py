@@ -10,10 +10,10 @@ from api.auth import event_metadata
 from api.deps import Port
 from api.schemas import Reason, ReasonRequest
 from domain import names
-from domain.commands import ArchiveModelVersion, DemoteModelVersion, TagModelVersion
-from domain.handlers.registry import archive_model_version, demote_model_version, tag_model_version
 from domain.ports import RegistryReader, UnitOfWorkFactory
-from domain.views import ModelVersionView
+from domain.registry.commands import ArchiveModelVersion, DemoteModelVersion, TagModelVersion
+from domain.registry.handlers import archive_model_version, demote_model_version, tag_model_version
+from domain.registry.views import ModelVersionView
 from settings import Settings
 
 

@@ -21,10 +21,15 @@ from observability.tracing import current_trace_id, end_server_span, start_serve
 
 log = structlog.get_logger("http")
 # Hot read paths log at debug when they succeed; every write and every error logs at info.
-QUIET_ROUTES = frozenset({
-    "/predict", "/metrics", "/health", "/v2/models/{name:str}/infer",
-    "/v2/models/{name:str}/versions/{version:str}/infer",
-})  # fmt: skip
+QUIET_ROUTES = frozenset(
+    {
+        "/predict",
+        "/metrics",
+        "/health",
+        "/v2/models/{name:str}/infer",
+        "/v2/models/{name:str}/versions/{version:str}/infer",
+    }
+)
 UNTRACED = frozenset({"/metrics"})  # scrapes every few seconds would drown the traces
 
 
@@ -94,8 +99,13 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             elapsed = time.perf_counter() - start
             if span is not None and span.is_recording():
                 span.update_name(f"{method} {route}")
-                span.set_attributes({"http.route": route, "http.response.status_code": status,
-                                     "correlation_id": correlation})  # fmt: skip
+                span.set_attributes(
+                    {
+                        "http.route": route,
+                        "http.response.status_code": status,
+                        "correlation_id": correlation,
+                    }
+                )
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
             model_name = state.get("model_name", "")
@@ -104,9 +114,13 @@ def metrics_middleware(app: ASGIApp) -> ASGIApp:
             quiet = status < 400 and (method in ("GET", "HEAD") or route in QUIET_ROUTES)
             if not quiet or log_debug:
                 (log.debug if quiet else log.info)(
-                    "http_request", method=method, endpoint=route, path=scope.get("path"),
-                    status=status, duration_ms=round(elapsed * 1000, 3),
-                )  # fmt: skip
+                    "http_request",
+                    method=method,
+                    endpoint=route,
+                    path=scope.get("path"),
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 3),
+                )
             CORRELATION_ID.reset(bound)
             if span is not None:
                 end_server_span(span, token)

@@ -18,12 +18,12 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import PUBLIC, required_role
-from domain.jobs import MAX_BATCH, MIN_BATCH
-from domain.keys import RESERVED_NAMES
+from domain.jobs.aggregate import MAX_BATCH, MIN_BATCH
+from domain.keys.aggregate import RESERVED_NAMES
 from domain.names import MAX_REASON, MAX_TAG_VALUE, MAX_TAGS
 from events.codec import event_types
 
-# domain.names and domain.keys: 1-64 characters, and never ".." (names become paths).
+# domain.names and domain.keys.aggregate: 1-64 characters, and never ".." (names become paths).
 MODEL = {"type": "string", "pattern": r"^(?!.*\.\.)[a-z0-9][a-z0-9_.-]{0,63}$", "maxLength": 64}
 VERSION = {
     "type": "string",

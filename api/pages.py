@@ -12,7 +12,7 @@ from litestar import Response
 from litestar.datastructures import ResponseHeader
 from litestar.params import QueryParameter
 
-from domain.pages import MAX_CURSOR_CHARS
+from domain.paging.cursors import MAX_CURSOR_CHARS
 from settings import Settings
 
 NEXT_CURSOR = "X-Next-Cursor"

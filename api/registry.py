@@ -17,9 +17,7 @@ from api.schemas import (
     RollbackResponse,
 )
 from domain import names
-from domain.commands import PromoteModelVersion, RollbackModel
-from domain.handlers.registry import promote_model_version, register_model_version, rollback_model
-from domain.page_ports import RegistryPages
+from domain.paging.ports import RegistryPages
 from domain.ports import (
     ArtifactInspector,
     ArtifactStore,
@@ -28,7 +26,9 @@ from domain.ports import (
     RegistryReader,
     UnitOfWorkFactory,
 )
-from domain.views import HistoryEntry, ModelSummary, ModelVersionView
+from domain.registry.commands import PromoteModelVersion, RollbackModel
+from domain.registry.handlers import promote_model_version, register_model_version, rollback_model
+from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView
 from events.registry import ModelVersionPromoted, ModelVersionRolledBack
 from settings import Settings
 

@@ -46,8 +46,13 @@ def bare_loop(model, meta, images: torch.Tensor, batch_size: int, device) -> dic
         for i in range(0, len(images), batch_size):
             step(images[i : i + batch_size])
         wall = time.perf_counter() - start
-    return {"run": "bare PyTorch loop", "workers": 0, "images": len(images), "seconds": round(wall, 3),
-            "images_per_s": round(len(images) / wall, 1)}  # fmt: skip
+    return {
+        "run": "bare PyTorch loop",
+        "workers": 0,
+        "images": len(images),
+        "seconds": round(wall, 3),
+        "images_per_s": round(len(images) / wall, 1),
+    }
 
 
 def start_workers(count: int, threads: int) -> list[subprocess.Popen]:
@@ -67,15 +72,20 @@ async def timed_job(
     p, name: str, version: str, dataset: str, batch_size: int, workers: list[subprocess.Popen]
 ) -> tuple[float, dict]:
     """Submit and wait; returns (seconds from submit to metrics recorded, metrics)."""
-    from domain.handlers.jobs import submit_batch_job
+    from domain.jobs.handlers import submit_batch_job
     from events.base import EventMetadata
 
     start = time.perf_counter()
     job = await submit_batch_job(
-        model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
-        shard_size=p.settings.shard_size, metadata=EventMetadata(actor="bench"), uow=p.uow,
+        model_name=name,
+        dataset_id=dataset,
+        batch_size=batch_size,
+        model_version=version,
+        shard_size=p.settings.shard_size,
+        metadata=EventMetadata(actor="bench"),
+        uow=p.uow,
         datasets=p.datasets,
-    )  # fmt: skip
+    )
     while True:
         view = await p.job_queries.get(job.job_id)
         if view.status in ("succeeded", "failed", "cancelled"):
@@ -118,12 +128,17 @@ async def main_async(args: argparse.Namespace) -> dict:
                 )
             finally:
                 stop_workers(procs)
-            runs.append({
-                "run": f"pipeline, {workers} worker{'s' if workers > 1 else ''}", "workers": workers,
-                "images": metrics.get("images"), "seconds": round(seconds, 3),
-                "images_per_s": round(metrics["images"] / seconds, 1), "accuracy": metrics.get("accuracy"),
-                "compute_images_per_s": metrics.get("throughput_images_per_s"),
-            })  # fmt: skip
+            runs.append(
+                {
+                    "run": f"pipeline, {workers} worker{'s' if workers > 1 else ''}",
+                    "workers": workers,
+                    "images": metrics.get("images"),
+                    "seconds": round(seconds, 3),
+                    "images_per_s": round(metrics["images"] / seconds, 1),
+                    "accuracy": metrics.get("accuracy"),
+                    "compute_images_per_s": metrics.get("throughput_images_per_s"),
+                }
+            )
             console.print(f"{workers} worker(s): {runs[-1]['images_per_s']:,.0f} images/s")
     finally:
         await p.aclose()
@@ -131,11 +146,16 @@ async def main_async(args: argparse.Namespace) -> dict:
     for r in runs:
         r["vs_bare"] = round(r["images_per_s"] / bare, 3)
     return {
-        "model_name": args.model_name, "model_version": version, "dataset": DATASET,
-        "batch_size": args.batch_size, "shard_size": p.settings.shard_size,
-        "machine": machine(str(device)), "architecture": meta.architecture,
-        "runs": runs, "target_met": runs[1]["vs_bare"] >= 0.85,
-    }  # fmt: skip
+        "model_name": args.model_name,
+        "model_version": version,
+        "dataset": DATASET,
+        "batch_size": args.batch_size,
+        "shard_size": p.settings.shard_size,
+        "machine": machine(str(device)),
+        "architecture": meta.architecture,
+        "runs": runs,
+        "target_met": runs[1]["vs_bare"] >= 0.85,
+    }
 
 
 def main() -> int:

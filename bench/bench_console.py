@@ -44,16 +44,32 @@ def big_model(versions: int) -> list:
     prod = None
     for n in range(1, versions + 1):
         v = f"v{n}"
-        out.append(ModelVersionRegistered(model_name="big", model_version=v,
-                                          artifact_uri=f"big/{v}", sha256=f"{n:064x}",
-                                          size_bytes=1000))  # fmt: skip
+        out.append(
+            ModelVersionRegistered(
+                model_name="big",
+                model_version=v,
+                artifact_uri=f"big/{v}",
+                sha256=f"{n:064x}",
+                size_bytes=1000,
+            )
+        )
         m = {k: x for k, x in _metrics(n).items() if k != "per_class"}
         m["latency_p95_ms"] = 10 + n % 13
-        out.append(EvaluationRecorded(model_name="big", model_version=v, job_id=f"big-{n}",
-                                      dataset_id="fashion_mnist_10000", metrics=m))  # fmt: skip
+        out.append(
+            EvaluationRecorded(
+                model_name="big",
+                model_version=v,
+                job_id=f"big-{n}",
+                dataset_id="fashion_mnist_10000",
+                metrics=m,
+            )
+        )
         if n % 10 == 0:
-            out.append(ModelVersionPromoted(model_name="big", model_version=v,
-                                            previous_prod=prod, reason=f"release {n}"))  # fmt: skip
+            out.append(
+                ModelVersionPromoted(
+                    model_name="big", model_version=v, previous_prod=prod, reason=f"release {n}"
+                )
+            )
             prod = v
     return out
 
@@ -67,8 +83,11 @@ async def timed(client: httpx.AsyncClient, url: str, repeat: int) -> dict:
         times.append(time.perf_counter() - started)
         assert r.status_code == 200, (url, r.status_code, r.text[-300:])
         size = len(r.content)
-    return {"median_ms": round(statistics.median(times) * 1000, 1),
-            "max_ms": round(max(times) * 1000, 1), "kib": round(size / 1024, 1)}  # fmt: skip
+    return {
+        "median_ms": round(statistics.median(times) * 1000, 1),
+        "max_ms": round(max(times) * 1000, 1),
+        "kib": round(size / 1024, 1),
+    }
 
 
 async def run(events: int, versions: int, repeat: int) -> dict:
@@ -86,13 +105,19 @@ async def run(events: int, versions: int, repeat: int) -> dict:
         await bootstrap.migrate(engine)
         out: dict = {"append": await seed(engine, events)}
         async with engine.begin() as conn:
-            await event_store.append(conn, "model-big", 0, big_model(versions),
-                                     EventMetadata(actor="bench"))  # fmt: skip
+            await event_store.append(
+                conn, "model-big", 0, big_model(versions), EventMetadata(actor="bench")
+            )
         await rebuild_projections(engine)
         async with engine.connect() as conn:
             out["events"] = await conn.scalar(text("SELECT count(*) FROM event_log"))
-        settings = replace(get_settings(), api_keys={KEY: ("bench", "reader")}, hot_swap=False,
-                           warm_up=False, rate_limit_per_s=0)  # fmt: skip
+        settings = replace(
+            get_settings(),
+            api_keys={KEY: ("bench", "reader")},
+            hot_swap=False,
+            warm_up=False,
+            rate_limit_per_s=0,
+        )
         app = create_app(bootstrap.wire(settings, engine, redis), settings, run_relay=False)
         async with app.lifespan():
             transport = httpx.ASGITransport(app=app)
@@ -126,8 +151,9 @@ async def run(events: int, versions: int, repeat: int) -> dict:
 def table(out: dict) -> str:
     """The pages as a Markdown table."""
     lines = ["| page | median ms | max ms | KiB |", "|---|---:|---:|---:|"]
-    lines += [f"| {k} | {v['median_ms']} | {v['max_ms']} | {v['kib']} |"
-              for k, v in out["pages"].items()]  # fmt: skip
+    lines += [
+        f"| {k} | {v['median_ms']} | {v['max_ms']} | {v['kib']} |" for k, v in out["pages"].items()
+    ]
     return "\n".join(lines)
 
 

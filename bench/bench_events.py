@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 import bootstrap
-from domain.audit import TrailFilter
+from domain.audit.reports import TrailFilter
 from events.base import EventMetadata
 from events.jobs import (
     BatchJobCompleted,
@@ -37,11 +37,11 @@ from events.registry import (
     ModelVersionTagged,
 )
 from storage import event_store
-from storage.audit import Auditor
-from storage.audit_reader import COLUMNS, chunks
-from storage.audit_replay import EventLogReader
+from storage.audit.auditor import Auditor
+from storage.audit.reader import COLUMNS, chunks
+from storage.audit.replay import EventLogReader
 from storage.projections import rebuild_projections
-from storage.relay import Relay
+from storage.streams.relay import Relay
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARDS = 10
@@ -55,8 +55,14 @@ def _metrics(seed: int) -> dict:
         for c in range(10)
     ]
     matrix = [[90 if r == c else 1 for c in range(10)] for r in range(10)]
-    return {"accuracy": 0.9 + seed % 7 / 100, "macro_f1": 0.9, "per_class": per_class,
-            "confusion_matrix": matrix, "latency_ms_p50": 1.5, "throughput_ips": 3000.0}  # fmt: skip
+    return {
+        "accuracy": 0.9 + seed % 7 / 100,
+        "macro_f1": 0.9,
+        "per_class": per_class,
+        "confusion_matrix": matrix,
+        "latency_ms_p50": 1.5,
+        "throughput_ips": 3000.0,
+    }
 
 
 def unit(i: int) -> list[tuple[str, list]]:
@@ -105,8 +111,15 @@ def unit(i: int) -> list[tuple[str, list]]:
             )
         )
         summary = {k: x for k, x in m.items() if k != "per_class"}
-        model.append(EvaluationRecorded(model_name=name, model_version=v, job_id=job,
-                                        dataset_id="fashion_mnist_10000", metrics=summary))  # fmt: skip
+        model.append(
+            EvaluationRecorded(
+                model_name=name,
+                model_version=v,
+                job_id=job,
+                dataset_id="fashion_mnist_10000",
+                metrics=summary,
+            )
+        )
     return [(f"model-{name}", model), *streams]
 
 
@@ -180,13 +193,20 @@ async def run(events: int, redis_db: int) -> dict:
         _, replay_s, replay_cpu = await replay(engine)
         out["events"] = n
         out["bare_select"] = {"seconds": round(bare_s, 3), "rows_per_s": round(n / bare_s)}
-        out["replay"] = {"seconds": round(replay_s, 3), "events_per_s": round(n / replay_s),
-                         "cpu_seconds": round(replay_cpu, 3)}  # fmt: skip
+        out["replay"] = {
+            "seconds": round(replay_s, 3),
+            "events_per_s": round(n / replay_s),
+            "cpu_seconds": round(replay_cpu, 3),
+        }
         auditor = Auditor(engine, redis)
         cpu = time.process_time()
         report = await auditor.run()
-        out["audit"] = {"seconds": report.seconds, "ok": report.ok, "checks": report.checks,
-                        "cpu_seconds": round(time.process_time() - cpu, 3)}  # fmt: skip
+        out["audit"] = {
+            "seconds": report.seconds,
+            "ok": report.ok,
+            "checks": report.checks,
+            "cpu_seconds": round(time.process_time() - cpu, 3),
+        }
         # Other work on a shared machine slows every figure: say how busy it was.
         out["load_average_1m"] = round(os.getloadavg()[0], 2)
         chain = await auditor.run(projections=False, streams=False)
@@ -209,16 +229,32 @@ def table(out: dict) -> str:
     a = out["append"]
     rows = [
         ("append, one event per transaction", a["single_events"], "", a["single_events_per_s"]),
-        ("append, one stream's events per transaction", a["batched_events"], "",
-         a["batched_events_per_s"]),
-        ("bare SELECT of every row (the limit)", n, out["bare_select"]["seconds"],
-         out["bare_select"]["rows_per_s"]),
-        ("replay from PostgreSQL (decoded trail)", n, out["replay"]["seconds"],
-         out["replay"]["events_per_s"]),
+        (
+            "append, one stream's events per transaction",
+            a["batched_events"],
+            "",
+            a["batched_events_per_s"],
+        ),
+        (
+            "bare SELECT of every row (the limit)",
+            n,
+            out["bare_select"]["seconds"],
+            out["bare_select"]["rows_per_s"],
+        ),
+        (
+            "replay from PostgreSQL (decoded trail)",
+            n,
+            out["replay"]["seconds"],
+            out["replay"]["events_per_s"],
+        ),
         ("audit: chain only", n, out["audit_chain_only_s"], round(n / out["audit_chain_only_s"])),
-        ("audit: chain + projections + streams", n, out["audit"]["seconds"],
-         round(n / out["audit"]["seconds"])),
-    ]  # fmt: skip
+        (
+            "audit: chain + projections + streams",
+            n,
+            out["audit"]["seconds"],
+            round(n / out["audit"]["seconds"]),
+        ),
+    ]
     lines = ["| run | events | seconds | events/s |", "|---|---:|---:|---:|"]
     lines += [f"| {r} | {e:,} | {s} | {v:,} |" for r, e, s, v in rows]
     return "\n".join(lines)

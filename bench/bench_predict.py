@@ -33,7 +33,7 @@ from bench.common import (
     running_api,
     scrape_histogram,
     served_model,
-)  # fmt: skip
+)
 from bench.loadtest import run_load, sample_images
 from bench.predict_report import print_report, targets
 from ml.graph import serving_graph
@@ -62,10 +62,15 @@ def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device, g
         wall = time.perf_counter() - start
     lat = np.array(times) * 1000
     return {
-        "run": "bare loop", "graph": graph, "processes": 0, "batch": batch, "iterations": iters,
-        "qps": round(batch * iters / wall, 1), "p50_ms": round(float(np.percentile(lat, 50)), 3),
+        "run": "bare loop",
+        "graph": graph,
+        "processes": 0,
+        "batch": batch,
+        "iterations": iters,
+        "qps": round(batch * iters / wall, 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
-    }  # fmt: skip
+    }
 
 
 @asynccontextmanager
@@ -74,8 +79,17 @@ async def running_baseline(artifact: Path, version: str):
     from cli.processes import stop_process, wait_healthy
 
     port = free_port()
-    cmd = [sys.executable, "-m", "bench.baseline_server", "--artifact", str(artifact),
-           "--model_version", version, "--port", str(port)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.baseline_server",
+        "--artifact",
+        str(artifact),
+        "--model_version",
+        version,
+        "--port",
+        str(port),
+    ]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env())  # noqa: ASYNC220
     url = f"http://127.0.0.1:{port}"
     try:
@@ -90,16 +104,24 @@ async def measure(url: str, run: str, processes: int, endpoint: str, conc: int, 
     ours = run != "baseline"
     before = await scrape_histogram(url, "batch_size", processes) if ours else None
     r = await run_load(
-        url, args.model_name, concurrency=conc, total=args.requests * (1 if conc == 1 else 2),
-        endpoint=endpoint, images=args.images, warmup=200,
-    )  # fmt: skip
+        url,
+        args.model_name,
+        concurrency=conc,
+        total=args.requests * (1 if conc == 1 else 2),
+        endpoint=endpoint,
+        images=args.images,
+        warmup=200,
+    )
     row = {"run": run, "processes": processes, **asdict(r), "mean_batch_size": 1.0}
     if ours:
         after = await scrape_histogram(url, "batch_size", processes)
         batches = after[1] - before[1]
         row["mean_batch_size"] = round((after[0] - before[0]) / batches, 2) if batches else None
-    print(f"{run} x{processes} {endpoint} c={conc}: {r.qps:,.0f} req/s p50 {r.p50_ms:.2f} ms "
-          f"p99 {r.p99_ms:.2f} ms errors {r.errors}", flush=True)  # fmt: skip
+    print(
+        f"{run} x{processes} {endpoint} c={conc}: {r.qps:,.0f} req/s p50 {r.p50_ms:.2f} ms "
+        f"p99 {r.p99_ms:.2f} ms errors {r.errors}",
+        flush=True,
+    )
     return row
 
 
@@ -141,13 +163,22 @@ async def main_async(args: argparse.Namespace) -> dict:
                 for conc in args.concurrency:
                     runs.append(await measure(url, "ours", workers, endpoint, conc, args))
     return {
-        "model_name": args.model_name, "model_version": version,
-        "architecture": meta.architecture, "machine": machine(str(device)),
-        "settings": {"DEVICE": s.device, "INFERENCE_GRAPH": s.inference_graph,
-                     "MAX_BATCH": s.max_batch, "API_WORKERS_N": args.workers,
-                     "TORCH_THREADS": s.torch_threads, "TORCH_BATCH_THREADS": s.torch_batch_threads},
-        "bare_loop": bare, "http": runs, "targets": targets(bare, runs),
-    }  # fmt: skip
+        "model_name": args.model_name,
+        "model_version": version,
+        "architecture": meta.architecture,
+        "machine": machine(str(device)),
+        "settings": {
+            "DEVICE": s.device,
+            "INFERENCE_GRAPH": s.inference_graph,
+            "MAX_BATCH": s.max_batch,
+            "API_WORKERS_N": args.workers,
+            "TORCH_THREADS": s.torch_threads,
+            "TORCH_BATCH_THREADS": s.torch_batch_threads,
+        },
+        "bare_loop": bare,
+        "http": runs,
+        "targets": targets(bare, runs),
+    }
 
 
 def main() -> int:
@@ -174,7 +205,7 @@ def main() -> int:
     )
     p.add_argument("--no_v2", action="store_true", help="skip the v2 infer runs")
     p.add_argument("--out", type=Path, default=None)
-    args = p.parse_args()  # fmt: skip
+    args = p.parse_args()
     args.model_name = args.model_name or args.arch or "mnist_cnn"
     if min(args.workers) < 1 or args.requests < 1 or min(args.concurrency) < 1:
         p.error("--workers, --requests and --concurrency must be positive")

@@ -114,9 +114,15 @@ async def ensure_prod_model(model_name: str, arch: str, train_limit: int, epochs
     s = get_settings()
     print(f"{model_name} has no prod version: training {arch} on {train_limit} images", flush=True)
     result = train(
-        arch, "fashion_mnist_train", epochs=epochs, data_dir=s.data_dir, cache_dir=s.cache_dir,
-        train_limit=train_limit, progress=False, device=s.device,
-    )  # fmt: skip
+        arch,
+        "fashion_mnist_train",
+        epochs=epochs,
+        data_dir=s.data_dir,
+        cache_dir=s.cache_dir,
+        train_limit=train_limit,
+        progress=False,
+        device=s.device,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
         path = save_artifact(result.model, result.metadata, Path(tmp))
         env = child_env(ARTIFACT_IMPORT_ROOTS=tmp)

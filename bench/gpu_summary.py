@@ -10,8 +10,10 @@ from pathlib import Path
 def predict_lines(r: dict) -> list[str]:
     """One line per bare loop and load run."""
     m = r["machine"]
-    lines = [f"## predict {r['model_name']} ({r['architecture']}) on {m.get('device')} "
-             f"{m['cores']} cores, torch {m['torch']}"]  # fmt: skip
+    lines = [
+        f"## predict {r['model_name']} ({r['architecture']}) on {m.get('device')} "
+        f"{m['cores']} cores, torch {m['torch']}"
+    ]
     for b in r["bare_loop"]:
         lines.append(
             f"bare b={b['batch']}: {b['qps']:.0f}/s p50 {b['p50_ms']:.2f} p99 {b['p99_ms']:.2f}"
@@ -41,8 +43,10 @@ def profile_lines(r: dict) -> list[str]:
     """Per-request µs by stage, per concurrency."""
     lines = [f"## profile {r['model_name']}"]
     for p in r["profiles"]:
-        lines.append(f"c={p['concurrency']}: {p['req_per_s']:.0f}/s p50 {p['p50_ms']:.2f} "
-                     f"queue wait {p['queue_wait_us_mean']} us")  # fmt: skip
+        lines.append(
+            f"c={p['concurrency']}: {p['req_per_s']:.0f}/s p50 {p['p50_ms']:.2f} "
+            f"queue wait {p['queue_wait_us_mean']} us"
+        )
         for kind, stages in p["us_per_request"].items():
             lines.append(f"  {kind}: " + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
     return lines

@@ -97,9 +97,15 @@ def build_requests(url: str, endpoint: str, model_name: str, images: np.ndarray)
 
 
 def summarize(
-    latencies: list[float], statuses: list[int], duration: float, *, endpoint: str, mode: str,
-    concurrency: int, rate: float | None,
-) -> LoadResult:  # fmt: skip
+    latencies: list[float],
+    statuses: list[int],
+    duration: float,
+    *,
+    endpoint: str,
+    mode: str,
+    concurrency: int,
+    rate: float | None,
+) -> LoadResult:
     """Percentiles over successful requests; every non-200 counts as an error."""
     ok_lat = np.array([lat for lat, s in zip(latencies, statuses, strict=True) if s == 200]) * 1000
     counts: dict[str, int] = {}
@@ -108,12 +114,22 @@ def summarize(
     pct = (lambda q: float(np.percentile(ok_lat, q))) if len(ok_lat) else (lambda q: float("nan"))
     ok = len(ok_lat)
     return LoadResult(
-        endpoint=endpoint, mode=mode, concurrency=concurrency, total=len(statuses), ok=ok,
-        errors=len(statuses) - ok, duration_s=round(duration, 3), qps=round(ok / duration, 1) if duration else 0.0,
-        p50_ms=round(pct(50), 3), p95_ms=round(pct(95), 3), p99_ms=round(pct(99), 3),
+        endpoint=endpoint,
+        mode=mode,
+        concurrency=concurrency,
+        total=len(statuses),
+        ok=ok,
+        errors=len(statuses) - ok,
+        duration_s=round(duration, 3),
+        qps=round(ok / duration, 1) if duration else 0.0,
+        p50_ms=round(pct(50), 3),
+        p95_ms=round(pct(95), 3),
+        p99_ms=round(pct(99), 3),
         mean_ms=round(float(ok_lat.mean()), 3) if ok else float("nan"),
-        max_ms=round(float(ok_lat.max()), 3) if ok else float("nan"), target_rate=rate, status_counts=counts,
-    )  # fmt: skip
+        max_ms=round(float(ok_lat.max()), 3) if ok else float("nan"),
+        target_rate=rate,
+        status_counts=counts,
+    )
 
 
 async def closed_loop(
@@ -179,9 +195,16 @@ async def open_loop(
 
 
 async def run_load(
-    url: str, model_name: str, *, concurrency: int, total: int, endpoint: str = "predict",
-    rate: float | None = None, images: np.ndarray | None = None, warmup: int = 50,
-) -> LoadResult:  # fmt: skip
+    url: str,
+    model_name: str,
+    *,
+    concurrency: int,
+    total: int,
+    endpoint: str = "predict",
+    rate: float | None = None,
+    images: np.ndarray | None = None,
+    warmup: int = 50,
+) -> LoadResult:
     """Warm up, then run one closed- or open-loop measurement."""
     images = sample_images() if images is None else images
     requests = build_requests(url, endpoint, model_name, images)
@@ -228,9 +251,16 @@ def print_table(results: list[LoadResult], title: str) -> None:
         table.add_column(col, justify="right")
     for r in results:
         table.add_row(
-            r.endpoint, r.mode if not r.target_rate else f"open@{r.target_rate:g}/s", str(r.concurrency),
-            str(r.total), f"{r.qps:,.0f}", f"{r.p50_ms:.2f}", f"{r.p95_ms:.2f}", f"{r.p99_ms:.2f}", str(r.errors),
-        )  # fmt: skip
+            r.endpoint,
+            r.mode if not r.target_rate else f"open@{r.target_rate:g}/s",
+            str(r.concurrency),
+            str(r.total),
+            f"{r.qps:,.0f}",
+            f"{r.p50_ms:.2f}",
+            f"{r.p95_ms:.2f}",
+            f"{r.p99_ms:.2f}",
+            str(r.errors),
+        )
     Console(width=None if sys.stdout.isatty() else 120).print(table)
 
 
@@ -254,9 +284,16 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--concurrency, --total and --rate must be positive")
     try:
         result = asyncio.run(
-            run_load(args.url, args.model_name, concurrency=args.concurrency, total=args.total,
-                     endpoint=args.endpoint, rate=args.rate, warmup=args.warmup)
-        )  # fmt: skip
+            run_load(
+                args.url,
+                args.model_name,
+                concurrency=args.concurrency,
+                total=args.total,
+                endpoint=args.endpoint,
+                rate=args.rate,
+                warmup=args.warmup,
+            )
+        )
     except (OSError, HttpError) as exc:
         print(f"error: cannot load-test {args.url}: {exc}")
         return 1

@@ -16,10 +16,16 @@ def _baseline(runs: list[dict], conc: int) -> dict | None:
 
 def _ours(runs: list[dict], processes: int, conc: int) -> dict | None:
     return next(
-        (r for r in runs if r["run"] == "ours" and r["processes"] == processes
-         and r["endpoint"] == "predict" and r["concurrency"] == conc),
+        (
+            r
+            for r in runs
+            if r["run"] == "ours"
+            and r["processes"] == processes
+            and r["endpoint"] == "predict"
+            and r["concurrency"] == conc
+        ),
         None,
-    )  # fmt: skip
+    )
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -54,27 +60,69 @@ def targets(bare: list[dict], runs: list[dict]) -> dict:
 def print_report(report: dict) -> None:
     """One table: bare loop, baseline, ours at 1 and N processes; then the targets."""
     m = report["machine"]
-    title = (f"bench-predict: {report['model_name']} {report['model_version']} "
-             f"({report['architecture']}) on {m.get('device', 'cpu')}, {m['cores']} cores")  # fmt: skip
+    title = (
+        f"bench-predict: {report['model_name']} {report['model_version']} "
+        f"({report['architecture']}) on {m.get('device', 'cpu')}, {m['cores']} cores"
+    )
     table = Table(title=title)
-    cols = ("run", "procs", "endpoint", "conc / batch", "req/s", "p50 ms", "p95 ms", "p99 ms",
-            "errors", "mean batch", "req/s ÷ base", "p50 ÷ base", "p99 ÷ base")  # fmt: skip
+    cols = (
+        "run",
+        "procs",
+        "endpoint",
+        "conc / batch",
+        "req/s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "errors",
+        "mean batch",
+        "req/s ÷ base",
+        "p50 ÷ base",
+        "p99 ÷ base",
+    )
     for col in cols:
         table.add_column(col, justify="right")
     for b in report["bare_loop"]:
-        table.add_row(f"bare loop, {b.get('graph', 'eager')}", "", "", f"batch {b['batch']}", f"{b['qps']:,.0f}",
-                      f"{b['p50_ms']:.2f}", "", f"{b['p99_ms']:.2f}", "0", str(b["batch"]),
-                      "", "", "")  # fmt: skip
+        table.add_row(
+            f"bare loop, {b.get('graph', 'eager')}",
+            "",
+            "",
+            f"batch {b['batch']}",
+            f"{b['qps']:,.0f}",
+            f"{b['p50_ms']:.2f}",
+            "",
+            f"{b['p99_ms']:.2f}",
+            "0",
+            str(b["batch"]),
+            "",
+            "",
+            "",
+        )
     runs = report["http"]
     for r in runs:
         base = _baseline(runs, r["concurrency"]) if r["run"] != "baseline" else None
         ratios = (
-            (f"{r['qps'] / base['qps']:.2f}x", f"{r['p50_ms'] / base['p50_ms']:.2f}",
-             f"{r['p99_ms'] / base['p99_ms']:.2f}") if base else ("", "", "")
-        )  # fmt: skip
-        table.add_row(r["run"], str(r["processes"]), r["endpoint"], f"c={r['concurrency']}",
-                      f"{r['qps']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
-                      f"{r['p99_ms']:.2f}", str(r["errors"]), str(r["mean_batch_size"]), *ratios)  # fmt: skip
+            (
+                f"{r['qps'] / base['qps']:.2f}x",
+                f"{r['p50_ms'] / base['p50_ms']:.2f}",
+                f"{r['p99_ms'] / base['p99_ms']:.2f}",
+            )
+            if base
+            else ("", "", "")
+        )
+        table.add_row(
+            r["run"],
+            str(r["processes"]),
+            r["endpoint"],
+            f"c={r['concurrency']}",
+            f"{r['qps']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p95_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            str(r["errors"]),
+            str(r["mean_batch_size"]),
+            *ratios,
+        )
     console.print(table)
     t = report["targets"]
     for key, v in t.items():

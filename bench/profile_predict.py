@@ -86,8 +86,22 @@ async def profile_at(url: str, pid: str, model: str, conc: int, seconds: float) 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.txt"
         rate = 1000
-        cmd = [_py_spy(), "record", "-p", pid, "-d", str(int(seconds)), "-r", str(rate), "-f", "raw",
-               "-o", str(raw), "--threads", "--nonblocking"]  # fmt: skip
+        cmd = [
+            _py_spy(),
+            "record",
+            "-p",
+            pid,
+            "-d",
+            str(int(seconds)),
+            "-r",
+            str(rate),
+            "-f",
+            "raw",
+            "-o",
+            str(raw),
+            "--threads",
+            "--nonblocking",
+        ]
         spy = await asyncio.create_subprocess_exec(
             *cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -107,7 +121,9 @@ async def profile_at(url: str, pid: str, model: str, conc: int, seconds: float) 
     }
     waits = wait1[1] - wait0[1]
     return {
-        "concurrency": conc, "req_per_s": r.qps, "p50_ms": r.p50_ms,
+        "concurrency": conc,
+        "req_per_s": r.qps,
+        "p50_ms": r.p50_ms,
         "wall_us_per_request": round(1e6 / r.qps, 1) if conc == 1 else None,
         "loop_cpu_us_per_request": round(sum(per_request["event loop thread"].values()), 1),
         "queue_wait_us_mean": round((wait1[0] - wait0[0]) / waits * 1e6, 1) if waits else None,
@@ -115,7 +131,7 @@ async def profile_at(url: str, pid: str, model: str, conc: int, seconds: float) 
         "top_frames_us_per_request": {
             f: round(n / rate / requests * 1e6, 1) for f, n in frames.most_common(25)
         },
-    }  # fmt: skip
+    }
 
 
 async def main_async(args: argparse.Namespace) -> dict:

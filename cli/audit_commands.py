@@ -13,7 +13,7 @@ import msgspec
 from cli.output import console, fail
 from cli.registry_commands import Values, need, platform
 from cli.registry_commands import history as plain_history
-from domain.audit import Anchor, AuditReport, TrailEntry, TrailFilter, parse_time
+from domain.audit.reports import Anchor, AuditReport, TrailEntry, TrailFilter, parse_time
 from domain.errors import InvalidInput
 from events.base import EventMetadata
 
@@ -100,8 +100,11 @@ async def _replay(args: argparse.Namespace) -> int:
     for _, problem in problems:
         print(f"differs: {problem}", file=sys.stderr)
     if problems:
-        return fail(f"{len(problems)} stream entries differ from the log; first at position "
-                    f"{min(pos for pos, _ in problems)}", DISCREPANCY)  # fmt: skip
+        return fail(
+            f"{len(problems)} stream entries differ from the log; first at position "
+            f"{min(pos for pos, _ in problems)}",
+            DISCREPANCY,
+        )
     print(f"{shown} events", file=sys.stderr)
     return 0
 
@@ -142,8 +145,11 @@ async def audit(args: argparse.Namespace, values: Values, meta: EventMetadata) -
     else:
         print_report(report)
     if report.ok:
-        console.print(f"audit clean: {report.events} events up to position "
-                      f"{report.last_position} ({report.seconds} s)", highlight=False)  # fmt: skip
+        console.print(
+            f"audit clean: {report.events} events up to position "
+            f"{report.last_position} ({report.seconds} s)",
+            highlight=False,
+        )
         return 0
     first = report.first_bad_position
     where = f"first bad position {first}" if first is not None else "see above"
@@ -158,14 +164,19 @@ async def history(args: argparse.Namespace, values: Values, meta: EventMetadata)
     at = parse_time(args.at, "--at")
     async with platform() as p:
         view = await p.audit.model_at(name, at)
-    console.print(f"{name} at {at.isoformat()} (folded from the log up to position "
-                  f"{view.as_of_position})", highlight=False)  # fmt: skip
+    console.print(
+        f"{name} at {at.isoformat()} (folded from the log up to position {view.as_of_position})",
+        highlight=False,
+    )
     since = f" since {view.prod_since.isoformat()}" if view.prod_since else ""
     console.print(f"prod: {view.prod_version or 'none'}{since}", highlight=False)
     for v in view.versions:
-        console.print(f"  {v.model_version:<12} {v.status:<9} registered "
-                      f"{v.registered_at.isoformat(timespec='seconds')} by {v.registered_by} "
-                      f"sha256 {v.sha256[:12]}", highlight=False)  # fmt: skip
+        console.print(
+            f"  {v.model_version:<12} {v.status:<9} registered "
+            f"{v.registered_at.isoformat(timespec='seconds')} by {v.registered_by} "
+            f"sha256 {v.sha256[:12]}",
+            highlight=False,
+        )
     return 0
 
 
@@ -181,8 +192,9 @@ async def reproduce(args: argparse.Namespace, values: Values, meta: EventMetadat
     if sha == version.sha256:
         console.print(f"reproduced {what}: sha256 {sha} equals the registered one", highlight=False)
         return 0
-    return fail(f"{what} did not reproduce: sha256 {sha} != registered {version.sha256}",
-                DISCREPANCY)  # fmt: skip
+    return fail(
+        f"{what} did not reproduce: sha256 {sha} != registered {version.sha256}", DISCREPANCY
+    )
 
 
 async def asyncapi(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:

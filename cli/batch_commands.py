@@ -12,9 +12,9 @@ from rich.table import Table
 from cli.output import console, fail
 from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
-from domain.handlers.jobs import submit_batch_job
-from domain.jobs import SUCCEEDED, TERMINAL
-from domain.views import JobView
+from domain.jobs.aggregate import SUCCEEDED, TERMINAL
+from domain.jobs.handlers import submit_batch_job
+from domain.registry.views import JobView
 from events.base import EventMetadata
 
 
@@ -65,9 +65,22 @@ def metrics_tables(job: JobView) -> list[Table]:
     summary = Table(title=f"{job.model_name} {job.model_version} on {job.dataset_id}")
     summary.add_column("metric")
     summary.add_column("value", justify="right")
-    for key in ("accuracy", "macro_precision", "macro_recall", "macro_f1", "latency_p50_ms", "latency_p95_ms",
-                "latency_p99_ms", "sample_latency_p50_ms", "sample_latency_p95_ms", "sample_latency_p99_ms",
-                "throughput_images_per_s", "wall_images_per_s", "images", "wall_seconds"):  # fmt: skip
+    for key in (
+        "accuracy",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "sample_latency_p50_ms",
+        "sample_latency_p95_ms",
+        "sample_latency_p99_ms",
+        "throughput_images_per_s",
+        "wall_images_per_s",
+        "images",
+        "wall_seconds",
+    ):
         if key in m and m[key] is not None:
             summary.add_row(key, f"{m[key]:,.4f}" if isinstance(m[key], float) else f"{m[key]:,}")
     per_class = Table(title="per class")
@@ -99,10 +112,17 @@ async def run_job(
 ) -> JobView:
     """Submit, make sure a worker runs, follow to the end."""
     job = await submit_batch_job(
-        model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=version,
-        shard_size=p.settings.shard_size, metadata=meta, uow=p.uow, datasets=p.datasets,
-        max_shards=p.settings.max_shards_per_job, max_active=p.settings.max_active_jobs_per_key,
-    )  # fmt: skip
+        model_name=name,
+        dataset_id=dataset,
+        batch_size=batch_size,
+        model_version=version,
+        shard_size=p.settings.shard_size,
+        metadata=meta,
+        uow=p.uow,
+        datasets=p.datasets,
+        max_shards=p.settings.max_shards_per_job,
+        max_active=p.settings.max_active_jobs_per_key,
+    )
     await _publish(p)
     console.print(
         f"submitted job {job.job_id}: {name} {job.model_version} on {dataset} ({job.total:,} images)"

@@ -15,9 +15,9 @@ from cli.ml_commands import train_and_register
 from cli.output import console, history_table, models_table
 from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
-from domain.commands import PromoteModelVersion, RollbackModel
-from domain.handlers.gates import set_gate_policy
-from domain.handlers.registry import model_state, promote_model_version, rollback_model
+from domain.gates.handlers import set_gate_policy
+from domain.registry.commands import PromoteModelVersion, RollbackModel
+from domain.registry.handlers import model_state, promote_model_version, rollback_model
 from events.base import EventMetadata
 from events.gates import GatePolicy
 
@@ -37,9 +37,15 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
                 console.print(f"reusing {name} {version} (test accuracy {acc:.4f})")
                 continue
             result = await train_and_register(
-                p, meta, model_name=name, arch=ARCH, dataset=DATASET, epochs=epochs,
-                version=version, reason=why,
-            )  # fmt: skip
+                p,
+                meta,
+                model_name=name,
+                arch=ARCH,
+                dataset=DATASET,
+                epochs=epochs,
+                version=version,
+                reason=why,
+            )
             m = result.state.versions[version].metadata
             console.print(
                 f"registered {name} {version}: test accuracy {m.test_metrics['accuracy']:.4f}, "
@@ -86,7 +92,7 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
     """Require gates, run one through the gate-evaluation group, promote the candidate on PASS."""
     from cli.gate_commands import watch_gate
     from cli.gate_output import policy_table, verdict_notes, verdict_table
-    from domain.handlers.gates import request_gate
+    from domain.gates.handlers import request_gate
 
     before = len(await p.queries.history(name))
     policy = GatePolicy(require_gate=True, auto_gate=False)
@@ -95,10 +101,15 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
     prod = await p.queries.prod_version(name)
     candidate = VERSIONS[-1][0]
     gate = await request_gate(
-        model_name=name, candidate_version=candidate, baseline_version=prod,
-        dataset_id=f"{DATASET}_10000", reason="demo: is v2.0.0 fit for prod?", metadata=meta,
-        uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name=name,
+        candidate_version=candidate,
+        baseline_version=prod,
+        dataset_id=f"{DATASET}_10000",
+        reason="demo: is v2.0.0 fit for prod?",
+        metadata=meta,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     await _publish(p)
     console.print(f"gate {gate.gate_id}: {candidate} vs prod {prod} (recorded evaluations reused)")
     view = await watch_gate(p, gate.gate_id, quiet=False)
@@ -123,14 +134,20 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
 async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
     """Submit one batch job per version, let the workers run them, compare the metrics."""
     from cli.batch_commands import follow
-    from domain.handlers.jobs import submit_batch_job
+    from domain.jobs.handlers import submit_batch_job
 
     jobs = []
     for version, _, _ in VERSIONS:
         job = await submit_batch_job(
-            model_name=name, dataset_id=f"{DATASET}_10000", batch_size=256, model_version=version,
-            shard_size=p.settings.shard_size, metadata=meta, uow=p.uow, datasets=p.datasets,
-        )  # fmt: skip
+            model_name=name,
+            dataset_id=f"{DATASET}_10000",
+            batch_size=256,
+            model_version=version,
+            shard_size=p.settings.shard_size,
+            metadata=meta,
+            uow=p.uow,
+            datasets=p.datasets,
+        )
         jobs.append(job)
     await _publish(p)
     done = [await follow(p, j.job_id, f"{name} {j.model_version}") for j in jobs]
@@ -140,8 +157,16 @@ async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
     table.add_column("metric")
     for job in done:
         table.add_column(f"{job.model_version} ({job.status})", justify="right")
-    keys = ("accuracy", "macro_f1", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms",
-            "sample_latency_p95_ms", "throughput_images_per_s", "wall_seconds")  # fmt: skip
+    keys = (
+        "accuracy",
+        "macro_f1",
+        "latency_p50_ms",
+        "latency_p95_ms",
+        "latency_p99_ms",
+        "sample_latency_p95_ms",
+        "throughput_images_per_s",
+        "wall_seconds",
+    )
     for key in keys:
         cells = []
         for job in done:
@@ -176,8 +201,12 @@ async def serve_predictions(p, name: str, count: int = 8) -> None:
             guess = test.class_names[out["prediction"]]
             correct += truth == guess
             table.add_row(
-                str(i), truth, guess, out["model_version"], f"{out['latency_ms']:.2f}",
+                str(i),
+                truth,
+                guess,
+                out["model_version"],
+                f"{out['latency_ms']:.2f}",
                 "[green]yes[/]" if truth == guess else "[red]no[/]",
-            )  # fmt: skip
+            )
         console.print(table)
         console.print(f"{correct}/{count} correct")

@@ -12,7 +12,7 @@ from rich.table import Table
 from bootstrap import build_dead_letters
 from cli.output import console
 from cli.registry_commands import Values, platform
-from domain.handlers.dead_letters import drop_dead_letter, list_dead_letters, retry_dead_letter
+from domain.dead_letters.handlers import drop_dead_letter, list_dead_letters, retry_dead_letter
 from events.base import EventMetadata
 
 
@@ -22,8 +22,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("stream", nargs="?", help="e.g. jobs.shards (default: every stream)")
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    for verb, text in (("dlq-retry", "hand a dead letter back to its consumer group"),
-                       ("dlq-drop", "discard a dead letter")):  # fmt: skip
+    for verb, text in (
+        ("dlq-retry", "hand a dead letter back to its consumer group"),
+        ("dlq-drop", "discard a dead letter"),
+    ):
         p = sub.add_parser(verb, help=text)
         p.add_argument("dead_letter_id", metavar="ID", help="ENTRY_ID or DLQ_STREAM/ENTRY_ID")
         p.add_argument("--reason")

@@ -18,17 +18,21 @@ from cli.gate_output import policy_table, progress_line, verdict_notes, verdict_
 from cli.output import console, err_console, fail
 from cli.registry_commands import Values, _publish, platform
 from domain.errors import InvalidInput, NotFound
-from domain.gate_views import GateView
-from domain.gates import TERMINAL
-from domain.handlers.gates import gate_policy, request_gate, set_gate_policy
+from domain.gates.aggregate import TERMINAL
+from domain.gates.handlers import gate_policy, request_gate, set_gate_policy
+from domain.gates.views import GateView
 from events.base import EventMetadata
 from events.gates import PASS
 
 USAGE = "usage: gate MODEL_NAME CANDIDATE_VERSION BASELINE_VERSION [--dataset ID] [--json]"
 DEMO_DATASET = "fashion_mnist_1000"
 SWITCHES = ("require_gate", "auto_gate", "auto_promote", "require_not_significant")
-NUMBERS = {"max_accuracy_drop": float, "max_p95_latency_increase": float, "alpha": float,
-           "max_gate_age_s": int}  # fmt: skip
+NUMBERS = {
+    "max_accuracy_drop": float,
+    "max_p95_latency_increase": float,
+    "alpha": float,
+    "max_gate_age_s": int,
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -109,10 +113,15 @@ def show(view: GateView, as_json: bool) -> int:
 async def _run(p, meta: EventMetadata, name: str, cand: str, base: str, args) -> int:
     try:
         gate = await request_gate(
-            model_name=name, candidate_version=cand, baseline_version=base,
-            dataset_id=args.dataset, reason=getattr(args, "reason", None), metadata=meta,
-            uow=p.uow, datasets=p.datasets,
-        )  # fmt: skip
+            model_name=name,
+            candidate_version=cand,
+            baseline_version=base,
+            dataset_id=args.dataset,
+            reason=getattr(args, "reason", None),
+            metadata=meta,
+            uow=p.uow,
+            datasets=p.datasets,
+        )
     except (InvalidInput, NotFound) as exc:
         return fail(str(exc), 2)
     await _publish(p)
@@ -162,8 +171,15 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
         current = await gate_policy(name, p.uow)
         top = {k: getattr(args, k) for k in ("require_gate", "auto_gate", "auto_promote")}
         top["max_gate_age_s"] = args.max_gate_age_s
-        low = {k: getattr(args, k) for k in ("max_accuracy_drop", "max_p95_latency_increase",
-                                             "alpha", "require_not_significant")}  # fmt: skip
+        low = {
+            k: getattr(args, k)
+            for k in (
+                "max_accuracy_drop",
+                "max_p95_latency_increase",
+                "alpha",
+                "require_not_significant",
+            )
+        }
         top = {k: v for k, v in top.items() if v is not None}
         low = {k: v for k, v in low.items() if v is not None}
         if not top and not low:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from domain.gate_views import GateView
-from domain.views import JobView
+from domain.gates.views import GateView
+from domain.registry.views import JobView
 from events.gates import GateCheck, GatePolicy
 
 
@@ -34,11 +34,21 @@ def check_row(c: GateCheck) -> list[str]:
         return [c.name, *figures, f"<= +{c.threshold:.0%}", "", interval, verdict]
     if c.ci_low is not None and c.ci_high is not None:
         interval = f"[{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] pts"
-    limit = f"p >= {c.threshold:g} if a drop" if c.name == "accuracy_significance" else (
-        f">= {c.threshold * 100:+.2f} pts"
-    )  # fmt: skip
-    return [c.name, _pct(c.baseline), _pct(c.candidate), _pts(c.delta), limit, _p(c.p_value),
-            interval, verdict]  # fmt: skip
+    limit = (
+        f"p >= {c.threshold:g} if a drop"
+        if c.name == "accuracy_significance"
+        else (f">= {c.threshold * 100:+.2f} pts")
+    )
+    return [
+        c.name,
+        _pct(c.baseline),
+        _pct(c.candidate),
+        _pts(c.delta),
+        limit,
+        _p(c.p_value),
+        interval,
+        verdict,
+    ]
 
 
 def verdict_table(g: GateView) -> Table:
@@ -48,8 +58,16 @@ def verdict_table(g: GateView) -> Table:
         f"{g.baseline_version} (baseline) on {g.dataset_id}: {g.verdict or g.status.upper()}"
     )
     table = Table(title=title)
-    for col in ("check", "baseline", "candidate", "delta", "threshold", "p-value", "95% interval",
-                "verdict"):  # fmt: skip
+    for col in (
+        "check",
+        "baseline",
+        "candidate",
+        "delta",
+        "threshold",
+        "p-value",
+        "95% interval",
+        "verdict",
+    ):
         table.add_column(col, justify="left" if col == "check" else "right")
     for c in g.checks:
         table.add_row(*check_row(c))
@@ -80,8 +98,10 @@ def verdict_notes(g: GateView) -> list[str]:
 def progress_line(g: GateView, jobs: dict[str, JobView | None]) -> str:
     """Where a gate is: its status and how far each evaluation job has got."""
     parts = []
-    for version, job_id in ((g.candidate_version, g.candidate_job_id),
-                            (g.baseline_version, g.baseline_job_id)):  # fmt: skip
+    for version, job_id in (
+        (g.candidate_version, g.candidate_job_id),
+        (g.baseline_version, g.baseline_job_id),
+    ):
         job = jobs.get(job_id or "")
         if job is None:
             continue

@@ -9,8 +9,8 @@ from pathlib import Path
 from cli.output import console, err_console
 from cli.registry_commands import Values, platform
 from domain.errors import Conflict, InvalidInput
-from domain.handlers.keys import create_api_key, revoke_api_key
-from domain.keys import check_key_name
+from domain.keys.aggregate import check_key_name
+from domain.keys.handlers import create_api_key, revoke_api_key
 from events.base import EventMetadata
 from events.keys import ROLES
 

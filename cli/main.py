@@ -69,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rollback", help="restore the previous prod version")
     named(p, "model_name")
     p.add_argument("--reason")
-    for verb, text in (("demote", "take the prod version out of prod"),
-                       ("archive", "retire a version so it cannot be promoted")):  # fmt: skip
+    for verb, text in (
+        ("demote", "take the prod version out of prod"),
+        ("archive", "retire a version so it cannot be promoted"),
+    ):
         p = sub.add_parser(verb, help=text)
         named(p, "model_name", "model_version")
         p.add_argument("--reason")

@@ -11,8 +11,8 @@ import anyio
 from cli.output import console
 from cli.registry_commands import Values, _publish, need, platform
 from domain.errors import InvalidInput
-from domain.handlers import CommandResult
-from domain.handlers.registry import model_state, register_model_version
+from domain.registry.handlers import model_state, register_model_version
+from domain.transactions import CommandResult
 from events.base import EventMetadata
 
 

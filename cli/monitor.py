@@ -41,8 +41,10 @@ def main() -> int:
     listen = os.environ.get("PROMETHEUS_LISTEN") or "127.0.0.1:9090"
     host, _, port = listen.rpartition(":")
     if not port.isdigit() or not _port_free(host or "127.0.0.1", int(port)):
-        print(f"error: cannot listen on {listen} (PROMETHEUS_LISTEN): in use or invalid",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: cannot listen on {listen} (PROMETHEUS_LISTEN): in use or invalid",
+            file=sys.stderr,
+        )
         return 2
     root = get_settings().state_dir / "prometheus"
     targets = targets_dir(get_settings().state_dir)

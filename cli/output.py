@@ -8,8 +8,8 @@ from datetime import datetime
 from rich.console import Console
 from rich.table import Table
 
-from domain.registry import PROD
-from domain.views import HistoryEntry, ModelSummary, ModelVersionView
+from domain.registry.decisions import PROD
+from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView
 
 # Piped output (CI, `just` in scripts) gets a wide fixed width so tables do not wrap.
 _WIDTH = None if sys.stdout.isatty() else 160

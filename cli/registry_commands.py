@@ -10,15 +10,15 @@ import structlog
 
 from bootstrap import Platform, build_platform, database_url, redis_url
 from cli.output import console, fail, history_table, models_table
-from domain.commands import (
+from domain.errors import InvalidInput, ServiceUnavailable
+from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
     RollbackModel,
     TagModelVersion,
 )
-from domain.errors import InvalidInput, ServiceUnavailable
-from domain.handlers.registry import (
+from domain.registry.handlers import (
     archive_model_version,
     demote_model_version,
     promote_model_version,

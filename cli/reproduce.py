@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.output import console
-from domain.audit import recipe_from_metadata
+from domain.audit.reports import recipe_from_metadata
 from domain.errors import InvalidInput
 from settings import Settings
 
@@ -24,8 +24,11 @@ async def retrain(metadata: dict[str, Any], what: str, settings: Settings) -> st
 
     made_with = metadata.get("created_with")
     if made_with and made_with != f"torch {torch.__version__}":
-        console.print(f"note: {what} was made with {made_with}, this is torch "
-                      f"{torch.__version__}; the weights may differ", highlight=False)  # fmt: skip
+        console.print(
+            f"note: {what} was made with {made_with}, this is torch "
+            f"{torch.__version__}; the weights may differ",
+            highlight=False,
+        )
     console.print(
         f"retraining {what}: {recipe.architecture} on {recipe.dataset} "
         f"({recipe.train_samples} images), {recipe.epochs} epochs, batch {recipe.batch_size}, "

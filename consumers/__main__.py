@@ -43,9 +43,11 @@ def build_runners(
         # A group whose entries are long work (shards) takes one at a time, so the entries
         # waiting behind it stay free for other workers.
         config = RunnerConfig(
-            count=getattr(module, "COUNT", 10), claim_idle_ms=s.claim_idle_ms,
-            max_deliveries=s.max_deliveries, max_retryable_deliveries=s.max_retryable_deliveries,
-        )  # fmt: skip
+            count=getattr(module, "COUNT", 10),
+            claim_idle_ms=s.claim_idle_ms,
+            max_deliveries=s.max_deliveries,
+            max_retryable_deliveries=s.max_retryable_deliveries,
+        )
 
         async def handler(stream, entry_id, fields, module=module):
             await module.handle(ctx, stream, entry_id, fields)
@@ -80,9 +82,14 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
     p = await bootstrap.build_platform(settings)
     evaluator = bootstrap.build_shard_evaluator(p)
     ctx = WorkerContext(
-        uow=p.uow, queue=p.shard_queue, evaluator=evaluator, datasets=p.datasets, clock=p.clock,
-        latency=bootstrap.build_gate_latency(p, evaluator), shard_size=settings.shard_size,
-    )  # fmt: skip
+        uow=p.uow,
+        queue=p.shard_queue,
+        evaluator=evaluator,
+        datasets=p.datasets,
+        clock=p.clock,
+        latency=bootstrap.build_gate_latency(p, evaluator),
+        shard_size=settings.shard_size,
+    )
     # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
     try:
         port = exposition.serve_metrics(settings.host, settings.metrics_port or 0)

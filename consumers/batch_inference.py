@@ -10,8 +10,8 @@ import msgspec
 import structlog
 
 from consumers.context import WorkerContext, event_id
-from domain.handlers.jobs import evaluate_shard, fail_batch_job, plan_batch_job, replan_lost_shards
-from domain.jobs import FailBatchJob, PlanBatchJob
+from domain.jobs.aggregate import FailBatchJob, PlanBatchJob
+from domain.jobs.handlers import evaluate_shard, fail_batch_job, plan_batch_job, replan_lost_shards
 from events.jobs import BatchJobSubmitted
 from events.streams import JOBS_STREAM, SHARDS_STREAM
 
@@ -36,9 +36,13 @@ async def handle(
     elif fields.get(b"type") == b"BatchJobSubmitted":
         event = msgspec.json.decode(fields[b"payload"], type=BatchJobSubmitted)
         outcome = await plan_batch_job(
-            PlanBatchJob(job_id=event.job_id), group=GROUP, event_id=event_id(fields),
-            metadata=meta, uow=ctx.uow, queue=ctx.queue,
-        )  # fmt: skip
+            PlanBatchJob(job_id=event.job_id),
+            group=GROUP,
+            event_id=event_id(fields),
+            metadata=meta,
+            uow=ctx.uow,
+            queue=ctx.queue,
+        )
         if outcome.changed:
             log.info("job_planned", job_id=event.job_id, shards=outcome.state.shards)
 

@@ -7,7 +7,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from domain.gate_ports import PairedLatencyMeter
+from domain.gates.ports import PairedLatencyMeter
 from domain.ports import (
     Clock,
     DatasetCatalog,

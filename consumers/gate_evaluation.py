@@ -13,8 +13,8 @@ import structlog
 
 from consumers.context import WorkerContext, event_id
 from domain.errors import Conflict
-from domain.gates import ERRORED, FAILED, PASSED
-from domain.handlers.gate_evaluation import (
+from domain.gates.aggregate import ERRORED, FAILED, PASSED
+from domain.gates.evaluation import (
     GateResult,
     check_gate,
     fail_gate,
@@ -22,7 +22,7 @@ from domain.handlers.gate_evaluation import (
     on_job_finished,
     start_gate,
 )
-from domain.handlers.gates import auto_gate, auto_promote
+from domain.gates.handlers import auto_gate, auto_promote
 from events.jobs import EvaluationRecorded
 from events.streams import EVAL_STREAM, GATES_STREAM, JOBS_STREAM
 from observability.metrics import instruments
@@ -41,10 +41,14 @@ def report(result: GateResult) -> None:
         return
     instruments().record_gate_verdict(RESULTS.get(gate.status or "", "error"))
     log.info(
-        "gate_finished", gate_id=gate.gate_id, model_name=gate.model_name,
-        candidate=gate.candidate_version, baseline=gate.baseline_version,
-        verdict=gate.verdict, error=gate.error,
-    )  # fmt: skip
+        "gate_finished",
+        gate_id=gate.gate_id,
+        model_name=gate.model_name,
+        candidate=gate.candidate_version,
+        baseline=gate.baseline_version,
+        verdict=gate.verdict,
+        error=gate.error,
+    )
 
 
 async def handle(
@@ -57,43 +61,77 @@ async def handle(
     if stream == GATES_STREAM:
         gate_id = str(msgspec.json.decode(fields[b"payload"])["gate_id"])
         if kind == b"GateRequested":
-            report(await start_gate(
-                gate_id, metadata=meta, uow=ctx.uow, datasets=ctx.datasets,
-                shard_size=ctx.shard_size,
-            ))  # fmt: skip
+            report(
+                await start_gate(
+                    gate_id,
+                    metadata=meta,
+                    uow=ctx.uow,
+                    datasets=ctx.datasets,
+                    shard_size=ctx.shard_size,
+                )
+            )
         elif kind == b"GateEvaluationsRequested":
-            report(await check_gate(
-                gate_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
-                latency=ctx.latency,
-            ))  # fmt: skip
+            report(
+                await check_gate(
+                    gate_id,
+                    group=GROUP,
+                    event_id=event_id(fields),
+                    metadata=meta,
+                    uow=ctx.uow,
+                    latency=ctx.latency,
+                )
+            )
         elif kind == b"GateEvaluated":
             try:
                 promoted = await auto_promote(
-                    gate_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
+                    gate_id,
+                    group=GROUP,
+                    event_id=event_id(fields),
+                    metadata=meta,
+                    uow=ctx.uow,
                     clock=ctx.clock,
-                )  # fmt: skip
+                )
             except Conflict as exc:  # the policy refused it: say so, do not retry forever
                 log.warning("auto_promotion_refused", gate_id=gate_id, reason=str(exc))
                 return
             if promoted is not None and promoted.changed:
-                log.info("auto_promoted", gate_id=gate_id, model_name=promoted.state.model_name,
-                         model_version=promoted.state.prod)  # fmt: skip
+                log.info(
+                    "auto_promoted",
+                    gate_id=gate_id,
+                    model_name=promoted.state.model_name,
+                    model_version=promoted.state.prod,
+                )
     elif stream == JOBS_STREAM and kind in JOB_ENDS:
         job_id = str(msgspec.json.decode(fields[b"payload"])["job_id"])
         for result in await on_job_finished(
-            job_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
+            job_id,
+            group=GROUP,
+            event_id=event_id(fields),
+            metadata=meta,
+            uow=ctx.uow,
             latency=ctx.latency,
-        ):  # fmt: skip
+        ):
             report(result)
     elif stream == EVAL_STREAM and kind == b"EvaluationRecorded":
         e = msgspec.json.decode(fields[b"payload"], type=EvaluationRecorded)
         gate = await auto_gate(
-            model_name=e.model_name, model_version=e.model_version, dataset_id=e.dataset_id,
-            job_id=e.job_id, group=GROUP, event_id=event_id(fields), metadata=meta, uow=ctx.uow,
-        )  # fmt: skip
+            model_name=e.model_name,
+            model_version=e.model_version,
+            dataset_id=e.dataset_id,
+            job_id=e.job_id,
+            group=GROUP,
+            event_id=event_id(fields),
+            metadata=meta,
+            uow=ctx.uow,
+        )
         if gate is not None:
-            log.info("auto_gate_requested", gate_id=gate.gate_id, model_name=e.model_name,
-                     candidate=e.model_version, baseline=gate.baseline_version)  # fmt: skip
+            log.info(
+                "auto_gate_requested",
+                gate_id=gate.gate_id,
+                model_name=e.model_name,
+                candidate=e.model_version,
+                baseline=gate.baseline_version,
+            )
 
 
 async def dead_lettered(

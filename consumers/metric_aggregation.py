@@ -10,7 +10,7 @@ import msgspec
 import structlog
 
 from consumers.context import WorkerContext, event_id
-from domain.handlers.jobs import aggregate_batch_job
+from domain.jobs.handlers import aggregate_batch_job
 from events.streams import JOBS_STREAM
 from observability.metrics import instruments
 
@@ -29,9 +29,14 @@ async def handle(
         return
     job_id = str(msgspec.json.decode(fields[b"payload"])["job_id"])
     outcome = await aggregate_batch_job(
-        job_id, group=GROUP, event_id=event_id(fields), metadata=ctx.metadata(GROUP, fields),
-        uow=ctx.uow, datasets=ctx.datasets, clock=ctx.clock,
-    )  # fmt: skip
+        job_id,
+        group=GROUP,
+        event_id=event_id(fields),
+        metadata=ctx.metadata(GROUP, fields),
+        uow=ctx.uow,
+        datasets=ctx.datasets,
+        clock=ctx.clock,
+    )
     if outcome.changed:
         job = outcome.state
         wall = (

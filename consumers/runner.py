@@ -150,9 +150,12 @@ class GroupRunner:
                     raise
                 except Exception as exc:  # it stays pending and is tried again later
                     log.error(
-                        "entry_not_disposed", group=self.group, stream=stream,
-                        entry_id=entry_id, error=f"{type(exc).__name__}: {exc}"[:500],
-                    )  # fmt: skip
+                        "entry_not_disposed",
+                        group=self.group,
+                        stream=stream,
+                        entry_id=entry_id,
+                        error=f"{type(exc).__name__}: {exc}"[:500],
+                    )
                 finally:
                     held.discard(entry_id)
         finally:
@@ -179,9 +182,13 @@ class GroupRunner:
             span.set_status(StatusCode.ERROR)
             reason = f"{type(exc).__name__}: {exc}"[:500]
             log.warning(
-                "handler_failed", group=self.group, stream=stream, entry_id=entry_id,
-                error=reason, retryable=retryable,
-            )  # fmt: skip
+                "handler_failed",
+                group=self.group,
+                stream=stream,
+                entry_id=entry_id,
+                error=reason,
+                retryable=retryable,
+            )
             pipe = self.redis.pipeline(transaction=False)
             pipe.hset(ERRORS_KEY, key, reason)
             if retryable:
@@ -193,10 +200,15 @@ class GroupRunner:
         await self.redis.hdel(RETRIES_KEY, key)
         self._count("handled", stream, started)
         log.info(
-            "entry_handled", group=self.group, stream=stream, entry_id=entry_id,
-            type=_text(fields, b"type"), job_id=_text(fields, b"job_id"),
-            shard=_text(fields, b"shard"), duration_ms=round((time.perf_counter() - started) * 1e3, 3),
-        )  # fmt: skip
+            "entry_handled",
+            group=self.group,
+            stream=stream,
+            entry_id=entry_id,
+            type=_text(fields, b"type"),
+            job_id=_text(fields, b"job_id"),
+            shard=_text(fields, b"shard"),
+            duration_ms=round((time.perf_counter() - started) * 1e3, 3),
+        )
 
     @contextlib.contextmanager
     def _traced(self, action: str, stream: str, entry_id: str, fields: Fields):
@@ -210,11 +222,13 @@ class GroupRunner:
                 f"{self.group} {action} {stream}",
                 context=context_from(raw.decode(errors="replace")),
                 kind=SpanKind.CONSUMER,
-                attributes={"messaging.consumer.group.name": self.group,
-                            "messaging.destination.name": stream,
-                            "messaging.message.id": entry_id},
+                attributes={
+                    "messaging.consumer.group.name": self.group,
+                    "messaging.destination.name": stream,
+                    "messaging.message.id": entry_id,
+                },
             ) as span,
-        ):  # fmt: skip
+        ):
             yield span
 
     def _count(self, outcome: str, stream: str, started: float | None = None) -> None:
@@ -242,9 +256,13 @@ class GroupRunner:
         """Claim entries idle past ``claim_idle_ms``, resuming where the last pass stopped."""
         for stream in self.streams:
             reply = await self.redis.xautoclaim(
-                stream, self.group, self.consumer, self.config.claim_idle_ms,
-                self._cursors.get(stream, "0-0"), count=self.config.count,
-            )  # fmt: skip
+                stream,
+                self.group,
+                self.consumer,
+                self.config.claim_idle_ms,
+                self._cursors.get(stream, "0-0"),
+                count=self.config.count,
+            )
             cursor = reply[0] if reply else b"0-0"
             self._cursors[stream] = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
             entries = reply[1] if len(reply) > 1 else []
@@ -262,9 +280,13 @@ class GroupRunner:
                 await self._dead_letter(stream, entry_id, fields, failures - 1, retries)
             return
         log.info(
-            "entry_claimed", group=self.group, stream=stream, entry_id=entry_id,
-            deliveries=deliveries, retryable_failures=retries,
-        )  # fmt: skip
+            "entry_claimed",
+            group=self.group,
+            stream=stream,
+            entry_id=entry_id,
+            deliveries=deliveries,
+            retryable_failures=retries,
+        )
         await self._handle(stream, entry_id, fields)
 
     async def _dead_letter(
@@ -284,9 +306,12 @@ class GroupRunner:
                 raise  # the entry stays pending; the next claim finds its dead letter written
             except Exception as exc:  # poison in the hook too: it is in the DLQ; log, move on
                 log.error(
-                    "dead_letter_hook_failed", group=self.group, stream=stream,
-                    entry_id=entry_id, error=f"{type(exc).__name__}: {exc}"[:500],
-                )  # fmt: skip
+                    "dead_letter_hook_failed",
+                    group=self.group,
+                    stream=stream,
+                    entry_id=entry_id,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                )
         await dlq_path.acknowledge(self.redis, self.group, stream, entry_id)
         self._count("dead_lettered", stream)
         log.error(

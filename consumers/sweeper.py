@@ -13,9 +13,9 @@ from datetime import timedelta
 import structlog
 
 import bootstrap
+from domain.dead_letters.ports import ShardBacklog
 from domain.errors import ServiceUnavailable
-from domain.fault_ports import ShardBacklog
-from domain.handlers.jobs import replan_lost_shards
+from domain.jobs.handlers import replan_lost_shards
 from observability.supervisor import Task, every
 
 log = structlog.get_logger("shard-sweeper")
@@ -46,6 +46,8 @@ def build_shard_sweeper(p: bootstrap.Platform, consumer: str) -> Task:
         await sweep_lost_shards(p, backlog, consumer)
 
     return every(
-        p.settings.shard_sweep_interval_s, sweep, expected=(ServiceUnavailable,),
+        p.settings.shard_sweep_interval_s,
+        sweep,
+        expected=(ServiceUnavailable,),
         name="shard-sweeper",
-    )  # fmt: skip
+    )

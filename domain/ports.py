@@ -11,11 +11,11 @@ from typing import Any, Protocol, Self
 
 import msgspec
 
-from domain.gate_ports import GateStore
-from domain.jobs import JobState
-from domain.key_ports import KeyStore
-from domain.registry import ModelState, VersionState
-from domain.views import HistoryEntry, JobView, ModelSummary, ModelVersionView
+from domain.gates.ports import GateStore
+from domain.jobs.aggregate import JobState
+from domain.keys.ports import KeyStore
+from domain.registry.decisions import ModelState, VersionState
+from domain.registry.views import HistoryEntry, JobView, ModelSummary, ModelVersionView
 from events.base import Event, EventMetadata, RecordedEvent
 from events.registry import ArtifactMetadata
 

@@ -14,7 +14,7 @@ import msgspec
 
 from domain.errors import ConcurrencyConflict, Conflict
 from domain.ports import UnitOfWork, UnitOfWorkFactory
-from domain.registry import ModelState
+from domain.registry.decisions import ModelState
 from events.base import RecordedEvent
 
 MAX_ATTEMPTS = 200

@@ -38,9 +38,12 @@ class DatasetCatalog:
         try:
             ref = parse_dataset_id(dataset_id)
             source = find_source(
-                ref.name, ref.split, data_dir=self.data_dir, cache_dir=self.cache_dir,
+                ref.name,
+                ref.split,
+                data_dir=self.data_dir,
+                cache_dir=self.cache_dir,
                 allow_download=self.allow_download,
-            )  # fmt: skip
+            )
             available = source.size()
         except DatasetError as exc:
             raise InvalidInput(str(exc)) from None

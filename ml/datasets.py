@@ -29,10 +29,18 @@ NAMES = ("mnist", "fashion_mnist")
 CLASS_NAMES: dict[str, list[str]] = {
     "mnist": [str(d) for d in range(10)],
     "fashion_mnist": [
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
     ],
-}  # fmt: skip
+}
 EXAMPLE_IDS = "mnist_1000, fashion_mnist_10000, fashion_mnist_train"
 _ID = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]*?)_(?P<rest>train|test|[+-]?\d+)$")
 

@@ -11,8 +11,8 @@ import asyncio
 from functools import partial
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gate_ports import LatencyRun
-from domain.registry import VersionState
+from domain.gates.ports import LatencyRun
+from domain.registry.decisions import VersionState
 from ml.paired_latency import measure_paired_latency
 from ml.shard_evaluator import TorchShardEvaluator, version_ref
 
@@ -58,10 +58,15 @@ class TorchPairedLatency:
         run = await asyncio.get_running_loop().run_in_executor(
             models.executor,
             partial(
-                measure_paired_latency, a, b, selection, self.batch_size, self.rounds,
+                measure_paired_latency,
+                a,
+                b,
+                selection,
+                self.batch_size,
+                self.rounds,
                 order=self.order,
             ),
-        )  # fmt: skip
+        )
         return LatencyRun(
             baseline_ms=run.baseline_ms,
             candidate_ms=run.candidate_ms,

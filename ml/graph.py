@@ -135,8 +135,12 @@ class LoneGraph:
             self.current = min(self.medians, key=self.medians.__getitem__)
             self.trials += 1
             self._step, self._next_trial = None, self.clock() + self.every_s
-            log.info("lone_graph_chosen", **self.labels, graph=self.current,
-                     median_ms={n: round(t * 1000, 3) for n, t in self.medians.items()})  # fmt: skip
+            log.info(
+                "lone_graph_chosen",
+                **self.labels,
+                graph=self.current,
+                median_ms={n: round(t * 1000, 3) for n, t in self.medians.items()},
+            )
 
     def run(self, forward: Callable[[Callable], T]) -> T:
         """``forward(candidate)`` on the candidate picked now, its time counted."""

@@ -7,7 +7,7 @@ timings of a round share the machine's state. The order inside a round alternate
 (A then B, then B then A, ...) so that neither model is always first (cold caches) or second
 (inputs already in cache), and a slow drift of the machine cancels over each pair of rounds;
 ``order="random"`` flips a seeded coin per round instead. The figures feed
-``domain.gate_stats.paired_latency``. Blocking: run it in the inference thread.
+``domain.gates.stats.paired_latency``. Blocking: run it in the inference thread.
 """
 
 from __future__ import annotations

@@ -172,9 +172,11 @@ class ModelCache:
         # One torch thread there from its start (building a model runs parallel ops too): an
         # OpenMP pool in this thread would slow the serving threads' forwards (ml.threads).
         self.load_executor = ThreadPoolExecutor(
-            1, thread_name_prefix="model-load", initializer=ThreadPolicy.use,
+            1,
+            thread_name_prefix="model-load",
+            initializer=ThreadPolicy.use,
             initargs=(SINGLE_THREAD,),
-        )  # fmt: skip
+        )
         self._closing: set[asyncio.Task] = set()
         single = torch_threads or torch.get_num_threads()
         self.threads = ThreadPolicy.within_cores(
@@ -257,14 +259,22 @@ class ModelCache:
             )
 
         model = LoadedModel(
-            ref, module, meta, batcher, self.threads, self.device, self.graph,
+            ref,
+            module,
+            meta,
+            batcher,
+            self.threads,
+            self.device,
+            self.graph,
             self.batching.max_batch,
-        )  # fmt: skip
+        )
         if model.graph.reason:
             log.warning(
-                "serving_graph_eager", model_name=ref.model_name,
-                model_version=ref.model_version, reason=model.graph.reason,
-            )  # fmt: skip
+                "serving_graph_eager",
+                model_name=ref.model_name,
+                model_version=ref.model_version,
+                reason=model.graph.reason,
+            )
         if self.warm_up:
             model.warm_up(self.batching.max_batch)
         return model

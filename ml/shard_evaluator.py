@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domain.registry import VersionState
+from domain.registry.decisions import VersionState
 from ml.serving import ModelCache, VersionRef
 
 KEPT_DATASETS = 4

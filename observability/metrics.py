@@ -22,9 +22,28 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import Resource
 
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-    5, 10, 30, 60, 300, 900,
-)  # fmt: skip
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
 GATE_RESULTS = ("pass", "fail", "error")
 Samples = list[tuple[float, dict[str, str]]]
@@ -135,9 +154,13 @@ class DictCounter:
     events on every request's path, where a synchronous add cost ~10 µs of each /predict."""
 
     def __init__(
-        self, name: str, description: str, labels: tuple[str, ...], roles=API | WORKER,
+        self,
+        name: str,
+        description: str,
+        labels: tuple[str, ...],
+        roles=API | WORKER,
         before_read: Callable[[], object] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.labels, self.before_read = labels, before_read
         self._counts: dict[tuple[str, ...], int] = {}
         DECLARED[name] = Declared("counter", description, roles=roles)
@@ -170,12 +193,20 @@ class Instruments:
         )
         # Flushes the queued latencies first: a scrape sees every request that finished.
         self.request_count = DictCounter(
-            "request_count", "HTTP requests by endpoint, model, status",
-            ("endpoint", "model_name", "status"), API, before_read=self.request_latency.flush,
-        )  # fmt: skip
+            "request_count",
+            "HTTP requests by endpoint, model, status",
+            ("endpoint", "model_name", "status"),
+            API,
+            before_read=self.request_latency.flush,
+        )
         # Online inference (ml/serving.py through bootstrap.build_model_cache).
-        self.batch_size = h("batch_size", "Images per forward pass formed by the dynamic batcher",
-                            BATCH_BUCKETS, unit="", roles=API)  # fmt: skip
+        self.batch_size = h(
+            "batch_size",
+            "Images per forward pass formed by the dynamic batcher",
+            BATCH_BUCKETS,
+            unit="",
+            roles=API,
+        )
         self.queue_wait = h("queue_wait_seconds", "Time a request waited for its batch", roles=API)
         self.cache_hits = DictCounter(
             "model_cache_hits", "Model lookups served from memory", ("model_name",)
@@ -188,13 +219,15 @@ class Instruments:
             "batch_job_duration_seconds", "Batch job wall time", roles=WORKER
         )
         self.handler_duration = h(
-            "consumer_handler_seconds", "Time a consumer group's handler took per stream entry",
+            "consumer_handler_seconds",
+            "Time a consumer group's handler took per stream entry",
             roles=WORKER,
-        )  # fmt: skip
+        )
         self.consumer_entries = c(
-            "consumer_entries", "Entries a consumer group finished, by outcome "
-            "(handled, failed, dead_lettered)", WORKER,
-        )  # fmt: skip
+            "consumer_entries",
+            "Entries a consumer group finished, by outcome (handled, failed, dead_lettered)",
+            WORKER,
+        )
         self.gate_verdicts = c("gate_verdicts", "Gate verdicts by result (pass, fail, error)")
         self.task_restarts = c(
             "background_task_restarts", "Background tasks restarted after a crash or exit"

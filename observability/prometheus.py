@@ -72,10 +72,16 @@ def start_prometheus(
     log = log_path.open("ab")
     try:
         return subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
-             f"--web.listen-address={listen}", "--storage.tsdb.retention.time=2d"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                binary,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data_dir}",
+                f"--web.listen-address={listen}",
+                "--storage.tsdb.retention.time=2d",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     finally:
         log.close()
 

@@ -34,9 +34,12 @@ def create_engine(
         "tcp_keepalives_count": "3",
     }
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_timeout=pool_timeout_s,
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=pool_timeout_s,
         connect_args={"timeout": 10, "server_settings": server},
-    )  # fmt: skip
+    )
 
 
 def create_redis(url: str) -> aioredis.Redis:

@@ -122,16 +122,25 @@ def ensure_redis(state_dir: Path) -> str:
         binary = find_redis_server()
         cmd = [
             binary,
-            "--port", "0",
-            "--unixsocket", str(sock),
-            "--unixsocketperm", "700",
-            "--daemonize", "yes",
-            "--pidfile", str(pidfile),
-            "--dir", str(folder),
-            "--logfile", str(folder / "redis.log"),
-            "--save", "",
-            "--appendonly", "no",
-        ]  # fmt: skip
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pidfile),
+            "--dir",
+            str(folder),
+            "--logfile",
+            str(folder / "redis.log"),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ServiceUnavailable(f"could not start {binary}: {result.stderr or result.stdout}")

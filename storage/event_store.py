@@ -12,8 +12,8 @@ import structlog
 from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_hash
 from domain.errors import ConcurrencyConflict
-from domain.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_hash
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from storage.tables import event_log
@@ -232,7 +232,7 @@ async def verify_chain(
     conn: AsyncConnection, batch: int = 5000, key: bytes | None = None
 ) -> IntegrityReport:
     """Recompute every row's hash in position order and report where the chain breaks."""
-    from storage.audit_chain import check_chain
+    from storage.audit.chain import check_chain
 
     return await check_chain(conn, batch=batch, key=key if key is not None else hmac_key())
 

@@ -6,12 +6,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.audit import Finding
-from storage import event_store, stream_admin
-from storage.audit import relay_anchor_findings
+from domain.audit.reports import Finding
+from storage import event_store
+from storage.audit.auditor import relay_anchor_findings
 from storage.errors import postgres_errors, redis_errors
 from storage.projections import rebuild_projections
-from storage.relay import Relay
+from storage.streams import admin as stream_admin
+from storage.streams.relay import Relay
 
 
 class PlatformOperations:

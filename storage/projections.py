@@ -13,12 +13,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.gate_views import gate_row
-from domain.gates import GateState
-from domain.gates import fold as fold_gate
-from domain.jobs import JobState, fold_job, job_row
-from domain.keys import ApiKeyState, fold_key, key_row
-from domain.registry import ModelState, VersionState, fold
+from domain.gates.aggregate import GateState
+from domain.gates.aggregate import fold as fold_gate
+from domain.gates.views import gate_row
+from domain.jobs.aggregate import JobState, fold_job, job_row
+from domain.keys.aggregate import ApiKeyState, fold_key, key_row
+from domain.registry.decisions import ModelState, VersionState, fold
 from events.keys import KEY_STREAM_PREFIX
 from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
 from storage import event_store

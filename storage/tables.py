@@ -49,7 +49,7 @@ event_log = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("prev_hash", LargeBinary, nullable=False),
     Column("hash", LargeBinary, nullable=False),
-    # How ``hash`` was computed (domain.integrity): 1 legacy, 2 SHA-256, 3 HMAC-SHA-256.
+    # How ``hash`` was computed (domain.audit.integrity): 1 legacy, 2 SHA-256, 3 HMAC-SHA-256.
     Column("hash_scheme", SmallInteger, nullable=False),
     UniqueConstraint("stream_id", "stream_version"),
 )
@@ -153,7 +153,7 @@ api_keys = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-# Regression gates, one row per gate stream (domain.gate_views.gate_row).
+# Regression gates, one row per gate stream (domain.gates.views.gate_row).
 gates = Table(
     "gates",
     metadata,

@@ -11,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage import event_store
 from storage.errors import postgres_error
-from storage.gates_repository import PostgresGateStore
-from storage.jobs_repository import PostgresJobStore
-from storage.keys_repository import PostgresKeyStore
-from storage.registry_repository import PostgresModelStore
+from storage.gates.repository import PostgresGateStore
+from storage.jobs.repository import PostgresJobStore
+from storage.keys.repository import PostgresKeyStore
+from storage.registry.repository import PostgresModelStore
 from storage.tables import processed
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.console import VersionPoint
+from domain.console.views import VersionPoint
 from events.gates import GateCheck
 
 # The left margin holds the value labels (e.g. '1,234.56 ms'), the right one only the last dot.
@@ -30,8 +30,14 @@ def line_chart(
     for i, (version, value) in enumerate(known):
         x = LEFT + (i * step if len(known) > 1 else plot / 2)
         y = HEIGHT - PAD_Y - (value - low) / (high - low) * (HEIGHT - 2 * PAD_Y)
-        dots.append({"x": round(x, 1), "y": round(y, 1), "version": version,
-                     "label": format(value, fmt) + unit})  # fmt: skip
+        dots.append(
+            {
+                "x": round(x, 1),
+                "y": round(y, 1),
+                "version": version,
+                "label": format(value, fmt) + unit,
+            }
+        )
     return {
         "title": title,
         "width": WIDTH,
@@ -59,10 +65,14 @@ def heatmap(matrix: list[list[int]], classes: list[str]) -> dict[str, Any]:
     for i, row in enumerate(matrix):
         total = sum(row) or 1
         cells = [
-            {"count": n, "level": min(HEAT_LEVELS - 1, round(n / total * (HEAT_LEVELS - 1))),
-             "share": f"{n / total:.1%}", "diagonal": i == j}
+            {
+                "count": n,
+                "level": min(HEAT_LEVELS - 1, round(n / total * (HEAT_LEVELS - 1))),
+                "share": f"{n / total:.1%}",
+                "diagonal": i == j,
+            }
             for j, n in enumerate(row)
-        ]  # fmt: skip
+        ]
         rows.append({"label": classes[i] if i < len(classes) else str(i), "cells": cells})
     labels = [classes[j] if j < len(classes) else str(j) for j in range(len(matrix))]
     return {"rows": rows, "labels": labels}
@@ -85,10 +95,17 @@ def check_cells(c: GateCheck) -> dict[str, str]:
         interval = ""
         if c.ci_low is not None and c.ci_high is not None:
             interval = f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]"
-        return {"name": c.name, "baseline": f"{c.baseline:.2f} ms",
-                "candidate": f"{c.candidate:.2f} ms", "delta": f"{c.delta:+.1%}",
-                "threshold": f"≤ +{c.threshold:.0%}", "p_value": "", "interval": interval,
-                "verdict": c.verdict, "detail": c.detail}  # fmt: skip
+        return {
+            "name": c.name,
+            "baseline": f"{c.baseline:.2f} ms",
+            "candidate": f"{c.candidate:.2f} ms",
+            "delta": f"{c.delta:+.1%}",
+            "threshold": f"≤ +{c.threshold:.0%}",
+            "p_value": "",
+            "interval": interval,
+            "verdict": c.verdict,
+            "detail": c.detail,
+        }
     interval = ""
     if c.ci_low is not None and c.ci_high is not None:
         interval = f"[{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] pts"
@@ -97,14 +114,29 @@ def check_cells(c: GateCheck) -> dict[str, str]:
         if c.name == "accuracy_significance"
         else f"≥ {c.threshold * 100:+.2f} pts"
     )
-    return {"name": c.name, "baseline": f"{c.baseline * 100:.2f}%",
-            "candidate": f"{c.candidate * 100:.2f}%", "delta": f"{c.delta * 100:+.2f} pts",
-            "threshold": threshold, "p_value": _p(c.p_value), "interval": interval,
-            "verdict": c.verdict, "detail": c.detail}  # fmt: skip
+    return {
+        "name": c.name,
+        "baseline": f"{c.baseline * 100:.2f}%",
+        "candidate": f"{c.candidate * 100:.2f}%",
+        "delta": f"{c.delta * 100:+.2f} pts",
+        "threshold": threshold,
+        "p_value": _p(c.p_value),
+        "interval": interval,
+        "verdict": c.verdict,
+        "detail": c.detail,
+    }
 
 
-FIRST = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "latency_p50_ms",
-         "latency_p95_ms", "latency_p99_ms", "throughput_images_per_s")  # fmt: skip
+FIRST = (
+    "accuracy",
+    "macro_f1",
+    "macro_precision",
+    "macro_recall",
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+    "throughput_images_per_s",
+)
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:

@@ -16,15 +16,15 @@ from api.pages import Cursor
 from api.ui.figures import line_chart
 from api.ui.session import page
 from domain import names
-from domain.audit import AuditPort, parse_time
-from domain.commands import PromoteModelVersion, RollbackModel
-from domain.console import MAX_SEARCH, ConsoleReader, check_search
+from domain.audit.reports import AuditPort, parse_time
+from domain.console.views import MAX_SEARCH, ConsoleReader, check_search
 from domain.errors import Conflict, DomainError, InvalidInput
-from domain.gate_ports import GateReader
-from domain.handlers.registry import promote_model_version, rollback_model
+from domain.gates.ports import GateReader
 from domain.names import MAX_REASON
-from domain.page_ports import JobPages
+from domain.paging.ports import JobPages
 from domain.ports import Clock, RegistryReader, UnitOfWorkFactory
+from domain.registry.commands import PromoteModelVersion, RollbackModel
+from domain.registry.handlers import promote_model_version, rollback_model
 from settings import Settings
 
 Console = Port[ConsoleReader]
@@ -103,24 +103,48 @@ class ModelPages(Controller):
             line_chart(points, "p95_ms", "p95 batch latency", ",.2f", " ms"),
         ]
         return page(
-            request, "model.html", 400 if at_error else 200, name=name, prod=prod,
-            versions=versions, next_versions=next_versions, timeline=timeline,
-            next_timeline=next_timeline, charts=[c for c in charts if c], jobs=jobs, gates=gates,
-            at=at or "", moment=moment, at_error=at_error, vc=vc, tc=tc,
+            request,
+            "model.html",
+            400 if at_error else 200,
+            name=name,
+            prod=prod,
+            versions=versions,
+            next_versions=next_versions,
+            timeline=timeline,
+            next_timeline=next_timeline,
+            charts=[c for c in charts if c],
+            jobs=jobs,
+            gates=gates,
+            at=at or "",
+            moment=moment,
+            at_error=at_error,
+            vc=vc,
+            tc=tc,
             now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
-        )  # fmt: skip
+        )
 
     @get("/models/{name:str}/versions/{version:str}/promote", opt=Operator)
     async def confirm_promote(
-        self, request: Request, queries: Port[RegistryReader], name: FromPath[str],
+        self,
+        request: Request,
+        queries: Port[RegistryReader],
+        name: FromPath[str],
         version: FromPath[str],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         """Ask for a reason and a confirmation before promoting."""
         name, version = names.check_model_name(name), names.check_version(version)
         v = await queries.get_version(name, version)
         prod = await queries.require_prod(name)
-        return page(request, "promote.html", name=name, version=v, prod=prod, error=None,
-                    reason="", max_reason=MAX_REASON)  # fmt: skip
+        return page(
+            request,
+            "promote.html",
+            name=name,
+            version=v,
+            prod=prod,
+            error=None,
+            reason="",
+            max_reason=MAX_REASON,
+        )
 
     @post("/models/{name:str}/versions/{version:str}/promote", opt=Operator, status_code=303)
     async def promote(
@@ -145,9 +169,17 @@ class ModelPages(Controller):
             await promote_model_version(cmd, event_metadata(request, settings), uow, clock)
         except (InvalidInput, Conflict) as exc:
             v = await queries.get_version(name, version)
-            return page(request, "promote.html", _status(exc), name=name, version=v,
-                        prod=await queries.require_prod(name), error=str(exc),
-                        reason=reason or "", max_reason=MAX_REASON)  # fmt: skip
+            return page(
+                request,
+                "promote.html",
+                _status(exc),
+                name=name,
+                version=v,
+                prod=await queries.require_prod(name),
+                error=str(exc),
+                reason=reason or "",
+                max_reason=MAX_REASON,
+            )
         return Redirect(f"/ui/models/{name}", status_code=303)
 
     @get("/models/{name:str}/rollback", opt=Operator)
@@ -157,8 +189,15 @@ class ModelPages(Controller):
         """Ask for a reason and a confirmation before rolling back."""
         name = names.check_model_name(name)
         prod = await queries.require_prod(name)
-        return page(request, "rollback.html", name=name, prod=prod, error=None, reason="",
-                    max_reason=MAX_REASON)  # fmt: skip
+        return page(
+            request,
+            "rollback.html",
+            name=name,
+            prod=prod,
+            error=None,
+            reason="",
+            max_reason=MAX_REASON,
+        )
 
     @post("/models/{name:str}/rollback", opt=Operator, status_code=303)
     async def rollback(
@@ -178,7 +217,14 @@ class ModelPages(Controller):
             cmd = RollbackModel(model_name=name, reason=reason)
             await rollback_model(cmd, event_metadata(request, settings), uow)
         except (InvalidInput, Conflict) as exc:
-            return page(request, "rollback.html", _status(exc), name=name,
-                        prod=await queries.require_prod(name), error=str(exc),
-                        reason=reason or "", max_reason=MAX_REASON)  # fmt: skip
+            return page(
+                request,
+                "rollback.html",
+                _status(exc),
+                name=name,
+                prod=await queries.require_prod(name),
+                error=str(exc),
+                reason=reason or "",
+                max_reason=MAX_REASON,
+            )
         return Redirect(f"/ui/models/{name}", status_code=303)

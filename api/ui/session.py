@@ -21,7 +21,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.response import Redirect, Template
 
 from api.access import Access
-from domain.keys import KeyIdentity, role_allows
+from domain.keys.aggregate import KeyIdentity, role_allows
 
 COOKIE = "iep_console"
 CSRF_FIELD = "csrf_token"
@@ -63,9 +63,14 @@ def session_cookie(request: Request, key: str) -> Cookie:
     """A new session for ``key``: HttpOnly, SameSite=Strict, Secure over https."""
     secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
     return Cookie(
-        key=COOKIE, value=f"{secrets.token_urlsafe(24)}:{key}", path=PREFIX, max_age=SESSION_S,
-        httponly=True, samesite="strict", secure=secure,
-    )  # fmt: skip
+        key=COOKIE,
+        value=f"{secrets.token_urlsafe(24)}:{key}",
+        path=PREFIX,
+        max_age=SESSION_S,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
 
 
 def safe_next(target: str | None) -> str:

@@ -12,11 +12,11 @@ from litestar.response import Redirect, Template
 from api.deps import Port
 from api.ui.figures import check_cells, class_names, heatmap, metric_rows
 from api.ui.session import page
-from domain import gates as gate_rules
-from domain import jobs as job_rules
-from domain.console import AuditRunner, ConsoleReader, check_trace_id
+from domain.console.views import AuditRunner, ConsoleReader, check_trace_id
 from domain.errors import Conflict
-from domain.gate_ports import GateReader
+from domain.gates import aggregate as gate_rules
+from domain.gates.ports import GateReader
+from domain.jobs import aggregate as job_rules
 from domain.ports import JobReader
 
 Console = Port[ConsoleReader]
@@ -60,17 +60,23 @@ class WorkPages(Controller):
 
     @get("/jobs/{job_id:str}")
     async def job(
-        self, request: Request, job_queries: Port[JobReader], console: Console,
+        self,
+        request: Request,
+        job_queries: Port[JobReader],
+        console: Console,
         job_id: FromPath[str],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         """A job; its live part refreshes itself while the job runs."""
         return page(request, "job.html", **await _job_context(job_id, job_queries, console))
 
     @get("/jobs/{job_id:str}/live")
     async def job_live(
-        self, request: Request, job_queries: Port[JobReader], console: Console,
+        self,
+        request: Request,
+        job_queries: Port[JobReader],
+        console: Console,
         job_id: FromPath[str],
-    ) -> Template:  # fmt: skip
+    ) -> Template:
         """The live part of a job page (htmx polls it until the job finishes)."""
         return page(request, "job_live.html", **await _job_context(job_id, job_queries, console))
 

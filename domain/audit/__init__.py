@@ -1,1 +1,1 @@
-"""domain.audit."""
+"""domain.audit.reports."""

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import msgspec
 
 from domain.errors import InvalidInput
-from domain.registry import fold
+from domain.registry.decisions import fold
 from events.base import RecordedEvent
 from events.codec import encode_event, event_types
 
@@ -141,11 +141,21 @@ def trail_entry(
     """The trail view of a recorded event; job events take their model from ``job_models``."""
     m = r.metadata
     return trail_from_parts(
-        (r.position, r.recorded_at, m.actor, type(r.event).__name__, r.stream_id,
-         m.correlation_id, m.causation_id, m.trace_context, r.event_id, schema_version),
+        (
+            r.position,
+            r.recorded_at,
+            m.actor,
+            type(r.event).__name__,
+            r.stream_id,
+            m.correlation_id,
+            m.causation_id,
+            m.trace_context,
+            r.event_id,
+            schema_version,
+        ),
         encode_event(r.event),
         job_models,
-    )  # fmt: skip
+    )
 
 
 def trail_from_parts(
@@ -255,7 +265,7 @@ def recipe_from_metadata(metadata: dict[str, Any], what: str) -> TrainingRecipe:
 
 
 class AuditPort(Protocol):
-    """What the audit entrypoints (HTTP, CLI) use; storage.audit_service implements it."""
+    """What the audit entrypoints (HTTP, CLI) use; storage.audit.service implements it."""
 
     async def page(self, f: TrailFilter, limit: int) -> tuple[list[TrailEntry], int | None]:
         """One page of the trail and the position to ask after next (None at the end)."""

@@ -1,1 +1,1 @@
-"""domain.console."""
+"""domain.console.views."""

@@ -8,9 +8,9 @@ from typing import Protocol
 
 import msgspec
 
-from domain.audit import AuditReport
+from domain.audit.reports import AuditReport
 from domain.errors import InvalidInput
-from domain.views import summarize
+from domain.registry.views import summarize
 from events.base import RecordedEvent
 from events.gates import GateErrored, GateEvaluated
 from events.registry import ModelVersionPromoted, ModelVersionRegistered
@@ -73,7 +73,7 @@ class AuditRun(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ConsoleReader(Protocol):
-    """What the console reads beyond the API's ports; storage.console_queries implements it."""
+    """What the console reads beyond the API's ports; storage.console.queries implements it."""
 
     async def page_models(
         self, search: str | None, limit: int, cursor: str | None
@@ -115,7 +115,7 @@ class ConsoleReader(Protocol):
 
 
 class AuditRunner(Protocol):
-    """The audit service's one method the console calls (storage.audit_service.AuditService)."""
+    """The audit service's one method the console calls (storage.audit.service.AuditService)."""
 
     async def audit(self) -> AuditReport:
         """Every check over one snapshot."""

@@ -1,1 +1,1 @@
-"""domain.dead_letters."""
+"""domain.dead_letters.aggregate."""

@@ -91,9 +91,13 @@ def decide(state: DeadLetterState, cmd: RetryDeadLetter | DropDeadLetter) -> lis
     """The event a retry or a drop records (none when it repeats a drop)."""
     letter, reason = cmd.letter, names.check_reason(cmd.reason)
     fields = {
-        "dlq_stream": letter.dlq_stream, "entry_id": letter.entry_id, "group": letter.group,
-        "stream": letter.stream, "original_id": letter.original_id, "reason": reason,
-    }  # fmt: skip
+        "dlq_stream": letter.dlq_stream,
+        "entry_id": letter.entry_id,
+        "group": letter.group,
+        "stream": letter.stream,
+        "original_id": letter.original_id,
+        "reason": reason,
+    }
     if isinstance(cmd, DropDeadLetter):
         return [] if state.dropped_by else [DeadLetterDropped(**fields)]
     if state.dropped_by:

@@ -7,15 +7,15 @@ as ``DeadLetterDropped`` and then removes the entry; repeating a drop only remov
 
 from __future__ import annotations
 
-from domain.dead_letters import (
+from domain.dead_letters.aggregate import (
     DeadLetterView,
     DropDeadLetter,
     RetryDeadLetter,
     decide,
     parse_id,
 )
+from domain.dead_letters.ports import DeadLetterLog, DeadLetterQueue
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.fault_ports import DeadLetterLog, DeadLetterQueue
 from events.base import EventMetadata, RecordedEvent
 
 MAX_LIST = 10_000

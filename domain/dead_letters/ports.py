@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.dead_letters import DeadLetterState, DeadLetterView
+from domain.dead_letters.aggregate import DeadLetterState, DeadLetterView
 from events.base import Event, EventMetadata, RecordedEvent
 
 
@@ -45,8 +45,12 @@ class DeadLetterLog(Protocol):
         ...
 
     async def save(
-        self, dlq_stream: str, entry_id: str, state: DeadLetterState, events: list[Event],
+        self,
+        dlq_stream: str,
+        entry_id: str,
+        state: DeadLetterState,
+        events: list[Event],
         metadata: EventMetadata,
-    ) -> list[RecordedEvent]:  # fmt: skip
+    ) -> list[RecordedEvent]:
         """Append at ``state.stream_version``."""
         ...

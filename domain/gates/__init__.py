@@ -1,1 +1,1 @@
-"""domain.gates."""
+"""domain.gates.aggregate."""

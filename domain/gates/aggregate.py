@@ -8,15 +8,15 @@ from datetime import datetime
 
 from domain import names
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gate_commands import (
+from domain.gates.commands import (
     EvaluateGate,
     FailGate,
     GateCommand,
     RecordGateEvaluations,
     RequestGate,
 )
-from domain.gate_policy import GateOutcome, check_thresholds
-from domain.gate_verdict import evaluate_checks, judge, overall_verdict
+from domain.gates.policy import GateOutcome, check_thresholds
+from domain.gates.verdict import evaluate_checks, judge, overall_verdict
 from events.base import Event, RecordedEvent
 from events.gates import (
     PASS,
@@ -30,7 +30,7 @@ from events.gates import (
     LatencyFigures,
 )
 
-# The commands and the verdict rules are re-exported: callers know the gate as domain.gates.
+# The commands and the verdict rules are re-exported: callers know the gate as domain.gates.aggregate.
 __all__ = [
     "EvaluateGate",
     "FailGate",

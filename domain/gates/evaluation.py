@@ -13,8 +13,7 @@ import uuid
 import msgspec
 
 from domain.errors import IntegrityError, InvalidInput, NotFound
-from domain.gate_ports import PairedLatencyMeter
-from domain.gates import (
+from domain.gates.aggregate import (
     EvaluateGate,
     FailGate,
     GateCommand,
@@ -23,17 +22,18 @@ from domain.gates import (
     decide_gate,
     evaluation_job_id,
 )
-from domain.handlers import in_transaction
-from domain.handlers.jobs import submit_batch_job
-from domain.jobs import CANCELLED, SUCCEEDED, JobState
-from domain.jobs import FAILED as JOB_FAILED
+from domain.gates.ports import PairedLatencyMeter
+from domain.jobs.aggregate import CANCELLED, SUCCEEDED, JobState
+from domain.jobs.aggregate import FAILED as JOB_FAILED
+from domain.jobs.handlers import submit_batch_job
 from domain.ports import (
     DatasetCatalog,
     ShardResult,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain.registry import ModelState
+from domain.registry.decisions import ModelState
+from domain.transactions import in_transaction
 from events.base import EventMetadata
 
 # Batch size of the evaluation jobs a gate submits (as `just batch` uses by default).
@@ -128,9 +128,11 @@ async def start_gate(
                 jobs[version] = evaluation_job_id(gate_id, version)
                 submitted.append(jobs[version])
         cmd = RecordGateEvaluations(
-            gate_id=gate_id, candidate_job_id=jobs[gate.candidate_version],
-            baseline_job_id=jobs[gate.baseline_version], submitted=submitted,
-        )  # fmt: skip
+            gate_id=gate_id,
+            candidate_job_id=jobs[gate.candidate_version],
+            baseline_job_id=jobs[gate.baseline_version],
+            submitted=submitted,
+        )
         result = await _decide(uow, gate_id, cmd, metadata)
         gate, changed = result.state, result.changed
     for job_id in gate.submitted:
@@ -143,10 +145,16 @@ async def start_gate(
             continue
         try:
             await submit_batch_job(
-                model_name=gate.model_name, dataset_id=gate.dataset_id, batch_size=EVALUATION_BATCH,
-                model_version=version, shard_size=shard_size, metadata=metadata, uow=uow,
-                datasets=datasets, job_id=job_id,
-            )  # fmt: skip
+                model_name=gate.model_name,
+                dataset_id=gate.dataset_id,
+                batch_size=EVALUATION_BATCH,
+                model_version=version,
+                shard_size=shard_size,
+                metadata=metadata,
+                uow=uow,
+                datasets=datasets,
+                job_id=job_id,
+            )
         except (InvalidInput, NotFound) as exc:
             reason = f"the evaluation of {version} could not be submitted: {exc}"
             return await fail_gate(gate_id, reason, metadata, uow)
@@ -207,11 +215,16 @@ async def check_gate(
     except (InvalidInput, NotFound, IntegrityError) as exc:
         return await fail_gate(gate_id, f"the paired latency run failed: {exc}", metadata, uow)
     cmd = EvaluateGate(
-        gate_id=gate_id, baseline_labels=base_labels, candidate_labels=cand_labels,
-        baseline_predictions=base_preds, candidate_predictions=cand_preds,
-        baseline_latency_ms=run.baseline_ms, candidate_latency_ms=run.candidate_ms,
-        latency_batch_size=run.batch_size, latency_order=run.order,
-    )  # fmt: skip
+        gate_id=gate_id,
+        baseline_labels=base_labels,
+        candidate_labels=cand_labels,
+        baseline_predictions=base_preds,
+        candidate_predictions=cand_preds,
+        baseline_latency_ms=run.baseline_ms,
+        candidate_latency_ms=run.candidate_ms,
+        latency_batch_size=run.batch_size,
+        latency_order=run.order,
+    )
     # One event may check several gates: each gets its own processed key.
     key = uuid.uuid5(event_id, gate_id)
     return await _decide(uow, gate_id, cmd, metadata, processed=(group, key))

@@ -1,7 +1,7 @@
 """Gate use cases asked for by people and by events: request, policy, automatic gate, promotion.
 
 The evaluation itself (submit or reuse the batch jobs, judge the verdict) lives in
-``domain.handlers.gate_evaluation``; the ``gate-evaluation`` consumer group calls both.
+``domain.gates.evaluation``; the ``gate-evaluation`` consumer group calls both.
 """
 
 from __future__ import annotations
@@ -9,14 +9,14 @@ from __future__ import annotations
 import uuid
 
 from domain import names
-from domain.commands import SetGatePolicy
 from domain.errors import InvalidInput, NotFound
-from domain.gate_triggers import auto_gate_request, auto_promotion
-from domain.gates import GateState, RequestGate, check_gate_id, decide_gate
-from domain.handlers import CommandResult, in_transaction
-from domain.handlers.registry import change_model
+from domain.gates.aggregate import GateState, RequestGate, check_gate_id, decide_gate
+from domain.gates.triggers import auto_gate_request, auto_promotion
 from domain.ports import Clock, DatasetCatalog, UnitOfWork, UnitOfWorkFactory
-from domain.registry import ModelState, decide
+from domain.registry.commands import SetGatePolicy
+from domain.registry.decisions import ModelState, decide
+from domain.registry.handlers import change_model
+from domain.transactions import CommandResult, in_transaction
 from events.base import EventMetadata
 from events.gates import GatePolicy
 
@@ -56,10 +56,14 @@ async def request_gate(
     names.check_text(dataset_id, "dataset_id")
     await datasets.size(dataset_id)  # InvalidInput listing the datasets that exist here
     cmd = RequestGate(
-        gate_id=gate_id or str(uuid.uuid4()), model_name=model_name,
-        candidate_version=candidate_version, baseline_version=baseline_version,
-        dataset_id=dataset_id, thresholds=model.policy.thresholds, reason=reason,
-    )  # fmt: skip
+        gate_id=gate_id or str(uuid.uuid4()),
+        model_name=model_name,
+        candidate_version=candidate_version,
+        baseline_version=baseline_version,
+        dataset_id=dataset_id,
+        thresholds=model.policy.thresholds,
+        reason=reason,
+    )
 
     async def work(tx: UnitOfWork) -> GateState:
         state = await tx.gates.load(cmd.gate_id)

@@ -6,10 +6,10 @@ from typing import Protocol
 
 import msgspec
 
-from domain.gate_policy import GateOutcome
-from domain.gate_views import GateView
-from domain.gates import GateState
-from domain.registry import VersionState
+from domain.gates.aggregate import GateState
+from domain.gates.policy import GateOutcome
+from domain.gates.views import GateView
+from domain.registry.decisions import VersionState
 from events.base import Event, EventMetadata, RecordedEvent
 
 

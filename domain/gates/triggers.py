@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from domain.commands import PromoteModelVersion
-from domain.gate_commands import RequestGate
-from domain.gates import PASSED, GateState
-from domain.registry_state import STAGING, ModelState
+from domain.gates.aggregate import PASSED, GateState
+from domain.gates.commands import RequestGate
+from domain.registry.commands import PromoteModelVersion
+from domain.registry.state import STAGING, ModelState
 
 # Namespace of automatic gate ids: one evaluation job starts at most one gate, even redelivered.
 _AUTO_NAMESPACE = uuid.UUID("0b8e1c52-3f0e-4a57-8f3a-5f7f6c2d9a11")

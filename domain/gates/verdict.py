@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from domain.errors import InvalidInput
-from domain.gate_commands import EvaluateGate
-from domain.gate_stats import PairedAccuracy, PairedLatency, paired_accuracy, paired_latency
+from domain.gates.commands import EvaluateGate
+from domain.gates.stats import PairedAccuracy, PairedLatency, paired_accuracy, paired_latency
 from events.base import Event
 from events.gates import (
     FAIL,
@@ -23,7 +23,7 @@ from events.gates import (
 )
 
 if TYPE_CHECKING:
-    from domain.gates import GateState
+    from domain.gates.aggregate import GateState
 
 # Float slack so a drop of exactly the threshold (e.g. 100 of 10 000 images) passes.
 _EPS = 1e-12

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from domain.gates import GateState
+from domain.gates.aggregate import GateState
 from events.gates import AccuracyFigures, GateCheck, GateThresholds, LatencyFigures
 
 

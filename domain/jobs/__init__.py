@@ -1,1 +1,1 @@
-"""domain.jobs."""
+"""domain.jobs.aggregate."""

@@ -50,9 +50,14 @@ def classification_metrics(
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         name = class_names[c] if class_names and c < len(class_names) else str(c)
         per_class.append(
-            {"class": name, "precision": round(precision, 6), "recall": round(recall, 6),
-             "f1": round(f1, 6), "support": support}
-        )  # fmt: skip
+            {
+                "class": name,
+                "precision": round(precision, 6),
+                "recall": round(recall, 6),
+                "f1": round(f1, 6),
+                "support": support,
+            }
+        )
     present = [p for p in per_class if p["support"]]
     return {
         "accuracy": round(correct / len(labels), 6),

@@ -9,11 +9,8 @@ from typing import Any
 import msgspec
 
 from domain import names
-from domain.commands import RecordEvaluation
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.evaluation import evaluation_metrics
-from domain.handlers import in_transaction
-from domain.jobs import (
+from domain.jobs.aggregate import (
     MAX_BATCH,
     MIN_BATCH,
     QUEUED,
@@ -28,6 +25,7 @@ from domain.jobs import (
     check_shard_limit,
     decide_job,
 )
+from domain.jobs.evaluation import evaluation_metrics
 from domain.ports import (
     Clock,
     DatasetCatalog,
@@ -37,7 +35,9 @@ from domain.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain.registry import decide
+from domain.registry.commands import RecordEvaluation
+from domain.registry.decisions import decide
+from domain.transactions import in_transaction
 from events.base import EventMetadata
 
 
@@ -185,9 +185,16 @@ async def evaluate_shard(
         version, state.dataset_id, start, stop, state.batch_size
     )
     result = ShardResult(
-        job_id=job_id, shard=shard, start=start, stop=stop, predictions=preds, labels=labels,
-        batch_latencies_ms=lats, batch_sizes=sizes, worker=worker,
-    )  # fmt: skip
+        job_id=job_id,
+        shard=shard,
+        start=start,
+        stop=stop,
+        predictions=preds,
+        labels=labels,
+        batch_latencies_ms=lats,
+        batch_sizes=sizes,
+        worker=worker,
+    )
 
     async def work(tx: UnitOfWork) -> JobOutcome:
         if not await tx.jobs.store_shard_result(result):
@@ -232,17 +239,24 @@ async def aggregate_batch_job(
         rows = await tx.jobs.shard_results(job_id)
         wall = (clock.now() - job.submitted_at).total_seconds() if job.submitted_at else 0.0
         metrics = evaluation_metrics(
-            [p for r in rows for p in r.predictions], [t for r in rows for t in r.labels],
-            [x for r in rows for x in r.batch_latencies_ms], [x for r in rows for x in r.batch_sizes],
-            num_classes=max(10, len(class_names)), class_names=class_names, wall_seconds=wall,
-        )  # fmt: skip
+            [p for r in rows for p in r.predictions],
+            [t for r in rows for t in r.labels],
+            [x for r in rows for x in r.batch_latencies_ms],
+            [x for r in rows for x in r.batch_sizes],
+            num_classes=max(10, len(class_names)),
+            class_names=class_names,
+            wall_seconds=wall,
+        )
         done = CompleteBatchJob(job_id=job_id, metrics=metrics, duration_s=wall)
         await tx.jobs.save(job, decide_job(job, done), metadata)
         model = await tx.models.load(job.model_name)
         record = RecordEvaluation(
-            model_name=job.model_name, model_version=job.model_version, job_id=job_id,
-            dataset_id=job.dataset_id, metrics=evaluation_summary(metrics),
-        )  # fmt: skip
+            model_name=job.model_name,
+            model_version=job.model_version,
+            job_id=job_id,
+            dataset_id=job.dataset_id,
+            metrics=evaluation_summary(metrics),
+        )
         await tx.models.save(model, decide(model, record), metadata)
         return JobOutcome(state=job, changed=True)
 

@@ -1,1 +1,1 @@
-"""domain.keys."""
+"""domain.keys.aggregate."""

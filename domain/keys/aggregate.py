@@ -46,7 +46,7 @@ def hash_key(secret: str) -> str:
     """The stored form of a key: hex SHA-256.
 
     A plain fast hash is enough here, unlike for passwords: keys are 256-bit random strings
-    (domain.handlers.keys), so there is no dictionary to try and a brute force of the hash is
+    (domain.keys.handlers), so there is no dictionary to try and a brute force of the hash is
     as hopeless as one of the key. No salt is needed for the same reason, and an unsalted hash
     lets a request find its key by one indexed lookup.
     """

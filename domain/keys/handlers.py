@@ -7,8 +7,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from domain.handlers import in_transaction
-from domain.keys import (
+from domain.keys.aggregate import (
     ApiKeyState,
     CreateApiKey,
     KeyCommand,
@@ -19,6 +18,7 @@ from domain.keys import (
     hash_key,
 )
 from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.transactions import in_transaction
 from events.base import EventMetadata, RecordedEvent
 
 KEY_PREFIX = "iep_"  # recognisable in logs and by secret scanners

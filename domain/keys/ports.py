@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.keys import ApiKeyState, KeyIdentity, KeyView
+from domain.keys.aggregate import ApiKeyState, KeyIdentity, KeyView
 from events.base import Event, EventMetadata, RecordedEvent
 
 

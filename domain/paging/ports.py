@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain.views import HistoryEntry, JobView, ModelSummary, ModelVersionView
+from domain.registry.views import HistoryEntry, JobView, ModelSummary, ModelVersionView
 
 
 class RegistryPages(Protocol):
-    """The registry's lists a page at a time (cursors from domain.pages)."""
+    """The registry's lists a page at a time (cursors from domain.paging.cursors)."""
 
     async def page_models(
         self, limit: int, cursor: str | None

@@ -1,1 +1,1 @@
-"""domain.registry."""
+"""domain.registry.decisions."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from domain import names
-from domain.commands import (
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.gates.policy import check_policy, check_promotion_allowed
+from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
@@ -14,9 +16,7 @@ from domain.commands import (
     SetGatePolicy,
     TagModelVersion,
 )
-from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gate_policy import check_policy, check_promotion_allowed
-from domain.registry_state import (
+from domain.registry.state import (
     ARCHIVED,
     PROD,
     STAGING,
@@ -37,7 +37,7 @@ from events.registry import (
     ModelVersionTagged,
 )
 
-# The state's names are re-exported: callers know the aggregate as domain.registry.
+# The state's names are re-exported: callers know the aggregate as domain.registry.decisions.
 __all__ = [
     "ARCHIVED",
     "PROD",

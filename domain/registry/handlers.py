@@ -8,17 +8,7 @@ from datetime import UTC, datetime
 import msgspec
 
 from domain import names
-from domain.commands import (
-    ArchiveModelVersion,
-    DemoteModelVersion,
-    PromoteModelVersion,
-    RegisterModelVersion,
-    RegistryCommand,
-    RollbackModel,
-    TagModelVersion,
-)
 from domain.errors import ServiceUnavailable
-from domain.handlers import CommandResult, in_transaction
 from domain.ports import (
     ArtifactInspector,
     ArtifactStore,
@@ -27,7 +17,17 @@ from domain.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain.registry import ModelState, decide
+from domain.registry.commands import (
+    ArchiveModelVersion,
+    DemoteModelVersion,
+    PromoteModelVersion,
+    RegisterModelVersion,
+    RegistryCommand,
+    RollbackModel,
+    TagModelVersion,
+)
+from domain.registry.decisions import ModelState, decide
+from domain.transactions import CommandResult, in_transaction
 from events.base import EventMetadata
 from events.registry import ArtifactMetadata
 

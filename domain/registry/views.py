@@ -98,9 +98,12 @@ def policy_summary(e: GatePolicySet) -> str:
     p, t = e.policy, e.policy.thresholds
     flags = ", ".join(
         f"{name} {'on' if value else 'off'}"
-        for name, value in (("require_gate", p.require_gate), ("auto_gate", p.auto_gate),
-                            ("auto_promote", p.auto_promote))
-    )  # fmt: skip
+        for name, value in (
+            ("require_gate", p.require_gate),
+            ("auto_gate", p.auto_gate),
+            ("auto_promote", p.auto_promote),
+        )
+    )
     sig = f", drop not significant at {t.alpha:g}" if t.require_not_significant else ""
     return (
         f"gate policy: {flags}; accuracy drop <= {t.max_accuracy_drop * 100:g} pts{sig}, "

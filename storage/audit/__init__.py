@@ -1,1 +1,1 @@
-"""storage.audit."""
+"""storage.audit.auditor."""

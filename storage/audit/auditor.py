@@ -8,15 +8,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.audit import Anchor, AuditReport, Finding
+from domain.audit.reports import Anchor, AuditReport, Finding
 from domain.errors import InvalidInput
 from storage import event_store
-from storage.audit_chain import ChainCheck, chain_findings, check_anchor
-from storage.audit_projections import ProjectionRebuild
-from storage.audit_reader import chunks
-from storage.audit_streams import StreamCheck
+from storage.audit.chain import ChainCheck, chain_findings, check_anchor
+from storage.audit.projections import ProjectionRebuild
+from storage.audit.reader import chunks
+from storage.audit.streams import StreamCheck
 from storage.projections import get_checkpoint
-from storage.relay import ANCHOR_KEY, RELAY_CHECKPOINT
+from storage.streams.relay import ANCHOR_KEY, RELAY_CHECKPOINT
 
 
 class Auditor:

@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.audit import Anchor, Finding
-from domain.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEMES, chain_hash
-from storage.audit_reader import chunks
+from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEMES, chain_hash
+from domain.audit.reports import Anchor, Finding
+from storage.audit.reader import chunks
 from storage.event_store import ChainBreak, IntegrityReport
 
 MAX_BREAKS = 100  # a rewritten log breaks everywhere; the first ones are what matters

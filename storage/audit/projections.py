@@ -15,16 +15,16 @@ import msgspec
 from sqlalchemy import JSON, MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.audit import Finding
-from domain.gate_views import gate_row
-from domain.gates import GateState
-from domain.gates import evolve as evolve_gate
-from domain.jobs import JobState, evolve_job, job_row
-from domain.keys import ApiKeyState, evolve_key, key_row
-from domain.registry_state import ModelState, evolve
+from domain.audit.reports import Finding
+from domain.gates.aggregate import GateState
+from domain.gates.aggregate import evolve as evolve_gate
+from domain.gates.views import gate_row
+from domain.jobs.aggregate import JobState, evolve_job, job_row
+from domain.keys.aggregate import ApiKeyState, evolve_key, key_row
+from domain.registry.state import ModelState, evolve
 from events.keys import KEY_STREAM_PREFIX
 from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
-from storage.audit_reader import chunks, driver, recorded
+from storage.audit.reader import chunks, driver, recorded
 from storage.projections import version_row
 from storage.tables import api_keys, batch_jobs, gates, model_prod, model_versions
 

@@ -93,7 +93,14 @@ def payload_json(row: Any) -> bytes:
 def envelope(row: Any) -> tuple:
     """The envelope columns in TrailEntry's order."""
     return (
-        row["position"], row["recorded_at"], row["actor"], row["event_type"], row["stream_id"],
-        row["correlation_id"], row["causation_id"], row["trace_context"], row["event_id"],
+        row["position"],
+        row["recorded_at"],
+        row["actor"],
+        row["event_type"],
+        row["stream_id"],
+        row["correlation_id"],
+        row["causation_id"],
+        row["trace_context"],
+        row["event_id"],
         row["schema_version"],
-    )  # fmt: skip
+    )

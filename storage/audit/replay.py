@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.audit import ModelAt, TrailEntry, TrailFilter, model_at, trail_from_parts
+from domain.audit.reports import ModelAt, TrailEntry, TrailFilter, model_at, trail_from_parts
 from domain.errors import Conflict, InvalidInput, NotFound
 from events.streams import model_stream_id
-from storage.audit_reader import chunks, driver, envelope, payload_json, recorded
+from storage.audit.reader import chunks, driver, envelope, payload_json, recorded
 
 SUBMITTED = "BatchJobSubmitted"
 

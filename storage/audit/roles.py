@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from storage.audit_reader import driver
+from storage.audit.reader import driver
 
 log = structlog.get_logger("roles")
 APPEND_ONLY = ("event_log",)

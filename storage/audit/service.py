@@ -8,11 +8,11 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.audit import Anchor, AuditReport, ModelAt, TrailEntry, TrailFilter
-from storage.audit import Auditor
-from storage.audit_replay import EventLogReader, create_replay_group
-from storage.audit_stream_replay import stream_trail
-from storage.audit_streams import event_streams
+from domain.audit.reports import Anchor, AuditReport, ModelAt, TrailEntry, TrailFilter
+from storage.audit.auditor import Auditor
+from storage.audit.replay import EventLogReader, create_replay_group
+from storage.audit.stream_replay import stream_trail
+from storage.audit.streams import event_streams
 from storage.errors import postgres_errors, redis_errors
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.audit import TrailEntry, TrailFilter, trail_entry
+from domain.audit.reports import TrailEntry, TrailFilter, trail_entry
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event
-from storage.audit_reader import COLUMNS, driver
-from storage.audit_replay import JobModels
-from storage.audit_streams import event_streams
-from storage.relay import LATER_FIELDS, entry_fields
+from storage.audit.reader import COLUMNS, driver
+from storage.audit.replay import JobModels
+from storage.audit.streams import event_streams
+from storage.streams.relay import LATER_FIELDS, entry_fields
 
 
 async def _entries(

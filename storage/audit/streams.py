@@ -18,12 +18,12 @@ import redis.asyncio as aioredis
 from redis.utils import HIREDIS_AVAILABLE
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.audit import Finding
+from domain.audit.reports import Finding
 from events.codec import area_of, event_types
 from events.streams import area_stream
-from storage.audit_reader import chunks
+from storage.audit.reader import chunks
 from storage.projections import get_checkpoint
-from storage.relay import LATER_FIELDS, RELAY_CHECKPOINT, entry_fields
+from storage.streams.relay import LATER_FIELDS, RELAY_CHECKPOINT, entry_fields
 
 # One string per call ("<id> <sha1>\n" per entry): parsing 2 strings per entry in Python
 # costs more than the check itself. Values never hold a NUL (PostgreSQL text cannot, JSON

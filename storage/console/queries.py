@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import Float, and_, func, literal, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.audit import AuditReport
-from domain.console import (
+from domain.audit.reports import AuditReport
+from domain.console.views import (
     AuditRun,
     ModelRow,
     ShardFailure,
@@ -20,8 +20,8 @@ from domain.console import (
     timeline_entry,
 )
 from domain.errors import NotFound
-from domain.pages import decode_cursor, page_of
-from domain.views import ModelVersionView, summarize
+from domain.paging.cursors import decode_cursor, page_of
+from domain.registry.views import ModelVersionView, summarize
 from events.jobs import BatchJobFailed
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
 from storage import event_store
@@ -39,7 +39,7 @@ def _like(term: str) -> str:
 
 
 class ConsoleQueries:
-    """Implements domain.console.ConsoleReader over the projections, the log and Redis."""
+    """Implements domain.console.views.ConsoleReader over the projections, the log and Redis."""
 
     def __init__(self, engine: AsyncEngine, redis: aioredis.Redis) -> None:
         self.engine, self.redis = engine, redis
@@ -80,13 +80,15 @@ class ConsoleQueries:
             event = event_store.to_recorded(r) if r.position is not None else None
             out.append(
                 ModelRow(
-                    model_name=r.model_name, prod_version=r.model_version,
-                    latest_version=r.latest, versions=r.n,
+                    model_name=r.model_name,
+                    prod_version=r.model_version,
+                    latest_version=r.latest,
+                    versions=r.n,
                     last_change_at=event.recorded_at if event else None,
                     last_change_by=event.metadata.actor if event else None,
                     last_change=summarize(event) if event else None,
                 )
-            )  # fmt: skip
+            )
         return page_of(out, limit, lambda m: (m.model_name,))
 
     @on_postgres

@@ -1,1 +1,1 @@
-"""storage.dead_letters."""
+"""storage.dead_letters.store."""

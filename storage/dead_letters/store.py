@@ -5,14 +5,14 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.dead_letters import DeadLetterState, DeadLetterView, fold
+from domain.dead_letters.aggregate import DeadLetterState, DeadLetterView, fold
 from domain.errors import InvalidInput
 from events.base import Event, EventMetadata, RecordedEvent
 from events.dead_letters import dead_letter_stream_id
 from events.streams import dead_letter_stream
 from storage import event_store
 from storage.errors import on_postgres, on_redis
-from storage.stream_admin import STREAMS
+from storage.streams.admin import STREAMS
 
 
 def _text(fields: dict[bytes, bytes], name: bytes) -> str | None:
@@ -37,7 +37,7 @@ def view(dlq_stream: str, entry_id: bytes | str, fields: dict[bytes, bytes]) -> 
 
 
 class RedisDeadLetterQueue:
-    """Implements domain.fault_ports.DeadLetterQueue over every platform stream's DLQ."""
+    """Implements domain.dead_letters.ports.DeadLetterQueue over every platform stream's DLQ."""
 
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -78,7 +78,7 @@ class RedisDeadLetterQueue:
 
 
 class PostgresDeadLetterLog:
-    """Implements domain.fault_ports.DeadLetterLog: one log stream per dead letter."""
+    """Implements domain.dead_letters.ports.DeadLetterLog: one log stream per dead letter."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -92,9 +92,13 @@ class PostgresDeadLetterLog:
 
     @on_postgres
     async def save(
-        self, dlq_stream: str, entry_id: str, state: DeadLetterState, events: list[Event],
+        self,
+        dlq_stream: str,
+        entry_id: str,
+        state: DeadLetterState,
+        events: list[Event],
         metadata: EventMetadata,
-    ) -> list[RecordedEvent]:  # fmt: skip
+    ) -> list[RecordedEvent]:
         """Append at ``state.stream_version``, in a transaction of its own."""
         if not events:
             return []

@@ -8,9 +8,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound
-from domain.gate_views import GateView, gate_view
-from domain.gates import check_gate_id
-from domain.pages import decode_cursor, page_of
+from domain.gates.aggregate import check_gate_id
+from domain.gates.views import GateView, gate_view
+from domain.paging.cursors import decode_cursor, page_of
 from events.base import RecordedEvent
 from events.streams import gate_stream_id
 from storage import event_store

@@ -9,9 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain import names
 from domain.errors import NotFound
-from domain.jobs import RUNNING
-from domain.pages import decode_cursor, page_of
-from domain.views import JobView, Progress
+from domain.jobs.aggregate import RUNNING
+from domain.paging.cursors import decode_cursor, page_of
+from domain.registry.views import JobView, Progress
 from storage.errors import on_postgres
 from storage.tables import batch_jobs
 

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.jobs import QUEUED, RUNNING, JobState, evolve_job, fold_job
+from domain.jobs.aggregate import QUEUED, RUNNING, JobState, evolve_job, fold_job
 from domain.ports import ShardResult
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import job_stream_id

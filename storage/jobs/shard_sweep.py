@@ -7,7 +7,7 @@ from redis.exceptions import ResponseError
 
 from events.streams import SHARDS_STREAM
 from storage.errors import on_redis
-from storage.stream_admin import safe_trim_floor
+from storage.streams.admin import safe_trim_floor
 
 SWEEP_LOCK = "platform:shard-sweeper"
 
@@ -19,7 +19,7 @@ def _id(raw: bytes | str) -> tuple[int, int]:
 
 
 class RedisShardBacklog:
-    """Implements domain.fault_ports.ShardBacklog over ``jobs.shards``."""
+    """Implements domain.dead_letters.ports.ShardBacklog over ``jobs.shards``."""
 
     def __init__(self, redis: aioredis.Redis, batch: int = 10_000) -> None:
         self.redis = redis

@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlalchemy import exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.keys import KeyIdentity, KeyView
+from domain.keys.aggregate import KeyIdentity, KeyView
 from storage.errors import on_postgres
 from storage.tables import api_keys
 
 
 class KeyQueries:
-    """Implements domain.key_ports.KeyReader."""
+    """Implements domain.keys.ports.KeyReader."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.keys import ApiKeyState, evolve_key, fold_key
+from domain.keys.aggregate import ApiKeyState, evolve_key, fold_key
 from events.base import Event, EventMetadata, RecordedEvent
 from events.keys import key_stream_id
 from storage import event_store
@@ -12,7 +12,7 @@ from storage.projections import KEY_PROJECTION, set_checkpoint, write_key_projec
 
 
 class PostgresKeyStore:
-    """Implements domain.key_ports.KeyStore inside one unit of work's connection."""
+    """Implements domain.keys.ports.KeyStore inside one unit of work's connection."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn

@@ -8,12 +8,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.errors import NotFound
-from domain.pages import decode_cursor, page_of
-from domain.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
+from domain.paging.cursors import decode_cursor, page_of
+from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
 from events.streams import model_stream_id
 from storage import event_store
 from storage.errors import on_postgres
-from storage.gate_queries import gate_history
+from storage.gates.queries import gate_history
 from storage.projections import REGISTRY_PROJECTION, get_checkpoint
 from storage.tables import event_log, model_prod, model_versions
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import ServiceUnavailable
-from domain.registry import ModelState, evolve, fold
+from domain.registry.decisions import ModelState, evolve, fold
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import model_stream_id
 from storage import event_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from storage.relay import RELAY_CHECKPOINT
+from storage.streams.relay import RELAY_CHECKPOINT
 
 Samples = list[tuple[float, dict[str, str]]]
 

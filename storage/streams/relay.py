@@ -19,12 +19,13 @@ from sqlalchemy import Row, text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.audit import Anchor
+from domain.audit.reports import Anchor
 from events.codec import area_of
 from events.streams import area_stream
-from storage import event_store, relay_loss
+from storage import event_store
 from storage.projections import get_checkpoint, set_checkpoint
-from storage.relay_loss import MARKER_KEY
+from storage.streams import relay_loss
+from storage.streams.relay_loss import MARKER_KEY
 
 log = structlog.get_logger("relay")
 

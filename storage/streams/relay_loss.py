@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from events.codec import area_of
 from events.streams import area_stream
-from storage.retention import retention_floor
+from storage.streams.retention import retention_floor
 
 MARKER_KEY = "platform:relay:marker"
 

@@ -1,7 +1,7 @@
 """Retention of the ``processed`` table (the consumer groups' dedupe rows).
 
 A row only matters while its event can be delivered again. Every event stream a group reads is
-trimmed below what every group still needs (storage.stream_admin), so an event older than the
+trimmed below what every group still needs (storage.streams.admin), so an event older than the
 oldest entry of every such stream was acknowledged by every group and will not come back: its
 rows can go. The floor is recorded first (checkpoint ``processed-retention``), and the relay
 never republishes below it after Redis lost its data, so pruned events are never redelivered.
@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from events.streams import SHARDS_STREAM
 from storage.errors import postgres_errors, redis_errors
 from storage.projections import get_checkpoint, set_checkpoint
-from storage.stream_admin import STREAMS
+from storage.streams.admin import STREAMS
 
 RETENTION_CHECKPOINT = "processed-retention"
 EVENT_STREAMS = tuple(s for s in STREAMS if s != SHARDS_STREAM)  # entry ids are positions

@@ -21,8 +21,11 @@ WAIT_MS = 240_000  # a wait that runs out fails the test
 def test_a_running_job_advances_to_done_without_a_reload(chromium, stack) -> None:
     url, model = stack["url"], stack["model"]
     with api_client(url, "operator") as api:
-        body = {"model_name": model, "dataset_id": "fashion_mnist_10000",
-                "config": {"batch_size": 250, "shard_size": 500}}  # fmt: skip
+        body = {
+            "model_name": model,
+            "dataset_id": "fashion_mnist_10000",
+            "config": {"batch_size": 250, "shard_size": 500},
+        }
         r = api.post("/batch/submit", json=body)
         assert r.status_code == 202, r.text
         job_id = r.json()["job_id"]
@@ -53,8 +56,13 @@ def test_a_running_job_advances_to_done_without_a_reload(chromium, stack) -> Non
 def test_a_gate_shows_its_checks(chromium, stack) -> None:
     url, model = stack["url"], stack["model"]
     with api_client(url, "operator") as api:
-        body = {"model_name": model, "candidate_version": "v2", "baseline_version": "v1",
-                "dataset_id": "fashion_mnist_10000", "reason": "release candidate"}  # fmt: skip
+        body = {
+            "model_name": model,
+            "candidate_version": "v2",
+            "baseline_version": "v1",
+            "dataset_id": "fashion_mnist_10000",
+            "reason": "release candidate",
+        }
         r = api.post("/gates", json=body)
         assert r.status_code == 202, r.text
         gate_id = r.json()["gate_id"]
@@ -62,8 +70,16 @@ def test_a_gate_shows_its_checks(chromium, stack) -> None:
     page.goto(f"{url}/ui/gates/{gate_id}")
     page.locator("#checks").wait_for(timeout=WAIT_MS)  # the page updates itself to the verdict
     headers = page.locator("#checks thead th").all_inner_texts()
-    assert headers == ["Check", "Baseline", "Candidate", "Delta", "Threshold", "p-value",
-                       "95% interval", "Verdict"]  # fmt: skip
+    assert headers == [
+        "Check",
+        "Baseline",
+        "Candidate",
+        "Delta",
+        "Threshold",
+        "p-value",
+        "95% interval",
+        "Verdict",
+    ]
     rows = {
         row.locator("th").inner_text(): row.locator("td").all_inner_texts()
         for row in page.locator("#checks tbody tr").all()

@@ -11,7 +11,7 @@ import pytest
 
 from api.app import create_app
 from domain.errors import NotFound
-from domain.handlers.keys import revoke_api_key
+from domain.keys.handlers import revoke_api_key
 from events.base import EventMetadata
 from events.keys import ROLES
 from tests.e2e.conftest import app_client

@@ -142,8 +142,9 @@ async def test_promote_and_rollback_ask_for_a_reason_and_record_the_actor(
         assert "operator-ann" in first and "/ui/traces/" in first
         rollback = f"/ui/models/{model_name}/rollback"
         assert (await op.get(rollback)).status_code == 200
-        r = await op.post(rollback, data={"reason": "bad canary", "confirm": "yes",
-                                          "csrf_token": token})  # fmt: skip
+        r = await op.post(
+            rollback, data={"reason": "bad canary", "confirm": "yes", "csrf_token": token}
+        )
         assert r.status_code == 303 and await _prod(op, model_name) == "v1"
         # Past the first prod there is nothing to roll back to: 409 on the form, not a 500.
         r = await op.post(rollback, data={"reason": "again", "confirm": "yes", "csrf_token": token})
@@ -155,15 +156,25 @@ async def test_a_forced_promotion_shows_as_an_override(
 ) -> None:
     async with console("admin") as ad:
         await _model(ad, model_name, state_dict_file, "v1", "v2")
-        r = await ad.put(f"/models/{model_name}/gate-policy", json={"require_gate": True},
-                         headers={"x-api-key": KEYS["admin"]})  # fmt: skip
+        r = await ad.put(
+            f"/models/{model_name}/gate-policy",
+            json={"require_gate": True},
+            headers={"x-api-key": KEYS["admin"]},
+        )
         assert r.status_code == 200, r.text
         token = _csrf((await ad.get(f"/ui/models/{model_name}")).text)
         url = f"/ui/models/{model_name}/versions/v2/promote"
         r = await ad.post(url, data={"reason": "hotfix", "confirm": "yes", "csrf_token": token})
         assert r.status_code == 409 and "gate" in r.text and await _prod(ad, model_name) == "v1"
-        r = await ad.post(url, data={"reason": "hotfix, gate later", "confirm": "yes",
-                                     "force": "yes", "csrf_token": token})  # fmt: skip
+        r = await ad.post(
+            url,
+            data={
+                "reason": "hotfix, gate later",
+                "confirm": "yes",
+                "force": "yes",
+                "csrf_token": token,
+            },
+        )
         assert r.status_code == 303 and await _prod(ad, model_name) == "v2"
         first = (await ad.get(f"/ui/models/{model_name}")).text.split('<li class="event')[1]
         assert "tone-warning" in first and "Override" in first and "FORCED" in first
@@ -187,13 +198,18 @@ async def test_lists_page_and_search_and_bad_input_gets_a_4xx_page(
         assert found.status_code == 200 and model_name in found.text
         assert f'/ui/models/{model_name}"' not in (await rd.get("/ui/models?q=zz-none")).text
         for url, status in (
-            ("/ui/models?q=%25", 400), ("/ui/models?cursor=%21%21", 400),
-            ("/ui/models?cursor=bm9wZQ", 400), ("/ui/models/ghost", 404),
-            ("/ui/models/Bad!Name", 400), (f"/ui/models/{model_name}?at=yesterday", 400),
-            (f"/ui/models/{model_name}?at=1999-01-01", 400), ("/ui/jobs/ghost", 404),
-            ("/ui/gates/ghost", 404), ("/ui/traces/xyz", 400),
+            ("/ui/models?q=%25", 400),
+            ("/ui/models?cursor=%21%21", 400),
+            ("/ui/models?cursor=bm9wZQ", 400),
+            ("/ui/models/ghost", 404),
+            ("/ui/models/Bad!Name", 400),
+            (f"/ui/models/{model_name}?at=yesterday", 400),
+            (f"/ui/models/{model_name}?at=1999-01-01", 400),
+            ("/ui/jobs/ghost", 404),
+            ("/ui/gates/ghost", 404),
+            ("/ui/traces/xyz", 400),
             (f"/ui/models/{model_name}?tc=bm9wZQ", 400),
-        ):  # fmt: skip
+        ):
             r = await rd.get(url)
             assert r.status_code == status and 'role="alert"' in r.text, (url, r.text[-500:])
         at = await rd.get(f"/ui/models/{model_name}", params={"at": "2999-01-01T00:00:00Z"})

@@ -26,8 +26,11 @@ pytestmark = pytest.mark.anyio
 
 async def test_an_exhausted_pool_is_503_with_retry_after(test_settings) -> None:
     settings = replace(test_settings, db_pool_size=1, db_pool_timeout_s=0.5)
-    p = wire(settings, create_engine(settings.database_url, settings=settings),
-             create_redis(settings.redis_url))  # fmt: skip
+    p = wire(
+        settings,
+        create_engine(settings.database_url, settings=settings),
+        create_redis(settings.redis_url),
+    )
     try:
         async with app_client(create_app(p, run_relay=False)) as client:
             async with p.engine.connect() as a, p.engine.connect() as b:  # the whole pool
@@ -51,8 +54,11 @@ async def test_a_stalled_holder_of_the_log_lock_does_not_freeze_appends(
     settings = replace(
         test_settings, db_lock_timeout_ms=300, db_idle_in_transaction_timeout_ms=2000
     )
-    p = wire(settings, create_engine(settings.database_url, settings=settings),
-             create_redis(settings.redis_url))  # fmt: skip
+    p = wire(
+        settings,
+        create_engine(settings.database_url, settings=settings),
+        create_redis(settings.redis_url),
+    )
     tag = f"/models/{model_name}/versions/v1/tags"
     try:
         async with app_client(create_app(p, run_relay=False)) as client:
@@ -87,9 +93,13 @@ def test_servers_never_prints_a_password(server_urls, tmp_path) -> None:
         "PYTHONPATH": str(ROOT),
     }
     out = subprocess.run(
-        [sys.executable, "-m", "cli", "servers"], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "cli", "servers"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert "s3cret-pw" not in out.stdout + out.stderr
     assert "***" in out.stdout

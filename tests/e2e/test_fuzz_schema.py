@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from domain.handlers.keys import revoke_api_key
+from domain.keys.handlers import revoke_api_key
 from events.base import EventMetadata
 
 pytestmark = pytest.mark.anyio
@@ -34,11 +34,18 @@ def api_process(server_urls, tmp_path):
     port = _free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": server_urls["database_url"], "REDIS_URL": server_urls["redis_url"],
-        "HOST": "127.0.0.1", "PORT": str(port), "API_WORKERS": "1", "WARM_UP": "0",
-        "API_KEYS": f"fuzz:{KEY}:admin", "RATE_LIMIT_PER_S": "0", "LOG_LEVEL": "error",
-        "ARTIFACT_IMPORT_ROOTS": str(tmp_path), "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
-    }  # fmt: skip
+        "DATABASE_URL": server_urls["database_url"],
+        "REDIS_URL": server_urls["redis_url"],
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "API_WORKERS": "1",
+        "WARM_UP": "0",
+        "API_KEYS": f"fuzz:{KEY}:admin",
+        "RATE_LIMIT_PER_S": "0",
+        "LOG_LEVEL": "error",
+        "ARTIFACT_IMPORT_ROOTS": str(tmp_path),
+        "ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+    }
     proc = subprocess.Popen([sys.executable, "-m", "api"], cwd=ROOT, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -71,12 +78,29 @@ async def _revoke_fuzz_keys(platform) -> None:
 
 async def test_schemathesis_finds_no_failure(api_process, platform, tmp_path) -> None:
     cmd = [
-        str(Path(sys.executable).parent / "st"), "--config-file", str(ROOT / "tests/e2e/schemathesis.toml"),
-        "run", f"{api_process}/schema/openapi.json", "--checks", "all",
-        "--header", f"X-API-Key: {KEY}", "--max-examples", str(MAX_EXAMPLES),
-        "--max-time", str(MAX_TIME_S), "--phases", "examples,coverage,fuzzing", "--workers", "2",
-        "--no-color", "--seed", "20261126", "--generation-database", "none",
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "st"),
+        "--config-file",
+        str(ROOT / "tests/e2e/schemathesis.toml"),
+        "run",
+        f"{api_process}/schema/openapi.json",
+        "--checks",
+        "all",
+        "--header",
+        f"X-API-Key: {KEY}",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--max-time",
+        str(MAX_TIME_S),
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--workers",
+        "2",
+        "--no-color",
+        "--seed",
+        "20261126",
+        "--generation-database",
+        "none",
+    ]
     try:
         run = await anyio.to_thread.run_sync(
             lambda: subprocess.run(

@@ -37,8 +37,13 @@ async def _model(client, name: str, state_dict_file, *versions: str) -> None:
 
 
 def _gate(name: str, **kw) -> dict:
-    return {"model_name": name, "candidate_version": "v2", "baseline_version": "v1",
-            "dataset_id": "fashion_mnist_100", **kw}  # fmt: skip
+    return {
+        "model_name": name,
+        "candidate_version": "v2",
+        "baseline_version": "v1",
+        "dataset_id": "fashion_mnist_100",
+        **kw,
+    }
 
 
 async def test_bad_gate_requests_get_precise_4xx(keyed, model_name, state_dict_file) -> None:
@@ -59,12 +64,17 @@ async def test_bad_gate_requests_get_precise_4xx(keyed, model_name, state_dict_f
     for body, status, text in cases:
         r = await keyed.post("/gates", json=body)
         assert r.status_code == status and text in r.text, (body, r.text)
-    for path, status in (("/gates/not-a-uuid", 404), (f"/gates/{uuid.uuid4()}", 404),
-                         ("/gates/..%2F..%2Fetc", 404), ("/models/ghost/gates", 404),
-                         (f"/models/{model_name}/gates?cursor=%21%21", 400),
-                         (f"/models/{model_name}/gates?cursor=bm9wZQ", 400),
-                         (f"/models/{model_name}/gates?limit=0", 400),
-                         ("/models/..%2Fx/gates", 404), ("/models/Bad!Name/gates", 400)):  # fmt: skip
+    for path, status in (
+        ("/gates/not-a-uuid", 404),
+        (f"/gates/{uuid.uuid4()}", 404),
+        ("/gates/..%2F..%2Fetc", 404),
+        ("/models/ghost/gates", 404),
+        (f"/models/{model_name}/gates?cursor=%21%21", 400),
+        (f"/models/{model_name}/gates?cursor=bm9wZQ", 400),
+        (f"/models/{model_name}/gates?limit=0", 400),
+        ("/models/..%2Fx/gates", 404),
+        ("/models/Bad!Name/gates", 400),
+    ):
         r = await keyed.get(path)
         assert r.status_code == status, (path, r.text)
     assert (await keyed.get(f"/models/{model_name}/gates")).json() == []
@@ -104,9 +114,12 @@ async def test_policy_required_gate_and_forced_promotion(
     await _model(keyed, model_name, state_dict_file, "v1", "v2")
     url = f"/models/{model_name}/gate-policy"
     assert (await keyed.get(url)).json()["policy"]["require_gate"] is False
-    for body, text in (({"require_gate": "yes"}, "require_gate"), ({"colour": 1}, "colour"),
-                       ({"thresholds": {"max_accuracy_drop": 2}}, "max_accuracy_drop"),
-                       ({"max_gate_age_s": 0}, "max_gate_age_s")):  # fmt: skip
+    for body, text in (
+        ({"require_gate": "yes"}, "require_gate"),
+        ({"colour": 1}, "colour"),
+        ({"thresholds": {"max_accuracy_drop": 2}}, "max_accuracy_drop"),
+        ({"max_gate_age_s": 0}, "max_gate_age_s"),
+    ):
         r = await keyed.put(url, json=body)
         assert r.status_code == 400 and text in r.text, r.text
     policy = {"require_gate": True, "max_gate_age_s": 600, "reason": "release train"}

@@ -96,15 +96,49 @@ async def test_nul_newline_deep_json_and_huge_ids_get_4xx(
     assert r.status_code == 201
     cases = [
         ("post", f"/models/{model_name}/versions/v1/promote", {"reason": "a\x00b"}, 400),
-        ("post", f"/models/{model_name}/versions", {"model_version": "v2", "artifact_path": str(trained_artifacts["v2"]), "tags": {"k": "a\x00"}}, 400),
-        ("post", "/models/nl%0A/versions", {"model_version": "v1", "artifact_path": str(trained_artifacts["v1"])}, 400),
-        ("post", f"/models/{model_name}/versions", {"model_version": "v\n", "artifact_path": str(trained_artifacts["v1"])}, 400),
-        ("post", "/batch/submit", {"model_name": model_name, "dataset_id": "mnist_" + "9" * 5000, "model_version": "v1"}, 400),
-        ("post", "/batch/submit", {"model_name": model_name, "dataset_id": "mnist_١٢", "model_version": "v1"}, 400),
-        ("post", "/batch/submit", {"model_name": model_name, "dataset_id": " mnist_10 ", "model_version": "v1"}, 400),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {
+                "model_version": "v2",
+                "artifact_path": str(trained_artifacts["v2"]),
+                "tags": {"k": "a\x00"},
+            },
+            400,
+        ),
+        (
+            "post",
+            "/models/nl%0A/versions",
+            {"model_version": "v1", "artifact_path": str(trained_artifacts["v1"])},
+            400,
+        ),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {"model_version": "v\n", "artifact_path": str(trained_artifacts["v1"])},
+            400,
+        ),
+        (
+            "post",
+            "/batch/submit",
+            {"model_name": model_name, "dataset_id": "mnist_" + "9" * 5000, "model_version": "v1"},
+            400,
+        ),
+        (
+            "post",
+            "/batch/submit",
+            {"model_name": model_name, "dataset_id": "mnist_١٢", "model_version": "v1"},
+            400,
+        ),
+        (
+            "post",
+            "/batch/submit",
+            {"model_name": model_name, "dataset_id": " mnist_10 ", "model_version": "v1"},
+            400,
+        ),
         ("get", "/batch/status/%00", None, 404),
         ("get", "/batch?model_name=%00", None, 400),
-    ]  # fmt: skip
+    ]
     for method, url, body, status in cases:
         r = await getattr(client, method)(url, **({"json": body} if body is not None else {}))
         assert r.status_code == status, (url, body, r.text)
@@ -165,9 +199,11 @@ async def test_v2_checks_every_shape_and_range_before_decoding(client, model_nam
         r = await client.post(url, json={"inputs": [body]})
         assert r.status_code == 400 and words in r.text, (value, r.text)
     r = await client.post(
-        url, content=b'{"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", '
-        b'"data": [NaN]}]}', headers={"content-type": "application/json"},
-    )  # fmt: skip
+        url,
+        content=b'{"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", '
+        b'"data": [NaN]}]}',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400, r.text
 
 
@@ -177,8 +213,11 @@ async def test_a_job_of_too_many_shards_is_a_400_naming_the_limit(
     assert (await _register(client, model_name, "v1", state_dict_file())).status_code == 201
     r = await client.post(f"/models/{model_name}/versions/v1/promote", json={})
     assert r.status_code == 200, r.text
-    body = {"model_name": model_name, "dataset_id": "fashion_mnist_train",
-            "config": {"batch_size": 32, "shard_size": 1}}  # fmt: skip
+    body = {
+        "model_name": model_name,
+        "dataset_id": "fashion_mnist_train",
+        "config": {"batch_size": 32, "shard_size": 1},
+    }
     r = await client.post("/batch/submit", json=body)
     assert r.status_code == 400, r.text
     assert "60000 shards" in r.text and "MAX_SHARDS_PER_JOB" in r.text

@@ -142,23 +142,104 @@ async def test_bad_input_gets_a_clear_4xx(
     big = png_b64(np.zeros((32, 32), dtype=np.uint8))
     infer = f"/v2/models/{model_name}/versions/v1/infer"
     cases = [
-        ("/predict", {"model_name": model_name, "image_b64": "@@not-base64@@", "model_version": "v1"}, 400, "not valid base64"),
-        ("/predict", {"model_name": model_name, "image_b64": base64.b64encode(b"hello").decode(), "model_version": "v1"}, 400, "not a PNG"),
-        ("/predict", {"model_name": model_name, "image_b64": big, "model_version": "v1"}, 400, "expected a 28x28 image, got 32x32"),
+        (
+            "/predict",
+            {"model_name": model_name, "image_b64": "@@not-base64@@", "model_version": "v1"},
+            400,
+            "not valid base64",
+        ),
+        (
+            "/predict",
+            {
+                "model_name": model_name,
+                "image_b64": base64.b64encode(b"hello").decode(),
+                "model_version": "v1",
+            },
+            400,
+            "not a PNG",
+        ),
+        (
+            "/predict",
+            {"model_name": model_name, "image_b64": big, "model_version": "v1"},
+            400,
+            "expected a 28x28 image, got 32x32",
+        ),
         ("/predict", {"model_name": model_name, "image_b64": good}, 409, "no prod version"),
-        ("/predict", {"model_name": model_name, "image_b64": good, "model_version": "v9"}, 404, "no version 'v9'"),
+        (
+            "/predict",
+            {"model_name": model_name, "image_b64": good, "model_version": "v9"},
+            404,
+            "no version 'v9'",
+        ),
         ("/predict", {"model_name": "no-such-model", "image_b64": good}, 404, "unknown model"),
         ("/predict", {"model_name": model_name}, 400, "image_b64"),
         ("/predict", {"model_name": model_name, "image_b64": good, "extra": 1}, 400, "extra"),
-        (infer, {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 783}]}, 400, "needs 784 values, data has 783"),
-        (infer, {"inputs": [{"name": "x", "shape": [1, 3, 28, 28], "datatype": "FP32", "data": [0.0] * 2352}]}, 400, "not supported"),
-        (infer, {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP64", "data": [0.0] * 784}]}, 400, "datatype 'FP64'"),
-        (infer, {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "UINT8", "data": [300] * 784}]}, 400, "0..255"),
-        (infer, {"inputs": [{"name": "x", "shape": [2], "datatype": "BYTES", "data": [good]}]}, 400, "data has 1"),
-        (infer, {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": [[0.0] * 10, [0.0]]}]}, 400, "equal length"),
+        (
+            infer,
+            {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 783}]},
+            400,
+            "needs 784 values, data has 783",
+        ),
+        (
+            infer,
+            {
+                "inputs": [
+                    {"name": "x", "shape": [1, 3, 28, 28], "datatype": "FP32", "data": [0.0] * 2352}
+                ]
+            },
+            400,
+            "not supported",
+        ),
+        (
+            infer,
+            {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP64", "data": [0.0] * 784}]},
+            400,
+            "datatype 'FP64'",
+        ),
+        (
+            infer,
+            {
+                "inputs": [
+                    {"name": "x", "shape": [1, 784], "datatype": "UINT8", "data": [300] * 784}
+                ]
+            },
+            400,
+            "0..255",
+        ),
+        (
+            infer,
+            {"inputs": [{"name": "x", "shape": [2], "datatype": "BYTES", "data": [good]}]},
+            400,
+            "data has 1",
+        ),
+        (
+            infer,
+            {
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [1, 784],
+                        "datatype": "FP32",
+                        "data": [[0.0] * 10, [0.0]],
+                    }
+                ]
+            },
+            400,
+            "equal length",
+        ),
         (infer, {"inputs": []}, 400, "inputs is empty"),
-        (infer, {"inputs": [{"name": "x", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 784}], "outputs": [{"name": "nope"}]}, 400, "unknown output"),
-    ]  # fmt: skip
+        (
+            infer,
+            {
+                "inputs": [
+                    {"name": "x", "shape": [1, 784], "datatype": "FP32", "data": [0.0] * 784}
+                ],
+                "outputs": [{"name": "nope"}],
+            },
+            400,
+            "unknown output",
+        ),
+    ]
     for url, body, status, message in cases:
         r = await client.post(url, json=body)
         assert r.status_code == status, (body, r.text)

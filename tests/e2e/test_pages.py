@@ -75,8 +75,15 @@ async def test_the_page_size_is_bounded_and_bad_parameters_are_400(
         assert (
             len((await c.get(url, params={"limit": 1000})).json()) == 2
         )  # clamped to MAX_PAGE_SIZE
-        for params in ({"limit": 0}, {"limit": -1}, {"limit": "x"}, {"cursor": "!!"}, {"cursor": "e30"},
-                       {"cursor": "x" * 600}, {"cursor": ""}):  # fmt: skip
+        for params in (
+            {"limit": 0},
+            {"limit": -1},
+            {"limit": "x"},
+            {"cursor": "!!"},
+            {"cursor": "e30"},
+            {"cursor": "x" * 600},
+            {"cursor": ""},
+        ):
             for path in (url, "/models", f"/models/{model_name}/history", "/batch"):
                 r = await c.get(path, params=params)
                 assert r.status_code == 400, (path, params, r.text)

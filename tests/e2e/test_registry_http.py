@@ -80,18 +80,54 @@ async def test_errors_are_clear_4xx(client, model_name, state_dict_file, tmp_pat
     path = state_dict_file("a.pt", 1)
     await _register(client, model_name, "v1", path)
     cases = [
-        ("post", f"/models/{model_name}/versions", {"model_version": "v1", "artifact_path": str(state_dict_file("c.pt", 3))}, 409, "immutable"),
-        ("post", f"/models/{model_name}/versions", {"model_version": "v2", "artifact_path": "/etc/passwd"}, 400, "outside the allowed roots"),
-        ("post", f"/models/{model_name}/versions", {"model_version": "v2", "artifact_path": str(tmp_path / "missing.pt")}, 400, "not found"),
-        ("post", f"/models/{model_name}/versions", {"model_version": "../../x", "artifact_path": str(path)}, 400, "invalid model version"),
-        ("post", f"/models/{model_name}/versions", {"artifact_path": str(path)}, 400, "model_version"),
-        ("post", "/models/BAD NAME/versions", {"model_version": "v1", "artifact_path": str(path)}, 400, "invalid model name"),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {"model_version": "v1", "artifact_path": str(state_dict_file("c.pt", 3))},
+            409,
+            "immutable",
+        ),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {"model_version": "v2", "artifact_path": "/etc/passwd"},
+            400,
+            "outside the allowed roots",
+        ),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {"model_version": "v2", "artifact_path": str(tmp_path / "missing.pt")},
+            400,
+            "not found",
+        ),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {"model_version": "../../x", "artifact_path": str(path)},
+            400,
+            "invalid model version",
+        ),
+        (
+            "post",
+            f"/models/{model_name}/versions",
+            {"artifact_path": str(path)},
+            400,
+            "model_version",
+        ),
+        (
+            "post",
+            "/models/BAD NAME/versions",
+            {"model_version": "v1", "artifact_path": str(path)},
+            400,
+            "invalid model name",
+        ),
         ("post", f"/models/{model_name}/versions/v9/promote", None, 404, "no version 'v9'"),
         ("post", "/models/never-registered/rollback", None, 404, "unknown model"),
         ("post", f"/models/{model_name}/rollback", None, 409, "no prod version"),
         ("get", "/models/never-registered/history", None, 404, "unknown model"),
         ("get", "/models/never-registered/versions", None, 404, "unknown model"),
-    ]  # fmt: skip
+    ]
     for method, url, body, status, message in cases:
         r = await getattr(client, method)(url, **({"json": body} if body is not None else {}))
         assert r.status_code == status, (url, body, r.text)

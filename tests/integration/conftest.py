@@ -38,7 +38,7 @@ async def pipeline_settings(test_settings, shared_artifacts) -> AsyncIterator:
 async def pipeline(pipeline_settings) -> AsyncIterator:
     """A platform with the relay running, as an API process would run it."""
     import bootstrap
-    from storage.relay import Relay
+    from storage.streams.relay import Relay
 
     p = await bootstrap.build_platform(pipeline_settings, run_migrations=False)
     stop = asyncio.Event()

@@ -44,22 +44,35 @@ def start_stack(
     state, artifacts = root / "state", root / "artifacts"
     env = {
         # Own STATE_DIR (target files) and artifact store; the servers come from child_env.
-        "STATE_DIR": str(state), "ARTIFACTS_DIR": str(artifacts), "LOG_LEVEL": "info",
-        "ARTIFACT_IMPORT_ROOTS": f"{import_root}:{ROOT}", "PYTHONUNBUFFERED": "1",
-        "CLAIM_IDLE_MS": "1000", "MAX_DELIVERIES": "2", "TORCH_THREADS": "1", "WARM_UP": "0",
-        "GATE_LATENCY_ROUNDS": "4", **servers,
-    }  # fmt: skip
+        "STATE_DIR": str(state),
+        "ARTIFACTS_DIR": str(artifacts),
+        "LOG_LEVEL": "info",
+        "ARTIFACT_IMPORT_ROOTS": f"{import_root}:{ROOT}",
+        "PYTHONUNBUFFERED": "1",
+        "CLAIM_IDLE_MS": "1000",
+        "MAX_DELIVERIES": "2",
+        "TORCH_THREADS": "1",
+        "WARM_UP": "0",
+        "GATE_LATENCY_ROUNDS": "4",
+        **servers,
+    }
     port = free_port()
     api_log, worker_log = root / "api.log", root / "worker.log"
     procs = []
     with api_log.open("wb") as a, worker_log.open("wb") as w:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "api"], cwd=ROOT, stdout=a,
-            env=child_env(HOST="127.0.0.1", PORT=str(port), API_WORKERS="1", **env),
-        ))  # fmt: skip
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "consumers"], cwd=ROOT, stdout=w, env=child_env(**env)
-        ))  # fmt: skip
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "api"],
+                cwd=ROOT,
+                stdout=a,
+                env=child_env(HOST="127.0.0.1", PORT=str(port), API_WORKERS="1", **env),
+            )
+        )
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "consumers"], cwd=ROOT, stdout=w, env=child_env(**env)
+            )
+        )
     url = f"http://127.0.0.1:{port}"
     targets = targets_dir(state)
     try:
@@ -129,9 +142,12 @@ async def run_job(client: httpx.AsyncClient, name: str, shard_size: int, timeout
     """Submit a batch job over HTTP and wait for its end; (submit response, final status)."""
     submitted = await client.post(
         "/batch/submit",
-        json={"model_name": name, "dataset_id": "fashion_mnist_1000",
-              "config": {"batch_size": 250, "shard_size": shard_size}},
-    )  # fmt: skip
+        json={
+            "model_name": name,
+            "dataset_id": "fashion_mnist_1000",
+            "config": {"batch_size": 250, "shard_size": shard_size},
+        },
+    )
     assert submitted.status_code == 202, submitted.text
     job_id = submitted.json()["job_id"]
     deadline = time.monotonic() + timeout_s

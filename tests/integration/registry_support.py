@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.handlers.registry import register_model_version
+from domain.registry.handlers import register_model_version
 from events.base import EventMetadata
 
 META = EventMetadata(actor="tester")
@@ -14,8 +14,15 @@ async def register_versions(
     """Register each version of ``model_name`` from its own small state dict (seed = index)."""
     for i, version in enumerate(versions):
         await register_model_version(
-            model_name=model_name, model_version=version,
-            source=str(state_dict_file(f"{version}.pt", i)), tags={}, reason=None,
-            metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock,
-            store=p.artifacts, inspector=p.inspector,
-        )  # fmt: skip
+            model_name=model_name,
+            model_version=version,
+            source=str(state_dict_file(f"{version}.pt", i)),
+            tags={},
+            reason=None,
+            metadata_override=None,
+            metadata=META,
+            uow=p.uow,
+            lock=p.registration_lock,
+            store=p.artifacts,
+            inspector=p.inspector,
+        )

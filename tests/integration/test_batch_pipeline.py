@@ -17,17 +17,17 @@ import pytest
 import torch
 from redis.exceptions import ResponseError
 
-from domain.commands import PromoteModelVersion
-from domain.handlers.jobs import submit_batch_job
-from domain.handlers.registry import promote_model_version, register_model_version
-from domain.views import JobView
+from domain.jobs.handlers import submit_batch_job
+from domain.registry.commands import PromoteModelVersion
+from domain.registry.handlers import promote_model_version, register_model_version
+from domain.registry.views import JobView
 from events.base import EventMetadata
 from events.streams import JOBS_STREAM, SHARDS_STREAM, dead_letter_stream
 from ml.artifacts import load_model, read_metadata
 from ml.datasets import load_dataset
 from ml.preprocess import to_model_input
 from storage import event_store
-from storage.stream_admin import safe_trim_floor, trim_stream
+from storage.streams.admin import safe_trim_floor, trim_stream
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.anyio
@@ -37,10 +37,18 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 async def register(p, name: str, artifact) -> None:
     await register_model_version(
-        model_name=name, model_version="v1", source=str(artifact), tags={}, reason=None,
-        metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock, store=p.artifacts,
+        model_name=name,
+        model_version="v1",
+        source=str(artifact),
+        tags={},
+        reason=None,
+        metadata_override=None,
+        metadata=META,
+        uow=p.uow,
+        lock=p.registration_lock,
+        store=p.artifacts,
         inspector=p.inspector,
-    )  # fmt: skip
+    )
     await promote_model_version(
         PromoteModelVersion(model_name=name, model_version="v1"), META, p.uow
     )
@@ -48,9 +56,15 @@ async def register(p, name: str, artifact) -> None:
 
 async def submit(p, name: str, dataset: str, batch_size: int, shard_size: int) -> str:
     job = await submit_batch_job(
-        model_name=name, dataset_id=dataset, batch_size=batch_size, model_version=None,
-        shard_size=shard_size, metadata=META, uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name=name,
+        dataset_id=dataset,
+        batch_size=batch_size,
+        model_version=None,
+        shard_size=shard_size,
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     return job.job_id
 
 

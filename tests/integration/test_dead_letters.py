@@ -21,8 +21,8 @@ from consumers.runner import GroupRunner, RunnerConfig
 from events.dead_letters import DLQ_EVENTS, dead_letter_stream_id
 from events.streams import REGISTRY_STREAM, SHARDS_STREAM, dead_letter_stream
 from storage import event_store
-from storage.relay import MARKER_KEY
-from storage.retention import RETENTION_CHECKPOINT, prune_processed
+from storage.streams.relay import MARKER_KEY
+from storage.streams.retention import RETENTION_CHECKPOINT, prune_processed
 from tests.conftest import ROOT
 from tests.integration.registry_support import register_versions
 
@@ -30,12 +30,20 @@ pytestmark = pytest.mark.anyio
 
 
 def cli(server_urls, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": server_urls["database_url"],
-           "REDIS_URL": server_urls["redis_url"], "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": server_urls["database_url"],
+        "REDIS_URL": server_urls["redis_url"],
+        "PYTHONPATH": str(ROOT),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=120,
-    )  # fmt: skip
+    )
 
 
 async def until(check, what: str, timeout: float = 30.0) -> None:

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from domain.commands import PromoteModelVersion, RegisterModelVersion
 from domain.errors import ConcurrencyConflict
-from domain.handlers.registry import change_model
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion
+from domain.registry.handlers import change_model
 from events.base import EventMetadata
 from events.registry import ModelVersionTagged
 from storage import event_store
@@ -100,9 +100,12 @@ async def test_stale_expected_version_is_refused(platform) -> None:
 
 async def _register(platform, name: str, version: str, sha: str) -> None:
     cmd = RegisterModelVersion(
-        model_name=name, model_version=version, artifact_uri=f"{name}/{version}/model.pt",
-        sha256=sha, size_bytes=1,
-    )  # fmt: skip
+        model_name=name,
+        model_version=version,
+        artifact_uri=f"{name}/{version}/model.pt",
+        sha256=sha,
+        size_bytes=1,
+    )
     await change_model(cmd, _meta(), platform.uow)
 
 

@@ -17,11 +17,11 @@ import time
 
 import pytest
 
-from domain.commands import PromoteModelVersion
 from domain.errors import NotFound
-from domain.handlers.gates import request_gate, set_gate_policy
-from domain.handlers.jobs import submit_batch_job
-from domain.handlers.registry import promote_model_version, register_model_version
+from domain.gates.handlers import request_gate, set_gate_policy
+from domain.jobs.handlers import submit_batch_job
+from domain.registry.commands import PromoteModelVersion
+from domain.registry.handlers import promote_model_version, register_model_version
 from events.base import EventMetadata
 from events.gates import GatePolicy, GateThresholds
 from events.streams import GATES_STREAM, JOBS_STREAM, gate_stream_id
@@ -49,8 +49,13 @@ def shuffled_artifact(tmp_path_factory):
     images, labels = data.images[:2000], data.labels[:2000]
     shuffled = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(7))]
     model, norm, _ = train_on_tensors("mnist_cnn", images, shuffled, epochs=1, seed=3)
-    meta = ArtifactMetadata(architecture="mnist_cnn", normalization=norm, num_classes=10,
-                            class_names=list(data.class_names), dataset="shuffled labels")  # fmt: skip
+    meta = ArtifactMetadata(
+        architecture="mnist_cnn",
+        normalization=norm,
+        num_classes=10,
+        class_names=list(data.class_names),
+        dataset="shuffled labels",
+    )
     return save_artifact(model, meta, tmp_path_factory.mktemp("shuffled"))
 
 
@@ -61,12 +66,18 @@ def start_groups(pipeline_settings):
 
     def start(groups: str | None = None, **env: str) -> subprocess.Popen:
         environ = {
-            **os.environ, "DATABASE_URL": pipeline_settings.database_url,
+            **os.environ,
+            "DATABASE_URL": pipeline_settings.database_url,
             "REDIS_URL": pipeline_settings.redis_url,
-            "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir), "CLAIM_IDLE_MS": "1500",
-            "MAX_DELIVERIES": "3", "TORCH_THREADS": "1", "LOG_LEVEL": "warning",
-            "PYTHONPATH": str(ROOT), "GATE_LATENCY_ROUNDS": "8", **env,
-        }  # fmt: skip
+            "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir),
+            "CLAIM_IDLE_MS": "1500",
+            "MAX_DELIVERIES": "3",
+            "TORCH_THREADS": "1",
+            "LOG_LEVEL": "warning",
+            "PYTHONPATH": str(ROOT),
+            "GATE_LATENCY_ROUNDS": "8",
+            **env,
+        }
         args = [sys.executable, "-m", "consumers"] + (["--groups", groups] if groups else [])
         procs.append(subprocess.Popen(args, cwd=ROOT, env=environ))
         return procs[-1]
@@ -84,10 +95,18 @@ def start_groups(pipeline_settings):
 
 async def register(p, name: str, version: str, artifact, prod: bool = False) -> None:
     await register_model_version(
-        model_name=name, model_version=version, source=str(artifact), tags={}, reason=None,
-        metadata_override=None, metadata=META, uow=p.uow, lock=p.registration_lock,
-        store=p.artifacts, inspector=p.inspector,
-    )  # fmt: skip
+        model_name=name,
+        model_version=version,
+        source=str(artifact),
+        tags={},
+        reason=None,
+        metadata_override=None,
+        metadata=META,
+        uow=p.uow,
+        lock=p.registration_lock,
+        store=p.artifacts,
+        inspector=p.inspector,
+    )
     if prod:
         cmd = PromoteModelVersion(model_name=name, model_version=version)
         await promote_model_version(cmd, META, p.uow, p.clock)
@@ -95,9 +114,14 @@ async def register(p, name: str, version: str, artifact, prod: bool = False) -> 
 
 async def gate(p, name: str, candidate: str, baseline: str) -> str:
     state = await request_gate(
-        model_name=name, candidate_version=candidate, baseline_version=baseline,
-        dataset_id=DATASET, metadata=META, uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name=name,
+        candidate_version=candidate,
+        baseline_version=baseline,
+        dataset_id=DATASET,
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     return state.gate_id
 
 
@@ -134,14 +158,23 @@ async def test_prod_against_itself_passes_from_the_cli(
     while not await p.ops.live_workers():  # else the CLI would start a worker of its own
         assert time.monotonic() < deadline, "the worker never sent a heartbeat"
         await asyncio.sleep(0.2)
-    env = {**os.environ, "DATABASE_URL": pipeline_settings.database_url, "PYTHONPATH": str(ROOT),
-           "REDIS_URL": pipeline_settings.redis_url,
-           "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir)}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": pipeline_settings.database_url,
+        "PYTHONPATH": str(ROOT),
+        "REDIS_URL": pipeline_settings.redis_url,
+        "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir),
+    }
     cli = [sys.executable, "-m", "cli"]
     run = await asyncio.to_thread(
-        subprocess.run, [*cli, "gate-demo", model_name, "--json"], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=400,
-    )  # fmt: skip
+        subprocess.run,
+        [*cli, "gate-demo", model_name, "--json"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     assert run.returncode == 0, run.stderr
     import json
 
@@ -157,14 +190,20 @@ async def test_prod_against_itself_passes_from_the_cli(
         ([*cli, "gate", model_name, "v1", "v9"], 2),
         ([*cli, "gate", model_name], 2),
     ):
-        bad = await asyncio.to_thread(subprocess.run, argv, env=env, cwd=ROOT, capture_output=True,
-                                      text=True, timeout=120)  # fmt: skip
+        bad = await asyncio.to_thread(
+            subprocess.run, argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert bad.returncode == code, (argv, bad.stderr)
     down = {**env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none"}
     bad = await asyncio.to_thread(
-        subprocess.run, [*cli, "gate", model_name, "v1", "v1"], env=down, cwd=ROOT,
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        subprocess.run,
+        [*cli, "gate", model_name, "v1", "v1"],
+        env=down,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 3, bad.stderr
 
 
@@ -291,9 +330,15 @@ async def test_an_evaluated_staging_version_is_gated_and_promoted_by_itself(
     await set_gate_policy(model_name, policy, "test", META, p.uow)
     start_groups()
     job = await submit_batch_job(
-        model_name=model_name, dataset_id=DATASET, batch_size=250, model_version="v2",
-        shard_size=500, metadata=META, uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name=model_name,
+        dataset_id=DATASET,
+        batch_size=250,
+        model_version="v2",
+        shard_size=500,
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     deadline = time.monotonic() + 300
     while (await p.queries.prod_version(model_name)) != "v2":
         assert time.monotonic() < deadline, "v2 was not promoted by its automatic gate"

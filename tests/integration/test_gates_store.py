@@ -8,12 +8,12 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from domain.gates import EvaluateGate, RecordGateEvaluations, evaluation_job_id
-from domain.handlers.gate_evaluation import _decide, fail_gate
-from domain.handlers.gates import request_gate
-from domain.handlers.registry import register_model_version
+from domain.gates.aggregate import EvaluateGate, RecordGateEvaluations, evaluation_job_id
+from domain.gates.evaluation import _decide, fail_gate
+from domain.gates.handlers import request_gate
+from domain.registry.handlers import register_model_version
 from events.base import EventMetadata
-from storage.audit_projections import check_projections
+from storage.audit.projections import check_projections
 from storage.projections import rebuild_projections
 from storage.tables import gates
 
@@ -23,9 +23,14 @@ META = EventMetadata(actor="tester")
 
 async def _gate(p, name: str, candidate: str, baseline: str) -> str:
     state = await request_gate(
-        model_name=name, candidate_version=candidate, baseline_version=baseline,
-        dataset_id="fashion_mnist_100", metadata=META, uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name=name,
+        candidate_version=candidate,
+        baseline_version=baseline,
+        dataset_id="fashion_mnist_100",
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     return state.gate_id
 
 
@@ -33,28 +38,56 @@ async def test_lookups_rebuild_and_audit(platform, model_name, state_dict_file) 
     p = platform
     for i, version in enumerate(("v1", "v2")):
         await register_model_version(
-            model_name=model_name, model_version=version, source=str(state_dict_file(f"{i}.pt", i)),
-            tags={}, reason=None, metadata_override=None, metadata=META, uow=p.uow,
-            lock=p.registration_lock, store=p.artifacts, inspector=p.inspector,
-        )  # fmt: skip
+            model_name=model_name,
+            model_version=version,
+            source=str(state_dict_file(f"{i}.pt", i)),
+            tags={},
+            reason=None,
+            metadata_override=None,
+            metadata=META,
+            uow=p.uow,
+            lock=p.registration_lock,
+            store=p.artifacts,
+            inspector=p.inspector,
+        )
     passed, errored, waiting = [await _gate(p, model_name, "v2", "v1") for _ in range(3)]
     cand, base = evaluation_job_id(passed, "v2"), str(uuid.uuid4())  # a job nobody else names
-    await _decide(p.uow, passed, RecordGateEvaluations(
-        gate_id=passed, candidate_job_id=cand, baseline_job_id=base, submitted=[cand],
-    ), META)  # fmt: skip
+    await _decide(
+        p.uow,
+        passed,
+        RecordGateEvaluations(
+            gate_id=passed,
+            candidate_job_id=cand,
+            baseline_job_id=base,
+            submitted=[cand],
+        ),
+        META,
+    )
     labels = [i % 10 for i in range(100)]
     verdict = EvaluateGate(
-        gate_id=passed, baseline_labels=labels, candidate_labels=labels,
-        baseline_predictions=labels, candidate_predictions=labels,
+        gate_id=passed,
+        baseline_labels=labels,
+        candidate_labels=labels,
+        baseline_predictions=labels,
+        candidate_predictions=labels,
         baseline_latency_ms=[5.0 + i % 3 for i in range(10)],
-        candidate_latency_ms=[5.0 + i % 2 for i in range(10)], latency_batch_size=64,
-    )  # fmt: skip
+        candidate_latency_ms=[5.0 + i % 2 for i in range(10)],
+        latency_batch_size=64,
+    )
     assert (await _decide(p.uow, passed, verdict, META)).state.verdict == "PASS"
     await fail_gate(errored, "the evaluation job failed", META, p.uow)
     w_cand = evaluation_job_id(waiting, "v2")
-    await _decide(p.uow, waiting, RecordGateEvaluations(
-        gate_id=waiting, candidate_job_id=w_cand, baseline_job_id=base, submitted=[w_cand],
-    ), META)  # fmt: skip
+    await _decide(
+        p.uow,
+        waiting,
+        RecordGateEvaluations(
+            gate_id=waiting,
+            candidate_job_id=w_cand,
+            baseline_job_id=base,
+            submitted=[w_cand],
+        ),
+        META,
+    )
 
     async with p.uow() as tx:
         outcomes = await tx.gates.outcomes(model_name, "v2")

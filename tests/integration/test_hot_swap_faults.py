@@ -10,14 +10,14 @@ import pytest
 
 from api.hot_swap import ProdFollower
 from bootstrap import build_inference
-from domain.commands import PromoteModelVersion, RollbackModel
-from domain.handlers.registry import (
+from domain.registry.commands import PromoteModelVersion, RollbackModel
+from domain.registry.handlers import (
     promote_model_version,
     rollback_model,
 )
 from events.base import EventMetadata
 from events.streams import REGISTRY_STREAM
-from storage.relay import MARKER_KEY
+from storage.streams.relay import MARKER_KEY
 from tests.integration.registry_support import register_versions
 
 pytestmark = pytest.mark.anyio

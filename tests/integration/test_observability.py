@@ -44,8 +44,9 @@ def stack_urls(server_urls) -> Iterator[dict[str, str]]:
     still running after 120 s while the worker worked through other tests' leftovers)."""
     from settings import Settings
 
-    base = replace(Settings(), database_url=server_urls["database_url"],
-                   redis_url=server_urls["redis_url"])  # fmt: skip
+    base = replace(
+        Settings(), database_url=server_urls["database_url"], redis_url=server_urls["redis_url"]
+    )
     own = isolated(base, OBSERVABILITY_REDIS_DB, "obs")
     with asyncio.Runner() as runner:
         settings = runner.run(own.__aenter__())
@@ -72,8 +73,11 @@ def prometheus_binary() -> str:
     """Debian's prometheus, installed here when missing; skip only where that cannot be done."""
     binary = prometheus.find_prometheus()
     if binary is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        for cmd in (["apt-get", "install", "-y", "-q", "prometheus"], ["apt-get", "update", "-q"],
-                    ["apt-get", "install", "-y", "-q", "prometheus"]):  # fmt: skip
+        for cmd in (
+            ["apt-get", "install", "-y", "-q", "prometheus"],
+            ["apt-get", "update", "-q"],
+            ["apt-get", "install", "-y", "-q", "prometheus"],
+        ):
             subprocess.run(cmd, capture_output=True, timeout=600, check=False)
             binary = prometheus.find_prometheus()
             if binary:
@@ -115,16 +119,21 @@ async def test_one_trace_links_a_submit_to_its_shards_and_the_evaluation(
     assert len(trace_id) == 32 and int(trace_id, 16)
 
     (submit,) = [
-        line for line in log_lines(stack.api_log)
-        if line["event"] == "http_request" and line["path"] == "/batch/submit"
+        line
+        for line in log_lines(stack.api_log)
+        if line["event"] == "http_request"
+        and line["path"] == "/batch/submit"
         and line["trace_id"] == trace_id
-    ]  # fmt: skip
+    ]
     assert submit["correlation_id"] == correlation and submit["status"] == 202
 
     def worker_lines() -> list[dict]:
         lines = [line for line in log_lines(stack.worker_log) if line.get("job_id") == job_id]
-        done = any(line["event"] == "job_completed" for line in log_lines(stack.worker_log)
-                   if line.get("trace_id") == trace_id)  # fmt: skip
+        done = any(
+            line["event"] == "job_completed"
+            for line in log_lines(stack.worker_log)
+            if line.get("trace_id") == trace_id
+        )
         return lines if done else []
 
     lines = wait_for(worker_lines, 30, "the worker's log lines of the job")
@@ -137,10 +146,14 @@ async def test_one_trace_links_a_submit_to_its_shards_and_the_evaluation(
     engine = create_async_engine(stack_urls["DATABASE_URL"], poolclass=NullPool)
     try:
         async with engine.connect() as conn:
-            rows = (await conn.execute(
-                text("SELECT event_type, trace_context FROM event_log WHERE correlation_id = :c"),
-                {"c": uuid.UUID(correlation)},
-            )).all()  # fmt: skip
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT event_type, trace_context FROM event_log WHERE correlation_id = :c"
+                    ),
+                    {"c": uuid.UUID(correlation)},
+                )
+            ).all()
     finally:
         await engine.dispose()
     types = [row.event_type for row in rows]
@@ -163,9 +176,15 @@ async def _drive_traffic(stack, artifacts) -> None:
         stored.write_bytes(stored.read_bytes()[:-10] + b"corrupted!")  # its sha256 fails now
         _, status = await run_job(client, bad, shard_size=1000)
         assert status["status"] == "failed" and "sha256" in status["error"], status
-        gate = await client.post("/gates", json={
-            "model_name": good, "candidate_version": "v2", "baseline_version": "v1",
-            "dataset_id": "fashion_mnist_1000"})  # fmt: skip
+        gate = await client.post(
+            "/gates",
+            json={
+                "model_name": good,
+                "candidate_version": "v2",
+                "baseline_version": "v1",
+                "dataset_id": "fashion_mnist_1000",
+            },
+        )
         assert gate.status_code == 202, gate.text
         gate_id = gate.json()["gate_id"]
         deadline = time.monotonic() + 180
@@ -179,9 +198,17 @@ async def _drive_traffic(stack, artifacts) -> None:
                 await asyncio.sleep(2.5)
         r = await client.post(
             f"/v2/models/{good}/infer",
-            json={"inputs": [{"name": "input", "shape": [2, 1, 28, 28], "datatype": "UINT8",
-                              "data": [0] * (2 * 28 * 28)}]},
-        )  # fmt: skip
+            json={
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [2, 1, 28, 28],
+                        "datatype": "UINT8",
+                        "data": [0] * (2 * 28 * 28),
+                    }
+                ]
+            },
+        )
         assert r.status_code == 200, r.text
         missing = await client.post("/predict", json={"model_name": "nobody", "image_b64": image})
         assert missing.status_code == 404
@@ -245,7 +272,10 @@ async def test_every_dashboard_panel_returns_data_in_a_real_prometheus(
             "sum(hot_swaps_total) >= 2",
             'sum(model_cache_loads_total{outcome="failed"}) >= 1',
         ):
-            wait_for(lambda e=expr: prometheus.api_get(url, "/api/v1/query", query=e)["data"]
-                     ["result"], 30, expr)  # fmt: skip
+            wait_for(
+                lambda e=expr: prometheus.api_get(url, "/api/v1/query", query=e)["data"]["result"],
+                30,
+                expr,
+            )
     finally:
         stop_process(proc)

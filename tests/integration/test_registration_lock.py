@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from domain.errors import ServiceUnavailable
-from storage.registry_repository import PostgresRegistrationLock
+from storage.registry.repository import PostgresRegistrationLock
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from events.streams import REGISTRY_STREAM
 from storage import event_store
-from storage.relay import MARKER_KEY, Relay
+from storage.streams.relay import MARKER_KEY, Relay
 from tests.integration.registry_support import register_versions
 
 pytestmark = pytest.mark.anyio

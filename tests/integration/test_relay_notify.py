@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from storage.relay import Relay
+from storage.streams.relay import Relay
 from tests.conftest import isolated
 from tests.integration.audit.support import register
 

@@ -11,13 +11,13 @@ from redis.exceptions import ResponseError
 
 from bootstrap import build_shard_backlog
 from consumers.sweeper import sweep_lost_shards
-from domain.commands import PromoteModelVersion
-from domain.handlers.jobs import plan_batch_job, submit_batch_job
-from domain.handlers.registry import promote_model_version, register_model_version
-from domain.jobs import PlanBatchJob
+from domain.jobs.aggregate import PlanBatchJob
+from domain.jobs.handlers import plan_batch_job, submit_batch_job
+from domain.registry.commands import PromoteModelVersion
+from domain.registry.handlers import promote_model_version, register_model_version
 from events.base import EventMetadata
 from events.streams import SHARDS_STREAM
-from storage.shard_sweep import SWEEP_LOCK
+from storage.jobs.shard_sweep import SWEEP_LOCK
 
 pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="tester")
@@ -41,10 +41,18 @@ async def test_the_sweeper_replans_only_the_shards_the_stream_lost(
 ) -> None:
     p = replace(platform, settings=replace(platform.settings, shard_sweep_grace_s=0.0))
     await register_model_version(
-        model_name=model_name, model_version="v1", source=str(state_dict_file()), tags={},
-        reason=None, metadata_override=None, metadata=META, uow=p.uow,
-        lock=p.registration_lock, store=p.artifacts, inspector=p.inspector,
-    )  # fmt: skip
+        model_name=model_name,
+        model_version="v1",
+        source=str(state_dict_file()),
+        tags={},
+        reason=None,
+        metadata_override=None,
+        metadata=META,
+        uow=p.uow,
+        lock=p.registration_lock,
+        store=p.artifacts,
+        inspector=p.inspector,
+    )
     await promote_model_version(
         PromoteModelVersion(model_name=model_name, model_version="v1"), META, p.uow
     )
@@ -53,13 +61,23 @@ async def test_the_sweeper_replans_only_the_shards_the_stream_lost(
     except ResponseError as exc:
         assert "BUSYGROUP" in str(exc)
     job = await submit_batch_job(
-        model_name=model_name, dataset_id="fashion_mnist_500", batch_size=100,
-        model_version=None, shard_size=100, metadata=META, uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name=model_name,
+        dataset_id="fashion_mnist_500",
+        batch_size=100,
+        model_version=None,
+        shard_size=100,
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     await plan_batch_job(
-        PlanBatchJob(job_id=job.job_id), group="test", event_id=uuid.uuid4(), metadata=META,
-        uow=p.uow, queue=p.shard_queue,
-    )  # fmt: skip
+        PlanBatchJob(job_id=job.job_id),
+        group="test",
+        event_id=uuid.uuid4(),
+        metadata=META,
+        uow=p.uow,
+        queue=p.shard_queue,
+    )
     assert sorted(await _shards_in_stream(p.redis, job.job_id)) == [0, 1, 2, 3, 4]
 
     # Every shard is still queued: nothing is dispatched twice.

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from domain.errors import InvalidInput
 from domain.ports import StoredArtifact
-from domain.registry import VersionState
+from domain.registry.decisions import VersionState
 from events.registry import ArtifactMetadata
 
 

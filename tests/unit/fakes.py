@@ -14,13 +14,13 @@ from types import TracebackType
 from typing import Any, Self
 
 from domain.errors import ConcurrencyConflict
-from domain.gate_policy import GateOutcome
-from domain.gates import EVALUATING, GateState
-from domain.gates import evolve as evolve_gate
-from domain.gates import fold as fold_gate
-from domain.jobs import RUNNING, JobState, evolve_job, fold_job
+from domain.gates.aggregate import EVALUATING, GateState
+from domain.gates.aggregate import evolve as evolve_gate
+from domain.gates.aggregate import fold as fold_gate
+from domain.gates.policy import GateOutcome
+from domain.jobs.aggregate import RUNNING, JobState, evolve_job, fold_job
 from domain.ports import ShardResult
-from domain.registry import ModelState, evolve, fold
+from domain.registry.decisions import ModelState, evolve, fold
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import (
     GATE_STREAM_PREFIX,
@@ -85,9 +85,14 @@ class FakeDatabase:
     ) -> RecordedEvent:
         """Envelope an event at the next global position."""
         recorded = RecordedEvent(
-            position=self.next_position, stream_id=stream_id, stream_version=version,
-            event_id=uuid.uuid4(), recorded_at=self.clock.now(), metadata=metadata, event=event,
-        )  # fmt: skip
+            position=self.next_position,
+            stream_id=stream_id,
+            stream_version=version,
+            event_id=uuid.uuid4(),
+            recorded_at=self.clock.now(),
+            metadata=metadata,
+            event=event,
+        )
         self.next_position += 1
         return recorded
 
@@ -225,9 +230,15 @@ class FakeGateStore(_Streams):
     async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
         """Finished gates of one candidate."""
         states = await self.all()
-        found = [s.outcome() for s in states if (s.model_name, s.candidate_version) == (
-            model_name, candidate_version,
-        )]  # fmt: skip
+        found = [
+            s.outcome()
+            for s in states
+            if (s.model_name, s.candidate_version)
+            == (
+                model_name,
+                candidate_version,
+            )
+        ]
         return [o for o in found if o is not None]
 
     async def waiting_on(self, job_id: str) -> list[str]:

@@ -8,9 +8,9 @@ import pytest
 
 from api.access import TokenBuckets, is_loopback, required_role
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.handlers.keys import create_api_key, new_secret, revoke_api_key
-from domain.keys import ApiKeyState, evolve_key, fold_key, hash_key, role_allows
-from domain.pages import decode_cursor, encode_cursor, page_of
+from domain.keys.aggregate import ApiKeyState, evolve_key, fold_key, hash_key, role_allows
+from domain.keys.handlers import create_api_key, new_secret, revoke_api_key
+from domain.paging.cursors import decode_cursor, encode_cursor, page_of
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event
 from events.keys import ApiKeyCreated, ApiKeyRevoked, key_stream_id
@@ -82,9 +82,13 @@ async def test_a_second_key_for_a_live_name_is_a_conflict_and_revoke_is_idempote
 async def test_bad_names_roles_and_unknown_keys_are_refused() -> None:
     uow = KeyUow()
     for name, role, error in [
-        ("Alice", "reader", InvalidInput), ("", "reader", InvalidInput), ("a" * 65, "reader", InvalidInput),
-        ("anonymous", "admin", InvalidInput), ("bob", "root", InvalidInput), ("bob", "", InvalidInput),
-    ]:  # fmt: skip
+        ("Alice", "reader", InvalidInput),
+        ("", "reader", InvalidInput),
+        ("a" * 65, "reader", InvalidInput),
+        ("anonymous", "admin", InvalidInput),
+        ("bob", "root", InvalidInput),
+        ("bob", "", InvalidInput),
+    ]:
         with pytest.raises(error):
             await create_api_key(name, role, None, META, uow)
     with pytest.raises(NotFound):
@@ -130,8 +134,16 @@ def test_token_buckets_forget_the_longest_idle_caller_beyond_the_bound() -> None
 def test_cursors_round_trip_and_refuse_anything_else() -> None:
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert decode_cursor(encode_cursor("m", at, 7), str, datetime, int) == ("m", at, 7)
-    for bad in ["%%", "x" * 600, encode_cursor("m"), encode_cursor(1, at, 7), encode_cursor("m", "x", 7),
-                encode_cursor("m", at, -1), encode_cursor("m", at, True), encode_cursor("m\x00", at, 1)]:  # fmt: skip
+    for bad in [
+        "%%",
+        "x" * 600,
+        encode_cursor("m"),
+        encode_cursor(1, at, 7),
+        encode_cursor("m", "x", 7),
+        encode_cursor("m", at, -1),
+        encode_cursor("m", at, True),
+        encode_cursor("m\x00", at, 1),
+    ]:
         with pytest.raises(InvalidInput, match="cursor"):
             decode_cursor(bad, str, datetime, int)
     rows = list(range(5))

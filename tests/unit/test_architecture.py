@@ -84,13 +84,18 @@ def violations(folders: tuple[str, ...], allowed) -> list[str]:
 
 def test_the_checker_sees_every_import_form() -> None:
     source = (
-        "import storage.relay\nfrom storage import tables\nfrom . import sibling\n"
+        "import storage.streams.relay\nfrom storage import tables\nfrom . import sibling\n"
         "def f():\n    from storage.embedded import stop_all\n"
-        "    import importlib\n    importlib.import_module('storage.artifacts')\n"
+        "    import importlib\n    importlib.import_module('storage.registry.artifacts')\n"
         "    __import__('redis')\n"
     )
     found = imported_modules(source, "cli.main")
-    assert {"storage.relay", "storage.tables", "storage.embedded", "storage.artifacts"} <= found
+    assert {
+        "storage.streams.relay",
+        "storage.tables",
+        "storage.embedded",
+        "storage.registry.artifacts",
+    } <= found
     assert {"cli.sibling", "redis"} <= found
     assert "storage" in tops(found)
 

@@ -21,8 +21,8 @@ from ml.artifact_files import (
 )
 from ml.artifacts import load_model, save_artifact
 from ml.zoo import build_model
-from storage import artifacts as store_module
-from storage.artifacts import LocalArtifactStore
+from storage.registry import artifacts as store_module
+from storage.registry.artifacts import LocalArtifactStore
 
 META = ArtifactMetadata(
     architecture="mlp",

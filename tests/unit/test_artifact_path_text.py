@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import InvalidInput
-from storage.artifacts import LocalArtifactStore
+from storage.registry.artifacts import LocalArtifactStore
 
 
 @pytest.mark.parametrize("source", ["~3\udad0\udcf5x", "/tmp/\udcff.pt", "~\udb30user/model.pt"])

@@ -15,7 +15,7 @@ from events.registry import ArtifactMetadata
 from ml.artifacts import save_artifact
 from ml.serving import ModelCache, VersionRef
 from ml.zoo import build_model
-from storage.artifacts import STAGING, LocalArtifactStore
+from storage.registry.artifacts import STAGING, LocalArtifactStore
 
 _OPENS: list[str] = []
 _WATCH: set[str] = set()

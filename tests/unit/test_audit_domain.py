@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from api.auth import traceparent
-from domain.audit import (
+from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEME_SHA256, chain_hash
+from domain.audit.reports import (
     Anchor,
     AuditReport,
     Finding,
@@ -18,7 +19,6 @@ from domain.audit import (
     recipe_from_metadata,
 )
 from domain.errors import InvalidInput
-from domain.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEME_SHA256, chain_hash
 from events.base import EventMetadata, RecordedEvent
 from events.registry import ModelVersionPromoted, ModelVersionRegistered, ModelVersionRolledBack
 
@@ -76,7 +76,7 @@ def test_an_hmac_needs_the_key_and_depends_on_it() -> None:
 
 
 def test_legacy_rows_keep_their_old_hash() -> None:
-    from domain.integrity import row_hash
+    from domain.audit.integrity import row_hash
 
     legacy = {**ROW, "hash_scheme": SCHEME_LEGACY}
     fields = {k: v for k, v in ROW.items() if k not in ("position", "trace_context", "hash_scheme")}
@@ -106,21 +106,31 @@ def test_the_first_bad_position_prefers_exact_checks() -> None:
 
 def _recorded(position: int, event, minutes: int) -> RecordedEvent:
     return RecordedEvent(
-        position=position, stream_id="model-m", stream_version=position,
-        event_id=uuid.uuid4(), recorded_at=T0 + timedelta(minutes=minutes),
-        metadata=EventMetadata(actor="alice"), event=event,
-    )  # fmt: skip
+        position=position,
+        stream_id="model-m",
+        stream_version=position,
+        event_id=uuid.uuid4(),
+        recorded_at=T0 + timedelta(minutes=minutes),
+        metadata=EventMetadata(actor="alice"),
+        event=event,
+    )
 
 
 def test_model_at_folds_only_what_happened_before_the_moment() -> None:
     reg = {"artifact_uri": "x", "size_bytes": 1}
     history = [
-        _recorded(1, ModelVersionRegistered(model_name="m", model_version="v1", sha256="1" * 64, **reg), 0),
-        _recorded(2, ModelVersionRegistered(model_name="m", model_version="v2", sha256="2" * 64, **reg), 1),
+        _recorded(
+            1, ModelVersionRegistered(model_name="m", model_version="v1", sha256="1" * 64, **reg), 0
+        ),
+        _recorded(
+            2, ModelVersionRegistered(model_name="m", model_version="v2", sha256="2" * 64, **reg), 1
+        ),
         _recorded(3, ModelVersionPromoted(model_name="m", model_version="v1"), 2),
-        _recorded(4, ModelVersionPromoted(model_name="m", model_version="v2", previous_prod="v1"), 3),
+        _recorded(
+            4, ModelVersionPromoted(model_name="m", model_version="v2", previous_prod="v1"), 3
+        ),
         _recorded(5, ModelVersionRolledBack(model_name="m", from_version="v2", to_version="v1"), 4),
-    ]  # fmt: skip
+    ]
     at = [model_at("m", T0 + timedelta(minutes=m, seconds=30), history) for m in range(5)]
     assert [v.prod_version for v in at] == [None, None, "v1", "v2", "v1"]
     assert [len(v.versions) for v in at] == [1, 2, 2, 2, 2]
@@ -141,8 +151,16 @@ def test_times_and_filters_are_checked() -> None:
 
 
 def test_a_recipe_needs_every_parameter() -> None:
-    training = {"epochs": 1, "batch_size": 128, "lr": 0.002, "seed": 3, "threads": 2,
-                "precision": "fp32", "train_samples": 500, "device": "cpu"}  # fmt: skip
+    training = {
+        "epochs": 1,
+        "batch_size": 128,
+        "lr": 0.002,
+        "seed": 3,
+        "threads": 2,
+        "precision": "fp32",
+        "train_samples": 500,
+        "device": "cpu",
+    }
     meta = {"architecture": "mnist_cnn", "dataset": "fashion_mnist_train", "training": training}
     recipe = recipe_from_metadata(meta, "m v1")
     assert (recipe.seed, recipe.train_samples, recipe.device) == (3, 500, "cpu")

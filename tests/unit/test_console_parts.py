@@ -8,7 +8,7 @@ import pytest
 
 from api.ui.figures import HEAT_LEVELS, LEFT, WIDTH, check_cells, heatmap, line_chart, metric_rows
 from api.ui.session import csrf_token, read_cookie, safe_next
-from domain.console import VersionPoint, check_search, check_trace_id, trace_id_of
+from domain.console.views import VersionPoint, check_search, check_trace_id, trace_id_of
 from domain.errors import InvalidInput
 from events.gates import GateCheck
 
@@ -16,8 +16,10 @@ T = datetime(2026, 11, 26, tzinfo=UTC)
 
 
 def _points(*values: float | None) -> list[VersionPoint]:
-    return [VersionPoint(model_version=f"v{i}", created_at=T, accuracy=v, p95_ms=None)
-            for i, v in enumerate(values, 1)]  # fmt: skip
+    return [
+        VersionPoint(model_version=f"v{i}", created_at=T, accuracy=v, p95_ms=None)
+        for i, v in enumerate(values, 1)
+    ]
 
 
 def test_a_chart_spans_its_plot_and_skips_versions_without_the_figure() -> None:
@@ -43,9 +45,17 @@ def test_the_heatmap_colours_each_cell_by_its_share_of_the_row() -> None:
 
 
 def test_verdict_cells_use_the_units_of_just_gate() -> None:
-    acc = GateCheck(name="accuracy", baseline=0.8861, candidate=0.9145, delta=0.0284,
-                    threshold=-0.01, verdict="PASS", p_value=1.5e-39, ci_low=0.0241,
-                    ci_high=0.0328)  # fmt: skip
+    acc = GateCheck(
+        name="accuracy",
+        baseline=0.8861,
+        candidate=0.9145,
+        delta=0.0284,
+        threshold=-0.01,
+        verdict="PASS",
+        p_value=1.5e-39,
+        ci_low=0.0241,
+        ci_high=0.0328,
+    )
     cells = check_cells(acc)
     assert (cells["baseline"], cells["candidate"], cells["delta"]) == (
         "88.61%",
@@ -54,16 +64,31 @@ def test_verdict_cells_use_the_units_of_just_gate() -> None:
     )
     assert cells["threshold"] == "≥ -1.00 pts" and cells["p_value"] == "1.5e-39"
     assert cells["interval"] == "[+2.41, +3.28] pts"
-    lat = GateCheck(name="p95_latency", baseline=23.38, candidate=20.96, delta=-0.103,
-                    threshold=0.1, verdict="PASS", ci_low=-0.153, ci_high=0.073)  # fmt: skip
+    lat = GateCheck(
+        name="p95_latency",
+        baseline=23.38,
+        candidate=20.96,
+        delta=-0.103,
+        threshold=0.1,
+        verdict="PASS",
+        ci_low=-0.153,
+        ci_high=0.073,
+    )
     cells = check_cells(lat)
     assert cells["delta"] == "-10.3%" and cells["threshold"] == "≤ +10%" and cells["p_value"] == ""
     assert cells["interval"] == "[-15.3%, +7.3%]"
 
 
 def test_metric_rows_put_the_headline_first_and_leave_the_matrix_out() -> None:
-    rows = metric_rows({"batches": 40, "accuracy": 0.91234, "confusion_matrix": [[1]],
-                        "per_class": [], "wall_images_per_s": 1234.5})  # fmt: skip
+    rows = metric_rows(
+        {
+            "batches": 40,
+            "accuracy": 0.91234,
+            "confusion_matrix": [[1]],
+            "per_class": [],
+            "wall_images_per_s": 1234.5,
+        }
+    )
     assert rows == [("accuracy", "0.9123"), ("batches", "40"), ("wall_images_per_s", "1,234.5")]
 
 
@@ -78,10 +103,16 @@ def test_the_session_cookie_and_its_csrf_token() -> None:
 
 @pytest.mark.parametrize(
     ("target", "expected"),
-    [("/ui/models/m?at=x", "/ui/models/m?at=x"), ("https://evil.example/ui/", "/ui/models"),
-     ("//evil.example/ui/", "/ui/models"), ("/ui\\..\\x", "/ui/models"), (None, "/ui/models"),
-     ("/schema", "/ui/models"), ("/ui/x\nSet-Cookie: a=b", "/ui/models")],
-)  # fmt: skip
+    [
+        ("/ui/models/m?at=x", "/ui/models/m?at=x"),
+        ("https://evil.example/ui/", "/ui/models"),
+        ("//evil.example/ui/", "/ui/models"),
+        ("/ui\\..\\x", "/ui/models"),
+        (None, "/ui/models"),
+        ("/schema", "/ui/models"),
+        ("/ui/x\nSet-Cookie: a=b", "/ui/models"),
+    ],
+)
 def test_after_login_the_console_only_goes_to_its_own_pages(target, expected) -> None:
     assert safe_next(target) == expected
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.dead_letters import (
+from domain.dead_letters.aggregate import (
     DeadLetterView,
     DropDeadLetter,
     RetryDeadLetter,
@@ -20,9 +20,15 @@ from events.base import EventMetadata, RecordedEvent
 from events.dead_letters import DeadLetterDropped, DeadLetterRetried
 
 LETTER = DeadLetterView(
-    dlq_stream="jobs.shards.dlq", entry_id="5-0", stream="jobs.shards", group="batch-inference",
-    original_id="3-0", reason="ValueError: boom (failed 3 deliveries)", job_id="j", shard=1,
-)  # fmt: skip
+    dlq_stream="jobs.shards.dlq",
+    entry_id="5-0",
+    stream="jobs.shards",
+    group="batch-inference",
+    original_id="3-0",
+    reason="ValueError: boom (failed 3 deliveries)",
+    job_id="j",
+    shard=1,
+)
 
 
 def _recorded(events, actor: str = "alice") -> list[RecordedEvent]:
@@ -68,9 +74,13 @@ def test_retry_records_the_group_and_may_repeat_until_dropped() -> None:
 
 def test_a_dead_letter_without_a_group_cannot_be_retried() -> None:
     orphan = DeadLetterView(
-        dlq_stream="jobs.shards.dlq", entry_id="6-0", stream="jobs.shards", group="",
-        original_id="", reason="",
-    )  # fmt: skip
+        dlq_stream="jobs.shards.dlq",
+        entry_id="6-0",
+        stream="jobs.shards",
+        group="",
+        original_id="",
+        reason="",
+    )
     with pytest.raises(Conflict, match="no consumer group"):
         decide(fold([]), RetryDeadLetter(letter=orphan))
     with pytest.raises(InvalidInput, match="reason"):

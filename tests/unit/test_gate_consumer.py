@@ -9,8 +9,8 @@ import pytest
 
 from consumers import gate_evaluation
 from consumers.context import WorkerContext
-from domain.gates import ERRORED, EVALUATING, PASSED
-from domain.handlers.gates import gate_policy
+from domain.gates.aggregate import ERRORED, EVALUATING, PASSED
+from domain.gates.handlers import gate_policy
 from events.codec import encode_event
 from events.jobs import EvaluationRecorded
 from events.streams import EVAL_STREAM, GATES_STREAM, JOBS_STREAM
@@ -37,9 +37,15 @@ def gp() -> GatePorts:
 
 def context(gp: GatePorts) -> WorkerContext:
     return WorkerContext(
-        uow=gp.uow, queue=gp.queue, evaluator=gp.evaluator, datasets=gp.datasets,
-        clock=gp.clock, latency=gp.latency, shard_size=100, name="w1",
-    )  # fmt: skip
+        uow=gp.uow,
+        queue=gp.queue,
+        evaluator=gp.evaluator,
+        datasets=gp.datasets,
+        clock=gp.clock,
+        latency=gp.latency,
+        shard_size=100,
+        name="w1",
+    )
 
 
 async def test_entries_drive_a_gate_to_its_verdict(gp: GatePorts) -> None:
@@ -66,8 +72,9 @@ async def test_entries_drive_a_gate_to_its_verdict(gp: GatePorts) -> None:
 async def test_an_evaluation_starts_an_automatic_gate(gp: GatePorts) -> None:
     job = await gp.submit(model_version="v2")
     await gp.run_job(job.job_id)
-    recorded = EvaluationRecorded(model_name="m", model_version="v2", job_id=job.job_id,
-                                  dataset_id="mnist_250")  # fmt: skip
+    recorded = EvaluationRecorded(
+        model_name="m", model_version="v2", job_id=job.job_id, dataset_id="mnist_250"
+    )
     fields = {**entry("EvaluationRecorded", {}), b"payload": encode_event(recorded)}
     await gate_evaluation.handle(context(gp), EVAL_STREAM, "4-0", fields)
     gates = [r for r in gp.uow.db.log if r.stream_id.startswith("gate-")]

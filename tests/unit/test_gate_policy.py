@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gate_policy import GateOutcome, check_promotion_allowed
-from domain.gate_triggers import auto_gate_id, auto_gate_request, auto_promotion
-from domain.gates import FAILED, PASSED, GateState
-from domain.registry import ModelState, decide, evolve, fold
+from domain.gates.aggregate import FAILED, PASSED, GateState
+from domain.gates.policy import GateOutcome, check_promotion_allowed
+from domain.gates.triggers import auto_gate_id, auto_gate_request, auto_promotion
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
+from domain.registry.decisions import ModelState, decide, evolve, fold
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from events.gates import GatePolicy, GateThresholds
@@ -33,11 +33,14 @@ class Model:
         events = decide(self.state, command)
         for e in events:
             r = RecordedEvent(
-                position=len(self.history) + 1, stream_id="model-m",
-                stream_version=self.state.stream_version + 1, event_id=uuid.uuid4(),
-                recorded_at=NOW, metadata=EventMetadata(actor="alice"),
+                position=len(self.history) + 1,
+                stream_id="model-m",
+                stream_version=self.state.stream_version + 1,
+                event_id=uuid.uuid4(),
+                recorded_at=NOW,
+                metadata=EventMetadata(actor="alice"),
                 event=decode_event(event_type_name(e), encode_event(e)),
-            )  # fmt: skip
+            )
             self.history.append(r)
             evolve(self.state, r)
         return events
@@ -51,10 +54,13 @@ def _model(policy: GatePolicy | None = REQUIRED) -> Model:
     for v, sha in (("v1", "a"), ("v2", "b"), ("v3", "c")):
         m.run(
             RegisterModelVersion(
-                model_name="m", model_version=v, artifact_uri=f"m/{v}/model.pt",
-                sha256=sha * 64, size_bytes=1,
+                model_name="m",
+                model_version=v,
+                artifact_uri=f"m/{v}/model.pt",
+                sha256=sha * 64,
+                size_bytes=1,
             )
-        )  # fmt: skip
+        )
     m.promote("v1")  # the first prod has nothing to be gated against
     if policy is not None:
         m.run(SetGatePolicy(model_name="m", policy=policy))
@@ -63,9 +69,13 @@ def _model(policy: GatePolicy | None = REQUIRED) -> Model:
 
 def _gate(candidate="v2", baseline="v1", verdict="PASS", age_s=60.0, model="m") -> GateOutcome:
     return GateOutcome(
-        gate_id=str(uuid.uuid4()), model_name=model, candidate_version=candidate,
-        baseline_version=baseline, verdict=verdict, decided_at=NOW - timedelta(seconds=age_s),
-    )  # fmt: skip
+        gate_id=str(uuid.uuid4()),
+        model_name=model,
+        candidate_version=candidate,
+        baseline_version=baseline,
+        verdict=verdict,
+        decided_at=NOW - timedelta(seconds=age_s),
+    )
 
 
 def test_policy_is_an_event_folded_into_the_model() -> None:
@@ -216,10 +226,13 @@ def test_no_auto_gate_without_a_prod_version() -> None:
     m = Model()
     m.run(
         RegisterModelVersion(
-            model_name="m", model_version="v1", artifact_uri="m/v1/model.pt", sha256="a" * 64,
+            model_name="m",
+            model_version="v1",
+            artifact_uri="m/v1/model.pt",
+            sha256="a" * 64,
             size_bytes=1,
         )
-    )  # fmt: skip
+    )
     assert auto_gate_request(m.state, "v1", "d", "job-1", from_gate=False) is None
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import binomtest
 
 from domain.errors import InvalidInput
-from domain.gate_stats import (
+from domain.gates.stats import (
     mcnemar_exact_p,
     newcombe_paired_interval,
     paired_accuracy,

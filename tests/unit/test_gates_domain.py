@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gate_stats import PairedLatency, paired_accuracy
-from domain.gates import (
+from domain.gates.aggregate import (
     ERRORED,
     EVALUATING,
     PASSED,
@@ -27,6 +26,7 @@ from domain.gates import (
     fold,
     overall_verdict,
 )
+from domain.gates.stats import PairedLatency, paired_accuracy
 from events.base import EventMetadata, RecordedEvent
 from events.codec import area_of, decode_event, encode_event, event_type_name
 from events.gates import GateErrored, GateEvaluated, GateRequested, GateThresholds
@@ -62,10 +62,13 @@ class Gate:
 
     def request(self, thresholds: GateThresholds | None = None, **kw) -> list:
         args = dict(
-            gate_id=self.state.gate_id, model_name="m", candidate_version="v2",
-            baseline_version="v1", dataset_id="mnist-test",
+            gate_id=self.state.gate_id,
+            model_name="m",
+            candidate_version="v2",
+            baseline_version="v1",
+            dataset_id="mnist-test",
             thresholds=thresholds or GateThresholds(),
-        )  # fmt: skip
+        )
         return self.run(RequestGate(**{**args, **kw}))
 
     def evaluate(self, baseline_wrong: int, candidate_wrong: int, slower: float = 1.0) -> list:
@@ -234,11 +237,16 @@ def test_inputs_that_cannot_be_compared_end_the_gate_errored() -> None:
     g.request()
     (e,) = g.run(
         EvaluateGate(
-            gate_id=g.state.gate_id, baseline_labels=[1, 2, 3], candidate_labels=[1, 2],
-            baseline_predictions=[1, 2, 3], candidate_predictions=[1, 2],
-            baseline_latency_ms=[1.0, 2.0], candidate_latency_ms=[1.0, 2.0], latency_batch_size=1,
+            gate_id=g.state.gate_id,
+            baseline_labels=[1, 2, 3],
+            candidate_labels=[1, 2],
+            baseline_predictions=[1, 2, 3],
+            candidate_predictions=[1, 2],
+            baseline_latency_ms=[1.0, 2.0],
+            candidate_latency_ms=[1.0, 2.0],
+            latency_batch_size=1,
         )
-    )  # fmt: skip
+    )
     assert isinstance(e, GateErrored)
     assert "same labelled images" in e.reason
     assert g.state.status == ERRORED and g.state.outcome().verdict == "ERRORED"
@@ -250,11 +258,16 @@ def test_missing_latencies_end_the_gate_errored() -> None:
     g.request()
     (e,) = g.run(
         EvaluateGate(
-            gate_id=g.state.gate_id, baseline_labels=[1, 2], candidate_labels=[1, 2],
-            baseline_predictions=[1, 2], candidate_predictions=[1, 2],
-            baseline_latency_ms=[], candidate_latency_ms=[], latency_batch_size=1,
+            gate_id=g.state.gate_id,
+            baseline_labels=[1, 2],
+            candidate_labels=[1, 2],
+            baseline_predictions=[1, 2],
+            candidate_predictions=[1, 2],
+            baseline_latency_ms=[],
+            candidate_latency_ms=[],
+            latency_batch_size=1,
         )
-    )  # fmt: skip
+    )
     assert isinstance(e, GateErrored) and "latency pairs" in e.reason
 
 
@@ -274,9 +287,13 @@ def test_a_latency_rise_within_noise_does_not_fail() -> None:
 
     def lat(ratio: float, low: float) -> PairedLatency:
         return PairedLatency(
-            batches=40, baseline_p95_ms=10.0, candidate_p95_ms=10 * ratio, ratio=ratio,
-            ci_low=low, ci_high=ratio + 0.3,
-        )  # fmt: skip
+            batches=40,
+            baseline_p95_ms=10.0,
+            candidate_p95_ms=10 * ratio,
+            ratio=ratio,
+            ci_low=low,
+            ci_high=ratio + 0.3,
+        )
 
     (noisy,) = [c for c in evaluate_checks(t, acc, lat(1.15, 0.9)) if c.name == "p95_latency"]
     assert noisy.verdict == "PASS"  # 15% above, but the interval includes "no change"

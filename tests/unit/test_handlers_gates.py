@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 
-from domain.commands import PromoteModelVersion
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gates import ERRORED, EVALUATING, FAILED, PASSED, REQUESTED, evaluation_job_id
-from domain.handlers.gate_evaluation import EVALUATION_BATCH
-from domain.handlers.gates import auto_gate, auto_promote, set_gate_policy
-from domain.handlers.jobs import cancel_batch_job
-from domain.handlers.registry import promote_model_version
+from domain.gates.aggregate import ERRORED, EVALUATING, FAILED, PASSED, REQUESTED, evaluation_job_id
+from domain.gates.evaluation import EVALUATION_BATCH
+from domain.gates.handlers import auto_gate, auto_promote, set_gate_policy
+from domain.jobs.handlers import cancel_batch_job
+from domain.registry.commands import PromoteModelVersion
+from domain.registry.handlers import promote_model_version
 from events.base import EventMetadata
 from events.gates import (
     GateErrored,
@@ -59,8 +59,10 @@ async def test_request_records_the_comparison_with_the_models_thresholds(gp: Gat
     [event] = gp.gate_events(state.gate_id)
     assert isinstance(event, GateRequested) and state.status == REQUESTED
     assert (event.candidate_version, event.baseline_version, event.dataset_id) == (
-        "v2", "v1", "mnist_250",
-    )  # fmt: skip
+        "v2",
+        "v1",
+        "mnist_250",
+    )
     assert event.thresholds.max_accuracy_drop == 0.02 and event.reason == "before release"
     assert state.requested_by == "tester" and not event.auto
 
@@ -190,8 +192,15 @@ async def test_a_latency_run_that_cannot_run_errors_the_gate(gp: GatePorts) -> N
 async def test_auto_gate_after_a_staging_evaluation_once(gp: GatePorts) -> None:
     job_id = await evaluated(gp, "v2")
     delivery = uuid.uuid4()
-    args = dict(model_name="m", model_version="v2", dataset_id="mnist_250", job_id=job_id,
-                group=gp.group, metadata=META, uow=gp.uow)  # fmt: skip
+    args = dict(
+        model_name="m",
+        model_version="v2",
+        dataset_id="mnist_250",
+        job_id=job_id,
+        group=gp.group,
+        metadata=META,
+        uow=gp.uow,
+    )
     gate = await auto_gate(event_id=delivery, **args)
     assert gate is not None and gate.auto and gate.cause == job_id
     assert (gate.candidate_version, gate.baseline_version) == ("v2", "v1")

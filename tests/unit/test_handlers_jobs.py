@@ -7,12 +7,12 @@ import uuid
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.handlers.jobs import (
+from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, FailBatchJob
+from domain.jobs.handlers import (
     cancel_batch_job,
     fail_batch_job,
     replan_lost_shards,
 )
-from domain.jobs import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, FailBatchJob
 from domain.ports import ShardResult
 from events.base import EventMetadata
 from events.jobs import (
@@ -42,8 +42,11 @@ async def test_submit_records_the_job_on_the_prod_version(jobs: JobPorts) -> Non
     [event] = jobs.job_events(state.job_id)
     assert isinstance(event, BatchJobSubmitted)
     assert (event.model_version, event.total, event.batch_size, event.shard_size) == (
-        "v1", 250, 32, 100,
-    )  # fmt: skip
+        "v1",
+        250,
+        32,
+        100,
+    )
     assert state.status == QUEUED and state.planned_shards == 3 and state.submitted_by == "tester"
 
 
@@ -160,9 +163,16 @@ async def test_evaluate_shard_loses_gracefully_to_a_faster_worker(jobs: JobPorts
         answer = await evaluate(version, dataset_id, start, stop, batch_size)
         # Meanwhile another worker stored and committed the same shard.
         jobs.uow.db.shard_results[(job.job_id, 0)] = ShardResult(
-            job_id=job.job_id, shard=0, start=start, stop=stop, predictions=answer[0],
-            labels=answer[1], batch_latencies_ms=answer[2], batch_sizes=answer[3], worker="w2",
-        )  # fmt: skip
+            job_id=job.job_id,
+            shard=0,
+            start=start,
+            stop=stop,
+            predictions=answer[0],
+            labels=answer[1],
+            batch_latencies_ms=answer[2],
+            batch_sizes=answer[3],
+            worker="w2",
+        )
         return answer
 
     jobs.evaluator.evaluate = slow_evaluate
@@ -188,8 +198,10 @@ async def test_aggregate_waits_for_every_shard_then_records_once(jobs: JobPorts)
     assert [p["class"] for p in completed.metrics["per_class"]] == NAMES
     [recorded] = jobs.model_events(EvaluationRecorded)
     assert (recorded.model_version, recorded.job_id, recorded.dataset_id) == (
-        "v1", job.job_id, "mnist_250",
-    )  # fmt: skip
+        "v1",
+        job.job_id,
+        "mnist_250",
+    )
     assert "per_class" not in recorded.metrics and set(recorded.metrics["f1_per_class"]) == set(
         NAMES
     )

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from domain.errors import Conflict, InvalidInput, ServiceUnavailable
-from domain.registry import STAGING
+from domain.registry.decisions import STAGING
 from events.registry import ArtifactMetadata, ModelVersionRegistered
 from tests.unit.wiring import RegistryPorts
 
@@ -63,9 +63,10 @@ async def test_concurrent_registrations_of_one_version_leave_the_winners_file(
     reg: RegistryPorts,
 ) -> None:
     results = await asyncio.gather(
-        reg.register("v1", source="a.pt"), reg.register("v1", source="b.pt"),
+        reg.register("v1", source="a.pt"),
+        reg.register("v1", source="b.pt"),
         return_exceptions=True,
-    )  # fmt: skip
+    )
     assert sum(isinstance(r, Conflict) for r in results) == 1
     [event] = reg.events()
     by_sha = {

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-import domain.handlers
-from domain.commands import (
+import domain.transactions
+from domain.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound
+from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
     RollbackModel,
     TagModelVersion,
 )
-from domain.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound
-from domain.handlers import in_transaction
-from domain.handlers.registry import (
+from domain.registry.decisions import ARCHIVED, PROD, STAGING
+from domain.registry.handlers import (
     archive_model_version,
     demote_model_version,
     model_state,
@@ -22,7 +22,7 @@ from domain.handlers.registry import (
     rollback_model,
     tag_model_version,
 )
-from domain.registry import ARCHIVED, PROD, STAGING
+from domain.transactions import in_transaction
 from events.base import EventMetadata
 from events.registry import (
     ModelVersionArchived,
@@ -50,7 +50,7 @@ def no_backoff(monkeypatch) -> None:
     async def instant(attempt: int) -> None:
         return None
 
-    monkeypatch.setattr(domain.handlers, "conflict_backoff", instant)
+    monkeypatch.setattr(domain.transactions, "conflict_backoff", instant)
 
 
 async def test_promote_records_the_previous_prod_and_is_idempotent(reg: RegistryPorts) -> None:
@@ -184,8 +184,10 @@ async def test_a_lost_race_is_retried_on_fresh_state(reg: RegistryPorts, no_back
     attempts = reg.uow.created[before:]
     assert [u.rolled_back for u in attempts] == [True, False] and attempts[1].committed
     assert [type(e).__name__ for e in reg.events()] == [
-        "ModelVersionRegistered", "ModelVersionTagged", "ModelVersionPromoted",
-    ]  # fmt: skip
+        "ModelVersionRegistered",
+        "ModelVersionTagged",
+        "ModelVersionPromoted",
+    ]
     assert result.recorded[0].stream_version == 3
     assert result.state.versions["v1"].tags == {"x": "1"}  # decided on the fresh state
 
@@ -194,7 +196,7 @@ async def test_in_transaction_gives_up_after_max_attempts(
     reg: RegistryPorts, no_backoff, monkeypatch
 ) -> None:
     await reg.register("v1")
-    monkeypatch.setattr(domain.handlers, "MAX_ATTEMPTS", 5)
+    monkeypatch.setattr(domain.transactions, "MAX_ATTEMPTS", 5)
     reg.uow.interfere = lambda db, stream_id: db.append_now(
         stream_id, [ModelVersionTagged(model_name="m", model_version="v1", tags={"x": "1"})]
     )

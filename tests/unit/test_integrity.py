@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.integrity import GENESIS, row_hash
+from domain.audit.integrity import GENESIS, row_hash
 
 BASE = {
     "stream_id": "model-a",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import Conflict, InvalidInput
-from domain.handlers.jobs import cancel_batch_job
+from domain.jobs.handlers import cancel_batch_job
 from events.base import EventMetadata
 from tests.unit.fakes import FakeJobStore
 from tests.unit.wiring import JobPorts

@@ -76,9 +76,14 @@ def test_current_git_sha_is_none_or_a_sha():
 )
 def test_train_fills_metadata_from_a_real_dataset(tmp_path):
     result = train(
-        "mlp", "fashion_mnist_train", epochs=1, lr=3e-3, cache_dir=tmp_path, progress=False,
+        "mlp",
+        "fashion_mnist_train",
+        epochs=1,
+        lr=3e-3,
+        cache_dir=tmp_path,
+        progress=False,
         train_limit=2000,
-    )  # fmt: skip
+    )
     meta = result.metadata
     assert meta.architecture == "mlp" and meta.dataset == "fashion_mnist_train"
     assert meta.num_classes == 10 and meta.class_names[0] == "T-shirt/top"

@@ -94,8 +94,10 @@ def test_cache_hits_are_counted_and_exposed_as_a_counter() -> None:
     after = {line.split()[0]: float(line.split()[-1]) for line in _lines("model_cache_hits_total")}
     key = 'model_cache_hits_total{model_name="unit-hits"}'
     assert after[key] == before.get(key, 0.0) + 3
-    assert any(line.startswith("# TYPE model_cache_hits_total counter") for line in
-               exposition.render_prometheus()[0].decode().splitlines())  # fmt: skip
+    assert any(
+        line.startswith("# TYPE model_cache_hits_total counter")
+        for line in exposition.render_prometheus()[0].decode().splitlines()
+    )
 
 
 def test_requests_are_counted_and_exposed_as_a_counter_by_endpoint_model_and_status() -> None:
@@ -113,8 +115,10 @@ def test_requests_are_counted_and_exposed_as_a_counter_by_endpoint_model_and_sta
     after = counts()
     assert after[key] == before.get(key, 0.0) + 2
     assert after[other] == before.get(other, 0.0) + 1
-    assert any(line.startswith("# TYPE request_count_total counter") for line in
-               exposition.render_prometheus()[0].decode().splitlines())  # fmt: skip
+    assert any(
+        line.startswith("# TYPE request_count_total counter")
+        for line in exposition.render_prometheus()[0].decode().splitlines()
+    )
 
 
 def test_request_latencies_are_recorded_in_bulk_and_every_scrape_sees_them() -> None:
@@ -124,8 +128,10 @@ def test_request_latencies_are_recorded_in_bulk_and_every_scrape_sees_them() -> 
     key = 'request_latency_seconds_count{endpoint="/unit-deferred",model_name=""}'
 
     def count() -> float:
-        return {line.split()[0]: float(line.split()[-1])
-                for line in _lines("request_latency_seconds_count")}.get(key, 0.0)  # fmt: skip
+        return {
+            line.split()[0]: float(line.split()[-1])
+            for line in _lines("request_latency_seconds_count")
+        }.get(key, 0.0)
 
     async def run() -> tuple[int, float, int]:
         for _ in range(3):
@@ -147,8 +153,11 @@ def test_request_latencies_are_recorded_in_bulk_and_every_scrape_sees_them() -> 
 def test_spans_record_only_where_they_can_be_exported(monkeypatch) -> None:
     from opentelemetry.sdk.trace import TracerProvider
 
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-                 "OTEL_TRACES_SAMPLER"):  # fmt: skip
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_TRACES_SAMPLER",
+    ):
         monkeypatch.delenv(name, raising=False)
     sampler = tracing._sampler(exporting=False)
     assert sampler is not None

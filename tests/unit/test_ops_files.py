@@ -63,7 +63,8 @@ def settings_variables() -> set[str]:
 def exported_metrics() -> dict[str, set[str]]:
     """Every metric the platform exports (instruments and gauges) -> its series names."""
     from observability.metrics import DECLARED, instruments
-    from storage import log_stats, stream_admin
+    from storage.streams import admin as stream_admin
+    from storage.streams import log_stats
 
     instruments()
     gauges = {*stream_admin.GAUGES, *log_stats.GAUGES, "models_loaded"}
@@ -204,8 +205,9 @@ def test_image_installs_the_locked_dependencies_that_dev_installs() -> None:
     assert re.search(r"^COPY pyproject\.toml requirements\.lock \./$", text, re.M)
     assert "-c requirements.lock" in text  # the image: the runtime part, at the lock's pins
     assert "pip install --no-deps" in text and "pip check" in text  # nothing resolved beyond
-    locked = dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", (ROOT / "requirements.lock").read_text(),
-                             re.M))  # fmt: skip
+    locked = dict(
+        re.findall(r"^([a-z0-9_.-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
+    )
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
         name = re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from domain.gate_stats import paired_latency
+from domain.gates.stats import paired_latency
 from events.registry import ArtifactMetadata
 from ml.batcher import DynamicBatcher
 from ml.paired_latency import batches_of, measure_paired_latency, round_orders

@@ -71,8 +71,16 @@ def test_training_and_serving_feed_the_model_the_same_tensor(dataset):
     evaluated = Recorder()
     evaluate(evaluated, images, labels, normalization=norm)
     trained = Recorder()
-    fit(trained, images, labels, epochs=1, batch_size=len(images), lr=1e-3, seed=0,
-        normalization=norm)  # fmt: skip
+    fit(
+        trained,
+        images,
+        labels,
+        epochs=1,
+        batch_size=len(images),
+        lr=1e-3,
+        seed=0,
+        normalization=norm,
+    )
     (eval_x,), (train_x,) = evaluated.seen, trained.seen
 
     as_uint8 = _served(meta, images.numpy())

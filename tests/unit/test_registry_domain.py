@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from domain.commands import (
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
@@ -15,8 +16,7 @@ from domain.commands import (
     RollbackModel,
     TagModelVersion,
 )
-from domain.errors import Conflict, InvalidInput, NotFound
-from domain.registry import ModelState, decide, evolve, fold
+from domain.registry.decisions import ModelState, decide, evolve, fold
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from events.registry import ModelVersionPromoted, ModelVersionRegistered, ModelVersionRolledBack
@@ -48,10 +48,13 @@ class Model:
     def register(self, version: str, sha: str = "a" * 64) -> list:
         return self.run(
             RegisterModelVersion(
-                model_name="m", model_version=version, artifact_uri=f"m/{version}/model.pt",
-                sha256=sha, size_bytes=10,
+                model_name="m",
+                model_version=version,
+                artifact_uri=f"m/{version}/model.pt",
+                sha256=sha,
+                size_bytes=10,
             )
-        )  # fmt: skip
+        )
 
 
 def test_new_version_starts_in_staging() -> None:

@@ -121,8 +121,9 @@ def test_frozen_releases_the_eager_module_and_auto_keeps_it_for_lone_images() ->
 def test_auto_answers_a_lone_image_as_its_batch_does_on_either_candidate() -> None:
     """The lone-image path, on the eager module or the frozen graph, and the batch path agree."""
     meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
-    model = LoadedModel(_REF, build_model("mnist_cnn", 10).eval(), meta, lambda *_: None,
-                        device=CPU, graph="auto")  # fmt: skip
+    model = LoadedModel(
+        _REF, build_model("mnist_cnn", 10).eval(), meta, lambda *_: None, device=CPU, graph="auto"
+    )
     choice = model.lone_choice
     choice.block = 2  # a trial of 2 rounds x 2 candidates x 2 images: both candidates run
     images = np.random.default_rng(1).integers(0, 256, (8, 28, 28), dtype=np.uint8)
@@ -155,8 +156,14 @@ def _serve(choice: LoneGraph, costs: dict[str, float], n: int) -> list[str]:
 
 def test_lone_graph_tries_each_candidate_in_blocks_then_serves_the_faster() -> None:
     clock = _Clock()
-    choice = LoneGraph({"frozen": "F", "eager": "E"}, block=3, rounds=2, every_s=60, clock=clock,
-                       labels={"model_name": "m"})  # fmt: skip
+    choice = LoneGraph(
+        {"frozen": "F", "eager": "E"},
+        block=3,
+        rounds=2,
+        every_s=60,
+        clock=clock,
+        labels={"model_name": "m"},
+    )
     configure_logging("info")  # the suite runs at warning; the choice is an info line
     try:
         with capture_logs() as logs:

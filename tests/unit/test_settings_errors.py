@@ -23,9 +23,12 @@ CASES = [
 def test_a_bad_variable_is_one_line_and_exit_2(module, env, message, tmp_path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", *module],
-        cwd=ROOT, env={**os.environ, "STATE_DIR": str(tmp_path), **env},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, "STATE_DIR": str(tmp_path), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().startswith("error: "), result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr

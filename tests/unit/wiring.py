@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.gate_ports import LatencyRun
-from domain.handlers.gate_evaluation import check_gate, on_job_finished, start_gate
-from domain.handlers.gates import request_gate
-from domain.handlers.jobs import (
+from domain.gates.evaluation import check_gate, on_job_finished, start_gate
+from domain.gates.handlers import request_gate
+from domain.gates.ports import LatencyRun
+from domain.jobs.aggregate import PlanBatchJob
+from domain.jobs.handlers import (
     aggregate_batch_job,
     evaluate_shard,
     plan_batch_job,
     submit_batch_job,
 )
-from domain.handlers.registry import register_model_version
-from domain.jobs import PlanBatchJob
+from domain.registry.handlers import register_model_version
 from events.base import Event, EventMetadata
 from events.registry import ModelVersionPromoted, ModelVersionRegistered
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
@@ -48,11 +48,18 @@ class RegistryPorts:
     async def register(self, version: str = "v1", source: str = "a.pt", **kw: Any):
         """Register ``source`` as ``version`` of model m (or ``model_name``)."""
         return await register_model_version(
-            model_name=kw.get("model_name", "m"), model_version=version, source=source,
-            tags=kw.get("tags", {}), reason=kw.get("reason"),
-            metadata_override=kw.get("metadata_override"), metadata=self.metadata,
-            uow=self.uow, lock=self.lock, store=self.store, inspector=self.inspector,
-        )  # fmt: skip
+            model_name=kw.get("model_name", "m"),
+            model_version=version,
+            source=source,
+            tags=kw.get("tags", {}),
+            reason=kw.get("reason"),
+            metadata_override=kw.get("metadata_override"),
+            metadata=self.metadata,
+            uow=self.uow,
+            lock=self.lock,
+            store=self.store,
+            inspector=self.inspector,
+        )
 
     def events(self, model_name: str = "m") -> list[Event]:
         """Committed events of one model."""
@@ -86,16 +93,24 @@ class JobPorts:
         """Submit a job (prod version, batch 32, shards of 100 unless told)."""
         args = {"batch_size": 32, "model_version": None, "shard_size": 100, **kw}
         return await submit_batch_job(
-            model_name=model_name, dataset_id=dataset_id, metadata=self.metadata, uow=self.uow,
-            datasets=self.datasets, **args,
-        )  # fmt: skip
+            model_name=model_name,
+            dataset_id=dataset_id,
+            metadata=self.metadata,
+            uow=self.uow,
+            datasets=self.datasets,
+            **args,
+        )
 
     async def plan(self, job_id: str, event_id: uuid.UUID | None = None):
         """Deliver BatchJobSubmitted to the batch-inference group."""
         return await plan_batch_job(
-            PlanBatchJob(job_id=job_id), group="batch-inference", event_id=event_id or uuid.uuid4(),
-            metadata=self.metadata, uow=self.uow, queue=self.queue,
-        )  # fmt: skip
+            PlanBatchJob(job_id=job_id),
+            group="batch-inference",
+            event_id=event_id or uuid.uuid4(),
+            metadata=self.metadata,
+            uow=self.uow,
+            queue=self.queue,
+        )
 
     async def shard(self, job_id: str, shard: int, worker: str = "w1"):
         """Deliver one work message."""
@@ -111,9 +126,14 @@ class JobPorts:
     async def aggregate(self, job_id: str, event_id: uuid.UUID | None = None):
         """Deliver a shard completion to the metric-aggregation group."""
         return await aggregate_batch_job(
-            job_id, group="metric-aggregation", event_id=event_id or uuid.uuid4(), metadata=self.metadata,
-            uow=self.uow, datasets=self.datasets, clock=self.clock,
-        )  # fmt: skip
+            job_id,
+            group="metric-aggregation",
+            event_id=event_id or uuid.uuid4(),
+            metadata=self.metadata,
+            uow=self.uow,
+            datasets=self.datasets,
+            clock=self.clock,
+        )
 
     def job_events(self, job_id: str) -> list:
         """Committed events of one job."""
@@ -173,9 +193,13 @@ class GatePorts(JobPorts):
         """Request a gate on model m (dataset mnist_250 unless told)."""
         args = {"model_name": "m", "dataset_id": "mnist_250", **kw}
         return await request_gate(
-            candidate_version=candidate, baseline_version=baseline, metadata=self.metadata,
-            uow=self.uow, datasets=self.datasets, **args,
-        )  # fmt: skip
+            candidate_version=candidate,
+            baseline_version=baseline,
+            metadata=self.metadata,
+            uow=self.uow,
+            datasets=self.datasets,
+            **args,
+        )
 
     async def start(self, gate_id: str):
         """Deliver GateRequested to the gate-evaluation group."""
@@ -186,16 +210,24 @@ class GatePorts(JobPorts):
     async def check(self, gate_id: str, event_id: uuid.UUID | None = None):
         """Deliver GateEvaluationsRequested (or a job's end) for one gate."""
         return await check_gate(
-            gate_id, group=self.group, event_id=event_id or uuid.uuid4(), metadata=self.metadata,
-            uow=self.uow, latency=self.latency,
-        )  # fmt: skip
+            gate_id,
+            group=self.group,
+            event_id=event_id or uuid.uuid4(),
+            metadata=self.metadata,
+            uow=self.uow,
+            latency=self.latency,
+        )
 
     async def job_finished(self, job_id: str, event_id: uuid.UUID | None = None):
         """Deliver a job's completion event to the gate-evaluation group."""
         return await on_job_finished(
-            job_id, group=self.group, event_id=event_id or uuid.uuid4(), metadata=self.metadata,
-            uow=self.uow, latency=self.latency,
-        )  # fmt: skip
+            job_id,
+            group=self.group,
+            event_id=event_id or uuid.uuid4(),
+            metadata=self.metadata,
+            uow=self.uow,
+            latency=self.latency,
+        )
 
     async def run_job(self, job_id: str) -> None:
         """Plan, run every shard and aggregate a submitted job, as the groups would."""

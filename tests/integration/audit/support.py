@@ -12,8 +12,8 @@ import sys
 
 from sqlalchemy import text
 
-from domain.commands import PromoteModelVersion, RegisterModelVersion, RollbackModel
-from domain.handlers.registry import change_model
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, RollbackModel
+from domain.registry.handlers import change_model
 from events.base import EventMetadata
 from tests.conftest import ROOT
 
@@ -24,9 +24,12 @@ META = EventMetadata(actor="auditor-test")
 async def register(p, model: str, version: str, n: int = 0) -> None:
     """Record a registration through the registry handler (no artifact file needed)."""
     cmd = RegisterModelVersion(
-        model_name=model, model_version=version, artifact_uri=f"{model}/{version}/model.pt",
-        sha256=f"{n:064x}", size_bytes=10,
-    )  # fmt: skip
+        model_name=model,
+        model_version=version,
+        artifact_uri=f"{model}/{version}/model.pt",
+        sha256=f"{n:064x}",
+        size_bytes=10,
+    )
     await change_model(cmd, META, p.uow)
 
 
@@ -67,6 +70,11 @@ def cli(p, *args: str, **env: str) -> subprocess.CompletedProcess:
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, env=environ, capture_output=True,
-        text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )

@@ -10,9 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from domain.commands import TagModelVersion
-from domain.handlers.registry import change_model
-from domain.integrity import GENESIS, row_hash
+from domain.audit.integrity import GENESIS, row_hash
+from domain.registry.commands import TagModelVersion
+from domain.registry.handlers import change_model
 from events.base import EventMetadata
 from storage import event_store
 from storage.tables import event_log
@@ -49,8 +49,12 @@ async def test_the_trace_context_is_stored_relayed_and_covered(private) -> None:
     assert entry[0][1][b"hash"] == bytes(row.hash).hex().encode()
     assert (await private.audit.audit()).ok
     forged = TRACE.replace("01", "00")
-    await tamper(private, "UPDATE event_log SET trace_context = :t WHERE position = :n",
-                 t=forged, n=row.position)  # fmt: skip
+    await tamper(
+        private,
+        "UPDATE event_log SET trace_context = :t WHERE position = :n",
+        t=forged,
+        n=row.position,
+    )
     report = await private.audit.audit()
     assert (report.findings[0].check, report.first_bad_position) == ("chain", row.position)
 
@@ -92,14 +96,16 @@ async def test_hmac_rows_verify_only_with_the_key_and_a_rewrite_shows(private, h
             row = {**r._asdict(), "hash_scheme": 2, "prev_hash": prev}
             if r.position == 3:
                 row["actor"] = "mallory"
-            from domain.integrity import chain_hash
+            from domain.audit.integrity import chain_hash
 
             prev = row["hash"] = chain_hash(prev, row)
             await conn.execute(
-                text("UPDATE event_log SET actor = :a, hash_scheme = 2, prev_hash = :p, hash = :h "
-                     "WHERE position = :n"),
+                text(
+                    "UPDATE event_log SET actor = :a, hash_scheme = 2, prev_hash = :p, hash = :h "
+                    "WHERE position = :n"
+                ),
                 {"a": row["actor"], "p": row["prev_hash"], "h": row["hash"], "n": r.position},
-            )  # fmt: skip
+            )
         await conn.execute(text("ALTER TABLE event_log ENABLE TRIGGER event_log_append_only"))
     report = await private.audit.audit(key=hmac_key)
     chain = [f for f in report.findings if f.check == "chain"]
@@ -113,12 +119,16 @@ async def test_rows_from_before_the_hash_scheme_still_verify(private) -> None:
         prev = GENESIS
         for version in (1, 2):
             row = {
-                "stream_id": "legacy-1", "stream_version": version, "event_id": uuid.uuid4(),
-                "event_type": "ModelVersionTagged", "schema_version": 1,
+                "stream_id": "legacy-1",
+                "stream_version": version,
+                "event_id": uuid.uuid4(),
+                "event_type": "ModelVersionTagged",
+                "schema_version": 1,
                 "payload": b'{"type":"ModelVersionTagged","model_name":"old","model_version":"v",'
-                           b'"tags":{}}',
-                "recorded_at": (await conn.scalar(text("SELECT now()"))), **meta,
-            }  # fmt: skip
+                b'"tags":{}}',
+                "recorded_at": (await conn.scalar(text("SELECT now()"))),
+                **meta,
+            }
             row["hash"] = row_hash(prev, **row)
             await conn.execute(event_log.insert().values(**row, prev_hash=prev, hash_scheme=1))
             prev = row["hash"]

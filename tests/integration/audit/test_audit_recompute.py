@@ -15,18 +15,18 @@ import pytest
 from sqlalchemy import text
 
 import bootstrap
-from domain.audit import TrailFilter
+from domain.audit.reports import TrailFilter
 from domain.errors import Conflict
-from domain.evaluation import evaluation_metrics
-from domain.handlers.jobs import (
+from domain.jobs.aggregate import PlanBatchJob
+from domain.jobs.evaluation import evaluation_metrics
+from domain.jobs.handlers import (
     aggregate_batch_job,
     evaluate_shard,
     evaluation_summary,
     plan_batch_job,
     submit_batch_job,
 )
-from domain.handlers.registry import register_model_version
-from domain.jobs import PlanBatchJob
+from domain.registry.handlers import register_model_version
 from events.base import EventMetadata
 from events.streams import EVAL_STREAM
 
@@ -36,20 +36,36 @@ META = EventMetadata(actor="recompute-test")
 
 async def _evaluate(p, evaluator, version: str) -> str:
     job = await submit_batch_job(
-        model_name="recomputed", dataset_id="fashion_mnist_300", model_version=version,
-        batch_size=64, shard_size=100, metadata=META, uow=p.uow, datasets=p.datasets,
-    )  # fmt: skip
+        model_name="recomputed",
+        dataset_id="fashion_mnist_300",
+        model_version=version,
+        batch_size=64,
+        shard_size=100,
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+    )
     await plan_batch_job(
-        PlanBatchJob(job_id=job.job_id), group="batch-inference", event_id=uuid.uuid4(),
-        metadata=META, uow=p.uow, queue=p.shard_queue,
-    )  # fmt: skip
+        PlanBatchJob(job_id=job.job_id),
+        group="batch-inference",
+        event_id=uuid.uuid4(),
+        metadata=META,
+        uow=p.uow,
+        queue=p.shard_queue,
+    )
     for shard in range(3):
-        await evaluate_shard(job.job_id, shard, worker="test", metadata=META, uow=p.uow,
-                             evaluator=evaluator)  # fmt: skip
+        await evaluate_shard(
+            job.job_id, shard, worker="test", metadata=META, uow=p.uow, evaluator=evaluator
+        )
     outcome = await aggregate_batch_job(
-        job.job_id, group="metric-aggregation", event_id=uuid.uuid4(), metadata=META,
-        uow=p.uow, datasets=p.datasets, clock=p.clock,
-    )  # fmt: skip
+        job.job_id,
+        group="metric-aggregation",
+        event_id=uuid.uuid4(),
+        metadata=META,
+        uow=p.uow,
+        datasets=p.datasets,
+        clock=p.clock,
+    )
     assert outcome.changed
     return job.job_id
 
@@ -67,10 +83,18 @@ async def test_a_new_group_recomputes_every_evaluation_from_history(
     p = private
     for version, path in trained_artifacts.items():
         await register_model_version(
-            model_name="recomputed", model_version=version, source=str(path), tags={},
-            reason=None, metadata_override=None, metadata=META, uow=p.uow,
-            lock=p.registration_lock, store=p.artifacts, inspector=p.inspector,
-        )  # fmt: skip
+            model_name="recomputed",
+            model_version=version,
+            source=str(path),
+            tags={},
+            reason=None,
+            metadata_override=None,
+            metadata=META,
+            uow=p.uow,
+            lock=p.registration_lock,
+            store=p.artifacts,
+            inspector=p.inspector,
+        )
     evaluator = bootstrap.build_shard_evaluator(p)
     jobs = [await _evaluate(p, evaluator, v) for v in ("v1", "v2")]
     await bootstrap.build_relay(p).publish_once()
@@ -79,8 +103,9 @@ async def test_a_new_group_recomputes_every_evaluation_from_history(
     await p.redis.xreadgroup("live", "w1", {EVAL_STREAM: ">"}, count=1)
     live_before = await _group(p, "live")
 
-    evaluations = [e async for c in p.audit.trail(TrailFilter(event_type="EvaluationRecorded"))
-                   for e in c]  # fmt: skip
+    evaluations = [
+        e async for c in p.audit.trail(TrailFilter(event_type="EvaluationRecorded")) for e in c
+    ]
     group = f"recompute-{uuid.uuid4().hex[:8]}"
     await p.audit.replay_group(EVAL_STREAM, group, evaluations[0].position)
     replayed = []
@@ -106,11 +131,14 @@ async def test_a_new_group_recomputes_every_evaluation_from_history(
                 rows = await tx.jobs.shard_results(job_id)
             names = await p.datasets.class_names(evaluation["dataset_id"])
             metrics = evaluation_metrics(
-                [x for r in rows for x in r.predictions], [x for r in rows for x in r.labels],
+                [x for r in rows for x in r.predictions],
+                [x for r in rows for x in r.labels],
                 [x for r in rows for x in r.batch_latencies_ms],
-                [x for r in rows for x in r.batch_sizes], num_classes=max(10, len(names)),
-                class_names=names, wall_seconds=durations[job_id],
-            )  # fmt: skip
+                [x for r in rows for x in r.batch_sizes],
+                num_classes=max(10, len(names)),
+                class_names=names,
+                wall_seconds=durations[job_id],
+            )
             await conn.execute(
                 text("INSERT INTO recomputed VALUES (:j, CAST(:m AS jsonb))"),
                 {"j": job_id, "m": msgspec.json.encode(evaluation_summary(metrics)).decode()},

@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 from api.app import create_app
-from domain.audit import TrailFilter
-from domain.handlers.jobs import submit_batch_job
+from domain.audit.reports import TrailFilter
+from domain.jobs.handlers import submit_batch_job
 from events import codec
 from events.base import Event, EventMetadata
 from events.upcasting import register_upcaster
@@ -33,8 +33,10 @@ async def test_the_trail_is_filtered_by_position_time_model_type_and_actor(priva
     assert [e.position for e in everything] == list(range(1, 11))
     first = everything[0]
     assert (first.event_type, first.model_name, first.model_version) == (
-        "ModelVersionRegistered", "alpha", "v1",
-    )  # fmt: skip
+        "ModelVersionRegistered",
+        "alpha",
+        "v1",
+    )
     rollback = everything[4]
     assert (rollback.model_version, rollback.reason) == ("v1", "v2 regressed")
     assert [e.position for e in await _trail(private, model="beta")] == list(range(6, 11))
@@ -51,10 +53,15 @@ async def test_job_events_carry_their_model_and_json_lines_decode(private) -> No
     await lifecycle(private)
     meta = EventMetadata(actor="submitter")
     await submit_batch_job(
-        model_name="audited", dataset_id="fashion_mnist_100", model_version="v1",
-        batch_size=32, shard_size=50, metadata=meta, uow=private.uow,
+        model_name="audited",
+        dataset_id="fashion_mnist_100",
+        model_version="v1",
+        batch_size=32,
+        shard_size=50,
+        metadata=meta,
+        uow=private.uow,
         datasets=private.datasets,
-    )  # fmt: skip
+    )
     job = (await _trail(private, event_type="BatchJobSubmitted"))[0]
     assert (job.model_name, job.model_version, job.actor) == ("audited", "v1", "submitter")
     assert [e.event_type for e in await _trail(private, model="audited")][-1] == "BatchJobSubmitted"
@@ -134,8 +141,9 @@ async def test_a_model_at_a_moment_across_promote_and_rollback(private) -> None:
         body = (await client.get("/models/audited", params={"at": moments[4].isoformat()})).json()
         assert body["prod_version"] == "v1" and body["as_of_position"] == 5
         assert {v["model_version"]: v["status"] for v in body["versions"]} == {
-            "v1": "prod", "v2": "staging",
-        }  # fmt: skip
+            "v1": "prod",
+            "v2": "staging",
+        }
         now = (await client.get("/models/audited")).json()
         assert now["prod_version"] == "v1"
         early = await client.get("/models/audited", params={"at": "2000-01-01"})
@@ -168,8 +176,9 @@ async def test_a_stored_v1_event_is_upcast_to_v2(private, monkeypatch) -> None:
     monkeypatch.setitem(codec._EVENT_TYPES, "AuditProbe", v1)
     monkeypatch.setattr(codec, "_decoders", {})
     async with private.engine.begin() as conn:
-        await event_store.append(conn, "probe-1", 0, [v1(model_name="m")],
-                                 EventMetadata(actor="old-code"))  # fmt: skip
+        await event_store.append(
+            conn, "probe-1", 0, [v1(model_name="m")], EventMetadata(actor="old-code")
+        )
     # The code moves on: version 2 adds ``region``; stored bytes stay as they were.
     monkeypatch.setitem(codec._EVENT_TYPES, "AuditProbe", v2)
     monkeypatch.setattr(codec, "_decoders", {})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from domain.handlers.registry import register_model_version
+from domain.registry.handlers import register_model_version
 from events.base import EventMetadata
 from tests.integration.audit.support import cli
 
@@ -21,19 +21,35 @@ def _train(tmp_path, seed: int):
 
     s = get_settings()
     result = train(
-        "mnist_cnn", "fashion_mnist_train", epochs=1, seed=seed, threads=1, train_limit=300,
-        mixed_precision="fp32", device="cpu", progress=False, data_dir=s.data_dir,
+        "mnist_cnn",
+        "fashion_mnist_train",
+        epochs=1,
+        seed=seed,
+        threads=1,
+        train_limit=300,
+        mixed_precision="fp32",
+        device="cpu",
+        progress=False,
+        data_dir=s.data_dir,
         cache_dir=s.cache_dir,
-    )  # fmt: skip
+    )
     return save_artifact(result.model, result.metadata, tmp_path / f"seed{seed}"), result.metadata
 
 
 async def _register(p, version: str, path, metadata) -> None:
     await register_model_version(
-        model_name="reproduced", model_version=version, source=str(path), tags={},
-        reason="trained", metadata_override=metadata, metadata=META, uow=p.uow,
-        lock=p.registration_lock, store=p.artifacts, inspector=p.inspector,
-    )  # fmt: skip
+        model_name="reproduced",
+        model_version=version,
+        source=str(path),
+        tags={},
+        reason="trained",
+        metadata_override=metadata,
+        metadata=META,
+        uow=p.uow,
+        lock=p.registration_lock,
+        store=p.artifacts,
+        inspector=p.inspector,
+    )
 
 
 async def test_a_version_reproduces_from_its_registration_event(private, tmp_path) -> None:
