@@ -15,8 +15,8 @@ from domain.gates.commands import (
     RecordGateEvaluations,
     RequestGate,
 )
-from domain.gates.policy import GateOutcome, check_thresholds
 from domain.gates.verdict import evaluate_checks, judge, overall_verdict
+from domain.registry.gate_policy import GateOutcome, check_thresholds
 from events.base import Event, RecordedEvent
 from events.gates import (
     PASS,

@@ -7,9 +7,9 @@ from typing import Protocol
 import msgspec
 
 from domain.gates.aggregate import GateState
-from domain.gates.policy import GateOutcome
 from domain.gates.views import GateView
 from domain.registry.decisions import VersionState
+from domain.registry.gate_policy import GateOutcome
 from events.base import Event, EventMetadata, RecordedEvent
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from domain.gates.policy import GateOutcome
+from domain.registry.gate_policy import GateOutcome
 from events.gates import GatePolicy
 from events.registry import ArtifactMetadata
 

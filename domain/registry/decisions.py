@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from domain import names
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.gates.policy import check_policy, check_promotion_allowed
 from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
@@ -16,6 +15,7 @@ from domain.registry.commands import (
     SetGatePolicy,
     TagModelVersion,
 )
+from domain.registry.gate_policy import check_policy, check_promotion_allowed
 from domain.registry.state import (
     ARCHIVED,
     PROD,

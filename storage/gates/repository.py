@@ -6,7 +6,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.gates.aggregate import EVALUATING, TERMINAL, GateState, evolve, fold
-from domain.gates.policy import GateOutcome
+from domain.registry.gate_policy import GateOutcome
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import gate_stream_id
 from storage import event_store

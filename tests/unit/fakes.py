@@ -17,10 +17,10 @@ from domain.errors import ConcurrencyConflict
 from domain.gates.aggregate import EVALUATING, GateState
 from domain.gates.aggregate import evolve as evolve_gate
 from domain.gates.aggregate import fold as fold_gate
-from domain.gates.policy import GateOutcome
 from domain.jobs.aggregate import RUNNING, JobState, evolve_job, fold_job
 from domain.ports import ShardResult
 from domain.registry.decisions import ModelState, evolve, fold
+from domain.registry.gate_policy import GateOutcome
 from events.base import Event, EventMetadata, RecordedEvent
 from events.streams import (
     GATE_STREAM_PREFIX,

@@ -9,10 +9,10 @@ import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.gates.aggregate import FAILED, PASSED, GateState
-from domain.gates.policy import GateOutcome, check_promotion_allowed
 from domain.gates.triggers import auto_gate_id, auto_gate_request, auto_promotion
 from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
 from domain.registry.decisions import ModelState, decide, evolve, fold
+from domain.registry.gate_policy import GateOutcome, check_promotion_allowed
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from events.gates import GatePolicy, GateThresholds
