@@ -151,3 +151,151 @@ def test_every_module_outside_tests_has_at_most_300_lines() -> None:
     counts = {p: len(p.read_text(encoding="utf-8").splitlines()) for p in files}
     long = [f"{p.relative_to(ROOT)}: {n}" for p, n in counts.items() if n > MAX_LINES]
     assert long == [], f"modules over {MAX_LINES} lines:\n" + "\n".join(long)
+
+
+# --- Packages per bounded context, and no cycles -------------------------------------------
+
+CONTEXTS = {"registry", "jobs", "gates", "audit", "keys"}  # each has a package in both layers
+# Modules of the domain that compute statistics may use numpy (docs/architecture.md).
+STATISTICS = {"domain.jobs.evaluation", "domain.gates.stats", "domain.gates.verdict"}
+# The composition root, settings itself, and tools that compose their own processes.
+SETTINGS_READERS = {"bootstrap", "settings", "bench", "migrations"}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports (a package's __init__ counts as the package)."""
+    modules = {module_name(p).removesuffix(".__init__"): p for p in python_files()}
+
+    def resolve(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for module, path in modules.items():
+        targets = {resolve(n) for n in imports_of(path)}
+        graph[module] = {t for t in targets if t and t != module}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1:
+                        found.append(sorted(component))
+            elif child not in index:
+                index[child] = low[child] = len(index)
+                stack.append(child)
+                on_stack.add(child)
+                work.append((child, iter(sorted(graph.get(child, ())))))
+            elif child in on_stack:
+                low[node] = min(low[node], index[child])
+    return found
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert cycles(graph) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_in_a_cycle() -> None:
+    """Lazy and TYPE_CHECKING imports count too: a cycle hidden in a function is still one."""
+    found = cycles(import_graph())
+    assert found == [], "modules importing each other:\n" + "\n".join(map(" <-> ".join, found))
+
+
+def context_packages(layer: str) -> set[str]:
+    """The sub-packages of a layer (folders with an __init__.py)."""
+    return {p.parent.name for p in (ROOT / layer).glob("*/__init__.py")}
+
+
+@pytest.mark.parametrize("layer", ["domain", "storage"])
+def test_each_layer_has_a_package_per_context(layer: str) -> None:
+    packages = context_packages(layer)
+    assert len(packages) >= 5
+    assert packages >= CONTEXTS, f"{layer}/ lacks {sorted(CONTEXTS - packages)}"
+
+
+@pytest.mark.parametrize("layer", ["domain", "storage"])
+def test_no_flat_family_of_modules(layer: str) -> None:
+    """Modules sharing a name prefix (gate_*, audit_*) belong in a package of their own."""
+    stems = [p.stem for p in (ROOT / layer).glob("*.py") if p.stem != "__init__"]
+    prefixes = [s.split("_")[0] for s in stems]
+    families = sorted({p for p in prefixes if prefixes.count(p) > 1})
+    families += sorted(s for s in stems if s in context_packages(layer))
+    assert families == [], f"{layer}/ keeps flat families: {families}"
+
+
+@pytest.mark.parametrize("layer", ["domain", "storage"])
+def test_context_packages_depend_on_each_other_without_cycles(layer: str) -> None:
+    graph = import_graph()
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        parts = module.split(".")
+        if parts[0] != layer or len(parts) < 3:
+            continue
+        for target in targets:
+            other = target.split(".")
+            if other[0] == layer and len(other) >= 3 and other[1] != parts[1]:
+                packages.setdefault(parts[1], set()).add(other[1])
+    found = cycles({p: packages.get(p, set()) for p in context_packages(layer)})
+    assert found == [], f"{layer}/ packages in a cycle: {found}"
+
+
+def test_numpy_only_in_the_domains_statistics() -> None:
+    bad = [
+        f"{module_name(p)}"
+        for p in python_files("domain")
+        if "numpy" in tops(imports_of(p)) and module_name(p) not in STATISTICS
+    ]
+    assert bad == [], "numpy outside the domain's statistics modules:\n" + "\n".join(bad)
+
+
+def test_settings_are_read_only_through_the_composition_root() -> None:
+    """Entrypoints and adapters get their settings from bootstrap, never from the environment."""
+    bad = [
+        str(p.relative_to(ROOT))
+        for p in python_files()
+        if "settings" in tops(imports_of(p))
+        and module_name(p).split(".")[0] not in SETTINGS_READERS
+    ]
+    assert bad == [], "modules importing settings outside the composition root:\n" + "\n".join(bad)
+
+
+def test_no_line_is_packed_past_the_formatter() -> None:
+    """Modules are split when they grow, never packed with `# fmt: skip` / `# fmt: off`."""
+    marker = "# fmt: " + "skip"  # spelled apart so this file does not match itself
+    packed = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in python_files()
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if marker in line or "# fmt: " + "off" in line
+    ]
+    assert packed == [], "lines packed past the formatter:\n" + "\n".join(packed)
