@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from domain import names
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -15,23 +13,37 @@ from domain.gates.commands import (
     RecordGateEvaluations,
     RequestGate,
 )
+from domain.gates.state import (
+    ERRORED,
+    ERRORED_VERDICT,
+    EVALUATING,
+    FAILED,
+    PASSED,
+    REQUESTED,
+    TERMINAL,
+    GateState,
+    evolve,
+    fold,
+)
 from domain.gates.verdict import evaluate_checks, judge, overall_verdict
-from domain.registry.gate_policy import GateOutcome, check_thresholds
-from events.base import Event, RecordedEvent
+from domain.registry.gate_policy import check_thresholds
+from events.base import Event
 from events.gates import (
-    PASS,
-    AccuracyFigures,
-    GateCheck,
     GateErrored,
-    GateEvaluated,
     GateEvaluationsRequested,
     GateRequested,
-    GateThresholds,
-    LatencyFigures,
 )
 
-# The commands and the verdict rules are re-exported: callers know the gate as domain.gates.aggregate.
+# The commands, the state and the verdict rules are re-exported: callers know the gate as
+# domain.gates.aggregate.
 __all__ = [
+    "ERRORED",
+    "ERRORED_VERDICT",
+    "EVALUATING",
+    "FAILED",
+    "PASSED",
+    "REQUESTED",
+    "TERMINAL",
     "EvaluateGate",
     "FailGate",
     "GateCommand",
@@ -47,104 +59,8 @@ __all__ = [
     "overall_verdict",
 ]
 
-REQUESTED, EVALUATING, PASSED, FAILED, ERRORED = (
-    "requested",
-    "evaluating",
-    "passed",
-    "failed",
-    "errored",
-)
-TERMINAL = frozenset({PASSED, FAILED, ERRORED})
-ERRORED_VERDICT = "ERRORED"
 # Namespace of the deterministic ids of the batch jobs a gate submits.
 _JOB_NAMESPACE = uuid.UUID("6d1f7c1e-5b1a-4d7e-9a61-0c6f4a9e2b37")
-
-
-@dataclass
-class GateState:
-    """One gate as its events say it is now."""
-
-    gate_id: str
-    stream_version: int = 0
-    status: str | None = None
-    model_name: str = ""
-    candidate_version: str = ""
-    baseline_version: str = ""
-    dataset_id: str = ""
-    thresholds: GateThresholds = field(default_factory=GateThresholds)
-    auto: bool = False
-    cause: str | None = None
-    requested_by: str | None = None
-    requested_at: datetime | None = None
-    candidate_job_id: str | None = None
-    baseline_job_id: str | None = None
-    submitted: list[str] = field(default_factory=list)
-    verdict: str | None = None
-    checks: list[GateCheck] = field(default_factory=list)
-    accuracy: AccuracyFigures | None = None
-    latency: LatencyFigures | None = None
-    error: str | None = None
-    decided_at: datetime | None = None
-
-    @property
-    def exists(self) -> bool:
-        """True once the gate was requested."""
-        return self.status is not None
-
-    @property
-    def finished(self) -> bool:
-        """True once the gate has a verdict or an error."""
-        return self.status in TERMINAL
-
-    def outcome(self) -> GateOutcome | None:
-        """The facts the promotion rule needs, once the gate is finished."""
-        if not self.finished or self.decided_at is None or self.verdict is None:
-            return None
-        return GateOutcome(
-            gate_id=self.gate_id,
-            model_name=self.model_name,
-            candidate_version=self.candidate_version,
-            baseline_version=self.baseline_version,
-            verdict=self.verdict,
-            decided_at=self.decided_at,
-        )
-
-
-def fold(gate_id: str, history: list[RecordedEvent]) -> GateState:
-    """Rebuild a gate's state from its events, oldest first."""
-    state = GateState(gate_id=gate_id)
-    for recorded in history:
-        evolve(state, recorded)
-    return state
-
-
-def evolve(state: GateState, recorded: RecordedEvent) -> GateState:
-    """Apply one recorded event to the state (in place) and return it."""
-    e, at = recorded.event, recorded.recorded_at
-    state.stream_version = recorded.stream_version
-    match e:
-        case GateRequested():
-            state.status = REQUESTED
-            state.model_name, state.dataset_id = e.model_name, e.dataset_id
-            state.candidate_version, state.baseline_version = (
-                e.candidate_version,
-                e.baseline_version,
-            )
-            state.thresholds, state.auto, state.cause = e.thresholds, e.auto, e.cause
-            state.requested_by, state.requested_at = recorded.metadata.actor, at
-        case GateEvaluationsRequested():
-            state.status = EVALUATING
-            state.candidate_job_id, state.baseline_job_id = e.candidate_job_id, e.baseline_job_id
-            state.submitted = list(e.submitted)
-        case GateEvaluated():
-            state.status = PASSED if e.verdict == PASS else FAILED
-            state.verdict, state.checks = e.verdict, list(e.checks)
-            state.accuracy, state.latency = e.accuracy, e.latency
-            state.decided_at = at
-        case GateErrored():
-            state.status, state.verdict = ERRORED, ERRORED_VERDICT
-            state.error, state.decided_at = e.reason, at
-    return state
 
 
 def decide_gate(state: GateState, command: GateCommand) -> list[Event]:

@@ -23,7 +23,7 @@ from events.gates import (
 )
 
 if TYPE_CHECKING:
-    from domain.gates.aggregate import GateState
+    from domain.gates.state import GateState
 
 # Float slack so a drop of exactly the threshold (e.g. 100 of 10 000 images) passes.
 _EPS = 1e-12
