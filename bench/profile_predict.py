@@ -37,7 +37,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("JSON", ("msgspec_hooks.py", "decode_json", "encode_json", "msgspec/")),
     ("metrics", ("api/middleware.py", "opentelemetry/")),
     ("batcher", ("ml/batcher.py", "ml/inference.py")),
-    ("forward", ("ml/serving.py", "ml/device.py", "ml/preprocess.py", "torch/")),
+    ("forward", ("ml/loaded_model.py", "ml/device.py", "ml/preprocess.py", "torch/")),
     ("response", ("litestar/response/", "to_asgi_response", "ASGIResponse")),
     ("handler", ("api/inference.py",)),
     ("HTTP", ("httptools_impl.py", "h11_impl.py", "uvicorn/")),
