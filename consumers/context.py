@@ -46,7 +46,7 @@ class WorkerContext:
             actor=f"worker:{group}@{self.name}",
             correlation_id=uuid.UUID(corr) if corr else uuid.uuid4(),
             causation_id=uuid.UUID(cause) if cause else None,
-            # The handler's span (consumers/runner.py), which continues the entry's trace.
+            # The handler's span (consumers/disposal.py), which continues the entry's trace.
             trace_context=current_traceparent()
             or (fields.get(b"traceparent") or fields.get(b"trace_context") or b"").decode()
             or None,

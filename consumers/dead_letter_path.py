@@ -1,9 +1,9 @@
-"""The runner's dead-letter path: an idempotent write to ``<stream>.dlq``, the acknowledgement,
-and the replay of an entry an operator retried (``DeadLetterRetried`` on ``dlq.events``).
+"""The runner's dead-letter path: an idempotent write to ``<stream>.dlq``, its reason, and the
+replay of an entry an operator retried (``DeadLetterRetried`` on ``dlq.events``).
 
 Each step may be repeated after a crash or an outage without duplicating anything: the write
 is one Lua script that does nothing when the entry was already dead-lettered, and the
-acknowledgement is one transaction.
+acknowledgement that follows it (``consumers.delivery.acknowledge``) is one transaction.
 """
 
 from __future__ import annotations
@@ -14,15 +14,11 @@ import msgspec
 import redis.asyncio as aioredis
 import structlog
 
+from consumers.delivery import ERRORS_KEY, INDEX_KEY, Fields, entry_key
 from events.dead_letters import DLQ_FIELDS, DeadLetterRetried
 from events.streams import dead_letter_stream
 
 log = structlog.get_logger("consumer")
-
-Fields = dict[bytes, bytes]
-ERRORS_KEY = "platform:consumer-errors"  # "<group>|<stream>|<id>" -> the last error
-RETRIES_KEY = "platform:consumer-retries"  # "<group>|<stream>|<id>" -> retryable failures
-INDEX_KEY = "platform:dead-letter-index"  # "<group>|<stream>|<id>" -> its dead letter's id
 
 # KEYS: the DLQ stream, the index. ARGV: index field, maxlen, then names and values.
 # Returns {id, 1} when written now, {id, 0} when an earlier attempt had written it.
@@ -33,11 +29,6 @@ local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV,
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return {id, 1}
 """
-
-
-def entry_key(group: str, stream: str, entry_id: str) -> str:
-    """The field naming one entry of one group in the runner's bookkeeping hashes."""
-    return f"{group}|{stream}|{entry_id}"
 
 
 async def write(
@@ -68,17 +59,6 @@ async def reason(
     why = last_error.decode(errors="replace") if last_error else "consumer died while handling it"
     unavailable = f", {retries} more while a service was unavailable" if retries else ""
     return f"{why} (failed {failures} deliveries{unavailable})"
-
-
-async def acknowledge(redis: aioredis.Redis, group: str, stream: str, entry_id: str) -> None:
-    """XACK the entry and forget its bookkeeping, in one transaction."""
-    key = entry_key(group, stream, entry_id)
-    pipe = redis.pipeline(transaction=True)
-    pipe.xack(stream, group, entry_id)
-    pipe.hdel(ERRORS_KEY, key)
-    pipe.hdel(RETRIES_KEY, key)
-    pipe.hdel(INDEX_KEY, key)
-    await pipe.execute()
 
 
 async def replay(

@@ -5,6 +5,9 @@ keys). A failing entry stays pending; after ``claim_idle_ms`` any live consumer 
 and past ``max_deliveries`` it goes to ``<stream>.dlq`` with the last error as its reason.
 A backing service's failure (ServiceUnavailable, Redis) is retried without counting, up to
 ``max_retryable_deliveries``. Every entry held here is kept claimed until it is handled.
+
+This module reads, batches, claims and holds entries; ``consumers.disposal`` decides what
+becomes of each one, and ``consumers.delivery`` keeps the accounting in Redis.
 """
 
 from __future__ import annotations
@@ -17,40 +20,16 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 import structlog
-from opentelemetry.trace import SpanKind, StatusCode
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from consumers import dead_letter_path as dlq_path
-from consumers.dead_letter_path import ERRORS_KEY, RETRIES_KEY, Fields, entry_key
-from domain.errors import ServiceUnavailable
-from events.dead_letters import DLQ_EVENTS
-from events.streams import DEAD_LETTERS_KEY
-from observability.metrics import instruments
-from observability.tracing import context_from, tracer
+from consumers.delivery import REDIS_DOWN, Fields, RunnerConfig, acknowledge
+from consumers.disposal import DeadLetter, Disposal, Handler
 
 log = structlog.get_logger("consumer")
 
-Handler = Callable[[str, str, Fields], Awaitable[None]]
-DeadLetter = Callable[[str, str, Fields, str], Awaitable[None]]
+# RunnerConfig, Handler and DeadLetter are part of the runner's interface.
+__all__ = ["DeadLetter", "GroupCreated", "GroupRunner", "Handler", "RunnerConfig"]
 GroupCreated = Callable[[str], Awaitable[None]]
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-# Failures of a backing service, not of the entry: retried, never counted as poison.
-RETRYABLE = (ServiceUnavailable, RedisConnectionError, RedisTimeoutError, ConnectionError)
-
-
-@dataclass
-class RunnerConfig:
-    """Tuning of one group's runner."""
-
-    count: int = 10
-    block_ms: int = 1000
-    claim_idle_ms: int = 30_000
-    claim_every_s: float = 1.0
-    max_deliveries: int = 3
-    max_retryable_deliveries: int = 200
-    dlq_maxlen: int = 10_000
 
 
 @dataclass
@@ -68,6 +47,12 @@ class GroupRunner:
     # Entries delivered to this consumer and not finished yet, per stream: kept claimed.
     _held: dict[str, set[str]] = field(default_factory=dict, init=False, repr=False)
     _cursors: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _disposal: Disposal = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._disposal = Disposal(
+            self.redis, self.group, self.handler, self.config, self.on_dead_letter
+        )
 
     async def ensure_groups(self) -> None:
         """Create the group on every stream (from the start); run the hook for new ones."""
@@ -141,11 +126,11 @@ class GroupRunner:
             for entry_id, fields in entries:
                 try:
                     if not fields:  # a pending entry trimmed away comes back with no fields
-                        await self.redis.xack(stream, self.group, entry_id)
+                        await acknowledge(self.redis, self.group, stream, entry_id)
                     elif claimed:
-                        await self._claimed(stream, entry_id, fields)
+                        await self._disposal.claimed(stream, entry_id, fields)
                     else:
-                        await self._handle(stream, entry_id, fields)
+                        await self._disposal.handle(stream, entry_id, fields)
                 except REDIS_DOWN:
                     raise
                 except Exception as exc:  # it stays pending and is tried again later
@@ -160,85 +145,6 @@ class GroupRunner:
                     held.discard(entry_id)
         finally:
             held.difference_update(entry_id for entry_id, _ in entries)
-
-    async def _handle(self, stream: str, entry_id: str, fields: Fields) -> None:
-        with self._traced("process", stream, entry_id, fields) as span:
-            await self._handle_in_span(stream, entry_id, fields, span)
-
-    async def _handle_in_span(self, stream: str, entry_id: str, fields: Fields, span) -> None:
-        started = time.perf_counter()
-        key = entry_key(self.group, stream, entry_id)
-        try:
-            if stream == DLQ_EVENTS:
-                await dlq_path.replay(self.redis, self.group, fields, self.handler)
-            else:
-                await self.handler(stream, entry_id, fields)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            retryable = isinstance(exc, RETRYABLE)
-            self._count("retryable" if retryable else "failed", stream, started)
-            span.record_exception(exc)
-            span.set_status(StatusCode.ERROR)
-            reason = f"{type(exc).__name__}: {exc}"[:500]
-            log.warning(
-                "handler_failed",
-                group=self.group,
-                stream=stream,
-                entry_id=entry_id,
-                error=reason,
-                retryable=retryable,
-            )
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hset(ERRORS_KEY, key, reason)
-            if retryable:
-                pipe.hincrby(RETRIES_KEY, key, 1)
-            await pipe.execute()
-            return
-        await self.redis.xack(stream, self.group, entry_id)
-        await self.redis.hdel(ERRORS_KEY, key)
-        await self.redis.hdel(RETRIES_KEY, key)
-        self._count("handled", stream, started)
-        log.info(
-            "entry_handled",
-            group=self.group,
-            stream=stream,
-            entry_id=entry_id,
-            type=_text(fields, b"type"),
-            job_id=_text(fields, b"job_id"),
-            shard=_text(fields, b"shard"),
-            duration_ms=round((time.perf_counter() - started) * 1e3, 3),
-        )
-
-    @contextlib.contextmanager
-    def _traced(self, action: str, stream: str, entry_id: str, fields: Fields):
-        """A consumer span continuing the entry's trace, its correlation id bound to the logs."""
-        raw = fields.get(b"traceparent") or fields.get(b"trace_context") or b""
-        with (
-            structlog.contextvars.bound_contextvars(
-                correlation_id=_text(fields, b"correlation_id")
-            ),
-            tracer().start_as_current_span(
-                f"{self.group} {action} {stream}",
-                context=context_from(raw.decode(errors="replace")),
-                kind=SpanKind.CONSUMER,
-                attributes={
-                    "messaging.consumer.group.name": self.group,
-                    "messaging.destination.name": stream,
-                    "messaging.message.id": entry_id,
-                },
-            ) as span,
-        ):
-            yield span
-
-    def _count(self, outcome: str, stream: str, started: float | None = None) -> None:
-        inst = instruments()
-        inst.consumer_entries.add(1, {"group": self.group, "outcome": outcome})
-        if started is not None:
-            inst.handler_duration.record(
-                time.perf_counter() - started,
-                {"group": self.group, "stream": stream, "outcome": outcome},
-            )
 
     async def _keep_held(self) -> None:
         """Reset the idle time of every entry this consumer holds, so nobody else claims it."""
@@ -267,59 +173,3 @@ class GroupRunner:
             self._cursors[stream] = cursor.decode() if isinstance(cursor, bytes) else str(cursor)
             entries = reply[1] if len(reply) > 1 else []
             await self._process(stream, [(e.decode(), f) for e, f in entries], claimed=True)
-
-    async def _claimed(self, stream: str, entry_id: str, fields: Fields) -> None:
-        """Handle a claimed entry again, or dead-letter it when it failed too often."""
-        key = entry_key(self.group, stream, entry_id)
-        info = await self.redis.xpending_range(stream, self.group, entry_id, entry_id, 1)
-        deliveries = info[0]["times_delivered"] if info else 1
-        retries = int(await self.redis.hget(RETRIES_KEY, key) or 0)
-        failures = deliveries - retries  # deliveries that failed because of the entry itself
-        if failures > self.config.max_deliveries or retries > self.config.max_retryable_deliveries:
-            with self._traced("dead-letter", stream, entry_id, fields):
-                await self._dead_letter(stream, entry_id, fields, failures - 1, retries)
-            return
-        log.info(
-            "entry_claimed",
-            group=self.group,
-            stream=stream,
-            entry_id=entry_id,
-            deliveries=deliveries,
-            retryable_failures=retries,
-        )
-        await self._handle(stream, entry_id, fields)
-
-    async def _dead_letter(
-        self, stream: str, entry_id: str, fields: Fields, failures: int, retries: int
-    ) -> None:
-        """Move the entry to ``<stream>.dlq`` once, run the hook, then acknowledge it."""
-        reason = await dlq_path.reason(self.redis, self.group, stream, entry_id, failures, retries)
-        created = await dlq_path.write(
-            self.redis, self.group, stream, entry_id, fields, reason, self.config.dlq_maxlen
-        )
-        if created:
-            await self.redis.hincrby(DEAD_LETTERS_KEY, f"{self.group}|{stream}", 1)
-        if self.on_dead_letter is not None:
-            try:
-                await self.on_dead_letter(stream, entry_id, fields, reason)
-            except RETRYABLE:
-                raise  # the entry stays pending; the next claim finds its dead letter written
-            except Exception as exc:  # poison in the hook too: it is in the DLQ; log, move on
-                log.error(
-                    "dead_letter_hook_failed",
-                    group=self.group,
-                    stream=stream,
-                    entry_id=entry_id,
-                    error=f"{type(exc).__name__}: {exc}"[:500],
-                )
-        await dlq_path.acknowledge(self.redis, self.group, stream, entry_id)
-        self._count("dead_lettered", stream)
-        log.error(
-            "entry_dead_lettered", group=self.group, stream=stream, entry_id=entry_id, reason=reason
-        )
-
-
-def _text(fields: Fields, key: bytes) -> str | None:
-    """A field as text, None when the entry lacks it."""
-    value = fields.get(key)
-    return value.decode(errors="replace") if value is not None else None
