@@ -1,183 +1,46 @@
-"""OpenTelemetry metrics, exported in the Prometheus text format (observability/exposition.py).
+"""The platform's instruments, exported in the Prometheus text format (observability/exposition.py).
 
-Every instrument is declared here with its kind, so the exposition can show a declared metric
-that has no sample yet as an empty series instead of leaving it absent.
+Every instrument is declared with its kind (observability.meter), so the exposition can show a
+declared metric that has no sample yet as an empty series instead of leaving it absent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
 import threading
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 
 from opentelemetry import metrics
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.metrics import Observation
-from opentelemetry.sdk.metrics import Histogram, MeterProvider
-from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
 
-LATENCY_BUCKETS = (
-    0.0005,
-    0.001,
-    0.002,
-    0.003,
-    0.005,
-    0.0075,
-    0.01,
-    0.015,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-    30,
-    60,
-    300,
-    900,
+from observability.meter import (
+    API,
+    BATCH_BUCKETS,
+    DECLARED,
+    EXPECTED,
+    LATENCY_BUCKETS,
+    WORKER,
+    Declared,
+    meter,
+    set_role,
+    shows_empty,
 )
-BATCH_BUCKETS = (1, 2, 4, 8, 16, 24, 32, 48, 64, 128, 256)
+from observability.recorders import DeferredRecords, DictCounter
+
+# The exposition and the entrypoints import the declarations and set_role from here too.
+__all__ = [
+    "DECLARED",
+    "EXPECTED",
+    "GATE_RESULTS",
+    "Declared",
+    "Instruments",
+    "instruments",
+    "register_holder_gauges",
+    "set_role",
+    "shows_empty",
+]
 GATE_RESULTS = ("pass", "fail", "error")
 Samples = list[tuple[float, dict[str, str]]]
-
-
-@dataclass(frozen=True)
-class Declared:
-    """What the exposition needs to show an instrument that has no sample yet."""
-
-    kind: str  # counter | histogram | gauge
-    description: str
-    buckets: tuple[float, ...] = ()
-    roles: frozenset[str] = frozenset({"api", "worker"})  # the processes that record it
-
-
-DECLARED: dict[str, Declared] = {}
-# Histogram label sets shown with zero observations until recorded: Prometheus sees no increase
-# in a series that is born with its first observation, so a rare event (a model's first batch
-# job) would never reach a rate() panel. name -> label sets.
-EXPECTED: dict[str, set[frozenset[tuple[str, str]]]] = {}
-API, WORKER = frozenset({"api"}), frozenset({"worker"})
-_role: list[str] = []
-
-
-def set_role(role: str) -> None:
-    """Name this process's role (api or worker): only its own instruments get empty series."""
-    _role[:] = [role]
-
-
-def shows_empty(declared: Declared) -> bool:
-    """Whether this process shows ``declared`` as an empty series while it has no sample."""
-    return not _role or _role[0] in declared.roles
-
-
-def service_name() -> str:
-    """OTEL_SERVICE_NAME, else the platform's name."""
-    return os.environ.get("OTEL_SERVICE_NAME") or "inference-eval-platform"
-
-
-@cache
-def meter() -> metrics.Meter:
-    """The platform's meter, backed by a Prometheus reader (set up once per process)."""
-    # Scope labels (otel_scope_*) would add three constant labels to every series.
-    reader = PrometheusMetricReader(scope_info_enabled=False)
-    views = [
-        View(
-            instrument_type=Histogram,  # not the *_seconds gauges (relay_lag_seconds)
-            instrument_name="*_seconds",
-            aggregation=ExplicitBucketHistogramAggregation(LATENCY_BUCKETS),
-        ),
-        View(
-            instrument_name="batch_size",
-            aggregation=ExplicitBucketHistogramAggregation(BATCH_BUCKETS),
-        ),
-    ]
-    resource = Resource.create({"service.name": service_name()})
-    provider = MeterProvider(metric_readers=[reader], views=views, resource=resource)
-    metrics.set_meter_provider(provider)
-    return provider.get_meter("inference-eval-platform")
-
-
-class DeferredRecords:
-    """A histogram's measurements recorded in bulk, not one by one on a request's path.
-
-    ``record`` queues the measurement; the queue reaches the histogram ``delay_s`` after the
-    first measurement waiting (one loop timer) and before every collection, so a scrape sees
-    every request that finished before it. Recorded together, the SDK's code stays in the CPU's
-    caches: one at a time, after a forward pass had evicted them, the records cost ~100 µs of
-    each lone /predict on the 2-core VM (in-process, interleaved with the baseline app).
-    """
-
-    def __init__(self, histogram: metrics.Histogram, delay_s: float = 0.1) -> None:
-        self.histogram, self.delay_s = histogram, delay_s
-        self._pending: deque[tuple[float, dict[str, str]]] = deque()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def record(self, value: float, attributes: dict[str, str]) -> None:
-        """Queue one measurement (on an event loop; without one it is recorded at once)."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.histogram.record(value, attributes)
-            return
-        self._pending.append((value, attributes))
-        if self._loop is not loop:  # a timer set on an earlier loop may never fire
-            self._loop, self._timer = loop, None
-        if self._timer is None:
-            self._timer = loop.call_later(self.delay_s, self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._timer = None
-        self.flush()
-
-    def flush(self) -> None:
-        """Record every queued measurement (from any thread: deque pops are atomic)."""
-        pop, record = self._pending.popleft, self.histogram.record
-        while True:
-            try:
-                value, attributes = pop()
-            except IndexError:
-                return
-            record(value, attributes)
-
-
-class DictCounter:
-    """A counter kept in a plain dict and read at scrape time (an asynchronous counter): for
-    events on every request's path, where a synchronous add cost ~10 µs of each /predict."""
-
-    def __init__(
-        self,
-        name: str,
-        description: str,
-        labels: tuple[str, ...],
-        roles=API | WORKER,
-        before_read: Callable[[], object] | None = None,
-    ) -> None:
-        self.labels, self.before_read = labels, before_read
-        self._counts: dict[tuple[str, ...], int] = {}
-        DECLARED[name] = Declared("counter", description, roles=roles)
-        meter().create_observable_counter(name, callbacks=[self._observe], description=description)
-
-    def add(self, *values: str) -> None:
-        """Count one event with these label values (in the order of ``labels``)."""
-        self._counts[values] = self._counts.get(values, 0) + 1
-
-    def _observe(self, _options) -> list[Observation]:
-        # Asynchronous instruments are read before the histograms (the SDK's collect order).
-        if self.before_read is not None:
-            self.before_read()
-        return [
-            Observation(n, dict(zip(self.labels, values, strict=True)))
-            for values, n in list(self._counts.items())
-        ]
 
 
 class Instruments:
