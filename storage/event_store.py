@@ -16,27 +16,11 @@ from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_ha
 from domain.errors import ConcurrencyConflict
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
+from storage.audit.chain import IntegrityReport, check_chain
 from storage.tables import event_log
 
 log = structlog.get_logger("event_log")
 _LOG_BUCKET = "platform_recorded_events"
-
-
-class ChainBreak(msgspec.Struct, frozen=True):
-    """Where and how the hash chain fails to verify."""
-
-    position: int
-    stream_id: str
-    problem: str
-
-
-class IntegrityReport(msgspec.Struct, frozen=True):
-    """The outcome of a full chain verification."""
-
-    ok: bool
-    checked: int
-    last_position: int
-    breaks: list[ChainBreak]
 
 
 APPEND_LOCK = 7_313_003
@@ -232,8 +216,6 @@ async def verify_chain(
     conn: AsyncConnection, batch: int = 5000, key: bytes | None = None
 ) -> IntegrityReport:
     """Recompute every row's hash in position order and report where the chain breaks."""
-    from storage.audit.chain import check_chain
-
     return await check_chain(conn, batch=batch, key=key if key is not None else hmac_key())
 
 

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEMES, chain_hash
 from domain.audit.reports import Anchor, Finding
 from storage.audit.reader import chunks
-from storage.event_store import ChainBreak, IntegrityReport
 
 MAX_BREAKS = 100  # a rewritten log breaks everywhere; the first ones are what matters
+
+
+class ChainBreak(msgspec.Struct, frozen=True):
+    """Where and how the hash chain fails to verify."""
+
+    position: int
+    stream_id: str
+    problem: str
+
+
+class IntegrityReport(msgspec.Struct, frozen=True):
+    """The outcome of a full chain verification."""
+
+    ok: bool
+    checked: int
+    last_position: int
+    breaks: list[ChainBreak]
 
 
 def _problem(row: Any, top_scheme: int, key: bytes | None) -> str | None:

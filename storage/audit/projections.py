@@ -8,7 +8,6 @@ log folds every aggregate; no stream is loaded on its own.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -16,88 +15,30 @@ from sqlalchemy import JSON, MetaData, Table, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.audit.reports import Finding
-from domain.gates.aggregate import GateState
-from domain.gates.aggregate import evolve as evolve_gate
-from domain.gates.views import gate_row
-from domain.jobs.aggregate import JobState, evolve_job, job_row
-from domain.keys.aggregate import ApiKeyState, evolve_key, key_row
-from domain.registry.state import ModelState, evolve
-from events.keys import KEY_STREAM_PREFIX
-from events.streams import GATE_STREAM_PREFIX, JOB_STREAM_PREFIX, MODEL_STREAM_PREFIX
 from storage.audit.reader import chunks, driver, recorded
-from storage.projections import version_row
-from storage.tables import api_keys, batch_jobs, gates, model_prod, model_versions
+from storage.projections import PROJECTIONS
+from storage.repository import Projection
 
 CHECK = "projections"
 MAX_ROWS = 100
 
 
-def prod_row(state: ModelState) -> dict[str, Any]:
-    """The model_prod row of a model (as storage.projections.write_model_projection writes it)."""
-    return {
-        "model_name": state.model_name,
-        "model_version": state.prod,
-        "since": state.prod_since,
-        "prod_stack": list(state.prod_stack),
-    }
+def _stream_of(projection: Projection) -> Callable[[dict[str, Any]], str]:
+    """The stream a projection row's primary key comes from."""
+    return lambda pk: projection.prefix + pk[projection.key]
 
 
-@dataclass(frozen=True)
-class Projector:
-    """How one kind of stream folds, and which projection rows its state becomes."""
-
-    prefix: str
-    new: Callable[[str], Any]
-    evolve: Callable[[Any, Any], Any]
-    rows: Callable[[Any], dict[Table, list[dict[str, Any]]]]
-
-
-PROJECTORS = (
-    Projector(
-        MODEL_STREAM_PREFIX,
-        lambda name: ModelState(model_name=name),
-        evolve,
-        lambda s: {
-            model_versions: [version_row(v) for v in s.versions.values()],
-            model_prod: [prod_row(s)],
-        },
-    ),
-    Projector(
-        JOB_STREAM_PREFIX,
-        lambda job_id: JobState(job_id=job_id),
-        evolve_job,
-        lambda s: {batch_jobs: [job_row(s)]},
-    ),
-    Projector(
-        GATE_STREAM_PREFIX,
-        lambda gate_id: GateState(gate_id=gate_id),
-        evolve_gate,
-        lambda s: {gates: [gate_row(s)]},
-    ),
-    Projector(
-        KEY_STREAM_PREFIX,
-        lambda key_name: ApiKeyState(key_name=key_name),
-        evolve_key,
-        lambda s: {api_keys: [key_row(s)]},
-    ),
-)
 # Which stream a projection row comes from, to name a position in a finding.
-STREAM_OF: dict[str, Callable[[dict[str, Any]], str]] = {
-    "model_versions": lambda pk: MODEL_STREAM_PREFIX + pk["model_name"],
-    "model_prod": lambda pk: MODEL_STREAM_PREFIX + pk["model_name"],
-    "batch_jobs": lambda pk: JOB_STREAM_PREFIX + pk["job_id"],
-    "gates": lambda pk: GATE_STREAM_PREFIX + pk["gate_id"],
-    "api_keys": lambda pk: KEY_STREAM_PREFIX + pk["key_name"],
-}
+STREAM_OF = {t.name: _stream_of(p) for p in PROJECTIONS for t in p.tables}
 
 
 class ProjectionRebuild:
     """Fed the log in position order, it folds every projected stream (one pass, no per-stream reads)."""
 
     def __init__(self) -> None:
-        self.states: dict[str, tuple[Projector, Any]] = {}
+        self.states: dict[str, tuple[Projection, Any]] = {}
         self.last: dict[str, int] = {}
-        self._by_prefix = {p.prefix: p for p in PROJECTORS}
+        self._by_prefix = {p.prefix: p for p in PROJECTIONS}
         self._skip: set[str] = set()
 
     def feed(self, rows: list[Any]) -> None:
@@ -110,11 +51,12 @@ class ProjectionRebuild:
                 if stream_id in self._skip:
                     continue
                 prefix = stream_id.split("-", 1)[0] + "-"
-                projector = self._by_prefix.get(prefix)
-                if projector is None:
+                projection = self._by_prefix.get(prefix)
+                if projection is None:
                     self._skip.add(stream_id)
                     continue
-                entry = states[stream_id] = (projector, projector.new(stream_id[len(prefix) :]))
+                empty = projection.fold(stream_id[len(prefix) :], [])
+                entry = states[stream_id] = (projection, empty)
             entry[0].evolve(entry[1], recorded(row))
             last[stream_id] = row["position"]
 
@@ -122,12 +64,12 @@ class ProjectionRebuild:
         """Write the rebuilt rows into pg_temp.audit_<table>; findings for every difference."""
         schema = await conn.scalar(text("SELECT current_schema()"))
         rows: dict[Table, list[dict[str, Any]]] = {}
-        for projector, state in self.states.values():
-            for table, table_rows in projector.rows(state).items():
+        for projection, state in self.states.values():
+            for table, table_rows in projection.rows(state).items():
                 rows.setdefault(table, []).extend(table_rows)
         findings: list[Finding] = []
         counts: dict[str, int] = {}
-        for table in (t for p in PROJECTORS for t in _tables(p)):
+        for table in (t for p in PROJECTIONS for t in p.tables):
             scratch = _scratch(table)
             await conn.execute(text(f'DROP TABLE IF EXISTS pg_temp."{scratch.name}"'))
             await conn.execute(
@@ -169,11 +111,6 @@ def _json(value: Any) -> str:
 
 def _scratch(table: Table) -> Table:
     return table.to_metadata(MetaData(), schema="pg_temp", name=f"audit_{table.name}")
-
-
-def _tables(projector: Projector) -> list[Table]:
-    """The tables a projector writes (from an empty state's rows)."""
-    return list(projector.rows(projector.new("")).keys())
 
 
 async def _differences(

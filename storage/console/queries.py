@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import redis.asyncio as aioredis
-from sqlalchemy import Float, and_, func, literal, or_, select, true
+from sqlalchemy import Float, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.audit.reports import AuditReport
@@ -26,6 +26,7 @@ from events.jobs import BatchJobFailed
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
 from storage import event_store
 from storage.errors import on_postgres, on_redis
+from storage.registry.queries import page_versions
 from storage.tables import event_log, gates, model_prod, model_versions
 
 AUDIT_KEY = "platform:console:latest-audit"
@@ -91,26 +92,11 @@ class ConsoleQueries:
             )
         return page_of(out, limit, lambda m: (m.model_name,))
 
-    @on_postgres
     async def page_versions(
         self, model_name: str, limit: int, cursor: str | None
     ) -> tuple[list[ModelVersionView], str | None]:
         """A model's versions, newest first, a page at a time; NotFound if unknown."""
-        v = model_versions.c
-        q = select(model_versions).where(v.model_name == model_name)
-        if cursor:
-            at, version = decode_cursor(cursor, datetime, str)
-            q = q.where(or_(v.created_at < at, and_(v.created_at == at, v.model_version < version)))
-        q = q.order_by(v.created_at.desc(), v.model_version.desc()).limit(limit + 1)
-        async with self.engine.connect() as conn:
-            rows = [r._asdict() for r in await conn.execute(q)]
-        if not rows and not cursor:
-            raise NotFound(f"unknown model {model_name!r}")
-        views = []
-        for row in rows:
-            row["metadata"] = row.pop("artifact_metadata")
-            views.append(ModelVersionView(**row))
-        return page_of(views, limit, lambda m: (m.created_at, m.model_version))
+        return await page_versions(self.engine, model_name, limit, cursor, newest_first=True)
 
     @on_postgres
     async def version_points(self, model_name: str, limit: int) -> list[VersionPoint]:

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.gates.aggregate import EVALUATING, TERMINAL, GateState, evolve, fold
+from domain.gates.state import EVALUATING, TERMINAL, GateState
 from domain.registry.gate_policy import GateOutcome
-from events.base import Event, EventMetadata, RecordedEvent
-from events.streams import gate_stream_id
-from storage import event_store
-from storage.projections import GATE_PROJECTION, set_checkpoint, write_gate_projection
+from storage.gates.projection import GATES
+from storage.repository import EventSourcedRepository
 from storage.tables import gates
 
 
-class PostgresGateStore:
-    """Implements domain.ports.GateStore inside one unit of work's connection."""
+class PostgresGateStore(EventSourcedRepository[GateState]):
+    """Implements domain.gates.ports.GateStore inside one unit of work's connection."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-
-    async def load(self, gate_id: str) -> GateState:
-        """Fold the gate's stream."""
-        return fold(gate_id, await event_store.load_stream(self.conn, gate_stream_id(gate_id)))
-
-    async def save(
-        self, state: GateState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append to the gate's stream and update its gates row."""
-        if not events:
-            return []
-        recorded = await event_store.append(
-            self.conn, gate_stream_id(state.gate_id), state.stream_version, events, metadata
-        )
-        for r in recorded:
-            evolve(state, r)
-        await write_gate_projection(self.conn, state)
-        await set_checkpoint(self.conn, GATE_PROJECTION, recorded[-1].position)
-        return recorded
+    projection = GATES
 
     async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
         """Finished gates of one candidate version, newest first."""

@@ -4,43 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from domain.jobs.aggregate import QUEUED, RUNNING, JobState, evolve_job, fold_job
+from domain.jobs.aggregate import QUEUED, RUNNING, JobState
 from domain.ports import ShardResult
-from events.base import Event, EventMetadata, RecordedEvent
-from events.streams import job_stream_id
-from storage import event_store
-from storage.projections import JOB_PROJECTION, set_checkpoint, write_job_projection
+from storage.jobs.projection import JOBS
+from storage.repository import EventSourcedRepository
 from storage.tables import batch_jobs, batch_shard_results
 
 _RESULT_FIELDS = tuple(ShardResult.__struct_fields__)
 
 
-class PostgresJobStore:
-    """Implements domain.ports.JobStore inside one unit of work's connection."""
+class PostgresJobStore(EventSourcedRepository[JobState]):
+    """Implements domain.jobs.store.JobStore inside one unit of work's connection."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        self.conn = conn
-
-    async def load(self, job_id: str) -> JobState:
-        """Fold the job's stream."""
-        return fold_job(job_id, await event_store.load_stream(self.conn, job_stream_id(job_id)))
-
-    async def save(
-        self, state: JobState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append to the job stream and update batch_jobs."""
-        if not events:
-            return []
-        recorded = await event_store.append(
-            self.conn, job_stream_id(state.job_id), state.stream_version, events, metadata
-        )
-        for r in recorded:
-            evolve_job(state, r)
-        await write_job_projection(self.conn, state)
-        await set_checkpoint(self.conn, JOB_PROJECTION, recorded[-1].position)
-        return recorded
+    projection = JOBS
 
     async def store_shard_result(self, result: ShardResult) -> bool:
         """Insert one shard's results; False if that shard was already stored (a redelivery)."""

@@ -12,9 +12,10 @@ from domain.paging.cursors import decode_cursor, page_of
 from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
 from events.streams import model_stream_id
 from storage import event_store
+from storage.checkpoints import get_checkpoint
 from storage.errors import on_postgres
 from storage.gates.queries import gate_history
-from storage.projections import REGISTRY_PROJECTION, get_checkpoint
+from storage.registry.projection import REGISTRY_PROJECTION
 from storage.tables import event_log, model_prod, model_versions
 
 
@@ -137,22 +138,11 @@ class RegistryQueries:
             rows = [ModelSummary(**r._asdict()) for r in await conn.execute(q)]
         return page_of(rows, limit, lambda m: (m.model_name, m.created_at, m.model_version))
 
-    @on_postgres
     async def page_versions(
         self, model_name: str, limit: int, cursor: str | None
     ) -> tuple[list[ModelVersionView], str | None]:
         """One model's versions, oldest first, a page at a time; NotFound if unknown."""
-        v = model_versions.c
-        q = select(model_versions).where(v.model_name == model_name)
-        if cursor:
-            at, version = decode_cursor(cursor, datetime, str)
-            q = q.where(or_(v.created_at > at, and_(v.created_at == at, v.model_version > version)))
-        q = q.order_by(v.created_at, v.model_version).limit(limit + 1)
-        async with self.engine.connect() as conn:
-            rows = [_version_view(r._asdict()) for r in await conn.execute(q)]
-        if not rows and not cursor:
-            raise NotFound(f"unknown model {model_name!r}")
-        return page_of(rows, limit, lambda m: (m.created_at, m.model_version))
+        return await page_versions(self.engine, model_name, limit, cursor)
 
     @on_postgres
     async def page_history(
@@ -180,6 +170,39 @@ class RegistryQueries:
         merged = sorted([*own, *gated], key=lambda r: r.position)[: limit + 1]
         page, next_cursor = page_of(merged, limit, lambda r: (r.position,))
         return [history_entry(r) for r in page], next_cursor
+
+
+@on_postgres
+async def page_versions(
+    engine: AsyncEngine,
+    model_name: str,
+    limit: int,
+    cursor: str | None,
+    *,
+    newest_first: bool = False,
+) -> tuple[list[ModelVersionView], str | None]:
+    """A model's versions by (created_at, version), a page at a time; NotFound if unknown."""
+    v = model_versions.c
+    q = select(model_versions).where(v.model_name == model_name)
+    if cursor:
+        at, version = decode_cursor(cursor, datetime, str)
+        if newest_first:
+            q = q.where(or_(v.created_at < at, and_(v.created_at == at, v.model_version < version)))
+        else:
+            q = q.where(or_(v.created_at > at, and_(v.created_at == at, v.model_version > version)))
+    order = (
+        (v.created_at.desc(), v.model_version.desc())
+        if newest_first
+        else (v.created_at, v.model_version)
+    )
+    async with engine.connect() as conn:
+        rows = [
+            _version_view(r._asdict())
+            for r in await conn.execute(q.order_by(*order).limit(limit + 1))
+        ]
+    if not rows and not cursor:
+        raise NotFound(f"unknown model {model_name!r}")
+    return page_of(rows, limit, lambda m: (m.created_at, m.model_version))
 
 
 def _version_view(row: dict) -> ModelVersionView:
