@@ -34,9 +34,9 @@ MIGRATION_LOCK = 7_313_001
 def database_url(settings: Settings | None = None) -> str:
     """DATABASE_URL normalised for asyncpg, or the embedded server's URL (started if needed)."""
     settings = settings or get_settings()
-    url = settings.database_url
+    url = settings.database.url
     if not url:
-        return embedded.ensure_postgres(settings.state_dir)
+        return embedded.ensure_postgres(settings.files.state_dir)
     for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url.removeprefix(prefix)
@@ -45,13 +45,13 @@ def database_url(settings: Settings | None = None) -> str:
 
 def stop_embedded_servers(settings: Settings) -> list[str]:
     """Stop the embedded servers under the state folder; the names of those stopped."""
-    return embedded.stop_all(settings.state_dir)
+    return embedded.stop_all(settings.files.state_dir)
 
 
 def redis_url(settings: Settings | None = None) -> str:
     """REDIS_URL, or the embedded server's URL (started if needed)."""
     settings = settings or get_settings()
-    return settings.redis_url or embedded.ensure_redis(settings.state_dir)
+    return settings.redis.url or embedded.ensure_redis(settings.files.state_dir)
 
 
 def create_engine(
@@ -61,12 +61,12 @@ def create_engine(
     s = settings or get_settings()
     return connections.create_engine(
         url,
-        pool_size=pool_size or s.db_pool_size,
-        pool_timeout_s=s.db_pool_timeout_s,
-        statement_timeout_ms=s.db_statement_timeout_ms,
-        lock_timeout_ms=s.db_lock_timeout_ms,
-        idle_in_transaction_timeout_ms=s.db_idle_in_transaction_timeout_ms,
-        keepalive_s=s.db_keepalive_s,
+        pool_size=pool_size or s.database.pool_size,
+        pool_timeout_s=s.database.pool_timeout_s,
+        statement_timeout_ms=s.database.statement_timeout_ms,
+        lock_timeout_ms=s.database.lock_timeout_ms,
+        idle_in_transaction_timeout_ms=s.database.idle_in_transaction_timeout_ms,
+        keepalive_s=s.database.keepalive_s,
     )
 
 
@@ -132,20 +132,22 @@ def build_model_cache(platform: Platform, *, serving: bool):
 
     s, inst = platform.settings, instruments()
     common = dict(
-        max_models=s.model_cache_size,
-        torch_threads=s.torch_threads,
-        device=s.device,
+        max_models=s.serving.model_cache_size,
+        torch_threads=s.serving.torch_threads,
+        device=s.serving.device,
         on_cache=inst.record_cache,
     )
     if not serving:  # workers evaluate on the model as trained (ml.graph)
         return ModelCache(platform.artifacts.path_for, **common)
     cache = ModelCache(
         platform.artifacts.path_for,
-        batching=BatchingConfig(s.max_batch, s.max_queue_delay_ms / 1000.0, s.max_queue),
-        batch_threads=s.torch_batch_threads,
-        idle_threads=s.torch_idle_threads,
+        batching=BatchingConfig(
+            s.serving.max_batch, s.serving.max_queue_delay_ms / 1000.0, s.serving.max_queue
+        ),
+        batch_threads=s.serving.torch_batch_threads,
+        idle_threads=s.serving.torch_idle_threads,
         on_batch=inst.record_batch,
-        graph=s.inference_graph,
+        graph=s.serving.inference_graph,
         **common,
     )
     inst.gauge(
@@ -176,7 +178,10 @@ def build_shard_evaluator(platform: Platform):
 
     s = platform.settings
     return TorchShardEvaluator(
-        build_model_cache(platform, serving=False), s.data_dir, s.cache_dir, s.allow_download
+        build_model_cache(platform, serving=False),
+        s.files.data_dir,
+        s.files.cache_dir,
+        s.files.allow_download,
     )
 
 
@@ -184,7 +189,7 @@ def build_gate_latency(platform: Platform, evaluator):
     """The paired latency meter of gates, on a worker's shard evaluator (its cache and datasets)."""
     from ml.gate_latency import DEFAULT_BATCH, TorchPairedLatency
 
-    rounds = platform.settings.gate_latency_rounds
+    rounds = platform.settings.gates.latency_rounds
     return TorchPairedLatency(evaluator, rounds=rounds, batch_size=DEFAULT_BATCH)
 
 
@@ -212,7 +217,9 @@ def build_retention(platform: Platform):
         await prune_processed(platform.engine, platform.redis)
 
     s = platform.settings
-    return every(s.retention_interval_s, prune, expected=(ServiceUnavailable,), name="retention")
+    return every(
+        s.batch.retention_interval_s, prune, expected=(ServiceUnavailable,), name="retention"
+    )
 
 
 def build_relay(platform: Platform):
@@ -231,7 +238,7 @@ async def build_platform(
     engine = create_engine(database_url(settings), settings=settings)
     if run_migrations:
         async with postgres_errors():
-            await migrate_schema(engine, migrate, settings.migration_database_url)
+            await migrate_schema(engine, migrate, settings.database.migration_url)
     return wire(settings, engine, create_redis(redis_url(settings)))
 
 
@@ -243,20 +250,26 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         redis=redis,
         uow=unit_of_work_factory(engine),
         registration_lock=PostgresRegistrationLock(
-            engine, settings.registration_concurrency, settings.registration_wait_s
+            engine,
+            settings.database.registration_concurrency,
+            settings.database.registration_wait_s,
         ),
         artifacts=LocalArtifactStore(
-            settings.artifacts_dir, settings.artifact_import_roots, settings.max_artifact_bytes
+            settings.files.artifacts_dir,
+            settings.files.artifact_import_roots,
+            settings.files.max_artifact_bytes,
         ),
         inspector=TorchArtifactInspector(),
-        datasets=DatasetCatalog(settings.data_dir, settings.cache_dir, settings.allow_download),
+        datasets=DatasetCatalog(
+            settings.files.data_dir, settings.files.cache_dir, settings.files.allow_download
+        ),
         queries=RegistryQueries(engine),
         job_queries=JobQueries(engine),
         gate_queries=GateQueries(engine),
         keys=KeyQueries(engine),
         shard_queue=RedisShardQueue(redis),
         clock=SystemClock(),
-        ops=PlatformOperations(engine, redis, settings.relay_interval_s),
+        ops=PlatformOperations(engine, redis, settings.redis.relay_interval_s),
         audit=AuditService(engine, redis),
         console=ConsoleQueries(engine, redis),
     )
@@ -298,6 +311,6 @@ def build_worker_upkeep(platform: Platform, consumer: str):
 
     async def upkeep() -> None:
         await heartbeat(platform.redis, consumer)
-        await trim_streams(platform.redis, platform.settings.stream_maxlen)
+        await trim_streams(platform.redis, platform.settings.redis.stream_maxlen)
 
     return every(5.0, upkeep, expected=(RedisError, OSError), name="upkeep")

@@ -53,6 +53,10 @@ lint:
     {{py}} -m ruff check .
     {{py}} -m ruff format --check .
 
+# regenerate the README's configuration table from the settings (settings/table.py)
+settings-table:
+    {{py}} -m settings --write README.md
+
 # re-resolve requirements.lock from pyproject.toml, keeping current pins (`just lock --upgrade` takes the newest)
 lock *ARGS:
     {{py}} -m uv pip compile pyproject.toml --extra dev --extra mnist \

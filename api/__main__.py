@@ -24,6 +24,7 @@ from settings import available_cores, get_settings, settings_or_exit
 CHILD_FLAG = "--serve-one"
 PID_HEADER = b"x-server-pid"
 # Set by the supervisor for each process: the shared activity file and this process's slot.
+# Internal, from process to process, not configuration: so not in settings.
 ACTIVITY_ENV, SLOT_ENV = "API_ACTIVITY_FILE", "API_ACTIVITY_SLOT"
 
 
@@ -102,7 +103,7 @@ def app_factory():
 
     app = create_app()
     s = get_settings()
-    target = _announce_metrics(s.host, s.port, own_port=s.api_workers > 1)
+    target = _announce_metrics(s.api.host, s.api.port, own_port=s.api.workers > 1)
     # On shutdown, not after server.run(): uvicorn re-raises SIGTERM once it has stopped.
     app.on_shutdown.append(lambda: withdraw_target(target))
     return with_pid_header(app)
@@ -124,15 +125,15 @@ def serve(reuse_port: bool) -> None:
     config = uvicorn.Config(
         app_factory,
         factory=True,
-        host=s.host,
-        port=s.port,
+        host=s.api.host,
+        port=s.api.port,
         log_level="warning",
         access_log=False,
         loop="uvloop" if _has("uvloop") else "asyncio",
         http="httptools" if _has("httptools") else "h11",
     )
     server = uvicorn_server(config)
-    _run(server, s.host, s.port, config.backlog, reuse_port)
+    _run(server, s.api.host, s.api.port, config.backlog, reuse_port)
 
 
 def _announce_metrics(host: str, port: int, *, own_port: bool):
@@ -149,7 +150,7 @@ def _announce_metrics(host: str, port: int, *, own_port: bool):
         )
     address = exposition.scrape_address(host, port)
     return exposition.announce_target(
-        exposition.targets_dir(get_settings().state_dir), "platform-api", address
+        exposition.targets_dir(get_settings().files.state_dir), "platform-api", address
     )
 
 
@@ -203,8 +204,8 @@ def _activity_file(workers: int) -> str:
 def supervise(workers: int) -> int:
     """Start ``workers`` serving processes, restart any that die, stop them all on a signal."""
     s = get_settings()
-    if not _port_is_free(s.host, s.port):
-        print(f"error: cannot start the API: {s.host}:{s.port} is in use", file=sys.stderr)
+    if not _port_is_free(s.api.host, s.api.port):
+        print(f"error: cannot start the API: {s.api.host}:{s.api.port} is in use", file=sys.stderr)
         return 3
     env = _child_env(workers)
     activity = _activity_file(workers)
@@ -262,7 +263,7 @@ def main() -> None:
     if CHILD_FLAG in sys.argv[1:]:
         serve(reuse_port=True)
         return
-    problem = _check_settings(s.api_workers, s.device)
+    problem = _check_settings(s.api.workers, s.serving.device)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         sys.exit(2)
@@ -272,10 +273,10 @@ def main() -> None:
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         print(f"error: cannot start the API: {type(exc).__name__}: {first}", file=sys.stderr)
         sys.exit(3)
-    if s.api_workers == 1:
+    if s.api.workers == 1:
         serve(reuse_port=False)
         return
-    sys.exit(supervise(s.api_workers))
+    sys.exit(supervise(s.api.workers))
 
 
 if __name__ == "__main__":

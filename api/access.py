@@ -84,17 +84,19 @@ class Access:
 
     def __init__(self, settings: Settings, keys: KeyReader) -> None:
         self.settings, self.keys = settings, keys
-        self.ttl = max(0.0, settings.key_cache_ttl_s)
-        self.buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self.ttl = max(0.0, settings.security.key_cache_ttl_s)
+        self.buckets = TokenBuckets(
+            settings.security.rate_limit_per_s, settings.security.rate_limit_burst
+        )
         # Bootstrap keys from API_KEYS, by hash, so every comparison is of equal-length digests.
         self.bootstrap = [
             (hash_key(key), KeyIdentity(key_name=name, role=role))
-            for key, (name, role) in settings.api_keys.items()
+            for key, (name, role) in settings.security.api_keys.items()
         ]
         self._cache: OrderedDict[str, tuple[float, KeyIdentity | None]] = OrderedDict()
         self._any_active: tuple[float, bool] = (-math.inf, False)
         # Settings do not change while the process runs; asked on every keyless request.
-        self._anonymous = settings.allow_anonymous or is_loopback(settings.host)
+        self._anonymous = settings.security.allow_anonymous or is_loopback(settings.api.host)
 
     def forget(self) -> None:
         """Drop every cached lookup (after a key is created or revoked in this process)."""
@@ -144,20 +146,24 @@ class Access:
         wait = self.buckets.take(caller)
         if wait > 0:
             raise TooManyRequestsException(
-                f"rate limit of {self.settings.rate_limit_per_s:g} requests/s "
-                f"(burst {self.settings.rate_limit_burst}) exceeded for {caller!r}",
+                f"rate limit of {self.settings.security.rate_limit_per_s:g} requests/s "
+                f"(burst {self.settings.security.rate_limit_burst}) exceeded for {caller!r}",
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
 
 
 async def anonymous_refusal(settings: Settings, keys: KeyReader) -> str | None:
     """Why the API must not start (no key, not loopback, not ALLOW_ANONYMOUS), or None."""
-    if settings.api_keys or settings.allow_anonymous or is_loopback(settings.host):
+    if (
+        settings.security.api_keys
+        or settings.security.allow_anonymous
+        or is_loopback(settings.api.host)
+    ):
         return None
     if await keys.any_active():
         return None
     return (
-        f"no API key is defined, so the API serves only on a loopback address, not {settings.host}: "
+        f"no API key is defined, so the API serves only on a loopback address, not {settings.api.host}: "
         "create a key with `just create-key NAME admin` (or set API_KEYS), or set "
         "ALLOW_ANONYMOUS=1 to serve anonymous requests on purpose"
     )
@@ -187,7 +193,7 @@ async def authorize(scope: Scope) -> None:
             raise NotAuthorizedException("the X-API-Key header names no active key")
         access.limit(identity.key_name)
     elif await access.keys_defined():
-        if not (need == "reader" and access.settings.open_reads):
+        if not (need == "reader" and access.settings.security.open_reads):
             raise NotAuthorizedException(
                 "this endpoint needs an X-API-Key header (create one with `just create-key NAME ROLE`)"
             )

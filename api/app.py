@@ -75,7 +75,7 @@ async def _warm_up(p: Platform, inference: InferenceService) -> None:
     """Load the prod versions in the background so the first requests do not pay for it."""
     log = structlog.get_logger("api")
     try:
-        prods = await p.queries.prod_models(p.settings.model_cache_size)
+        prods = await p.queries.prod_models(p.settings.serving.model_cache_size)
     except DomainError as exc:
         log.warning("model_warm_up_skipped", error=str(exc))
         return
@@ -116,9 +116,12 @@ def create_app(
 ) -> Litestar:
     """Build the app; with no platform given it connects (or starts servers) at start-up."""
     settings = settings or (platform.settings if platform else get_settings())
-    configure_logging(settings.log_level)
-    configure_tracing("platform-api")
-    set_role("api")
+    obs = settings.observability
+    configure_logging(obs.level())
+    configure_tracing(
+        obs.otel_service_name or "platform-api", obs.exporting, obs.otel_traces_sampler
+    )
+    set_role("api", obs.otel_service_name)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -129,8 +132,10 @@ def create_app(
         inference = app.state.inference = build_inference(p)
         stop = asyncio.Event()
         tasks = [supervisor.start("stream-stats", build_stream_stats(p), stop)]
-        warm = asyncio.create_task(_start_up(p, inference, settings.warm_up), name="warm-up")
-        if settings.hot_swap:
+        warm = asyncio.create_task(
+            _start_up(p, inference, settings.serving.warm_up), name="warm-up"
+        )
+        if settings.serving.hot_swap:
             follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
             tasks.append(supervisor.start("hot-swap", follower.follow, stop))
             tasks.append(supervisor.start("hot-swap-poll", follower.poll, stop))
@@ -171,7 +176,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
         on_startup=[document],  # the complete OpenAPI document (api/openapi.py)
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.api.max_body_bytes,
         template_config=template_config(),
         openapi_config=OpenAPIConfig(
             title="Inference and evaluation platform", version=VERSION, path="/schema"

@@ -76,14 +76,14 @@ class BatchController(Controller):
             dataset_id=data.dataset_id,
             batch_size=data.config.batch_size,
             model_version=data.model_version,
-            shard_size=settings.shard_size
+            shard_size=settings.batch.shard_size
             if data.config.shard_size is None
             else data.config.shard_size,
             metadata=event_metadata(request, settings),
             uow=uow,
             datasets=datasets,
-            max_shards=settings.max_shards_per_job,
-            max_active=settings.max_active_jobs_per_key,
+            max_shards=settings.batch.max_shards_per_job,
+            max_active=settings.batch.max_active_jobs_per_key,
         )
         return SubmitResponse(job_id=job.job_id, status=job.status, model_version=job.model_version)
 

@@ -46,8 +46,8 @@ NEXT_PAGE_HEADER = [
 
 def page_size(limit: int | None, settings: Settings) -> int:
     """The page size asked for, or the default, clamped to MAX_PAGE_SIZE."""
-    size = settings.default_page_size if limit is None else limit
-    return max(1, min(size, settings.max_page_size))
+    size = settings.api.default_page_size if limit is None else limit
+    return max(1, min(size, settings.api.max_page_size))
 
 
 def paged(items: list[Any], next_cursor: str | None) -> Response[list[Any]]:

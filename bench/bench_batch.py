@@ -81,7 +81,7 @@ async def timed_job(
         dataset_id=dataset,
         batch_size=batch_size,
         model_version=version,
-        shard_size=p.settings.shard_size,
+        shard_size=p.settings.batch.shard_size,
         metadata=EventMetadata(actor="bench"),
         uow=p.uow,
         datasets=p.datasets,
@@ -110,10 +110,12 @@ async def main_async(args: argparse.Namespace) -> dict:
     # A fresh machine has no prod model: train one briefly rather than stop on a trace.
     await ensure_prod_model(args.model_name, args.arch or "mnist_cnn", args.train_limit)
     p = await bootstrap.build_platform()
-    device = resolve_device(p.settings.device)
+    device = resolve_device(p.settings.serving.device)
     try:
         version, model, meta, _ = await served_model(args.model_name, str(device))
-        data = load_dataset(DATASET, data_dir=p.settings.data_dir, cache_dir=p.settings.cache_dir)
+        data = load_dataset(
+            DATASET, data_dir=p.settings.files.data_dir, cache_dir=p.settings.files.cache_dir
+        )
         torch.set_num_threads(cores)
         runs = [bare_loop(model, meta, data.images, args.batch_size, device)]
         del model
@@ -150,7 +152,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "model_version": version,
         "dataset": DATASET,
         "batch_size": args.batch_size,
-        "shard_size": p.settings.shard_size,
+        "shard_size": p.settings.batch.shard_size,
         "machine": machine(str(device)),
         "architecture": meta.architecture,
         "runs": runs,

@@ -16,7 +16,6 @@ import os
 import statistics
 import time
 import uuid
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -111,12 +110,9 @@ async def run(events: int, versions: int, repeat: int) -> dict:
         await rebuild_projections(engine)
         async with engine.connect() as conn:
             out["events"] = await conn.scalar(text("SELECT count(*) FROM event_log"))
-        settings = replace(
-            get_settings(),
-            api_keys={KEY: ("bench", "reader")},
-            hot_swap=False,
-            warm_up=False,
-            rate_limit_per_s=0,
+        settings = get_settings().changed(
+            security={"api_keys": {KEY: ("bench", "reader")}, "rate_limit_per_s": 0},
+            serving={"hot_swap": False, "warm_up": False},
         )
         app = create_app(bootstrap.wire(settings, engine, redis), settings, run_relay=False)
         async with app.lifespan():

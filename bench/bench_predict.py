@@ -131,7 +131,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     from settings import get_settings
 
     s = get_settings()
-    device = resolve_device(s.device)
+    device = resolve_device(s.serving.device)
     # A fresh machine has no prod model: train one briefly rather than stop on a trace.
     await ensure_prod_model(args.model_name, args.arch or "mnist_cnn", args.train_limit)
     # The bare loop runs at the machine's limit (all cores); the servers use their settings.
@@ -140,13 +140,16 @@ async def main_async(args: argparse.Namespace) -> dict:
     args.images = sample_images(256)
     # The model as trained (what the baseline runs) and, where it serves, the frozen graph.
     graphs = {"eager": model}
-    served = serving_graph(model, s.inference_graph, device, (1, s.max_batch))
+    served = serving_graph(model, s.serving.inference_graph, device, (1, s.serving.max_batch))
     if served.kind == "frozen":
         graphs["frozen"] = served.run
     bare = [
         bare_loop(run, meta, args.images, batch, iters, device, kind)
         for kind, run in graphs.items()
-        for batch, iters in ((1, args.bare_iters), (s.max_batch, max(50, args.bare_iters // 16)))
+        for batch, iters in (
+            (1, args.bare_iters),
+            (s.serving.max_batch, max(50, args.bare_iters // 16)),
+        )
     ]
     del model, graphs, served
     if device.type == "cuda":
@@ -168,12 +171,12 @@ async def main_async(args: argparse.Namespace) -> dict:
         "architecture": meta.architecture,
         "machine": machine(str(device)),
         "settings": {
-            "DEVICE": s.device,
-            "INFERENCE_GRAPH": s.inference_graph,
-            "MAX_BATCH": s.max_batch,
+            "DEVICE": s.serving.device,
+            "INFERENCE_GRAPH": s.serving.inference_graph,
+            "MAX_BATCH": s.serving.max_batch,
             "API_WORKERS_N": args.workers,
-            "TORCH_THREADS": s.torch_threads,
-            "TORCH_BATCH_THREADS": s.torch_batch_threads,
+            "TORCH_THREADS": s.serving.torch_threads,
+            "TORCH_BATCH_THREADS": s.serving.torch_batch_threads,
         },
         "bare_loop": bare,
         "http": runs,
@@ -200,7 +203,7 @@ def main() -> int:
         "--workers",
         type=int,
         nargs="+",
-        default=[max(2, get_settings().api_workers)],
+        default=[max(2, get_settings().api.workers)],
         help="N for the N-process run (default: API_WORKERS, at least 2)",
     )
     p.add_argument("--no_v2", action="store_true", help="skip the v2 infer runs")

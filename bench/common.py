@@ -117,11 +117,11 @@ async def ensure_prod_model(model_name: str, arch: str, train_limit: int, epochs
         arch,
         "fashion_mnist_train",
         epochs=epochs,
-        data_dir=s.data_dir,
-        cache_dir=s.cache_dir,
+        data_dir=s.files.data_dir,
+        cache_dir=s.files.cache_dir,
         train_limit=train_limit,
         progress=False,
-        device=s.device,
+        device=s.serving.device,
     )
     with tempfile.TemporaryDirectory(prefix="bench-model-") as tmp:
         path = save_artifact(result.model, result.metadata, Path(tmp))

@@ -116,12 +116,12 @@ async def run_job(
         dataset_id=dataset,
         batch_size=batch_size,
         model_version=version,
-        shard_size=p.settings.shard_size,
+        shard_size=p.settings.batch.shard_size,
         metadata=meta,
         uow=p.uow,
         datasets=p.datasets,
-        max_shards=p.settings.max_shards_per_job,
-        max_active=p.settings.max_active_jobs_per_key,
+        max_shards=p.settings.batch.max_shards_per_job,
+        max_active=p.settings.batch.max_active_jobs_per_key,
     )
     await _publish(p)
     console.print(

@@ -143,7 +143,7 @@ async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
             dataset_id=f"{DATASET}_10000",
             batch_size=256,
             model_version=version,
-            shard_size=p.settings.shard_size,
+            shard_size=p.settings.batch.shard_size,
             metadata=meta,
             uow=p.uow,
             datasets=p.datasets,
@@ -183,7 +183,9 @@ async def serve_predictions(p, name: str, count: int = 8) -> None:
     from ml.datasets import load_dataset
 
     test = load_dataset(
-        f"{DATASET}_{count}", data_dir=p.settings.data_dir, cache_dir=p.settings.cache_dir
+        f"{DATASET}_{count}",
+        data_dir=p.settings.files.data_dir,
+        cache_dir=p.settings.files.cache_dir,
     )
     async with running_api() as base, httpx.AsyncClient(base_url=base, timeout=10) as client:
         table = Table(title=f"{name} (prod) on {DATASET} test images via POST /predict")

@@ -83,7 +83,7 @@ async def revoke_key(args: argparse.Namespace, _: Values, meta: EventMetadata) -
     name = check_key_name(args.key_name)
     async with platform() as p:
         result = await revoke_api_key(name, args.reason, meta, p.uow)
-        ttl = p.settings.key_cache_ttl_s
+        ttl = p.settings.security.key_cache_ttl_s
     if result.changed:
         console.print(f"revoked key {name!r}; every API process refuses it within {ttl:g} s")
     else:

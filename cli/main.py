@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one verb; returns the process exit code."""
     args = build_parser().parse_args(argv)
     settings = settings_or_exit()
-    configure_logging(os.environ.get("LOG_LEVEL", "warning"))
+    configure_logging(settings.observability.level("warning"))
     if args.verb == "down":
         from bootstrap import stop_embedded_servers
 

@@ -59,10 +59,10 @@ async def train_and_register(
                 f"{ref.name}_train",
                 epochs=epochs or DEFAULT_EPOCHS,
                 seed=seed,
-                data_dir=s.data_dir,
-                cache_dir=s.cache_dir,
-                allow_download=s.allow_download,
-                device=s.device,
+                data_dir=s.files.data_dir,
+                cache_dir=s.files.cache_dir,
+                allow_download=s.files.allow_download,
+                device=s.serving.device,
             )
         )
     except DatasetError as exc:
@@ -129,7 +129,7 @@ async def datasets_cmd(args: argparse.Namespace, values: Values, meta: EventMeta
     table = Table(title="installed datasets")
     for col in ("name", "split", "images", "source", "example ids"):
         table.add_column(col)
-    infos = available_datasets(data_dir=s.data_dir, cache_dir=s.cache_dir)
+    infos = available_datasets(data_dir=s.files.data_dir, cache_dir=s.files.cache_dir)
     for info in infos:
         for split, size in info.split_sizes.items():
             table.add_row(

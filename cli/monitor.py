@@ -6,15 +6,14 @@ STATE_DIR/prometheus/targets) and prints where to look. Ctrl-C stops it.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import sys
 import time
 
+from bootstrap import get_settings
 from observability import prometheus
 from observability.exposition import targets_dir
-from settings import get_settings
 
 QUERIES = (
     "sum by (endpoint) (rate(request_count_total[1m]))",
@@ -38,7 +37,8 @@ def main() -> int:
     if binary is None:
         print(f"error: prometheus is not installed: {prometheus.INSTALL_HINT}", file=sys.stderr)
         return 2
-    listen = os.environ.get("PROMETHEUS_LISTEN") or "127.0.0.1:9090"
+    settings = get_settings()
+    listen = settings.observability.prometheus_listen
     host, _, port = listen.rpartition(":")
     if not port.isdigit() or not _port_free(host or "127.0.0.1", int(port)):
         print(
@@ -46,8 +46,8 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    root = get_settings().state_dir / "prometheus"
-    targets = targets_dir(get_settings().state_dir)
+    root = settings.files.state_dir / "prometheus"
+    targets = targets_dir(settings.files.state_dir)
     targets.mkdir(parents=True, exist_ok=True)
     prometheus.prune_targets(targets)
     config = prometheus.write_config(root / "prometheus.yml", targets)

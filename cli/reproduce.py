@@ -52,9 +52,9 @@ async def retrain(metadata: dict[str, Any], what: str, settings: Settings) -> st
             train_limit=recipe.train_samples,
             mixed_precision=_PRECISION[recipe.precision],
             device=recipe.device,
-            data_dir=settings.data_dir,
-            cache_dir=settings.cache_dir,
-            allow_download=settings.allow_download,
+            data_dir=settings.files.data_dir,
+            cache_dir=settings.files.cache_dir,
+            allow_download=settings.files.allow_download,
         )
         with tempfile.TemporaryDirectory() as tmp:
             return sha256_file(save_artifact(result.model, result.metadata, Path(tmp)))[0]

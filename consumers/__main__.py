@@ -44,9 +44,9 @@ def build_runners(
         # waiting behind it stay free for other workers.
         config = RunnerConfig(
             count=getattr(module, "COUNT", 10),
-            claim_idle_ms=s.claim_idle_ms,
-            max_deliveries=s.max_deliveries,
-            max_retryable_deliveries=s.max_retryable_deliveries,
+            claim_idle_ms=s.batch.claim_idle_ms,
+            max_deliveries=s.batch.max_deliveries,
+            max_retryable_deliveries=s.batch.max_retryable_deliveries,
         )
 
         async def handler(stream, entry_id, fields, module=module):
@@ -88,16 +88,16 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
         datasets=p.datasets,
         clock=p.clock,
         latency=bootstrap.build_gate_latency(p, evaluator),
-        shard_size=settings.shard_size,
+        shard_size=settings.batch.shard_size,
     )
     # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
     try:
-        port = exposition.serve_metrics(settings.host, settings.metrics_port or 0)
+        port = exposition.serve_metrics(settings.api.host, settings.observability.metrics_port or 0)
     except OSError as exc:
         raise SystemExit(f"error: cannot serve metrics on METRICS_PORT: {exc}") from None
-    address = exposition.scrape_address(settings.host, port)
+    address = exposition.scrape_address(settings.api.host, port)
     target = exposition.announce_target(
-        exposition.targets_dir(settings.state_dir), "platform-worker", address
+        exposition.targets_dir(settings.files.state_dir), "platform-worker", address
     )
     log.info(
         "worker_started", consumer=ctx.name, groups=groups, metrics=f"http://{address}/metrics"
@@ -137,9 +137,12 @@ def main() -> None:
     unknown = [g for g in groups if g not in GROUPS]
     if unknown:
         p.error(f"unknown group {unknown[0]!r}; choose from {', '.join(GROUPS)}")
-    configure_logging(settings_or_exit().log_level)
-    tracing.configure_tracing("platform-worker")
-    set_role("worker")
+    obs = settings_or_exit().observability
+    configure_logging(obs.level())
+    tracing.configure_tracing(
+        obs.otel_service_name or "platform-worker", obs.exporting, obs.otel_traces_sampler
+    )
+    set_role("worker", obs.otel_service_name)
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -26,10 +26,10 @@ async def sweep_lost_shards(
 ) -> dict[str, int] | None:
     """One pass; None when another worker swept this period. Shards re-dispatched per job."""
     s = p.settings
-    if not await backlog.lead(consumer, s.shard_sweep_interval_s):
+    if not await backlog.lead(consumer, s.batch.shard_sweep_interval_s):
         return None
     outstanding = await backlog.outstanding()  # before the jobs are read: see the handler
-    idle_before = p.clock.now() - timedelta(seconds=s.shard_sweep_grace_s)
+    idle_before = p.clock.now() - timedelta(seconds=s.batch.shard_sweep_grace_s)
     replanned = await replan_lost_shards(
         p.uow, p.shard_queue, outstanding=outstanding, idle_before=idle_before
     )
@@ -46,7 +46,7 @@ def build_shard_sweeper(p: bootstrap.Platform, consumer: str) -> Task:
         await sweep_lost_shards(p, backlog, consumer)
 
     return every(
-        p.settings.shard_sweep_interval_s,
+        p.settings.batch.shard_sweep_interval_s,
         sweep,
         expected=(ServiceUnavailable,),
         name="shard-sweeper",

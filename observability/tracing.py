@@ -1,12 +1,12 @@
 """OpenTelemetry tracing: one tracer provider per process, W3C trace context in and out.
 
 Spans always get real trace ids (the SDK samples every root). They leave the process only when
-OTEL_EXPORTER_OTLP_ENDPOINT is set: then a batch processor ships them over OTLP/HTTP.
+an OTLP endpoint is set: then a batch processor ships them over OTLP/HTTP. The caller passes
+what the settings read (OTEL_*); the SDK reads the exporter's own variables itself.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from functools import cache
 
@@ -25,17 +25,16 @@ _ids_only: list[bool] = [False]
 TRACE_HEADERS = frozenset({"traceparent", "tracestate", "baggage"})
 
 
-def configure_tracing(service: str) -> TracerProvider:
-    """Install the SDK tracer provider once per process; later calls return the first one."""
+def configure_tracing(
+    service: str, exporting: bool = False, sampler_name: str | None = None
+) -> TracerProvider:
+    """Install the SDK tracer provider once per process; later calls return the first one.
+
+    ``exporting``: an OTLP endpoint is set; ``sampler_name``: OTEL_TRACES_SAMPLER, if set."""
     if _configured:
         return _configured[0]
-    name = os.environ.get("OTEL_SERVICE_NAME") or service
-    exporting = bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
-    sampler = _sampler(exporting)
-    provider = TracerProvider(resource=Resource.create({"service.name": name}), sampler=sampler)
+    sampler = _sampler(exporting, sampler_name)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
     _ids_only[0] = sampler is not None
     if exporting:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -47,12 +46,12 @@ def configure_tracing(service: str) -> TracerProvider:
     return provider
 
 
-def _sampler(exporting: bool) -> Sampler | None:
+def _sampler(exporting: bool, sampler_name: str | None = None) -> Sampler | None:
     """Record spans only where they can go: with no exporter, a root span keeps its ids (for
     headers, logs and events) but records nothing. Recording cost 10-15 µs of each /predict.
 
     None lets the SDK read OTEL_TRACES_SAMPLER (default: parent-based, always on)."""
-    if exporting or os.environ.get("OTEL_TRACES_SAMPLER"):
+    if exporting or sampler_name:
         return None
     return ParentBased(ALWAYS_OFF)
 

@@ -50,7 +50,7 @@ def hmac_key() -> bytes | None:
         return _hmac_override[0]
     from settings import get_settings
 
-    return get_settings().audit_hmac_key
+    return get_settings().security.audit_hmac_key
 
 
 async def lock_appends(conn: AsyncConnection) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,7 +34,7 @@ def server_urls():
     from settings import get_settings
     from storage import embedded
 
-    state = get_settings().state_dir
+    state = get_settings().files.state_dir
     already_running = (state / "postgres" / "postmaster.pid").exists() or (
         state / "redis" / "redis.pid"
     ).exists()
@@ -58,14 +57,14 @@ def test_settings(server_urls: dict[str, str], tmp_path: Path, tmp_path_factory)
     """Settings bound to the test servers, with a private artifact store."""
     from settings import Settings
 
-    return replace(
-        Settings(),
-        database_url=server_urls["database_url"],
-        redis_url=server_urls["redis_url"],
-        artifacts_dir=tmp_path / "artifacts",
-        artifact_import_roots=(tmp_path_factory.getbasetemp(), ROOT),
-        relay_interval_s=0.02,
-        warm_up=False,  # other tests' prod models live in their own tmp folders
+    return Settings().changed(
+        database={"url": server_urls["database_url"]},
+        redis={"url": server_urls["redis_url"], "relay_interval_s": 0.02},
+        files={
+            "artifacts_dir": tmp_path / "artifacts",
+            "artifact_import_roots": (tmp_path_factory.getbasetemp(), ROOT),
+        },
+        serving={"warm_up": False},  # other tests' prod models live in their own tmp folders
     )
 
 
@@ -84,21 +83,20 @@ async def isolated(settings, redis_db: int, prefix: str) -> AsyncIterator:
 
     import bootstrap
 
-    base = make_url(settings.database_url)
+    base = make_url(settings.database.url)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(base, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     async with admin.connect() as c:
         await c.execute(text(f'CREATE DATABASE "{name}"'))
-    redis = settings.redis_url
-    own = replace(
-        settings,
-        database_url=base.set(database=name).render_as_string(hide_password=False),
-        redis_url=f"{redis}{'&' if '?' in redis else '?'}db={redis_db}",
+    redis = settings.redis.url
+    own = settings.changed(
+        database={"url": base.set(database=name).render_as_string(hide_password=False)},
+        redis={"url": f"{redis}{'&' if '?' in redis else '?'}db={redis_db}"},
     )
-    engine = bootstrap.create_engine(own.database_url)
+    engine = bootstrap.create_engine(own.database.url)
     await bootstrap.migrate(engine)
     await engine.dispose()
-    client = aioredis.Redis.from_url(own.redis_url)
+    client = aioredis.Redis.from_url(own.redis.url)
     await client.flushdb()
     try:
         yield own
@@ -159,7 +157,7 @@ def trained_artifacts(tmp_path_factory) -> dict[str, Path]:
 
     s = get_settings()
     data = load_dataset(
-        "fashion_mnist_train", data_dir=s.data_dir, cache_dir=ROOT / ".platform" / "cache"
+        "fashion_mnist_train", data_dir=s.files.data_dir, cache_dir=ROOT / ".platform" / "cache"
     )
     images, labels = data.images[:2000], data.labels[:2000]
     out = {}

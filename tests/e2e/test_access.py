@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -29,7 +28,7 @@ def as_role(role: str) -> dict[str, str]:
 def keyed_settings(test_settings):
     """One bootstrap key per role (named '<role>-key'), no rate limit."""
     keys = {secret: (f"{role}-key", role) for role, secret in KEYS.items()}
-    return replace(test_settings, api_keys=keys, rate_limit_per_s=0)
+    return test_settings.changed(security={"api_keys": keys, "rate_limit_per_s": 0})
 
 
 @pytest.fixture
@@ -124,7 +123,7 @@ async def test_a_created_key_works_until_revoked_in_every_process(
 ) -> None:
     name = f"k-{uuid.uuid4().hex[:10]}"
     stored_keys.append(name)
-    other_process = replace(keyed_settings, key_cache_ttl_s=0.2)
+    other_process = keyed_settings.changed(security={"key_cache_ttl_s": 0.2})
     async with (
         app_client(create_app(platform, keyed_settings)) as a,
         app_client(create_app(platform, other_process, run_relay=False)) as b,
@@ -190,7 +189,7 @@ async def test_keys_are_listed_a_page_at_a_time_without_secrets(keyed, stored_ke
 
 async def test_a_key_over_its_rate_gets_429_with_retry_after(platform, keyed_settings) -> None:
     # One token per 100 s after a burst of 2: the third request is over, whatever the machine's speed.
-    limited = replace(keyed_settings, rate_limit_per_s=0.01, rate_limit_burst=2)
+    limited = keyed_settings.changed(security={"rate_limit_per_s": 0.01, "rate_limit_burst": 2})
     async with app_client(create_app(platform, limited, run_relay=False)) as c:
         codes = [(await c.get("/models", headers=as_role("reader"))) for _ in range(3)]
         assert [r.status_code for r in codes] == [200, 200, 429]
@@ -210,7 +209,7 @@ async def test_a_key_over_its_rate_gets_429_with_retry_after(platform, keyed_set
 
 async def test_open_reads_and_anonymous_use(platform, keyed_settings, test_settings) -> None:
     async with app_client(
-        create_app(platform, replace(keyed_settings, open_reads=True), run_relay=False)
+        create_app(platform, keyed_settings.changed(security={"open_reads": True}), run_relay=False)
     ) as c:
         assert (await c.get("/models")).status_code == 200
         assert (
@@ -218,15 +217,15 @@ async def test_open_reads_and_anonymous_use(platform, keyed_settings, test_setti
         ).status_code == 401
         assert (await c.post("/models/m/rollback")).status_code == 401
     # No key at all: anonymous use only on a loopback address, or with ALLOW_ANONYMOUS=1.
-    exposed = replace(test_settings, api_keys={}, host="192.0.2.1")
+    exposed = test_settings.changed(security={"api_keys": {}}, api={"host": "192.0.2.1"})
     async with app_client(create_app(platform, exposed, run_relay=False)) as c:
         r = await c.get("/models")
         assert r.status_code == 401 and "create-key" in r.json()["detail"], r.text
     async with app_client(
-        create_app(platform, replace(exposed, allow_anonymous=True), run_relay=False)
+        create_app(platform, exposed.changed(security={"allow_anonymous": True}), run_relay=False)
     ) as c:
         assert (await c.get("/models")).status_code == 200
     async with app_client(
-        create_app(platform, replace(exposed, host="127.0.0.1"), run_relay=False)
+        create_app(platform, exposed.changed(api={"host": "127.0.0.1"}), run_relay=False)
     ) as c:
         assert (await c.get("/keys")).status_code == 200  # anonymous on loopback may do everything

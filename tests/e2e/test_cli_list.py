@@ -17,9 +17,9 @@ pytestmark = pytest.mark.anyio
 async def _cli_list(settings, *args: str) -> str:
     env = {
         **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "DATABASE_URL": settings.database.url,
+        "REDIS_URL": settings.redis.url,
+        "ARTIFACTS_DIR": str(settings.files.artifacts_dir),
         "LOG_LEVEL": "warning",
         "PYTHONPATH": str(ROOT),
     }

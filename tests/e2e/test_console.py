@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -28,7 +27,9 @@ CSRF = re.compile(r'name="csrf_token" value="([0-9a-f]{64})"')
 async def console(platform, test_settings) -> AsyncIterator:
     """The app with one bootstrap key per role; ``console.session(role)`` logs a client in."""
     keys = {secret: (f"{role}-ann", role) for role, secret in KEYS.items()}
-    app = create_app(platform, settings=replace(test_settings, api_keys=keys, rate_limit_per_s=0))
+    app = create_app(
+        platform, settings=test_settings.changed(security={"api_keys": keys, "rate_limit_per_s": 0})
+    )
     async with app.lifespan():
 
         @asynccontextmanager

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import text
@@ -25,11 +24,11 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_an_exhausted_pool_is_503_with_retry_after(test_settings) -> None:
-    settings = replace(test_settings, db_pool_size=1, db_pool_timeout_s=0.5)
+    settings = test_settings.changed(database={"pool_size": 1, "pool_timeout_s": 0.5})
     p = wire(
         settings,
-        create_engine(settings.database_url, settings=settings),
-        create_redis(settings.redis_url),
+        create_engine(settings.database.url, settings=settings),
+        create_redis(settings.redis.url),
     )
     try:
         async with app_client(create_app(p, run_relay=False)) as client:
@@ -51,13 +50,13 @@ async def test_a_stalled_holder_of_the_log_lock_does_not_freeze_appends(
     """A session takes the appenders' lock and stalls inside its transaction: appends get 503
     after DB_LOCK_TIMEOUT_MS, and once DB_IDLE_IN_TRANSACTION_TIMEOUT_MS ends that session,
     they succeed again."""
-    settings = replace(
-        test_settings, db_lock_timeout_ms=300, db_idle_in_transaction_timeout_ms=2000
+    settings = test_settings.changed(
+        database={"lock_timeout_ms": 300, "idle_in_transaction_timeout_ms": 2000}
     )
     p = wire(
         settings,
-        create_engine(settings.database_url, settings=settings),
-        create_redis(settings.redis_url),
+        create_engine(settings.database.url, settings=settings),
+        create_redis(settings.redis.url),
     )
     tag = f"/models/{model_name}/versions/v1/tags"
     try:

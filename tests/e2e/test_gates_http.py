@@ -7,7 +7,6 @@ tests/integration/test_gates_pipeline.py).
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -21,7 +20,9 @@ ALICE = {"X-API-Key": "alice-secret-key-0123456789"}
 @pytest.fixture
 async def keyed(platform, test_settings):
     """The API with one admin key (alice), so events record who acted."""
-    settings = replace(test_settings, api_keys={ALICE["X-API-Key"]: ("alice", "admin")})
+    settings = test_settings.changed(
+        security={"api_keys": {ALICE["X-API-Key"]: ("alice", "admin")}}
+    )
     async with app_client(create_app(platform, settings=settings)) as c:
         c.headers.update(ALICE)
         yield c
@@ -149,7 +150,7 @@ async def test_policy_required_gate_and_forced_promotion(
 
 async def test_policy_changes_need_an_admin(platform, test_settings, model_name, state_dict_file):
     keys = {"op-key-0123456789abcdef": ("olga", "operator")}
-    settings = replace(test_settings, api_keys=keys)
+    settings = test_settings.changed(security={"api_keys": keys})
     async with app_client(create_app(platform, settings=settings)) as c:
         c.headers["X-API-Key"] = "op-key-0123456789abcdef"
         await _model(c, model_name, state_dict_file, "v1", "v2")

@@ -246,7 +246,7 @@ async def test_bad_input_gets_a_clear_4xx(
         detail = r.json()["detail"] + str(r.json().get("errors", ""))
         assert message in detail, (message, r.text)
 
-    small = replace(platform, settings=replace(platform.settings, max_body_bytes=2048))
+    small = replace(platform, settings=platform.settings.changed(api={"max_body_bytes": 2048}))
     async with app_client(create_app(small, run_relay=False)) as c:
         r = await c.post("/predict", json={"model_name": model_name, "image_b64": "A" * 4096})
         assert r.status_code == 413
@@ -328,7 +328,9 @@ async def test_fuzzed_requests_never_get_5xx(
 async def test_overload_sheds_with_503_and_retry_after(
     platform, model_name, trained_artifacts
 ) -> None:
-    tight = replace(platform, settings=replace(platform.settings, max_queue=2, max_batch=1))
+    tight = replace(
+        platform, settings=platform.settings.changed(serving={"max_queue": 2, "max_batch": 1})
+    )
     async with app_client(create_app(tight, run_relay=False)) as c:
         await _register(c, model_name, "v1", trained_artifacts["v1"], promote=True)
         body = {
@@ -429,7 +431,10 @@ async def test_api_start_warms_up_prod_models(platform, model_name, trained_arti
     async with app_client(create_app(platform, run_relay=False)) as c:
         await _register(c, model_name, "v1", trained_artifacts["v1"], promote=True)
     app = create_app(
-        replace(platform, settings=replace(platform.settings, warm_up=True, model_cache_size=50))
+        replace(
+            platform,
+            settings=platform.settings.changed(serving={"warm_up": True, "model_cache_size": 50}),
+        )
     )
     async with app_client(app):
         for _ in range(200):

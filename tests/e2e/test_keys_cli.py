@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import replace
 
 import pytest
 
@@ -50,7 +49,9 @@ async def test_create_key_prints_it_once_and_revoke_key_stops_it(
         listed = run(server_urls, "cli", "keys")
         assert name in listed.stdout and "operator" in listed.stdout and key not in listed.stdout
         async with app_client(
-            create_app(platform, replace(test_settings, key_cache_ttl_s=0), run_relay=False)
+            create_app(
+                platform, test_settings.changed(security={"key_cache_ttl_s": 0}), run_relay=False
+            )
         ) as c:
             assert (await c.get("/models", headers={"x-api-key": key})).status_code == 200
             assert (

@@ -24,9 +24,9 @@ async def _register(client, name: str, version: str, path) -> None:
 async def _cli(settings, *args: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "DATABASE_URL": settings.database.url,
+        "REDIS_URL": settings.redis.url,
+        "ARTIFACTS_DIR": str(settings.files.artifacts_dir),
         "PYTHONPATH": str(ROOT),
     }
     command = [sys.executable, "-m", "cli", *args]

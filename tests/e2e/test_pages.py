@@ -65,7 +65,7 @@ async def test_versions_history_models_and_jobs_are_paged(
 async def test_the_page_size_is_bounded_and_bad_parameters_are_400(
     platform, test_settings, model_name, trained_artifacts
 ) -> None:
-    small = replace(test_settings, default_page_size=1, max_page_size=2)
+    small = test_settings.changed(api={"default_page_size": 1, "max_page_size": 2})
     async with app_client(create_app(replace(platform, settings=small), run_relay=False)) as c:
         for version in ("v1", "v2", "v3"):
             body = {"model_version": version, "artifact_path": str(trained_artifacts["v1"])}

@@ -19,8 +19,8 @@ async def test_twenty_concurrent_registrations_never_exhaust_the_pool_into_500s(
 ) -> None:
     """16 versions and 4 repeats of one, at once, on a pool of 2 + 2 connections: each waits its
     turn (REGISTRATION_CONCURRENCY follows the pool) instead of starving the others."""
-    engine = create_engine(test_settings.database_url, pool_size=2, settings=test_settings)
-    p = wire(test_settings, engine, create_redis(test_settings.redis_url))
+    engine = create_engine(test_settings.database.url, pool_size=2, settings=test_settings)
+    p = wire(test_settings, engine, create_redis(test_settings.redis.url))
     files = {f"v{i}": state_dict_file(f"{i}.pt", i) for i in range(16)}
     requests = [(v, f) for v, f in files.items()] + [("v0", files["v0"])] * 4
     try:

@@ -161,7 +161,7 @@ async def test_non_state_dict_and_pickle_payloads_are_refused(client, model_name
 
 
 async def test_body_over_the_limit_is_413(platform) -> None:
-    small = replace(platform, settings=replace(platform.settings, max_body_bytes=1024))
+    small = replace(platform, settings=platform.settings.changed(api={"max_body_bytes": 1024}))
     async with app_client(create_app(small, run_relay=False)) as c:
         r = await c.post(
             "/models/x/versions", content=b"x" * 5000, headers={"content-type": "application/json"}
@@ -172,7 +172,9 @@ async def test_body_over_the_limit_is_413(platform) -> None:
 async def test_database_down_is_503_without_a_trace(test_settings, tmp_path) -> None:
     engine = create_engine("postgresql+asyncpg://postgres@/postgres?host=/nonexistent-socket-dir")
     down = wire(
-        replace(test_settings, artifacts_dir=tmp_path), engine, create_redis("redis://127.0.0.1:1")
+        test_settings.changed(files={"artifacts_dir": tmp_path}),
+        engine,
+        create_redis("redis://127.0.0.1:1"),
     )
     async with app_client(create_app(down, run_relay=False)) as c:
         r = await c.get("/models")

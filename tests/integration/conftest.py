@@ -28,9 +28,9 @@ async def pipeline_settings(test_settings, shared_artifacts) -> AsyncIterator:
     Workers read whole streams: on the shared ones they would also take every earlier test's
     unfinished shards (whose models live in other tests' folders) and spend the test on them.
     """
-    from dataclasses import replace
 
-    async with isolated(replace(test_settings, artifacts_dir=shared_artifacts), 12, "pipe") as s:
+    shared = test_settings.changed(files={"artifacts_dir": shared_artifacts})
+    async with isolated(shared, 12, "pipe") as s:
         yield s
 
 
@@ -59,9 +59,9 @@ def start_worker(pipeline_settings):
     def start(**env_overrides: str) -> subprocess.Popen:
         env = {
             **os.environ,
-            "DATABASE_URL": pipeline_settings.database_url,
-            "REDIS_URL": pipeline_settings.redis_url,
-            "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir),
+            "DATABASE_URL": pipeline_settings.database.url,
+            "REDIS_URL": pipeline_settings.redis.url,
+            "ARTIFACTS_DIR": str(pipeline_settings.files.artifacts_dir),
             "CLAIM_IDLE_MS": "1500",
             "MAX_DELIVERIES": "3",
             "TORCH_THREADS": "1",

@@ -256,8 +256,8 @@ async def _restart_redis_empty(p) -> None:
     else:
         from storage import embedded
 
-        embedded.stop_redis(p.settings.state_dir)
-        embedded.ensure_redis(p.settings.state_dir)
+        embedded.stop_redis(p.settings.files.state_dir)
+        embedded.ensure_redis(p.settings.files.state_dir)
 
 
 async def test_redis_restarted_empty_mid_job_still_completes(

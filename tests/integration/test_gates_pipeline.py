@@ -67,9 +67,9 @@ def start_groups(pipeline_settings):
     def start(groups: str | None = None, **env: str) -> subprocess.Popen:
         environ = {
             **os.environ,
-            "DATABASE_URL": pipeline_settings.database_url,
-            "REDIS_URL": pipeline_settings.redis_url,
-            "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir),
+            "DATABASE_URL": pipeline_settings.database.url,
+            "REDIS_URL": pipeline_settings.redis.url,
+            "ARTIFACTS_DIR": str(pipeline_settings.files.artifacts_dir),
             "CLAIM_IDLE_MS": "1500",
             "MAX_DELIVERIES": "3",
             "TORCH_THREADS": "1",
@@ -160,10 +160,10 @@ async def test_prod_against_itself_passes_from_the_cli(
         await asyncio.sleep(0.2)
     env = {
         **os.environ,
-        "DATABASE_URL": pipeline_settings.database_url,
+        "DATABASE_URL": pipeline_settings.database.url,
         "PYTHONPATH": str(ROOT),
-        "REDIS_URL": pipeline_settings.redis_url,
-        "ARTIFACTS_DIR": str(pipeline_settings.artifacts_dir),
+        "REDIS_URL": pipeline_settings.redis.url,
+        "ARTIFACTS_DIR": str(pipeline_settings.files.artifacts_dir),
     }
     cli = [sys.executable, "-m", "cli"]
     run = await asyncio.to_thread(

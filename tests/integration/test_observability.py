@@ -11,7 +11,6 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -44,14 +43,14 @@ def stack_urls(server_urls) -> Iterator[dict[str, str]]:
     still running after 120 s while the worker worked through other tests' leftovers)."""
     from settings import Settings
 
-    base = replace(
-        Settings(), database_url=server_urls["database_url"], redis_url=server_urls["redis_url"]
+    base = Settings().changed(
+        database={"url": server_urls["database_url"]}, redis={"url": server_urls["redis_url"]}
     )
     own = isolated(base, OBSERVABILITY_REDIS_DB, "obs")
     with asyncio.Runner() as runner:
         settings = runner.run(own.__aenter__())
         try:
-            yield {"DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
+            yield {"DATABASE_URL": settings.database.url, "REDIS_URL": settings.redis.url}
         finally:
             runner.run(own.__aexit__(None, None, None))
 

@@ -39,7 +39,7 @@ async def _sweep(p, consumer: str = "w1"):
 async def test_the_sweeper_replans_only_the_shards_the_stream_lost(
     platform, model_name, state_dict_file
 ) -> None:
-    p = replace(platform, settings=replace(platform.settings, shard_sweep_grace_s=0.0))
+    p = replace(platform, settings=platform.settings.changed(batch={"shard_sweep_grace_s": 0.0}))
     await register_model_version(
         model_name=model_name,
         model_version="v1",
@@ -93,6 +93,6 @@ async def test_the_sweeper_replans_only_the_shards_the_stream_lost(
     assert await sweep_lost_shards(p, build_shard_backlog(p), "w2") is None
     # A job that moved within the grace period is left alone, even with a shard missing.
     await p.redis.xdel(SHARDS_STREAM, *again[0])
-    patient = replace(p, settings=replace(p.settings, shard_sweep_grace_s=3600.0))
+    patient = replace(p, settings=p.settings.changed(batch={"shard_sweep_grace_s": 3600.0}))
     assert job.job_id not in (await _sweep(patient) or {})
     assert 0 not in await _shards_in_stream(p.redis, job.job_id)

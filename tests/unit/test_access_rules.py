@@ -14,7 +14,7 @@ from domain.paging.cursors import decode_cursor, encode_cursor, page_of
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event
 from events.keys import ApiKeyCreated, ApiKeyRevoked, key_stream_id
-from settings import _api_keys
+from settings.parse import read_api_keys
 from tests.unit.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
 from tests.unit.fakes import _Streams as Streams
 
@@ -153,7 +153,7 @@ def test_cursors_round_trip_and_refuse_anything_else() -> None:
 
 
 def test_api_keys_setting_has_a_role_per_key() -> None:
-    keys = _api_keys(
+    keys = read_api_keys(
         "alice:aaaaaaaaaaaaaaaa1:admin, bob:bbbbbbbbbbbbbbbb2:reader,old:cccccccccccccccc3"
     )
     assert keys == {
@@ -169,7 +169,7 @@ def test_api_keys_setting_has_a_role_per_key() -> None:
         "a:b:c:d",
     ]:
         with pytest.raises(ValueError, match="API_KEYS"):
-            _api_keys(bad)
+            read_api_keys(bad)
 
 
 def test_loopback_addresses() -> None:

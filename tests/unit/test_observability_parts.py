@@ -169,8 +169,7 @@ def test_spans_record_only_where_they_can_be_exported(monkeypatch) -> None:
     with quiet.start_as_current_span("child", context=parent) as span:
         assert span.is_recording()  # a caller that samples its trace gets it continued
     assert tracing._sampler(exporting=True) is None  # the SDK's default: every root recorded
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_on")
-    assert tracing._sampler(exporting=False) is None
+    assert tracing._sampler(exporting=False, sampler_name="always_on") is None  # as configured
 
 
 def test_where_nothing_records_a_server_span_has_ids_only_and_continues_a_trace(

@@ -63,9 +63,9 @@ def cli(p, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``python -m cli ARGS`` on the private servers."""
     environ = {
         **os.environ,
-        "DATABASE_URL": p.settings.database_url,
-        "REDIS_URL": p.settings.redis_url,
-        "ARTIFACTS_DIR": str(p.settings.artifacts_dir),
+        "DATABASE_URL": p.settings.database.url,
+        "REDIS_URL": p.settings.redis.url,
+        "ARTIFACTS_DIR": str(p.settings.files.artifacts_dir),
         "PYTHONPATH": str(ROOT),
         **env,
     }

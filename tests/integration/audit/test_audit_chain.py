@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import select, text
@@ -149,12 +148,10 @@ async def test_the_application_role_can_append_but_not_change_the_log(private) -
     import bootstrap
 
     role = f"app_{uuid.uuid4().hex[:8]}"
-    owner_url = private.settings.database_url
+    owner_url = private.settings.database.url
     app_url = make_url(owner_url).set(username=role, password="app-secret")
-    settings = replace(
-        private.settings,
-        database_url=app_url.render_as_string(hide_password=False),
-        migration_database_url=owner_url,
+    settings = private.settings.changed(
+        database={"url": app_url.render_as_string(hide_password=False), "migration_url": owner_url}
     )
     app = await bootstrap.build_platform(settings)  # the owner migrates and grants the role
     try:

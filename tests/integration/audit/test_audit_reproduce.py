@@ -30,8 +30,8 @@ def _train(tmp_path, seed: int):
         mixed_precision="fp32",
         device="cpu",
         progress=False,
-        data_dir=s.data_dir,
-        cache_dir=s.cache_dir,
+        data_dir=s.files.data_dir,
+        cache_dir=s.files.cache_dir,
     )
     return save_artifact(result.model, result.metadata, tmp_path / f"seed{seed}"), result.metadata
 
