@@ -45,8 +45,9 @@ demo: _install-datasets
     {{py}} -m cli demo
 
 # run the whole test suite (embedded servers unless DATABASE_URL / REDIS_URL are set)
+[positional-arguments]
 test *ARGS: _install-datasets _install-prometheus _install-chromium
-    {{py}} -m pytest {{ARGS}}
+    {{py}} -m pytest "$@"
 
 # lint and format check
 lint:
@@ -58,10 +59,11 @@ settings-table:
     {{py}} -m settings --write README.md
 
 # re-resolve requirements.lock from pyproject.toml, keeping current pins (`just lock --upgrade` takes the newest)
+[positional-arguments]
 lock *ARGS:
     {{py}} -m uv pip compile pyproject.toml --extra dev --extra mnist \
         --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
-        --custom-compile-command "just lock" --quiet -o requirements.lock {{ARGS}}
+        --custom-compile-command "just lock" --quiet -o requirements.lock "$@"
 
 # upgrade the database schema to head
 migrate:
@@ -84,53 +86,66 @@ register NAME VERSION ARTIFACT:
 promote NAME VERSION *FLAGS:
     {{py}} -m cli promote "$@"
 
-# roll NAME back to the version that was prod before the current one
-rollback NAME:
-    {{py}} -m cli rollback "{{NAME}}"
+# roll NAME back to the version that was prod before the current one: [--reason "why"]
+[positional-arguments]
+rollback NAME *FLAGS:
+    {{py}} -m cli rollback "$@"
 
 # take NAME VERSION out of prod (the model then has no prod version)
+[positional-arguments]
 demote NAME VERSION *FLAGS:
-    {{py}} -m cli demote "{{NAME}}" "{{VERSION}}" {{FLAGS}}
+    {{py}} -m cli demote "$@"
 
 # set tags on NAME VERSION: just tag m v1 owner=ml stage=candidate (an empty value removes a tag)
+[positional-arguments]
 tag NAME VERSION +TAGS:
-    {{py}} -m cli tag "{{NAME}}" "{{VERSION}}" {{TAGS}}
+    {{py}} -m cli tag "$@"
 
 # retire NAME VERSION so it can no longer be promoted
+[positional-arguments]
 archive NAME VERSION *FLAGS:
-    {{py}} -m cli archive "{{NAME}}" "{{VERSION}}" {{FLAGS}}
+    {{py}} -m cli archive "$@"
 
 # list all models, or the versions of NAME
 list NAME="":
     {{py}} -m cli list {{NAME}}
 
 # the audit trail of NAME, read from the event log; `--at TIME`: its versions and prod at that moment
+[positional-arguments]
 history NAME *ARGS:
-    {{py}} -m cli history "{{NAME}}" {{ARGS}}
+    {{py}} -m cli history "$@"
 
 # create an API key for NAME with ROLE (reader < predictor < operator < admin): printed once, stored as its SHA-256
+[positional-arguments]
 create-key NAME ROLE *FLAGS:
-    {{py}} -m cli create-key "{{NAME}}" "{{ROLE}}" {{FLAGS}}
+    {{py}} -m cli create-key "$@"
 
 # revoke NAME's API key (every API process refuses it within KEY_CACHE_TTL_S)
+[positional-arguments]
 revoke-key NAME *FLAGS:
-    {{py}} -m cli revoke-key "{{NAME}}" {{FLAGS}}
+    {{py}} -m cli revoke-key "$@"
 
 # list API keys: names, roles, who created or revoked them (never the keys)
 keys:
     {{py}} -m cli keys
 
 # dead-lettered entries with their reasons (of STREAM, e.g. jobs.shards, or of every stream)
+[positional-arguments]
 dlq STREAM="" *FLAGS:
-    {{py}} -m cli dlq {{STREAM}} {{FLAGS}}
+    #!/bin/sh
+    # no STREAM: drop the empty default, which the CLI would read as a stream's name
+    if [ -z "$1" ]; then shift; fi
+    exec {{py}} -m cli dlq "$@"
 
 # hand dead letter ID back to its consumer group (recorded as DeadLetterRetried with your name)
+[positional-arguments]
 dlq-retry ID *FLAGS:
-    {{py}} -m cli dlq-retry "{{ID}}" {{FLAGS}}
+    {{py}} -m cli dlq-retry "$@"
 
 # discard dead letter ID (recorded as DeadLetterDropped with your name)
+[positional-arguments]
 dlq-drop ID *FLAGS:
-    {{py}} -m cli dlq-drop "{{ID}}" {{FLAGS}}
+    {{py}} -m cli dlq-drop "$@"
 
 # verify the event log's hash chain
 verify:
@@ -145,16 +160,18 @@ relay:
     {{py}} -m cli relay
 
 # the audit trail from the log: [--from POSITION | --since TIME] [--model NAME] [--type EVENT_TYPE] [--actor NAME] [--json] [--source stream]
+[positional-arguments]
 replay *ARGS:
-    {{py}} -m cli replay {{ARGS}}
+    {{py}} -m cli replay "$@"
 
 # print the log's head (position, hash, time) as one line to keep outside the database
 anchor:
     @{{py}} -m cli anchor
 
 # check the chain (and an anchor: --anchor LINE), every projection and every stream against the log; exit 4 naming the first bad position
+[positional-arguments]
 audit *ARGS:
-    {{py}} -m cli audit {{ARGS}}
+    {{py}} -m cli audit "$@"
 
 # retrain NAME VERSION from the recipe in its registration event and compare the sha256
 reproduce NAME VERSION:
@@ -199,12 +216,14 @@ loadtest URL="http://127.0.0.1:8000" CONCURRENCY="10" TOTAL="200" MODEL="mnist_c
 alias run-loadtest := loadtest
 
 # benchmark: bare loop, a plain baseline server and ours at 1 and N processes, c=1/8/32 (--arch resnet18, --workers N...)
+[positional-arguments]
 bench-predict *ARGS:
-    {{py}} -m bench.bench_predict {{ARGS}}
+    {{py}} -m bench.bench_predict "$@"
 
 # profile /predict at concurrency 1 and 32 with py-spy: microseconds per request by stage
+[positional-arguments]
 profile-predict *ARGS:
-    {{py}} -m bench.profile_predict {{ARGS}}
+    {{py}} -m bench.profile_predict "$@"
 
 # Prometheus on 127.0.0.1:9090 scraping the API and workers running here (PROMETHEUS_LISTEN overrides)
 monitor: _install-prometheus
@@ -237,17 +256,21 @@ gate-policy NAME *FLAGS:
     {{py}} -m cli gate-policy "$@"
 
 # benchmark: the batch pipeline with 1 and 2 workers vs the bare loop over fashion_mnist_10000, on DEVICE (--arch resnet18)
+[positional-arguments]
 bench-batch *ARGS:
-    {{py}} -m bench.bench_batch {{ARGS}}
+    {{py}} -m bench.bench_batch "$@"
 
 # benchmark: training mnist_cnn on fashion_mnist (target >= 0.90 accuracy in <= 3 minutes)
+[positional-arguments]
 bench-train *ARGS:
-    {{py}} -m bench.bench_train {{ARGS}}
+    {{py}} -m bench.bench_train "$@"
 
 # benchmark: append throughput, replay from PostgreSQL and `just audit` on 100,000 events (scratch database)
+[positional-arguments]
 bench-events *ARGS:
-    {{py}} -m bench.bench_events {{ARGS}}
+    {{py}} -m bench.bench_events "$@"
 
 # time every web console page on 100,000 events and a model with 1,000 versions (scratch database)
+[positional-arguments]
 bench-console *ARGS:
-    {{py}} -m bench.bench_console {{ARGS}}
+    {{py}} -m bench.bench_console "$@"

@@ -68,7 +68,7 @@ async def health() -> Health:
 async def metrics() -> Response[bytes]:
     """Prometheus exposition of the OpenTelemetry metrics."""
     body, content_type = render_prometheus()
-    return Response(body, media_type=content_type)
+    return Response(body, headers={"content-type": content_type})  # media_type would add a charset
 
 
 async def _warm_up(p: Platform, inference: InferenceService) -> None:
