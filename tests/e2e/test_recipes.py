@@ -30,9 +30,9 @@ async def just(settings, *args: str) -> subprocess.CompletedProcess:
     """Run a recipe as an operator does, against the test servers."""
     env = {
         **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "DATABASE_URL": settings.database.url,
+        "REDIS_URL": settings.redis.url,
+        "ARTIFACTS_DIR": str(settings.files.artifacts_dir),
         "LOG_LEVEL": "warning",
         "COLUMNS": "400",  # rich tables on one line each, so a reason is never wrapped
     }
