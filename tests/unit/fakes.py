@@ -1,8 +1,12 @@
-"""In-memory fakes of the event-store ports (domain/ports.py), for the service-layer tests only.
+"""In-memory fakes of the event-store ports (the stores of the unit of work), for the service-layer
+tests only.
 
-The stores fold the real aggregate events (domain/registry.py, domain/jobs.py), refuse an append
-at a stale stream version with ConcurrencyConflict, and keep everything a unit of work wrote
-pending until its block ends without an error, as the PostgreSQL unit of work does.
+The stores are the generic repository's fake: the same stream ids, fold and projection rows
+(storage/<context>/projection.py) over an in-memory log. They refuse an append at a stale
+stream version with ConcurrencyConflict, answer their queries from the projection rows of
+every state (their own unit of work's writes included, as in PostgreSQL's transaction), and
+keep everything a unit of work wrote pending until its block ends without an error.
+tests/integration/test_store_contract.py runs the same cases on these and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,25 +14,24 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 
 from domain.errors import ConcurrencyConflict
-from domain.gates.aggregate import EVALUATING, GateState
-from domain.gates.aggregate import evolve as evolve_gate
-from domain.gates.aggregate import fold as fold_gate
-from domain.jobs.aggregate import RUNNING, JobState, evolve_job, fold_job
+from domain.gates.state import EVALUATING, TERMINAL, GateState
+from domain.jobs.aggregate import QUEUED, RUNNING, JobState
 from domain.ports import ShardResult
-from domain.registry.decisions import ModelState, evolve, fold
+from domain.keys.aggregate import ApiKeyState
 from domain.registry.gate_policy import GateOutcome
+from domain.registry.state import ModelState
 from events.base import Event, EventMetadata, RecordedEvent
-from events.streams import (
-    GATE_STREAM_PREFIX,
-    JOB_STREAM_PREFIX,
-    gate_stream_id,
-    job_stream_id,
-    model_stream_id,
-)
+from storage.gates.projection import GATES
+from storage.jobs.projection import JOBS
+from storage.keys.projection import KEYS
+from storage.registry.projection import MODELS
+from storage.repository import Projection
+from storage.tables import batch_jobs, gates
 from tests.unit.fake_adapters import (
     FakeArtifactStore,
     FakeClock,
@@ -46,7 +49,9 @@ __all__ = [
     "FakeDatabase",
     "FakeDatasetCatalog",
     "FakeInspector",
+    "FakeJobStore",
     "FakeRegistrationLock",
+    "FakeRepository",
     "FakeShardEvaluator",
     "FakeShardQueue",
     "FakeUnitOfWork",
@@ -97,8 +102,15 @@ class FakeDatabase:
         return recorded
 
 
+S = TypeVar("S")
+
+
+class UniqueViolation(Exception):
+    """A projection row repeats a unique column's value (PostgreSQL's IntegrityError)."""
+
+
 class _Streams:
-    """The append/load half shared by the model and job stores of one unit of work."""
+    """The append/load half shared by the stores of one unit of work."""
 
     def __init__(self, uow: FakeUnitOfWork) -> None:
         self.uow = uow
@@ -122,43 +134,72 @@ class _Streams:
         return recorded
 
 
-class FakeModelStore(_Streams):
+class FakeRepository(_Streams, Generic[S]):
+    """The generic repository (storage/repository.py) over the fake log: load, save, rows."""
+
+    projection: Projection[Any]
+
+    async def load(self, aggregate_id: str) -> S:
+        """The aggregate's state folded from its stream (committed and pending events)."""
+        return self._fold(aggregate_id)
+
+    async def save(
+        self, state: S, events: list[Event], metadata: EventMetadata
+    ) -> list[RecordedEvent]:
+        """Append at the state's version and evolve the state in place."""
+        if not events:
+            return []
+        p = self.projection
+        stream_id = p.stream_id(p.identity(state))
+        recorded = self._append(stream_id, state.stream_version, events, metadata)  # type: ignore[attr-defined]
+        for r in recorded:
+            p.evolve(state, r)
+        self._check_unique(state)
+        return recorded
+
+    def _check_unique(self, state: S) -> None:
+        """Refuse a row that repeats another aggregate's value of a unique column, as PostgreSQL
+        does (api_keys.key_hash): the unit of work then rolls back."""
+        p = self.projection
+        mine = p.identity(state)
+        for table, rows in p.rows(state).items():
+            unique = [c.name for c in table.columns if c.unique]
+            others = [r for r in self.rows(table) if r[p.key] != mine]
+            for row, column in ((r, c) for r in rows for c in unique):
+                if any(o[column] == row[column] for o in others):
+                    raise UniqueViolation(
+                        f"duplicate key value violates unique constraint on {table.name}.{column}"
+                    )
+
+    def _fold(self, aggregate_id: str) -> S:
+        p = self.projection
+        return p.fold(aggregate_id, self._history(p.stream_id(aggregate_id)))
+
+    def rows(self, table: Any) -> list[dict[str, Any]]:
+        """The rows of one projection table, as the projection would hold them now."""
+        p, log = self.projection, [*self.uow.db.log, *self.uow.pending]
+        ids = dict.fromkeys(
+            r.stream_id.removeprefix(p.prefix) for r in log if r.stream_id.startswith(p.prefix)
+        )
+        return [row for i in ids for row in p.rows(self._fold(i)).get(table, [])]
+
+
+class FakeModelStore(FakeRepository[ModelState]):
     """ModelStore over the fake log."""
 
-    async def load(self, model_name: str) -> ModelState:
-        """Fold the model's stream."""
-        return fold(model_name, self._history(model_stream_id(model_name)))
-
-    async def save(
-        self, state: ModelState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append at the state's version and evolve the state in place."""
-        if not events:
-            return []
-        stream_id = model_stream_id(state.model_name)
-        recorded = self._append(stream_id, state.stream_version, events, metadata)
-        for r in recorded:
-            evolve(state, r)
-        return recorded
+    projection = MODELS
 
 
-class FakeJobStore(_Streams):
-    """JobStore over the fake log and shard-result table."""
+class FakeKeyStore(FakeRepository[ApiKeyState]):
+    """KeyStore over the fake log."""
 
-    async def load(self, job_id: str) -> JobState:
-        """Fold the job's stream."""
-        return fold_job(job_id, self._history(job_stream_id(job_id)))
+    projection = KEYS
 
-    async def save(
-        self, state: JobState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append at the state's version and evolve the state in place."""
-        if not events:
-            return []
-        recorded = self._append(job_stream_id(state.job_id), state.stream_version, events, metadata)
-        for r in recorded:
-            evolve_job(state, r)
-        return recorded
+
+class FakeJobStore(FakeRepository[JobState]):
+    """JobStore over the fake log and shard-result table; its queries read the batch_jobs rows."""
+
+    projection = JOBS
 
     async def store_shard_result(self, result: ShardResult) -> bool:
         """Keep a shard once; False for a repeat."""
@@ -179,79 +220,67 @@ class FakeJobStore(_Streams):
         return [rows[k] for k in sorted(rows) if k[0] == job_id]
 
     async def running(self) -> list[str]:
-        """Jobs whose folded status is running."""
-        ids = {r.stream_id.removeprefix(JOB_STREAM_PREFIX) for r in self.uow.db.log}
-        states = [await self.load(job_id) for job_id in sorted(ids)]
-        return [s.job_id for s in states if s.status == RUNNING]
+        """Jobs whose row says running."""
+        return [r["job_id"] for r in self.rows(batch_jobs) if r["status"] == RUNNING]
 
     async def progress(self, job_id: str) -> tuple[str, int, int]:
-        """(status, planned shards, stored shards); the real store reads its projection row."""
-        state = fold_job(job_id, self._history(job_stream_id(job_id)))
-        return state.status, state.shards, len(await self.stored_shards(job_id))
+        """(status, planned shards, stored shards) from the job's row, ("", 0, 0) without one."""
+        row = next((r for r in self.rows(batch_jobs) if r["job_id"] == job_id), None)
+        if row is None:
+            return "", 0, 0
+        return row["status"], int(row["shards"]), len(await self.stored_shards(job_id))
 
     async def active_count(self, submitted_by: str) -> int:
         """Queued or running jobs of one actor."""
-        ids = {r.stream_id.removeprefix(JOB_STREAM_PREFIX) for r in self.uow.db.log}
-        states = [await self.load(job_id) for job_id in sorted(ids)]
+        rows = self.rows(batch_jobs)
         return sum(
-            s.status in ("queued", "running") and s.submitted_by == submitted_by for s in states
+            r["status"] in (QUEUED, RUNNING) and r["submitted_by"] == submitted_by for r in rows
         )
 
 
-class FakeGateStore(_Streams):
-    """GateStore over the fake log; the projection lookups fold every gate stream."""
+def _newest_first(at: datetime | None) -> tuple[bool, datetime]:
+    """A sort key for ``ORDER BY at DESC`` with reverse=True (PostgreSQL puts NULLs first)."""
+    return at is None, at or datetime.min
 
-    async def load(self, gate_id: str) -> GateState:
-        """Fold the gate's stream."""
-        return fold_gate(gate_id, self._history(gate_stream_id(gate_id)))
 
-    async def save(
-        self, state: GateState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append at the state's version and evolve the state in place."""
-        if not events:
-            return []
-        stream_id = gate_stream_id(state.gate_id)
-        recorded = self._append(stream_id, state.stream_version, events, metadata)
-        for r in recorded:
-            evolve_gate(state, r)
-        return recorded
+class FakeGateStore(FakeRepository[GateState]):
+    """GateStore over the fake log; its lookups read the gates rows, as the real one does."""
 
-    async def all(self) -> list[GateState]:
-        """Every gate, committed or written in this unit of work."""
-        log = [*self.uow.db.log, *self.uow.pending]
-        ids = dict.fromkeys(
-            r.stream_id.removeprefix(GATE_STREAM_PREFIX)
-            for r in log
-            if r.stream_id.startswith(GATE_STREAM_PREFIX)
-        )
-        return [await self.load(gate_id) for gate_id in ids]
+    projection = GATES
 
     async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
-        """Finished gates of one candidate."""
-        states = await self.all()
-        found = [
-            s.outcome()
-            for s in states
-            if (s.model_name, s.candidate_version)
-            == (
-                model_name,
-                candidate_version,
-            )
+        """Finished gates of one candidate, newest decision first."""
+        rows = [
+            r
+            for r in self.rows(gates)
+            if (r["model_name"], r["candidate_version"]) == (model_name, candidate_version)
+            and r["status"] in TERMINAL
         ]
-        return [o for o in found if o is not None]
+        rows.sort(key=lambda r: _newest_first(r["decided_at"]), reverse=True)
+        fields = GateOutcome.__struct_fields__
+        return [GateOutcome(**{f: r[f] for f in fields}) for r in rows]
 
     async def waiting_on(self, job_id: str) -> list[str]:
-        """Evaluating gates that compare ``job_id``."""
-        return [
-            s.gate_id
-            for s in await self.all()
-            if s.status == EVALUATING and job_id in (s.candidate_job_id, s.baseline_job_id)
+        """Evaluating gates that compare ``job_id``, oldest request first."""
+        rows = [
+            r
+            for r in self.rows(gates)
+            if r["status"] == EVALUATING and job_id in (r["candidate_job_id"], r["baseline_job_id"])
         ]
+        rows.sort(key=lambda r: (r["requested_at"] is None, r["requested_at"] or datetime.min))
+        return [r["gate_id"] for r in rows]
 
     async def submitted_by(self, job_id: str) -> str | None:
         """The gate that submitted ``job_id``."""
-        return next((s.gate_id for s in await self.all() if job_id in s.submitted), None)
+        return next(
+            (
+                r["gate_id"]
+                for r in self.rows(gates)
+                if job_id in (r["candidate_job_id"], r["baseline_job_id"])
+                and job_id in r["submitted"]
+            ),
+            None,
+        )
 
 
 class FakeUnitOfWork:
@@ -266,6 +295,7 @@ class FakeUnitOfWork:
         self.models = FakeModelStore(self)
         self.jobs = FakeJobStore(self)
         self.gates = FakeGateStore(self)
+        self.keys = FakeKeyStore(self)
 
     def before_append(self, stream_id: str) -> None:
         """Give the test's interference hook a chance to commit a concurrent write first."""
