@@ -123,7 +123,7 @@ def test_requests_that_arrive_together_are_batched_not_run_inline_one_by_one() -
     import httpx
     import uvicorn
 
-    from api.__main__ import uvicorn_server
+    from api.server import uvicorn_server
     from cli.processes import free_port
     from ml.batcher import IN_FLIGHT
 

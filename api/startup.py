@@ -1,0 +1,68 @@
+"""The start of ``python -m api``: refuse bad settings and unreachable servers with one line,
+then serve in this process (``API_WORKERS=1``) or supervise several."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING
+
+from api.server import serve
+from api.supervisor import supervise
+
+if TYPE_CHECKING:  # the settings reach api through the composition root
+    from bootstrap import Settings
+
+
+def check_settings(workers: int, device: str) -> str | None:
+    """A message naming the bad setting, or None."""
+    from ml.device import DeviceError, resolve_device
+
+    if workers < 1:
+        return f"API_WORKERS must be at least 1, not {workers}"
+    try:
+        resolve_device(device)
+    except DeviceError as exc:
+        return str(exc)
+    return None
+
+
+async def preflight(s: Settings) -> None:
+    """Start or reach the servers, so an outage is one clear line, not a trace (start-up migrates)."""
+    import bootstrap
+    from domain.errors import ServiceUnavailable
+
+    platform = await bootstrap.build_platform(s, run_migrations=False)
+    try:
+        await platform.queries.ping()
+        from api.access import anonymous_refusal
+
+        refusal = await anonymous_refusal(s, platform.keys)
+        if refusal:  # one line, before anything listens
+            print(f"error: {refusal}", file=sys.stderr, flush=True)
+            sys.exit(2)
+        try:
+            await platform.ops.ping_redis()
+        except ServiceUnavailable as exc:
+            # Serving and the registry work without Redis; publishing and hot swap catch up later.
+            print(f"warning: redis is unreachable ({exc}); starting anyway", flush=True)
+    finally:
+        await platform.aclose()
+
+
+def start(s: Settings, cores: int) -> int:
+    """Check, reach the servers, then serve; the exit status."""
+    problem = check_settings(s.api.workers, s.serving.device)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(preflight(s))
+    except Exception as exc:
+        first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        print(f"error: cannot start the API: {type(exc).__name__}: {first}", file=sys.stderr)
+        return 3
+    if s.api.workers == 1:
+        serve(s, reuse_port=False)
+        return 0
+    return supervise(s, s.api.workers, cores)
