@@ -8,6 +8,7 @@ projection rows back). A fake that behaves differently from PostgreSQL fails her
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -119,12 +120,12 @@ def _columns(found: dict[Any, list[dict]], like: dict[Any, list[dict]]) -> dict[
     }
 
 
-class StoreContract:
-    """The cases. A subclass provides ``uow`` (a UnitOfWorkFactory) and ``projected``."""
+class StoreContract(ABC):
+    """The cases. A subclass provides the ``uow`` fixture (a UnitOfWorkFactory) and ``projected``."""
 
+    @abstractmethod
     async def projected(self, uow, kind: str, aggregate_id: str) -> dict[Any, list[dict]]:
         """The committed projection rows of one aggregate, by table."""
-        raise NotImplementedError
 
     @pytest.mark.parametrize("kind", sorted(KINDS))
     async def test_an_unknown_stream_loads_as_the_empty_state(self, uow, kind: str) -> None:
@@ -178,6 +179,24 @@ class StoreContract:
                 await getattr(tx, kind).save(stale, then(name), META)
         async with uow() as tx:
             assert (await getattr(tx, kind).load(name)).stream_version == 2
+
+    @pytest.mark.parametrize("kind", sorted(KINDS))
+    async def test_several_events_are_appended_together_or_not_at_all(self, uow, kind) -> None:
+        projection, first, then = KINDS[kind]
+        name = _id()
+        async with uow() as tx:
+            store = getattr(tx, kind)
+            state = await store.load(name)
+            recorded = await store.save(state, [*first(name), *then(name)], META)
+        assert [r.stream_version for r in recorded] == [1, 2]
+        assert recorded[0].position < recorded[1].position
+        with pytest.raises(ConcurrencyConflict):
+            async with uow() as tx:
+                stale = projection.fold(name, [])
+                await getattr(tx, kind).save(stale, [*first(name), *then(name)], META)
+        async with uow() as tx:
+            loaded = await getattr(tx, kind).load(name)
+        assert loaded.stream_version == 2 and projection.rows(loaded) == projection.rows(state)
 
     @pytest.mark.parametrize("kind", sorted(KINDS))
     async def test_saving_no_events_appends_nothing(self, uow, kind: str) -> None:
