@@ -164,6 +164,8 @@ class FakeRepository(_Streams, Generic[S]):
         mine = p.identity(state)
         for table, rows in p.rows(state).items():
             unique = [c.name for c in table.columns if c.unique]
+            if not unique:
+                continue
             others = [r for r in self.rows(table) if r[p.key] != mine]
             for row, column in ((r, c) for r in rows for c in unique):
                 if any(o[column] == row[column] for o in others):
