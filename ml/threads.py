@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from settings import available_cores
+from ml.cores import available_cores
 
 SINGLE_THREAD = 1  # warm-up on the model-load thread: no OpenMP pool there
 

@@ -21,13 +21,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 from events.registry import ArtifactMetadata
+from ml.cores import available_cores
 from ml.datasets import load_dataset, parse_dataset_id
 from ml.device import resolve_device
 from ml.preprocess import fit_normalization as dataset_normalization
 from ml.preprocess import to_model_input
 from ml.reproducibility import bf16_is_fast, current_git_sha, deterministic, seed_everything
 from ml.zoo import build_model
-from settings import available_cores
 
 DEFAULT_EPOCHS = 3
 DEFAULT_LR = 2e-3

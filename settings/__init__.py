@@ -10,9 +10,10 @@ from dataclasses import dataclass, field, fields, replace
 from functools import cache
 from typing import Any
 
+from ml.cores import available_cores
 from settings.batch import BatchSettings, GateSettings
 from settings.observability import ObservabilitySettings
-from settings.parse import ROLES, SettingsError, available_cores
+from settings.parse import ROLES, SettingsError
 from settings.security import SecuritySettings
 from settings.serving import ApiSettings, ServingSettings
 from settings.stores import DatabaseSettings, FileSettings, RedisSettings

@@ -85,12 +85,6 @@ def choice(env: str, default: str, choices: tuple[str, ...], doc: str) -> Any:
     return setting(env, read, f"`{default}`", doc)
 
 
-def available_cores() -> int:
-    """CPUs this process may run on: sched_getaffinity honours pinning (containers), where
-    cpu_count may report the host's."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 ROLES = ("reader", "predictor", "operator", "admin")  # lowest first, as in events/keys.py
 
 

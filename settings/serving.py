@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from settings.parse import available_cores, choice, flag, number, read_int, setting, whole
+from ml.cores import available_cores
+from settings.parse import choice, flag, number, read_int, setting, whole
 
 
 def _api_workers() -> int:
