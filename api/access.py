@@ -23,9 +23,9 @@ from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import error_response
+from bootstrap import Settings
 from domain.keys.aggregate import KeyIdentity, hash_key, role_allows
 from domain.keys.ports import KeyReader
-from settings import Settings
 
 PUBLIC = "public"
 ANONYMOUS = "anonymous"

@@ -29,7 +29,15 @@ from api.registry import RegistryController
 from api.schemas import Health
 from api.ui import console_routes, template_config
 from api.v2 import V2Controller
-from bootstrap import Platform, build_inference, build_platform, build_relay, build_stream_stats
+from bootstrap import (
+    Platform,
+    Settings,
+    build_inference,
+    build_platform,
+    build_relay,
+    build_stream_stats,
+    get_settings,
+)
 from domain.errors import DomainError
 from ml.inference import InferenceService
 from observability import supervisor
@@ -37,23 +45,17 @@ from observability.exposition import render_prometheus
 from observability.logging import configure_logging
 from observability.metrics import set_role
 from observability.tracing import configure_tracing
-from settings import Settings, get_settings
 
 VERSION = "0.1.0"
-# What controllers may ask for by name: each a field built once in bootstrap.
+# What controllers may ask for by name: the command bus, the settings and the readers.
 PORTS = (
+    "bus",
     "settings",
-    "uow",
-    "registration_lock",
-    "artifacts",
-    "inspector",
-    "datasets",
     "queries",
     "job_queries",
     "audit",
     "keys",
     "gate_queries",
-    "clock",
     "console",
 )
 

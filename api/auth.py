@@ -9,15 +9,14 @@ from litestar import Request
 
 from events.base import EventMetadata
 from observability.tracing import current_traceparent
-from settings import Settings
 
 
-def actor_for(request: Request, settings: Settings) -> str:
+def actor_for(request: Request) -> str:
     """The actor of a request: the name of its key, as the access check (api/access.py) found it."""
     return getattr(request.state, "actor", None) or "anonymous"
 
 
-def event_metadata(request: Request, settings: Settings) -> EventMetadata:
+def event_metadata(request: Request) -> EventMetadata:
     """Actor, correlation id (from X-Correlation-ID when it is a UUID) and trace context."""
     # The middleware chose the request's correlation id (api/middleware.py); logs name it too.
     raw = request.scope.get("state", {}).get("correlation_id") or request.headers.get(
@@ -28,7 +27,7 @@ def event_metadata(request: Request, settings: Settings) -> EventMetadata:
     except ValueError:
         correlation = uuid.uuid4()
     return EventMetadata(
-        actor=actor_for(request, settings),
+        actor=actor_for(request),
         correlation_id=correlation,
         # The server span's context, so the workers' spans join the request's trace.
         trace_context=current_traceparent() or traceparent(request.headers.get("traceparent")),

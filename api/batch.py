@@ -9,19 +9,16 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from api.auth import event_metadata
-from api.deps import Port
+from api.deps import Bus, Config, Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
 from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
-from domain.jobs.handlers import cancel_batch_job, submit_batch_job
+from domain.jobs.commands import CancelBatchJob, SubmitBatchJob
+from domain.jobs.ports import JobReader
 from domain.paging.ports import JobPages
-from domain.ports import DatasetCatalog, JobReader, UnitOfWorkFactory
 from domain.registry.views import JobView
-from settings import Settings
 
 Jobs = Port[JobReader]
-Uow = Port[UnitOfWorkFactory]
-Config = Port[Settings]
 JobStatus = Literal[QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED]
 
 
@@ -65,26 +62,19 @@ class BatchController(Controller):
     async def submit(
         self,
         request: Request,
-        settings: Config,
-        uow: Uow,
-        datasets: Port[DatasetCatalog],
+        bus: Bus,
         data: JSONBody[SubmitRequest],
     ) -> SubmitResponse:
         """Record BatchJobSubmitted; workers plan, run and aggregate it."""
-        job = await submit_batch_job(
+        cmd = SubmitBatchJob(
             model_name=data.model_name,
             dataset_id=data.dataset_id,
             batch_size=data.config.batch_size,
             model_version=data.model_version,
-            shard_size=settings.batch.shard_size
-            if data.config.shard_size is None
-            else data.config.shard_size,
-            metadata=event_metadata(request, settings),
-            uow=uow,
-            datasets=datasets,
-            max_shards=settings.batch.max_shards_per_job,
-            max_active=settings.batch.max_active_jobs_per_key,
+            shard_size=data.config.shard_size,
+            metadata=event_metadata(request),
         )
+        job = await bus.handle(cmd)
         return SubmitResponse(job_id=job.job_id, status=job.status, model_version=job.model_version)
 
     @get("/status/{job_id:str}", summary="A job's status, progress and metrics")
@@ -114,13 +104,14 @@ class BatchController(Controller):
     async def cancel(
         self,
         request: Request,
-        settings: Config,
-        uow: Uow,
+        bus: Bus,
         job_queries: Jobs,
         job_id: FromPath[str],
         data: JSONBody[CancelRequest | None] = None,
     ) -> JobView:
         """Workers skip the job's remaining shards."""
-        meta = event_metadata(request, settings)
-        await cancel_batch_job(job_id, data.reason if data else None, meta, uow)
+        reason = data.reason if data else None
+        await bus.handle(
+            CancelBatchJob(job_id=job_id, reason=reason, metadata=event_metadata(request))
+        )
         return await job_queries.get(job_id)

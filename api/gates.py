@@ -7,19 +7,15 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
-from api.deps import Port
+from api.deps import Bus, Config, Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
 from domain import names
-from domain.gates.handlers import gate_policy, request_gate, set_gate_policy
+from domain.gates.commands import GetGatePolicy, RequestGate
 from domain.gates.ports import GateReader
 from domain.gates.views import GateView
-from domain.ports import DatasetCatalog, UnitOfWorkFactory
+from domain.registry.commands import SetGatePolicy
 from events.gates import GatePolicy, GateThresholds
-from settings import Settings
-
-Uow = Port[UnitOfWorkFactory]
-Config = Port[Settings]
 
 
 class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -96,22 +92,19 @@ class GateController(Controller):
     async def request(
         self,
         request: Request,
-        settings: Config,
-        uow: Uow,
-        datasets: Port[DatasetCatalog],
+        bus: Bus,
         data: JSONBody[GateRequest],
     ) -> GateAccepted:
         """Record GateRequested; the gate-evaluation group evaluates it."""
-        gate = await request_gate(
+        cmd = RequestGate(
             model_name=data.model_name,
             candidate_version=data.candidate_version,
             baseline_version=data.baseline_version,
             dataset_id=data.dataset_id,
             reason=data.reason,
-            metadata=event_metadata(request, settings),
-            uow=uow,
-            datasets=datasets,
+            metadata=event_metadata(request),
         )
+        gate = await bus.handle(cmd)
         return GateAccepted(
             gate_id=gate.gate_id,
             status=gate.status or "requested",
@@ -151,9 +144,10 @@ class ModelGatesController(Controller):
         return paged(*await gate_queries.page_for_model(names.check_model_name(name), size, cursor))
 
     @get("/gate-policy", summary="A model's gate policy")
-    async def get_policy(self, uow: Uow, name: FromPath[str]) -> PolicyResponse:
+    async def get_policy(self, bus: Bus, name: FromPath[str]) -> PolicyResponse:
         """Thresholds, required and automatic gates."""
-        return PolicyResponse(model_name=name, policy=await gate_policy(name, uow))
+        policy = await bus.handle(GetGatePolicy(model_name=name))
+        return PolicyResponse(model_name=name, policy=policy)
 
     # Loosening a policy (require_gate off) weakens every later promotion: admins only.
     @put(
@@ -162,12 +156,16 @@ class ModelGatesController(Controller):
     async def set_policy(
         self,
         request: Request,
-        settings: Config,
-        uow: Uow,
+        bus: Bus,
         name: FromPath[str],
         data: JSONBody[PolicyRequest],
     ) -> PolicyResponse:
         """Record GatePolicySet on the model's stream (in its history)."""
-        meta = event_metadata(request, settings)
-        result = await set_gate_policy(name, data.policy(), data.reason, meta, uow)
+        cmd = SetGatePolicy(
+            model_name=name,
+            policy=data.policy(),
+            reason=data.reason,
+            metadata=event_metadata(request),
+        )
+        result = await bus.handle(cmd)
         return PolicyResponse(model_name=name, policy=result.state.policy, changed=result.changed)

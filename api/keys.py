@@ -10,16 +10,14 @@ from litestar.params import FromPath, JSONBody
 
 from api.access import Access
 from api.auth import event_metadata
-from api.deps import Port
+from api.deps import Bus, Config, Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
 from domain.keys.aggregate import KeyView, check_key_name, key_view
-from domain.keys.handlers import create_api_key, revoke_api_key
+from domain.keys.commands import CreateApiKey, RevokeApiKey
 from domain.keys.ports import KeyReader
 from domain.paging.cursors import decode_cursor, encode_cursor
-from domain.ports import UnitOfWorkFactory
 from events.keys import Role
-from settings import Settings
 
 KeyName = Annotated[
     str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$", min_length=1, max_length=64)
@@ -59,14 +57,17 @@ class KeysController(Controller):
     async def create(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
+        bus: Bus,
         data: JSONBody[CreateKeyRequest],
     ) -> CreatedKey:
         """Record ApiKeyCreated with the key's SHA-256 and return the key; 409 if it exists."""
-        result = await create_api_key(
-            data.key_name, data.role, data.reason, event_metadata(request, settings), uow
+        cmd = CreateApiKey(
+            key_name=data.key_name,
+            role=data.role,
+            reason=data.reason,
+            metadata=event_metadata(request),
         )
+        result = await bus.handle(cmd)
         _forget(request)
         assert result.secret is not None
         return CreatedKey(key_name=data.key_name, role=data.role, key=result.secret)
@@ -75,22 +76,22 @@ class KeysController(Controller):
     async def revoke(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
+        bus: Bus,
         key_name: FromPath[str],
         data: JSONBody[RevokeKeyRequest | None] = None,
     ) -> KeyView:
         """Record ApiKeyRevoked; other API processes stop taking it within KEY_CACHE_TTL_S."""
         name = check_key_name(key_name)
         reason = data.reason if data else None
-        result = await revoke_api_key(name, reason, event_metadata(request, settings), uow)
+        cmd = RevokeApiKey(key_name=name, reason=reason, metadata=event_metadata(request))
+        result = await bus.handle(cmd)
         _forget(request)
         return key_view(result.state)
 
     @get("/", summary="Keys by name (never the keys themselves)", response_headers=NEXT_PAGE_HEADER)
     async def list_keys(
         self,
-        settings: Port[Settings],
+        settings: Config,
         keys: Port[KeyReader],
         limit: Limit = None,
         cursor: Cursor = None,

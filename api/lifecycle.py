@@ -1,4 +1,7 @@
-"""Version lifecycle endpoints: demote, tag and archive (promote and rollback live in registry)."""
+"""Version lifecycle endpoints: demote, tag and archive (promote and rollback live in registry).
+
+Each route builds its command; ``_change`` sends it and answers with the version's new view.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +10,15 @@ from litestar import Controller, Request, post, put
 from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
-from api.deps import Port
+from api.deps import Bus, Port
 from api.schemas import Reason, ReasonRequest
 from domain import names
-from domain.ports import RegistryReader, UnitOfWorkFactory
+from domain.bus import MessageBus
 from domain.registry.commands import ArchiveModelVersion, DemoteModelVersion, TagModelVersion
-from domain.registry.handlers import archive_model_version, demote_model_version, tag_model_version
+from domain.registry.ports import RegistryReader
 from domain.registry.views import ModelVersionView
-from settings import Settings
+
+Queries = Port[RegistryReader]
 
 
 class TagRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -22,6 +26,22 @@ class TagRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     tags: dict[str, str]
     reason: Reason | None = None
+
+
+async def _change(
+    bus: MessageBus,
+    queries: RegistryReader,
+    request: Request,
+    kind: type[DemoteModelVersion | TagModelVersion | ArchiveModelVersion],
+    name: str,
+    version: str,
+    **fields,
+) -> ModelVersionView:
+    """Send one lifecycle command for a version; the version as it is afterwards."""
+    name, version = names.check_model_name(name), names.check_version(version)
+    cmd = kind(model_name=name, model_version=version, metadata=event_metadata(request), **fields)
+    await bus.handle(cmd)
+    return await queries.get_version(name, version)
 
 
 class LifecycleController(Controller):
@@ -34,59 +54,44 @@ class LifecycleController(Controller):
     async def demote(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
-        queries: Port[RegistryReader],
+        bus: Bus,
+        queries: Queries,
         name: FromPath[str],
         version: FromPath[str],
         data: JSONBody[ReasonRequest | None] = None,
     ) -> ModelVersionView:
         """The model has no prod afterwards; 409 when the version is not prod."""
-        cmd = DemoteModelVersion(
-            model_name=names.check_model_name(name),
-            model_version=names.check_version(version),
-            reason=data.reason if data else None,
+        reason = data.reason if data else None
+        return await _change(
+            bus, queries, request, DemoteModelVersion, name, version, reason=reason
         )
-        await demote_model_version(cmd, event_metadata(request, settings), uow)
-        return await queries.get_version(name, version)
 
     @put("/tags", status_code=200, summary="Set tags on a version")
     async def tag(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
-        queries: Port[RegistryReader],
+        bus: Bus,
+        queries: Queries,
         name: FromPath[str],
         version: FromPath[str],
         data: JSONBody[TagRequest],
     ) -> ModelVersionView:
         """Tags given here replace those keys; other tags stay."""
-        cmd = TagModelVersion(
-            model_name=names.check_model_name(name),
-            model_version=names.check_version(version),
-            tags=dict(data.tags),
-            reason=data.reason,
-        )
-        await tag_model_version(cmd, event_metadata(request, settings), uow)
-        return await queries.get_version(name, version)
+        fields = {"tags": dict(data.tags), "reason": data.reason}
+        return await _change(bus, queries, request, TagModelVersion, name, version, **fields)
 
     @post("/archive", status_code=200, summary="Retire a version")
     async def archive(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
-        queries: Port[RegistryReader],
+        bus: Bus,
+        queries: Queries,
         name: FromPath[str],
         version: FromPath[str],
         data: JSONBody[ReasonRequest | None] = None,
     ) -> ModelVersionView:
         """An archived version can no longer be promoted; 409 for the prod version."""
-        cmd = ArchiveModelVersion(
-            model_name=names.check_model_name(name),
-            model_version=names.check_version(version),
-            reason=data.reason if data else None,
+        reason = data.reason if data else None
+        return await _change(
+            bus, queries, request, ArchiveModelVersion, name, version, reason=reason
         )
-        await archive_model_version(cmd, event_metadata(request, settings), uow)
-        return await queries.get_version(name, version)

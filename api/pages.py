@@ -12,8 +12,8 @@ from litestar import Response
 from litestar.datastructures import ResponseHeader
 from litestar.params import QueryParameter
 
+from bootstrap import Settings
 from domain.paging.cursors import MAX_CURSOR_CHARS
-from settings import Settings
 
 NEXT_CURSOR = "X-Next-Cursor"
 

@@ -1,4 +1,8 @@
-"""Registry endpoints: list, register, promote, roll back, history."""
+"""Registry endpoints: list, register, promote, roll back, history.
+
+``promote`` and ``roll_back`` are the one code path of those commands over HTTP: the API's
+routes and the console's forms (api/ui/models.py) both call them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata
-from api.deps import Port
+from api.deps import Bus, Config, Port
 from api.gates import PromoteRequest
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import (
@@ -17,23 +21,38 @@ from api.schemas import (
     RollbackResponse,
 )
 from domain import names
+from domain.bus import MessageBus
 from domain.paging.ports import RegistryPages
-from domain.ports import (
-    ArtifactInspector,
-    ArtifactStore,
-    Clock,
-    RegistrationLock,
-    RegistryReader,
-    UnitOfWorkFactory,
-)
-from domain.registry.commands import PromoteModelVersion, RollbackModel
-from domain.registry.handlers import promote_model_version, register_model_version, rollback_model
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, RollbackModel
 from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView
+from domain.transactions import CommandResult
 from events.registry import ModelVersionPromoted, ModelVersionRolledBack
-from settings import Settings
 
-Queries = Port[RegistryReader]
 Pages = Port[RegistryPages]
+
+
+async def promote(
+    bus: MessageBus, request: Request, name: str, version: str, reason: str | None, force: bool
+) -> CommandResult:
+    """Promote a version as the caller of ``request``."""
+    cmd = PromoteModelVersion(
+        model_name=names.check_model_name(name),
+        model_version=names.check_version(version),
+        reason=reason,
+        force=force,
+        metadata=event_metadata(request),
+    )
+    return await bus.handle(cmd)
+
+
+async def roll_back(
+    bus: MessageBus, request: Request, name: str, reason: str | None
+) -> CommandResult:
+    """Roll a model back as the caller of ``request``."""
+    cmd = RollbackModel(
+        model_name=names.check_model_name(name), reason=reason, metadata=event_metadata(request)
+    )
+    return await bus.handle(cmd)
 
 
 class RegistryController(Controller):
@@ -48,7 +67,7 @@ class RegistryController(Controller):
         response_headers=NEXT_PAGE_HEADER,
     )
     async def list_models(
-        self, queries: Pages, settings: Port[Settings], limit: Limit = None, cursor: Cursor = None
+        self, queries: Pages, settings: Config, limit: Limit = None, cursor: Cursor = None
     ) -> Response[list[ModelSummary]]:
         """List all versions of all models; more pages when X-Next-Cursor is set."""
         return paged(*await queries.page_models(page_size(limit, settings), cursor))
@@ -61,7 +80,7 @@ class RegistryController(Controller):
     async def list_versions(
         self,
         queries: Pages,
-        settings: Port[Settings],
+        settings: Config,
         name: FromPath[str],
         limit: Limit = None,
         cursor: Cursor = None,
@@ -74,28 +93,21 @@ class RegistryController(Controller):
     async def register(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
-        registration_lock: Port[RegistrationLock],
-        artifacts: Port[ArtifactStore],
-        inspector: Port[ArtifactInspector],
+        bus: Bus,
         name: FromPath[str],
         data: JSONBody[RegisterVersionRequest],
     ) -> RegisterVersionResponse:
         """Copy an artifact into the store and record the registration."""
-        result = await register_model_version(
+        cmd = RegisterModelVersion(
             model_name=names.check_model_name(name),
             model_version=data.model_version,
             source=data.artifact_path,
             tags=dict(data.tags),
             reason=data.reason,
-            metadata_override=data.metadata,
-            metadata=event_metadata(request, settings),
-            uow=uow,
-            lock=registration_lock,
-            store=artifacts,
-            inspector=inspector,
+            artifact_metadata=data.metadata,
+            metadata=event_metadata(request),
         )
+        result = await bus.handle(cmd)
         v = result.state.versions[data.model_version]
         return RegisterVersionResponse(
             model_name=name,
@@ -110,9 +122,7 @@ class RegistryController(Controller):
     async def promote(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
-        clock: Port[Clock],
+        bus: Bus,
         name: FromPath[str],
         version: FromPath[str],
         data: JSONBody[PromoteRequest | None] = None,
@@ -121,14 +131,8 @@ class RegistryController(Controller):
 
         ``{"force": true, "reason": "..."}`` overrides a required gate; both are recorded.
         """
-        meta = event_metadata(request, settings)
-        cmd = PromoteModelVersion(
-            model_name=names.check_model_name(name),
-            model_version=names.check_version(version),
-            reason=data.reason if data else None,
-            force=data.force if data else False,
-        )
-        result = await promote_model_version(cmd, meta, uow, clock)
+        reason, force = (data.reason, data.force) if data else (None, False)
+        result = await promote(bus, request, name, version, reason, force)
         previous = None
         for r in result.recorded:
             if isinstance(r.event, ModelVersionPromoted):
@@ -145,17 +149,12 @@ class RegistryController(Controller):
     async def rollback(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
+        bus: Bus,
         name: FromPath[str],
         data: JSONBody[ReasonRequest | None] = None,
     ) -> RollbackResponse:
         """Restore the version that was prod before the current one."""
-        meta = event_metadata(request, settings)
-        cmd = RollbackModel(
-            model_name=names.check_model_name(name), reason=data.reason if data else None
-        )
-        result = await rollback_model(cmd, meta, uow)
+        result = await roll_back(bus, request, name, data.reason if data else None)
         event = result.recorded[0].event
         assert isinstance(event, ModelVersionRolledBack)
         return RollbackResponse(
@@ -170,7 +169,7 @@ class RegistryController(Controller):
     async def history(
         self,
         queries: Pages,
-        settings: Port[Settings],
+        settings: Config,
         name: FromPath[str],
         limit: Limit = None,
         cursor: Cursor = None,

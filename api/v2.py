@@ -25,7 +25,7 @@ from api.v2_schemas import (
 )
 from domain import names
 from domain.errors import InvalidInput
-from domain.ports import RegistryReader
+from domain.registry.ports import RegistryReader
 from ml.batcher import concatenate_images
 from ml.inference import InferenceService, softmax
 from ml.serving import LoadedModel

@@ -72,20 +72,19 @@ async def timed_job(
     p, name: str, version: str, dataset: str, batch_size: int, workers: list[subprocess.Popen]
 ) -> tuple[float, dict]:
     """Submit and wait; returns (seconds from submit to metrics recorded, metrics)."""
-    from domain.jobs.handlers import submit_batch_job
+    from domain.jobs.commands import SubmitBatchJob
     from events.base import EventMetadata
 
     start = time.perf_counter()
-    job = await submit_batch_job(
+    submit = SubmitBatchJob(
         model_name=name,
         dataset_id=dataset,
         batch_size=batch_size,
         model_version=version,
-        shard_size=p.settings.batch.shard_size,
+        limited=False,
         metadata=EventMetadata(actor="bench"),
-        uow=p.uow,
-        datasets=p.datasets,
     )
+    job = await p.bus.handle(submit)
     while True:
         view = await p.job_queries.get(job.job_id)
         if view.status in ("succeeded", "failed", "cancelled"):

@@ -13,7 +13,7 @@ from cli.output import console, fail
 from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
 from domain.jobs.aggregate import SUCCEEDED, TERMINAL
-from domain.jobs.handlers import submit_batch_job
+from domain.jobs.commands import SubmitBatchJob
 from domain.registry.views import JobView
 from events.base import EventMetadata
 
@@ -111,18 +111,14 @@ async def run_job(
     p, meta: EventMetadata, name: str, dataset: str, version: str | None, batch_size: int
 ) -> JobView:
     """Submit, make sure a worker runs, follow to the end."""
-    job = await submit_batch_job(
+    cmd = SubmitBatchJob(
         model_name=name,
         dataset_id=dataset,
         batch_size=batch_size,
         model_version=version,
-        shard_size=p.settings.batch.shard_size,
         metadata=meta,
-        uow=p.uow,
-        datasets=p.datasets,
-        max_shards=p.settings.batch.max_shards_per_job,
-        max_active=p.settings.batch.max_active_jobs_per_key,
     )
+    job = await p.bus.handle(cmd)
     await _publish(p)
     console.print(
         f"submitted job {job.job_id}: {name} {job.model_version} on {dataset} ({job.total:,} images)"

@@ -15,9 +15,7 @@ from cli.ml_commands import train_and_register
 from cli.output import console, history_table, models_table
 from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
-from domain.gates.handlers import set_gate_policy
-from domain.registry.commands import PromoteModelVersion, RollbackModel
-from domain.registry.handlers import model_state, promote_model_version, rollback_model
+from domain.registry.commands import GetModel, PromoteModelVersion, RollbackModel, SetGatePolicy
 from events.base import EventMetadata
 from events.gates import GatePolicy
 
@@ -30,7 +28,7 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
     name = args.model_name
     async with platform() as p:
         console.print(Rule(f"1. train and register two versions of {name} ({ARCH} on {DATASET})"))
-        state = await model_state(name, p.uow)
+        state = await p.bus.handle(GetModel(model_name=name))
         for version, epochs, why in VERSIONS:
             if version in state.versions:
                 acc = state.versions[version].metadata.test_metrics.get("accuracy", float("nan"))
@@ -55,16 +53,18 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
         console.print(Rule("2. promote v1.0.0, promote v2.0.0, roll back"))
         # Gates come later, by hand (step 6): no required or automatic gate before then.
         hands_off = GatePolicy(auto_gate=False, require_gate=False)
-        await set_gate_policy(name, hands_off, "demo: gates by hand in step 6", meta, p.uow)
-        for version, reason in (("v1.0.0", "demo: baseline to prod"), ("v2.0.0", "demo: better")):
-            cmd = PromoteModelVersion(model_name=name, model_version=version, reason=reason)
-            await promote_model_version(cmd, meta, p.uow, p.clock)
-            console.print(f"promoted {version}")
-        result = await rollback_model(
-            RollbackModel(model_name=name, reason="demo: show a rollback in the audit trail"),
-            meta,
-            p.uow,
+        why = "demo: gates by hand in step 6"
+        await p.bus.handle(
+            SetGatePolicy(model_name=name, policy=hands_off, reason=why, metadata=meta)
         )
+        for version, reason in (("v1.0.0", "demo: baseline to prod"), ("v2.0.0", "demo: better")):
+            cmd = PromoteModelVersion(
+                model_name=name, model_version=version, reason=reason, metadata=meta
+            )
+            await p.bus.handle(cmd)
+            console.print(f"promoted {version}")
+        why = "demo: show a rollback in the audit trail"
+        result = await p.bus.handle(RollbackModel(model_name=name, reason=why, metadata=meta))
         ev = result.recorded[0].event
         console.print(f"rolled back: {ev.from_version} -> {ev.to_version}")  # type: ignore[attr-defined]
         await _publish(p)
@@ -92,24 +92,24 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
     """Require gates, run one through the gate-evaluation group, promote the candidate on PASS."""
     from cli.gate_commands import watch_gate
     from cli.gate_output import policy_table, verdict_notes, verdict_table
-    from domain.gates.handlers import request_gate
+    from domain.gates.commands import RequestGate
 
     before = len(await p.queries.history(name))
     policy = GatePolicy(require_gate=True, auto_gate=False)
-    await set_gate_policy(name, policy, "demo: promotions need a PASS gate", meta, p.uow)
+    why = "demo: promotions need a PASS gate"
+    await p.bus.handle(SetGatePolicy(model_name=name, policy=policy, reason=why, metadata=meta))
     console.print(policy_table(name, policy))
     prod = await p.queries.prod_version(name)
     candidate = VERSIONS[-1][0]
-    gate = await request_gate(
+    request = RequestGate(
         model_name=name,
         candidate_version=candidate,
         baseline_version=prod,
         dataset_id=f"{DATASET}_10000",
         reason="demo: is v2.0.0 fit for prod?",
         metadata=meta,
-        uow=p.uow,
-        datasets=p.datasets,
     )
+    gate = await p.bus.handle(request)
     await _publish(p)
     console.print(f"gate {gate.gate_id}: {candidate} vs prod {prod} (recorded evaluations reused)")
     view = await watch_gate(p, gate.gate_id, quiet=False)
@@ -121,8 +121,10 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
             f"[red]{candidate} stays in staging: gate {view.verdict}[/] {view.error or ''}"
         )
         return
-    cmd = PromoteModelVersion(model_name=name, model_version=candidate, reason="demo: gate passed")
-    result = await promote_model_version(cmd, meta, p.uow, p.clock)
+    cmd = PromoteModelVersion(
+        model_name=name, model_version=candidate, reason="demo: gate passed", metadata=meta
+    )
+    result = await p.bus.handle(cmd)
     await _publish(p)
     event = result.recorded[0].event if result.recorded else None
     cleared = f", cleared by gate {event.gate_id}" if event is not None else " (already prod)"
@@ -134,20 +136,19 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
 async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:
     """Submit one batch job per version, let the workers run them, compare the metrics."""
     from cli.batch_commands import follow
-    from domain.jobs.handlers import submit_batch_job
+    from domain.jobs.commands import SubmitBatchJob
 
     jobs = []
     for version, _, _ in VERSIONS:
-        job = await submit_batch_job(
+        submit = SubmitBatchJob(
             model_name=name,
             dataset_id=f"{DATASET}_10000",
             batch_size=256,
             model_version=version,
-            shard_size=p.settings.batch.shard_size,
+            limited=False,  # the demo's two evaluations, as the gates' own: no key's quota
             metadata=meta,
-            uow=p.uow,
-            datasets=p.datasets,
         )
+        job = await p.bus.handle(submit)
         jobs.append(job)
     await _publish(p)
     done = [await follow(p, j.job_id, f"{name} {j.model_version}") for j in jobs]

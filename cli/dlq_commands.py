@@ -9,10 +9,9 @@ import json
 import msgspec
 from rich.table import Table
 
-from bootstrap import build_dead_letters
 from cli.output import console
 from cli.registry_commands import Values, platform
-from domain.dead_letters.handlers import drop_dead_letter, list_dead_letters, retry_dead_letter
+from domain.dead_letters.commands import DropDeadLetter, ListDeadLetters, RetryDeadLetter
 from events.base import EventMetadata
 
 
@@ -34,8 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 async def dlq(args: argparse.Namespace, _: Values, meta: EventMetadata) -> int:
     """Dead letters of one stream or of all, oldest first."""
     async with platform() as p:
-        queue, _log = build_dead_letters(p)
-        letters = await list_dead_letters(queue, args.stream, args.limit)
+        letters = await p.bus.handle(ListDeadLetters(stream=args.stream, limit=args.limit))
     if args.json:
         for letter in letters:
             print(json.dumps(msgspec.to_builtins(letter)))
@@ -56,10 +54,8 @@ async def dlq(args: argparse.Namespace, _: Values, meta: EventMetadata) -> int:
 async def dlq_retry(args: argparse.Namespace, _: Values, meta: EventMetadata) -> int:
     """Record DeadLetterRetried; the group named in the dead letter handles it again."""
     async with platform() as p:
-        queue, log = build_dead_letters(p)
-        letter, _ = await retry_dead_letter(
-            args.dead_letter_id, args.reason, meta, queue=queue, log=log
-        )
+        cmd = RetryDeadLetter(dead_letter_id=args.dead_letter_id, reason=args.reason, metadata=meta)
+        letter, _ = await p.bus.handle(cmd)
     console.print(
         f"retrying {letter.dlq_stream}/{letter.entry_id}: the {letter.group} group handles it "
         "again (a worker must be running); it leaves the dead letters once handled"
@@ -70,10 +66,8 @@ async def dlq_retry(args: argparse.Namespace, _: Values, meta: EventMetadata) ->
 async def dlq_drop(args: argparse.Namespace, _: Values, meta: EventMetadata) -> int:
     """Record DeadLetterDropped and remove the entry."""
     async with platform() as p:
-        queue, log = build_dead_letters(p)
-        letter, _ = await drop_dead_letter(
-            args.dead_letter_id, args.reason, meta, queue=queue, log=log
-        )
+        cmd = DropDeadLetter(dead_letter_id=args.dead_letter_id, reason=args.reason, metadata=meta)
+        letter, _ = await p.bus.handle(cmd)
     console.print(f"dropped {letter.dlq_stream}/{letter.entry_id}")
     return 0
 

@@ -19,8 +19,9 @@ from cli.output import console, err_console, fail
 from cli.registry_commands import Values, _publish, platform
 from domain.errors import InvalidInput, NotFound
 from domain.gates.aggregate import TERMINAL
-from domain.gates.handlers import gate_policy, request_gate, set_gate_policy
+from domain.gates.commands import GetGatePolicy, RequestGate
 from domain.gates.views import GateView
+from domain.registry.commands import SetGatePolicy
 from events.base import EventMetadata
 from events.gates import PASS
 
@@ -112,16 +113,15 @@ def show(view: GateView, as_json: bool) -> int:
 
 async def _run(p, meta: EventMetadata, name: str, cand: str, base: str, args) -> int:
     try:
-        gate = await request_gate(
+        request = RequestGate(
             model_name=name,
             candidate_version=cand,
             baseline_version=base,
             dataset_id=args.dataset,
             reason=getattr(args, "reason", None),
             metadata=meta,
-            uow=p.uow,
-            datasets=p.datasets,
         )
+        gate = await p.bus.handle(request)
     except (InvalidInput, NotFound) as exc:
         return fail(str(exc), 2)
     await _publish(p)
@@ -168,7 +168,7 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
     if not name:
         return fail("usage: gate-policy MODEL_NAME [--require-gate] [--auto-promote] ...", 2)
     async with platform() as p:
-        current = await gate_policy(name, p.uow)
+        current = await p.bus.handle(GetGatePolicy(model_name=name))
         top = {k: getattr(args, k) for k in ("require_gate", "auto_gate", "auto_promote")}
         top["max_gate_age_s"] = args.max_gate_age_s
         low = {
@@ -187,7 +187,8 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
             return 0
         thresholds = msgspec.structs.replace(current.thresholds, **low)
         policy = msgspec.structs.replace(current, thresholds=thresholds, **top)
-        result = await set_gate_policy(name, policy, args.reason, meta, p.uow)
+        cmd = SetGatePolicy(model_name=name, policy=policy, reason=args.reason, metadata=meta)
+        result = await p.bus.handle(cmd)
         await _publish(p)
     console.print(policy_table(name, result.state.policy))
     console.print("policy set" if result.changed else "policy unchanged (the same as before)")

@@ -10,7 +10,7 @@ from cli.output import console, err_console
 from cli.registry_commands import Values, platform
 from domain.errors import Conflict, InvalidInput
 from domain.keys.aggregate import check_key_name
-from domain.keys.handlers import create_api_key, revoke_api_key
+from domain.keys.commands import CreateApiKey, RevokeApiKey
 from events.base import EventMetadata
 from events.keys import ROLES
 
@@ -59,7 +59,8 @@ async def create_key(args: argparse.Namespace, _: Values, meta: EventMetadata) -
         raise InvalidInput(f"{out} exists; remove it or choose another --out")
     async with platform() as p:
         try:
-            result = await create_api_key(name, args.role, args.reason, meta, p.uow)
+            cmd = CreateApiKey(key_name=name, role=args.role, reason=args.reason, metadata=meta)
+            result = await p.bus.handle(cmd)
         except Conflict:
             if not args.if_absent:
                 raise
@@ -82,7 +83,8 @@ async def revoke_key(args: argparse.Namespace, _: Values, meta: EventMetadata) -
     """Revoke NAME's key."""
     name = check_key_name(args.key_name)
     async with platform() as p:
-        result = await revoke_api_key(name, args.reason, meta, p.uow)
+        cmd = RevokeApiKey(key_name=name, reason=args.reason, metadata=meta)
+        result = await p.bus.handle(cmd)
         ttl = p.settings.security.key_cache_ttl_s
     if result.changed:
         console.print(f"revoked key {name!r}; every API process refuses it within {ttl:g} s")

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from bootstrap import settings_or_exit
 from cli import (
     audit_commands,
     batch_commands,
@@ -25,7 +26,6 @@ from cli.output import fail
 from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
 from observability.logging import bind_correlation_id, configure_logging
-from settings import settings_or_exit
 
 
 def os_actor() -> str:

@@ -11,7 +11,7 @@ import anyio
 from cli.output import console
 from cli.registry_commands import Values, _publish, need, platform
 from domain.errors import InvalidInput
-from domain.registry.handlers import model_state, register_model_version
+from domain.registry.commands import GetModel, RegisterModelVersion
 from domain.transactions import CommandResult
 from events.base import EventMetadata
 
@@ -48,7 +48,7 @@ async def train_and_register(
     except (UnknownArchitecture, DatasetError) as exc:
         raise InvalidInput(str(exc)) from None
     if version is None:
-        state = await model_state(model_name, p.uow)
+        state = await p.bus.handle(GetModel(model_name=model_name))
         version = next_version(list(state.versions))
     s = p.settings
     try:
@@ -72,19 +72,16 @@ async def train_and_register(
     incoming = p.artifacts.root / ".incoming" / uuid.uuid4().hex
     try:
         path = save_artifact(result.model, result.metadata, incoming)
-        return await register_model_version(
+        cmd = RegisterModelVersion(
             model_name=model_name,
             model_version=version,
             source=str(path),
             tags={"arch": arch, "dataset": ref.name},
             reason=reason or f"trained {arch} on {ref.name}_train",
-            metadata_override=result.metadata,
+            artifact_metadata=result.metadata,
             metadata=meta,
-            uow=p.uow,
-            lock=p.registration_lock,
-            store=p.artifacts,
-            inspector=p.inspector,
         )
+        return await p.bus.handle(cmd)
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
 
@@ -122,8 +119,8 @@ async def datasets_cmd(args: argparse.Namespace, values: Values, meta: EventMeta
     """List installed datasets with their sizes and sources."""
     from rich.table import Table
 
+    from bootstrap import get_settings
     from ml.datasets import available_datasets
-    from settings import get_settings
 
     s = get_settings()
     table = Table(title="installed datasets")

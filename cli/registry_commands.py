@@ -15,16 +15,9 @@ from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
+    RegisterModelVersion,
     RollbackModel,
     TagModelVersion,
-)
-from domain.registry.handlers import (
-    archive_model_version,
-    demote_model_version,
-    promote_model_version,
-    register_model_version,
-    rollback_model,
-    tag_model_version,
 )
 from events.base import EventMetadata
 from events.registry import ModelVersionPromoted, ModelVersionRolledBack
@@ -73,19 +66,15 @@ async def register(args: argparse.Namespace, values: Values, meta: EventMetadata
     """Register NAME VERSION ARTIFACT."""
     name, version, path = need(values, "model_name", "model_version", "artifact_path")
     async with platform() as p:
-        result = await register_model_version(
+        cmd = RegisterModelVersion(
             model_name=name,
             model_version=version,
             source=path,
             tags=_tags(args.tag),
             reason=args.reason,
-            metadata_override=None,
             metadata=meta,
-            uow=p.uow,
-            lock=p.registration_lock,
-            store=p.artifacts,
-            inspector=p.inspector,
         )
+        result = await p.bus.handle(cmd)
         await _publish(p)
     v = result.state.versions[version]
     verb = "registered" if result.changed else "already registered (identical sha256)"
@@ -98,10 +87,10 @@ async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata)
     name, version = need(values, "model_name", "model_version")
     force = getattr(args, "force", False)
     cmd = PromoteModelVersion(
-        model_name=name, model_version=version, reason=args.reason, force=force
+        model_name=name, model_version=version, reason=args.reason, force=force, metadata=meta
     )
     async with platform() as p:
-        result = await promote_model_version(cmd, meta, p.uow, p.clock)
+        result = await p.bus.handle(cmd)
         await _publish(p)
     if not result.changed:
         console.print(f"{name} {version} is already prod")
@@ -119,8 +108,8 @@ async def rollback(args: argparse.Namespace, values: Values, meta: EventMetadata
     """Roll NAME back to its previous prod."""
     (name,) = need(values, "model_name")
     async with platform() as p:
-        result = await rollback_model(
-            RollbackModel(model_name=name, reason=args.reason), meta, p.uow
+        result = await p.bus.handle(
+            RollbackModel(model_name=name, reason=args.reason, metadata=meta)
         )
         await _publish(p)
     event = result.recorded[0].event
@@ -132,9 +121,11 @@ async def rollback(args: argparse.Namespace, values: Values, meta: EventMetadata
 async def demote(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Take NAME VERSION out of prod (the model then has no prod)."""
     name, version = need(values, "model_name", "model_version")
-    cmd = DemoteModelVersion(model_name=name, model_version=version, reason=args.reason)
+    cmd = DemoteModelVersion(
+        model_name=name, model_version=version, reason=args.reason, metadata=meta
+    )
     async with platform() as p:
-        await demote_model_version(cmd, meta, p.uow)
+        await p.bus.handle(cmd)
         await _publish(p)
     console.print(f"demoted {name} {version}: {name} has no prod version now")
     return 0
@@ -144,9 +135,11 @@ async def tag(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
     """Set KEY=VALUE tags on NAME VERSION (an empty VALUE removes the key)."""
     name, version = need(values, "model_name", "model_version")
     tags = _tags(args.tags)
-    cmd = TagModelVersion(model_name=name, model_version=version, tags=tags, reason=args.reason)
+    cmd = TagModelVersion(
+        model_name=name, model_version=version, tags=tags, reason=args.reason, metadata=meta
+    )
     async with platform() as p:
-        result = await tag_model_version(cmd, meta, p.uow)
+        result = await p.bus.handle(cmd)
         await _publish(p)
     now = result.state.versions[version].tags
     console.print(f"tagged {name} {version}: " + ", ".join(f"{k}={v}" for k, v in now.items()))
@@ -156,9 +149,11 @@ async def tag(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
 async def archive(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Retire NAME VERSION so it can no longer be promoted."""
     name, version = need(values, "model_name", "model_version")
-    cmd = ArchiveModelVersion(model_name=name, model_version=version, reason=args.reason)
+    cmd = ArchiveModelVersion(
+        model_name=name, model_version=version, reason=args.reason, metadata=meta
+    )
     async with platform() as p:
-        result = await archive_model_version(cmd, meta, p.uow)
+        result = await p.bus.handle(cmd)
         await _publish(p)
     console.print(f"archived {name} {version}" + ("" if result.changed else " (already archived)"))
     return 0

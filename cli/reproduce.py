@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bootstrap import Settings
 from cli.output import console
 from domain.audit.reports import recipe_from_metadata
 from domain.errors import InvalidInput
-from settings import Settings
 
 _PRECISION = {"bf16-autocast": "bf16", "fp32": "fp32"}
 

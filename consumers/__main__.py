@@ -13,6 +13,7 @@ import sys
 import structlog
 
 import bootstrap
+from bootstrap import get_settings, settings_or_exit
 from consumers import batch_inference, gate_evaluation, metric_aggregation
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
@@ -22,7 +23,6 @@ from events.dead_letters import DLQ_EVENTS
 from observability import exposition, supervisor, tracing
 from observability.logging import configure_logging
 from observability.metrics import set_role
-from settings import get_settings, settings_or_exit
 
 log = structlog.get_logger("worker")
 GROUPS = {
@@ -81,15 +81,7 @@ async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
     settings = get_settings()
     p = await bootstrap.build_platform(settings)
     evaluator = bootstrap.build_shard_evaluator(p)
-    ctx = WorkerContext(
-        uow=p.uow,
-        queue=p.shard_queue,
-        evaluator=evaluator,
-        datasets=p.datasets,
-        clock=p.clock,
-        latency=bootstrap.build_gate_latency(p, evaluator),
-        shard_size=settings.batch.shard_size,
-    )
+    ctx = WorkerContext(bus=p.worker_bus(evaluator, bootstrap.build_gate_latency(p, evaluator)))
     # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
     try:
         port = exposition.serve_metrics(settings.api.host, settings.observability.metrics_port or 0)

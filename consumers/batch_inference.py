@@ -9,9 +9,8 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from consumers.context import WorkerContext, event_id
-from domain.jobs.aggregate import FailBatchJob, PlanBatchJob
-from domain.jobs.handlers import evaluate_shard, fail_batch_job, plan_batch_job, replan_lost_shards
+from consumers.context import WorkerContext, delivery
+from domain.jobs.commands import EvaluateShard, FailBatchJob, PlanBatchJob, ReplanLostShards
 from events.jobs import BatchJobSubmitted
 from events.streams import JOBS_STREAM, SHARDS_STREAM
 
@@ -28,21 +27,14 @@ async def handle(
     meta = ctx.metadata(GROUP, fields)
     if stream == SHARDS_STREAM:
         job_id, shard = fields[b"job_id"].decode(), int(fields[b"shard"])
-        outcome = await evaluate_shard(
-            job_id, shard, worker=ctx.name, metadata=meta, uow=ctx.uow, evaluator=ctx.evaluator
-        )
+        cmd = EvaluateShard(job_id=job_id, shard=shard, worker=ctx.name, metadata=meta)
+        outcome = await ctx.bus.handle(cmd)
         if not outcome.changed:
             log.info("shard_skipped", job_id=job_id, shard=shard, status=outcome.state.status)
     elif fields.get(b"type") == b"BatchJobSubmitted":
         event = msgspec.json.decode(fields[b"payload"], type=BatchJobSubmitted)
-        outcome = await plan_batch_job(
-            PlanBatchJob(job_id=event.job_id),
-            group=GROUP,
-            event_id=event_id(fields),
-            metadata=meta,
-            uow=ctx.uow,
-            queue=ctx.queue,
-        )
+        plan = PlanBatchJob(job_id=event.job_id, delivery=delivery(GROUP, fields), metadata=meta)
+        outcome = await ctx.bus.handle(plan)
         if outcome.changed:
             log.info("job_planned", job_id=event.job_id, shards=outcome.state.shards)
 
@@ -58,13 +50,13 @@ async def dead_lettered(
     if not job_id:
         return
     where = f"shard {shard}" if shard is not None else "planning"
-    cmd = FailBatchJob(job_id=job_id, reason=f"{where} failed: {reason}", shard=shard)
-    await fail_batch_job(cmd, ctx.metadata(GROUP, fields), ctx.uow)
+    why, meta = f"{where} failed: {reason}", ctx.metadata(GROUP, fields)
+    await ctx.bus.handle(FailBatchJob(job_id=job_id, reason=why, shard=shard, metadata=meta))
 
 
 async def group_created(ctx: WorkerContext, stream: str) -> None:
     """A group recreated on an empty shard stream (Redis lost it): re-plan running jobs."""
     if stream != SHARDS_STREAM:
         return
-    for job_id, shards in (await replan_lost_shards(ctx.uow, ctx.queue)).items():
+    for job_id, shards in (await ctx.bus.handle(ReplanLostShards())).items():
         log.warning("shards_replanned", job_id=job_id, shards=shards)

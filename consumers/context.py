@@ -1,4 +1,4 @@
-"""What the consumer groups of one worker process share: the ports they call, and their name."""
+"""What the consumer groups of one worker process share: the command bus, and their name."""
 
 from __future__ import annotations
 
@@ -7,14 +7,8 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 
-from domain.gates.ports import PairedLatencyMeter
-from domain.ports import (
-    Clock,
-    DatasetCatalog,
-    ShardEvaluator,
-    ShardQueue,
-    UnitOfWorkFactory,
-)
+from domain.bus import MessageBus
+from domain.delivery import Delivery
 from events.base import EventMetadata
 from observability.tracing import current_traceparent
 
@@ -26,16 +20,9 @@ def consumer_name() -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerContext:
-    """The narrow dependencies the group handlers use, built once by the composition root."""
+    """What the group modules use, built once by the composition root (bootstrap.worker)."""
 
-    uow: UnitOfWorkFactory
-    queue: ShardQueue
-    evaluator: ShardEvaluator
-    datasets: DatasetCatalog
-    clock: Clock
-    # The gate-evaluation group's: paired latency runs, and the shard size of the jobs it submits.
-    latency: PairedLatencyMeter | None = None
-    shard_size: int = 1000
+    bus: MessageBus
     name: str = field(default_factory=consumer_name)
 
     def metadata(self, group: str, fields: dict[bytes, bytes]) -> EventMetadata:
@@ -56,3 +43,8 @@ class WorkerContext:
 def event_id(fields: dict[bytes, bytes]) -> uuid.UUID:
     """The event id of a relayed event entry (the dedupe key)."""
     return uuid.UUID(fields[b"event_id"].decode())
+
+
+def delivery(group: str, fields: dict[bytes, bytes]) -> Delivery:
+    """The delivery of a relayed event entry to ``group`` (recorded as processed)."""
+    return Delivery(group=group, event_id=event_id(fields))

@@ -11,18 +11,19 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from consumers.context import WorkerContext, event_id
+from consumers.context import WorkerContext, delivery
 from domain.errors import Conflict
 from domain.gates.aggregate import ERRORED, FAILED, PASSED
-from domain.gates.evaluation import (
-    GateResult,
-    check_gate,
-    fail_gate,
-    gates_waiting_on,
-    on_job_finished,
-    start_gate,
+from domain.gates.commands import (
+    CheckGate,
+    CheckGatesOfJob,
+    FailGate,
+    FailGatesOfJob,
+    PromoteAfterGate,
+    RequestAutomaticGate,
+    StartGate,
 )
-from domain.gates.handlers import auto_gate, auto_promote
+from domain.gates.evaluation import GateResult
 from events.jobs import EvaluationRecorded
 from events.streams import EVAL_STREAM, GATES_STREAM, JOBS_STREAM
 from observability.metrics import instruments
@@ -57,40 +58,19 @@ async def handle(
     """Route an entry to its handler; entries of other types are acknowledged untouched."""
     kind = fields.get(b"type")
     meta = ctx.metadata(GROUP, fields)
-    assert ctx.latency is not None, "the worker builds a latency meter for this group"
     if stream == GATES_STREAM:
         gate_id = str(msgspec.json.decode(fields[b"payload"])["gate_id"])
         if kind == b"GateRequested":
-            report(
-                await start_gate(
-                    gate_id,
-                    metadata=meta,
-                    uow=ctx.uow,
-                    datasets=ctx.datasets,
-                    shard_size=ctx.shard_size,
-                )
-            )
+            report(await ctx.bus.handle(StartGate(gate_id=gate_id, metadata=meta)))
         elif kind == b"GateEvaluationsRequested":
-            report(
-                await check_gate(
-                    gate_id,
-                    group=GROUP,
-                    event_id=event_id(fields),
-                    metadata=meta,
-                    uow=ctx.uow,
-                    latency=ctx.latency,
-                )
-            )
+            check = CheckGate(gate_id=gate_id, delivery=delivery(GROUP, fields), metadata=meta)
+            report(await ctx.bus.handle(check))
         elif kind == b"GateEvaluated":
             try:
-                promoted = await auto_promote(
-                    gate_id,
-                    group=GROUP,
-                    event_id=event_id(fields),
-                    metadata=meta,
-                    uow=ctx.uow,
-                    clock=ctx.clock,
+                promote = PromoteAfterGate(
+                    gate_id=gate_id, delivery=delivery(GROUP, fields), metadata=meta
                 )
+                promoted = await ctx.bus.handle(promote)
             except Conflict as exc:  # the policy refused it: say so, do not retry forever
                 log.warning("auto_promotion_refused", gate_id=gate_id, reason=str(exc))
                 return
@@ -103,27 +83,20 @@ async def handle(
                 )
     elif stream == JOBS_STREAM and kind in JOB_ENDS:
         job_id = str(msgspec.json.decode(fields[b"payload"])["job_id"])
-        for result in await on_job_finished(
-            job_id,
-            group=GROUP,
-            event_id=event_id(fields),
-            metadata=meta,
-            uow=ctx.uow,
-            latency=ctx.latency,
-        ):
+        check = CheckGatesOfJob(job_id=job_id, delivery=delivery(GROUP, fields), metadata=meta)
+        for result in await ctx.bus.handle(check):
             report(result)
     elif stream == EVAL_STREAM and kind == b"EvaluationRecorded":
         e = msgspec.json.decode(fields[b"payload"], type=EvaluationRecorded)
-        gate = await auto_gate(
+        cmd = RequestAutomaticGate(
             model_name=e.model_name,
             model_version=e.model_version,
             dataset_id=e.dataset_id,
             job_id=e.job_id,
-            group=GROUP,
-            event_id=event_id(fields),
+            delivery=delivery(GROUP, fields),
             metadata=meta,
-            uow=ctx.uow,
         )
+        gate = await ctx.bus.handle(cmd)
         if gate is not None:
             log.info(
                 "auto_gate_requested",
@@ -142,13 +115,15 @@ async def dead_lettered(
         payload = msgspec.json.decode(fields.get(b"payload", b"{}"))
     except msgspec.DecodeError:
         return
+    meta = ctx.metadata(GROUP, fields)
+    why = f"the gate-evaluation group gave up on {fields.get(b'type', b'?').decode()}: {reason}"
     if stream == GATES_STREAM and payload.get("gate_id"):
-        gate_ids = [str(payload["gate_id"])]
+        gate_id = str(payload["gate_id"])
+        results = [await ctx.bus.handle(FailGate(gate_id=gate_id, reason=why, metadata=meta))]
     elif stream == JOBS_STREAM and payload.get("job_id"):
-        gate_ids = await gates_waiting_on(str(payload["job_id"]), ctx.uow)
+        job_id = str(payload["job_id"])
+        results = await ctx.bus.handle(FailGatesOfJob(job_id=job_id, reason=why, metadata=meta))
     else:
         return
-    meta = ctx.metadata(GROUP, fields)
-    for gate_id in gate_ids:
-        why = f"the gate-evaluation group gave up on {fields.get(b'type', b'?').decode()}: {reason}"
-        report(await fail_gate(gate_id, why, meta, ctx.uow))
+    for result in results:
+        report(result)

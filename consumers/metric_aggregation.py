@@ -9,8 +9,8 @@ from __future__ import annotations
 import msgspec
 import structlog
 
-from consumers.context import WorkerContext, event_id
-from domain.jobs.handlers import aggregate_batch_job
+from consumers.context import WorkerContext, delivery
+from domain.jobs.commands import AggregateBatchJob
 from events.streams import JOBS_STREAM
 from observability.metrics import instruments
 
@@ -28,15 +28,9 @@ async def handle(
     if fields.get(b"type") not in TRIGGERS:
         return
     job_id = str(msgspec.json.decode(fields[b"payload"])["job_id"])
-    outcome = await aggregate_batch_job(
-        job_id,
-        group=GROUP,
-        event_id=event_id(fields),
-        metadata=ctx.metadata(GROUP, fields),
-        uow=ctx.uow,
-        datasets=ctx.datasets,
-        clock=ctx.clock,
-    )
+    meta = ctx.metadata(GROUP, fields)
+    cmd = AggregateBatchJob(job_id=job_id, delivery=delivery(GROUP, fields), metadata=meta)
+    outcome = await ctx.bus.handle(cmd)
     if outcome.changed:
         job = outcome.state
         wall = (

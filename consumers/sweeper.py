@@ -15,7 +15,7 @@ import structlog
 import bootstrap
 from domain.dead_letters.ports import ShardBacklog
 from domain.errors import ServiceUnavailable
-from domain.jobs.handlers import replan_lost_shards
+from domain.jobs.commands import ReplanLostShards
 from observability.supervisor import Task, every
 
 log = structlog.get_logger("shard-sweeper")
@@ -30,9 +30,8 @@ async def sweep_lost_shards(
         return None
     outstanding = await backlog.outstanding()  # before the jobs are read: see the handler
     idle_before = p.clock.now() - timedelta(seconds=s.batch.shard_sweep_grace_s)
-    replanned = await replan_lost_shards(
-        p.uow, p.shard_queue, outstanding=outstanding, idle_before=idle_before
-    )
+    cmd = ReplanLostShards(outstanding=frozenset(outstanding), idle_before=idle_before)
+    replanned = await p.bus.handle(cmd)
     for job_id, shards in replanned.items():
         log.warning("lost_shards_replanned", job_id=job_id, shards=shards)
     return replanned

@@ -1,5 +1,5 @@
 """Console pages of the registry: the models, one model (versions, timeline, chart, prod at a
-time), and the promote and roll-back forms, which call the same use-case handlers as the API."""
+time), and the promote and roll-back forms, which take the API's own path (api.registry)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from api.auth import event_metadata
-from api.deps import Port
+from api import registry
+from api.deps import Bus, Port
 from api.pages import Cursor
 from api.ui.figures import line_chart
 from api.ui.session import page
@@ -22,10 +22,7 @@ from domain.errors import Conflict, DomainError, InvalidInput
 from domain.gates.ports import GateReader
 from domain.names import MAX_REASON
 from domain.paging.ports import JobPages
-from domain.ports import Clock, RegistryReader, UnitOfWorkFactory
-from domain.registry.commands import PromoteModelVersion, RollbackModel
-from domain.registry.handlers import promote_model_version, rollback_model
-from settings import Settings
+from domain.registry.ports import RegistryReader
 
 Console = Port[ConsoleReader]
 PAGE = 25  # rows per page of versions, timeline and models
@@ -150,9 +147,7 @@ class ModelPages(Controller):
     async def promote(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
-        clock: Port[Clock],
+        bus: Bus,
         queries: Port[RegistryReader],
         name: FromPath[str],
         version: FromPath[str],
@@ -163,10 +158,7 @@ class ModelPages(Controller):
         try:
             if not confirmed or not reason:
                 raise InvalidInput("tick the confirmation and give a reason to promote")
-            cmd = PromoteModelVersion(
-                model_name=name, model_version=version, reason=reason, force=force
-            )
-            await promote_model_version(cmd, event_metadata(request, settings), uow, clock)
+            await registry.promote(bus, request, name, version, reason, force)
         except (InvalidInput, Conflict) as exc:
             v = await queries.get_version(name, version)
             return page(
@@ -203,8 +195,7 @@ class ModelPages(Controller):
     async def rollback(
         self,
         request: Request,
-        settings: Port[Settings],
-        uow: Port[UnitOfWorkFactory],
+        bus: Bus,
         queries: Port[RegistryReader],
         name: FromPath[str],
     ) -> Redirect | Template:
@@ -214,8 +205,7 @@ class ModelPages(Controller):
         try:
             if not confirmed or not reason:
                 raise InvalidInput("tick the confirmation and give a reason to roll back")
-            cmd = RollbackModel(model_name=name, reason=reason)
-            await rollback_model(cmd, event_metadata(request, settings), uow)
+            await registry.roll_back(bus, request, name, reason)
         except (InvalidInput, Conflict) as exc:
             return page(
                 request,

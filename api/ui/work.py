@@ -17,7 +17,7 @@ from domain.errors import Conflict
 from domain.gates import aggregate as gate_rules
 from domain.gates.ports import GateReader
 from domain.jobs import aggregate as job_rules
-from domain.ports import JobReader
+from domain.jobs.ports import JobReader
 
 Console = Port[ConsoleReader]
 POLL_S = 1  # how often a page of unfinished work asks for its news

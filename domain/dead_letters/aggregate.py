@@ -43,14 +43,14 @@ class DeadLetterState:
     dropped_by: str | None = None
 
 
-class RetryDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class ReturnDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """Hand the entry back to its group."""
 
     letter: DeadLetterView
     reason: str | None = None
 
 
-class DropDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+class DiscardDeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     """Discard the entry."""
 
     letter: DeadLetterView
@@ -87,7 +87,7 @@ def fold(history: list[RecordedEvent]) -> DeadLetterState:
     return state
 
 
-def decide(state: DeadLetterState, cmd: RetryDeadLetter | DropDeadLetter) -> list[Event]:
+def decide(state: DeadLetterState, cmd: ReturnDeadLetter | DiscardDeadLetter) -> list[Event]:
     """The event a retry or a drop records (none when it repeats a drop)."""
     letter, reason = cmd.letter, names.check_reason(cmd.reason)
     fields = {
@@ -98,7 +98,7 @@ def decide(state: DeadLetterState, cmd: RetryDeadLetter | DropDeadLetter) -> lis
         "original_id": letter.original_id,
         "reason": reason,
     }
-    if isinstance(cmd, DropDeadLetter):
+    if isinstance(cmd, DiscardDeadLetter):
         return [] if state.dropped_by else [DeadLetterDropped(**fields)]
     if state.dropped_by:
         raise Conflict(f"dead letter {letter.entry_id} was dropped by {state.dropped_by}")

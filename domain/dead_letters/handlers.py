@@ -9,25 +9,25 @@ from __future__ import annotations
 
 from domain.dead_letters.aggregate import (
     DeadLetterView,
-    DropDeadLetter,
-    RetryDeadLetter,
+    DiscardDeadLetter,
+    ReturnDeadLetter,
     decide,
     parse_id,
 )
-from domain.dead_letters.ports import DeadLetterLog, DeadLetterQueue
+from domain.dead_letters.commands import DropDeadLetter, ListDeadLetters, RetryDeadLetter
+from domain.dead_letters.ports import DeadLetterPorts, DeadLetterQueue
 from domain.errors import Conflict, InvalidInput, NotFound
 from events.base import EventMetadata, RecordedEvent
 
 MAX_LIST = 10_000
 
 
-async def list_dead_letters(
-    queue: DeadLetterQueue, stream: str | None, limit: int
-) -> list[DeadLetterView]:
+async def list_dead_letters(query: ListDeadLetters, ports: DeadLetterPorts) -> list[DeadLetterView]:
     """Dead letters of one stream or of all, oldest first, with their reasons."""
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
+    limit = query.limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIST}")
-    return await queue.list(stream, limit)
+    return await ports.queue.list(query.stream, limit)
 
 
 async def _letter(queue: DeadLetterQueue, raw_id: str) -> DeadLetterView:
@@ -42,42 +42,40 @@ async def _letter(queue: DeadLetterQueue, raw_id: str) -> DeadLetterView:
 
 
 async def _record(
-    log: DeadLetterLog,
+    ports: DeadLetterPorts,
     letter: DeadLetterView,
-    command: RetryDeadLetter | DropDeadLetter,
+    decision: ReturnDeadLetter | DiscardDeadLetter,
     metadata: EventMetadata,
 ) -> list[RecordedEvent]:
-    """Load the dead letter's stream, decide the command, save what it decided."""
-    state = await log.load(letter.dlq_stream, letter.entry_id)
-    events = decide(state, command)
-    return await log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
+    """Load the dead letter's stream, decide, save what it decided."""
+    state = await ports.log.load(letter.dlq_stream, letter.entry_id)
+    events = decide(state, decision)
+    return await ports.log.save(letter.dlq_stream, letter.entry_id, state, events, metadata)
 
 
 async def retry_dead_letter(
-    raw_id: str,
-    reason: str | None,
-    metadata: EventMetadata,
-    *,
-    queue: DeadLetterQueue,
-    log: DeadLetterLog,
+    cmd: RetryDeadLetter, ports: DeadLetterPorts
 ) -> tuple[DeadLetterView, list[RecordedEvent]]:
     """Record that the entry goes back to its group (which then handles it again)."""
-    letter = await _letter(queue, raw_id)
-    return letter, await _record(
-        log, letter, RetryDeadLetter(letter=letter, reason=reason), metadata
-    )
+    letter = await _letter(ports.queue, cmd.dead_letter_id)
+    decision = ReturnDeadLetter(letter=letter, reason=cmd.reason)
+    return letter, await _record(ports, letter, decision, cmd.metadata)
 
 
 async def drop_dead_letter(
-    raw_id: str,
-    reason: str | None,
-    metadata: EventMetadata,
-    *,
-    queue: DeadLetterQueue,
-    log: DeadLetterLog,
+    cmd: DropDeadLetter, ports: DeadLetterPorts
 ) -> tuple[DeadLetterView, list[RecordedEvent]]:
     """Record that the entry is discarded, then remove it from its DLQ stream."""
-    letter = await _letter(queue, raw_id)
-    recorded = await _record(log, letter, DropDeadLetter(letter=letter, reason=reason), metadata)
-    await queue.remove(letter.dlq_stream, letter.entry_id)
+    letter = await _letter(ports.queue, cmd.dead_letter_id)
+    decision = DiscardDeadLetter(letter=letter, reason=cmd.reason)
+    recorded = await _record(ports, letter, decision, cmd.metadata)
+    await ports.queue.remove(letter.dlq_stream, letter.entry_id)
     return letter, recorded
+
+
+HANDLERS = {
+    RetryDeadLetter: retry_dead_letter,
+    DropDeadLetter: drop_dead_letter,
+    ListDeadLetters: list_dead_letters,
+}
+"""Which handler answers each dead-letter command (the message bus routes by command type)."""

@@ -3,6 +3,7 @@ dead-letter streams and each dead letter's history."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from domain.dead_letters.aggregate import DeadLetterState, DeadLetterView
@@ -54,3 +55,11 @@ class DeadLetterLog(Protocol):
     ) -> list[RecordedEvent]:
         """Append at ``state.stream_version``."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadLetterPorts:
+    """What the dead-letter handlers use: the DLQ streams and each dead letter's log."""
+
+    queue: DeadLetterQueue
+    log: DeadLetterLog

@@ -7,11 +7,11 @@ import uuid
 from domain import names
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.gates.commands import (
+    EndGate,
     EvaluateGate,
-    FailGate,
     GateCommand,
+    OpenGate,
     RecordGateEvaluations,
-    RequestGate,
 )
 from domain.gates.state import (
     ERRORED,
@@ -44,12 +44,12 @@ __all__ = [
     "PASSED",
     "REQUESTED",
     "TERMINAL",
+    "EndGate",
     "EvaluateGate",
-    "FailGate",
     "GateCommand",
     "GateState",
+    "OpenGate",
     "RecordGateEvaluations",
-    "RequestGate",
     "check_gate_id",
     "decide_gate",
     "evaluate_checks",
@@ -65,7 +65,7 @@ _JOB_NAMESPACE = uuid.UUID("6d1f7c1e-5b1a-4d7e-9a61-0c6f4a9e2b37")
 
 def decide_gate(state: GateState, command: GateCommand) -> list[Event]:
     """Check a command against the gate; return the events it causes (empty if a repeat)."""
-    if isinstance(command, RequestGate):
+    if isinstance(command, OpenGate):
         return _request(state, command)
     if not state.exists:
         raise NotFound(f"unknown gate {state.gate_id!r}")
@@ -87,7 +87,7 @@ def decide_gate(state: GateState, command: GateCommand) -> list[Event]:
             ]
         case EvaluateGate():
             return [judge(state, command)]
-        case FailGate():
+        case EndGate():
             reason = (command.reason or "").strip() or "the gate could not be evaluated"
             return [GateErrored(gate_id=state.gate_id, reason=reason[: names.MAX_REASON])]
     raise InvalidInput(f"unknown command {type(command).__name__}")
@@ -107,7 +107,7 @@ def check_gate_id(gate_id: str) -> str:
     return gate_id
 
 
-def _request(state: GateState, cmd: RequestGate) -> list[Event]:
+def _request(state: GateState, cmd: OpenGate) -> list[Event]:
     names.check_model_name(cmd.model_name)
     names.check_version(cmd.candidate_version)
     names.check_version(cmd.baseline_version)

@@ -8,30 +8,27 @@ event or a restarted worker never records a second one.
 
 from __future__ import annotations
 
-import uuid
-
 import msgspec
 
+from domain.delivery import Delivery
 from domain.errors import IntegrityError, InvalidInput, NotFound
 from domain.gates.aggregate import (
+    EndGate,
     EvaluateGate,
-    FailGate,
     GateCommand,
     GateState,
     RecordGateEvaluations,
     decide_gate,
     evaluation_job_id,
 )
-from domain.gates.ports import PairedLatencyMeter
+from domain.gates.commands import CheckGate, CheckGatesOfJob, FailGate, FailGatesOfJob, StartGate
+from domain.gates.ports import GatePorts, VerdictPorts
 from domain.jobs.aggregate import CANCELLED, SUCCEEDED, JobState
 from domain.jobs.aggregate import FAILED as JOB_FAILED
+from domain.jobs.commands import SubmitBatchJob
 from domain.jobs.handlers import submit_batch_job
-from domain.ports import (
-    DatasetCatalog,
-    ShardResult,
-    UnitOfWork,
-    UnitOfWorkFactory,
-)
+from domain.jobs.store import ShardResult
+from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.registry.decisions import ModelState
 from domain.transactions import in_transaction
 from events.base import EventMetadata
@@ -52,14 +49,16 @@ async def _decide(
     gate_id: str,
     cmd: GateCommand,
     metadata: EventMetadata,
-    processed: tuple[str, uuid.UUID] | None = None,
+    processed: Delivery | None = None,
 ) -> GateResult:
     """Load, decide, save (with the processed row when given); retried on a lost race."""
 
     async def work(tx: UnitOfWork) -> GateResult:
         state = await tx.gates.load(gate_id)
         events = decide_gate(state, cmd)
-        if not events or (processed and not await tx.mark_processed(*processed)):
+        if not events or (
+            processed and not await tx.mark_processed(processed.group, processed.event_id)
+        ):
             return GateResult(state=state, changed=False)
         await tx.gates.save(state, events, metadata)
         return GateResult(state=state, changed=True)
@@ -67,11 +66,15 @@ async def _decide(
     return await in_transaction(uow, work, f"gate {gate_id}")
 
 
-async def fail_gate(
-    gate_id: str, reason: str, metadata: EventMetadata, uow: UnitOfWorkFactory
+async def _fail(
+    uow: UnitOfWorkFactory, gate_id: str, reason: str, metadata: EventMetadata
 ) -> GateResult:
+    return await _decide(uow, gate_id, EndGate(gate_id=gate_id, reason=reason), metadata)
+
+
+async def fail_gate(cmd: FailGate, ports: GatePorts | VerdictPorts) -> GateResult:
     """End a gate as errored with the reason (nothing if it already has a verdict)."""
-    return await _decide(uow, gate_id, FailGate(gate_id=gate_id, reason=reason), metadata)
+    return await _fail(ports.uow, cmd.gate_id, cmd.reason, cmd.metadata)
 
 
 def missing_version(model: ModelState | None, gate: GateState) -> str | None:
@@ -91,20 +94,20 @@ def reusable_job(model: ModelState, version: str, dataset_id: str) -> str | None
     return job_id if isinstance(job_id, str) else None
 
 
-async def start_gate(
-    gate_id: str,
-    *,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-    datasets: DatasetCatalog,
-    shard_size: int,
-) -> GateResult:
+async def fail_gates_of_job(cmd: FailGatesOfJob, ports: GatePorts) -> list[GateResult]:
+    """End every gate still waiting on a job as errored, with the reason."""
+    waiting = await gates_waiting_on(cmd.job_id, ports.uow)
+    return [await _fail(ports.uow, gate_id, cmd.reason, cmd.metadata) for gate_id in waiting]
+
+
+async def start_gate(cmd: StartGate, ports: GatePorts) -> GateResult:
     """On GateRequested: record which jobs the gate compares, then submit the missing ones.
 
     Recorded evaluations on the dataset are reused. Missing ones get deterministic job ids, which
     are recorded before the jobs are submitted: a crash in between resubmits the same jobs, and an
     evaluation a gate submitted is known as the gate's (so it starts no automatic gate).
     """
+    gate_id, metadata, uow = cmd.gate_id, cmd.metadata, ports.uow
     async with uow() as tx:
         gate = await tx.gates.load(gate_id)
         model = await tx.models.load(gate.model_name) if gate.exists else None
@@ -115,11 +118,11 @@ async def start_gate(
         problem = missing_version(model, gate)
         if problem is None:
             try:
-                await datasets.size(gate.dataset_id)
+                await ports.datasets.size(gate.dataset_id)
             except InvalidInput as exc:
                 problem = f"dataset {gate.dataset_id!r} cannot be read: {exc}"
         if problem is not None:
-            return await fail_gate(gate_id, problem, metadata, uow)
+            return await _fail(uow, gate_id, problem, metadata)
         assert model is not None
         jobs, submitted = {}, []
         for version in dict.fromkeys((gate.candidate_version, gate.baseline_version)):
@@ -127,13 +130,13 @@ async def start_gate(
             if jobs[version] is None:
                 jobs[version] = evaluation_job_id(gate_id, version)
                 submitted.append(jobs[version])
-        cmd = RecordGateEvaluations(
+        record = RecordGateEvaluations(
             gate_id=gate_id,
             candidate_job_id=jobs[gate.candidate_version],
             baseline_job_id=jobs[gate.baseline_version],
             submitted=submitted,
         )
-        result = await _decide(uow, gate_id, cmd, metadata)
+        result = await _decide(uow, gate_id, record, metadata)
         gate, changed = result.state, result.changed
     for job_id in gate.submitted:
         version = (
@@ -144,20 +147,19 @@ async def start_gate(
         if exists:
             continue
         try:
-            await submit_batch_job(
+            submit = SubmitBatchJob(
                 model_name=gate.model_name,
                 dataset_id=gate.dataset_id,
                 batch_size=EVALUATION_BATCH,
                 model_version=version,
-                shard_size=shard_size,
-                metadata=metadata,
-                uow=uow,
-                datasets=datasets,
                 job_id=job_id,
+                limited=False,  # the platform's own evaluations: no key's quota counts them
+                metadata=metadata,
             )
+            await submit_batch_job(submit, ports.jobs)
         except (InvalidInput, NotFound) as exc:
             reason = f"the evaluation of {version} could not be submitted: {exc}"
-            return await fail_gate(gate_id, reason, metadata, uow)
+            return await _fail(uow, gate_id, reason, metadata)
     return GateResult(state=gate, changed=changed)
 
 
@@ -175,20 +177,13 @@ def _job_problem(job: JobState, version: str) -> str | None:
     return None
 
 
-async def check_gate(
-    gate_id: str,
-    *,
-    group: str,
-    event_id: uuid.UUID,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-    latency: PairedLatencyMeter,
-) -> GateResult:
+async def check_gate(cmd: CheckGate, ports: VerdictPorts) -> GateResult:
     """When a job the gate waits on finishes (or the gate recorded its jobs): judge if both are in.
 
     A failed or cancelled job ends the gate as errored; with both succeeded, the paired
     predictions and a paired latency run become the verdict, recorded with the processed row.
     """
+    gate_id, metadata, uow = cmd.gate_id, cmd.metadata, ports.uow
     async with uow() as tx:
         gate = await tx.gates.load(gate_id)
         if not gate.exists or gate.finished or gate.candidate_job_id is None:
@@ -199,22 +194,22 @@ async def check_gate(
         model = await tx.models.load(gate.model_name)
     for job, version in ((candidate, gate.candidate_version), (baseline, gate.baseline_version)):
         if problem := _job_problem(job, version):
-            return await fail_gate(gate_id, problem, metadata, uow)
+            return await _fail(uow, gate_id, problem, metadata)
     if candidate.status != SUCCEEDED or baseline.status != SUCCEEDED:
         return GateResult(state=gate, changed=False)  # the other job's completion comes later
     if problem := missing_version(model, gate):
-        return await fail_gate(gate_id, problem, metadata, uow)
+        return await _fail(uow, gate_id, problem, metadata)
     async with uow() as tx:
         cand_labels, cand_preds = _in_dataset_order(await tx.jobs.shard_results(candidate.job_id))
         base_labels, base_preds = _in_dataset_order(await tx.jobs.shard_results(baseline.job_id))
     versions = model.versions
     try:
-        run = await latency.measure(
+        run = await ports.latency.measure(
             versions[gate.baseline_version], versions[gate.candidate_version], gate.dataset_id
         )
     except (InvalidInput, NotFound, IntegrityError) as exc:
-        return await fail_gate(gate_id, f"the paired latency run failed: {exc}", metadata, uow)
-    cmd = EvaluateGate(
+        return await _fail(uow, gate_id, f"the paired latency run failed: {exc}", metadata)
+    verdict = EvaluateGate(
         gate_id=gate_id,
         baseline_labels=base_labels,
         candidate_labels=cand_labels,
@@ -226,8 +221,7 @@ async def check_gate(
         latency_order=run.order,
     )
     # One event may check several gates: each gets its own processed key.
-    key = uuid.uuid5(event_id, gate_id)
-    return await _decide(uow, gate_id, cmd, metadata, processed=(group, key))
+    return await _decide(uow, gate_id, verdict, metadata, processed=cmd.delivery.part(gate_id))
 
 
 async def gates_waiting_on(job_id: str, uow: UnitOfWorkFactory) -> list[str]:
@@ -236,19 +230,11 @@ async def gates_waiting_on(job_id: str, uow: UnitOfWorkFactory) -> list[str]:
         return await tx.gates.waiting_on(job_id)
 
 
-async def on_job_finished(
-    job_id: str,
-    *,
-    group: str,
-    event_id: uuid.UUID,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-    latency: PairedLatencyMeter,
-) -> list[GateResult]:
+async def on_job_finished(cmd: CheckGatesOfJob, ports: VerdictPorts) -> list[GateResult]:
     """A job completed, failed or was cancelled: check every gate that waits on it."""
     return [
         await check_gate(
-            gate_id, group=group, event_id=event_id, metadata=metadata, uow=uow, latency=latency
+            CheckGate(gate_id=gate_id, delivery=cmd.delivery, metadata=cmd.metadata), ports
         )
-        for gate_id in await gates_waiting_on(job_id, uow)
+        for gate_id in await gates_waiting_on(cmd.job_id, ports.uow)
     ]

@@ -1,76 +1,97 @@
 """Gate use cases asked for by people and by events: request, policy, automatic gate, promotion.
 
 The evaluation itself (submit or reuse the batch jobs, judge the verdict) lives in
-``domain.gates.evaluation``; the ``gate-evaluation`` consumer group calls both.
+``domain.gates.evaluation``; ``HANDLERS`` routes every gate command to its handler.
 """
 
 from __future__ import annotations
 
 import uuid
 
+import msgspec
+
 from domain import names
 from domain.errors import InvalidInput, NotFound
-from domain.gates.aggregate import GateState, RequestGate, check_gate_id, decide_gate
+from domain.gates.aggregate import GateState, OpenGate, check_gate_id, decide_gate
+from domain.gates.commands import (
+    CheckGate,
+    CheckGatesOfJob,
+    FailGate,
+    FailGatesOfJob,
+    GetGatePolicy,
+    PromoteAfterGate,
+    RequestAutomaticGate,
+    RequestGate,
+    StartGate,
+)
+from domain.gates.evaluation import (
+    check_gate,
+    fail_gate,
+    fail_gates_of_job,
+    on_job_finished,
+    start_gate,
+)
+from domain.gates.ports import GatePorts
 from domain.gates.triggers import auto_gate_request, auto_promotion
-from domain.ports import Clock, DatasetCatalog, UnitOfWork, UnitOfWorkFactory
+from domain.ports import UnitOfWork
 from domain.registry.commands import SetGatePolicy
 from domain.registry.decisions import ModelState, decide
 from domain.registry.handlers import change_model
 from domain.transactions import CommandResult, in_transaction
-from events.base import EventMetadata
 from events.gates import GatePolicy
 
 
-async def request_gate(
-    *,
-    model_name: str,
-    candidate_version: str,
-    baseline_version: str,
-    dataset_id: str | None,
-    reason: str | None = None,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-    datasets: DatasetCatalog,
-    gate_id: str | None = None,
-) -> GateState:
-    """Record GateRequested for a comparison; the gate-evaluation group does the rest.
-
-    Without ``dataset_id`` the gate uses a dataset both versions were evaluated on. The same
-    version as candidate and baseline is legal (it must pass: delta 0, p-value 1).
-    """
-    names.check_model_name(model_name)
-    names.check_version(candidate_version)
-    names.check_version(baseline_version)
-    async with uow() as tx:
-        model = await tx.models.load(model_name)
+def _resolve(model: ModelState, cmd: RequestGate) -> str:
+    """Check the model and both versions; the dataset the gate compares them on."""
     if not model.exists:
-        raise NotFound(f"unknown model {model_name!r} (`just list` shows the registered models)")
-    for version in (candidate_version, baseline_version):
+        raise NotFound(
+            f"unknown model {cmd.model_name!r} (`just list` shows the registered models)"
+        )
+    for version in (cmd.candidate_version, cmd.baseline_version):
         if version not in model.versions:
             known = ", ".join(model.versions)
-            raise NotFound(f"model {model_name!r} has no version {version!r} (known: {known})")
+            raise NotFound(f"model {cmd.model_name!r} has no version {version!r} (known: {known})")
+    dataset_id = cmd.dataset_id
     if dataset_id is None:
-        dataset_id = shared_dataset(model, candidate_version, baseline_version)
-    elif not isinstance(dataset_id, str) or not dataset_id.strip():
+        return shared_dataset(model, cmd.candidate_version, cmd.baseline_version)
+    if not isinstance(dataset_id, str) or not dataset_id.strip():
         raise InvalidInput("dataset_id must be a non-empty string, e.g. fashion_mnist_10000")
+    return dataset_id
+
+
+async def request_gate(cmd: RequestGate, ports: GatePorts) -> GateState:
+    """Record GateRequested for a comparison; the gate-evaluation group does the rest.
+
+    The same version as candidate and baseline is legal (it must pass: delta 0, p-value 1).
+    The model, the versions and the policy's thresholds are read again in the transaction that
+    records the gate; the dataset is sized before it (the catalogue reads files in a thread).
+    """
+    names.check_model_name(cmd.model_name)
+    names.check_version(cmd.candidate_version)
+    names.check_version(cmd.baseline_version)
+    async with ports.uow() as tx:
+        dataset_id = _resolve(await tx.models.load(cmd.model_name), cmd)
     names.check_text(dataset_id, "dataset_id")
-    await datasets.size(dataset_id)  # InvalidInput listing the datasets that exist here
-    cmd = RequestGate(
-        gate_id=gate_id or str(uuid.uuid4()),
-        model_name=model_name,
-        candidate_version=candidate_version,
-        baseline_version=baseline_version,
-        dataset_id=dataset_id,
-        thresholds=model.policy.thresholds,
-        reason=reason,
-    )
+    await ports.datasets.size(dataset_id)  # InvalidInput listing the datasets that exist here
+    gate_id = cmd.gate_id or str(uuid.uuid4())
 
     async def work(tx: UnitOfWork) -> GateState:
-        state = await tx.gates.load(cmd.gate_id)
-        await tx.gates.save(state, decide_gate(state, cmd), metadata)
+        model = await tx.models.load(cmd.model_name)
+        _resolve(model, msgspec.structs.replace(cmd, dataset_id=dataset_id))
+        opened = OpenGate(
+            gate_id=gate_id,
+            model_name=cmd.model_name,
+            candidate_version=cmd.candidate_version,
+            baseline_version=cmd.baseline_version,
+            dataset_id=dataset_id,
+            thresholds=model.policy.thresholds,
+            reason=cmd.reason,
+        )
+        state = await tx.gates.load(gate_id)
+        await tx.gates.save(state, decide_gate(state, opened), cmd.metadata)
         return state
 
-    return await in_transaction(uow, work, f"gate {cmd.gate_id}")
+    return await in_transaction(ports.uow, work, f"gate {gate_id}")
 
 
 def shared_dataset(model: ModelState, candidate: str, baseline: str) -> str:
@@ -94,38 +115,22 @@ def shared_dataset(model: ModelState, candidate: str, baseline: str) -> str:
     )
 
 
-async def set_gate_policy(
-    model_name: str,
-    policy: GatePolicy,
-    reason: str | None,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-) -> CommandResult:
+async def set_gate_policy(cmd: SetGatePolicy, ports: GatePorts) -> CommandResult:
     """Replace a model's gate policy (GatePolicySet on the model's stream; a repeat records nothing)."""
-    cmd = SetGatePolicy(model_name=names.check_model_name(model_name), policy=policy, reason=reason)
-    return await change_model(cmd, metadata, uow)
+    checked = msgspec.structs.replace(cmd, model_name=names.check_model_name(cmd.model_name))
+    return await change_model(checked, cmd.metadata, ports.uow)
 
 
-async def gate_policy(model_name: str, uow: UnitOfWorkFactory) -> GatePolicy:
+async def gate_policy(query: GetGatePolicy, ports: GatePorts) -> GatePolicy:
     """A model's current gate policy; NotFound for an unknown model."""
-    async with uow() as tx:
-        model = await tx.models.load(names.check_model_name(model_name))
+    async with ports.uow() as tx:
+        model = await tx.models.load(names.check_model_name(query.model_name))
     if not model.exists:
-        raise NotFound(f"unknown model {model_name!r}")
+        raise NotFound(f"unknown model {query.model_name!r}")
     return model.policy
 
 
-async def auto_gate(
-    *,
-    model_name: str,
-    model_version: str,
-    dataset_id: str,
-    job_id: str,
-    group: str,
-    event_id: uuid.UUID,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-) -> GateState | None:
+async def auto_gate(cmd: RequestAutomaticGate, ports: GatePorts) -> GateState | None:
     """After an evaluation: gate a staging version against prod when the policy says so.
 
     Jobs a gate submitted start nothing (that gate is already running); the gate id is derived
@@ -133,43 +138,53 @@ async def auto_gate(
     """
 
     async def work(tx: UnitOfWork) -> GateState | None:
-        model = await tx.models.load(model_name)
-        from_gate = await tx.gates.submitted_by(job_id) is not None
-        cmd = auto_gate_request(model, model_version, dataset_id, job_id, from_gate)
-        if cmd is None or not await tx.mark_processed(group, event_id):
+        model = await tx.models.load(cmd.model_name)
+        from_gate = await tx.gates.submitted_by(cmd.job_id) is not None
+        opened = auto_gate_request(model, cmd.model_version, cmd.dataset_id, cmd.job_id, from_gate)
+        if opened is None or not await tx.mark_processed(cmd.delivery.group, cmd.delivery.event_id):
             return None
-        state = await tx.gates.load(cmd.gate_id)
-        recorded = await tx.gates.save(state, decide_gate(state, cmd), metadata)
+        state = await tx.gates.load(opened.gate_id)
+        recorded = await tx.gates.save(state, decide_gate(state, opened), cmd.metadata)
         return state if recorded else None
 
-    return await in_transaction(uow, work, f"model {model_name!r}")
+    return await in_transaction(ports.uow, work, f"model {cmd.model_name!r}")
 
 
-async def auto_promote(
-    gate_id: str,
-    *,
-    group: str,
-    event_id: uuid.UUID,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-    clock: Clock,
-) -> CommandResult | None:
+async def auto_promote(cmd: PromoteAfterGate, ports: GatePorts) -> CommandResult | None:
     """After a PASS: promote the candidate when the policy has auto_promote on (gate id as cause).
 
     Nothing happens once prod moved away from the gate's baseline or the candidate left staging;
     a promotion the policy refuses raises Conflict naming why.
     """
-    check_gate_id(gate_id)
+    check_gate_id(cmd.gate_id)
 
     async def work(tx: UnitOfWork) -> CommandResult | None:
-        gate = await tx.gates.load(gate_id)
+        gate = await tx.gates.load(cmd.gate_id)
         if not gate.exists:
             return None
         model = await tx.models.load(gate.model_name)
-        cmd = auto_promotion(model, gate, clock.now())
-        if cmd is None or not await tx.mark_processed(group, event_id):
+        promote = auto_promotion(model, gate, ports.clock.now(), cmd.metadata)
+        if promote is None or not await tx.mark_processed(
+            cmd.delivery.group, cmd.delivery.event_id
+        ):
             return None
-        recorded = await tx.models.save(model, decide(model, cmd), metadata)
+        recorded = await tx.models.save(model, decide(model, promote), cmd.metadata)
         return CommandResult(state=model, recorded=recorded)
 
-    return await in_transaction(uow, work, f"gate {gate_id}")
+    return await in_transaction(ports.uow, work, f"gate {cmd.gate_id}")
+
+
+HANDLERS = {
+    RequestGate: request_gate,
+    SetGatePolicy: set_gate_policy,
+    GetGatePolicy: gate_policy,
+    StartGate: start_gate,
+    FailGate: fail_gate,
+    FailGatesOfJob: fail_gates_of_job,
+    RequestAutomaticGate: auto_gate,
+    PromoteAfterGate: auto_promote,
+}
+"""The gate commands a GatePorts serves (the message bus routes by command type)."""
+
+VERDICT_HANDLERS = {CheckGate: check_gate, CheckGatesOfJob: on_job_finished}
+"""The gate commands that judge: they need a worker's paired latency meter (VerdictPorts)."""

@@ -1,42 +1,16 @@
-"""Ports of regression gates: the gate store in the unit of work, paired latency, the read side."""
+"""Ports of regression gates: paired latency, the read side, and the ports its handlers take."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import msgspec
 
-from domain.gates.aggregate import GateState
 from domain.gates.views import GateView
-from domain.registry.decisions import VersionState
-from domain.registry.gate_policy import GateOutcome
-from events.base import Event, EventMetadata, RecordedEvent
-
-
-class GateStore(Protocol):
-    """Regression gates: their streams, and lookups on the gates projection."""
-
-    async def load(self, gate_id: str) -> GateState:
-        """The gate's state folded from its stream (empty state if unknown)."""
-        ...
-
-    async def save(
-        self, state: GateState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append at ``state.stream_version`` (ConcurrencyConflict if stale) and project."""
-        ...
-
-    async def outcomes(self, model_name: str, candidate_version: str) -> list[GateOutcome]:
-        """Finished gates of one candidate version (for the promotion rule)."""
-        ...
-
-    async def waiting_on(self, job_id: str) -> list[str]:
-        """Ids of gates still evaluating that compare the predictions of ``job_id``."""
-        ...
-
-    async def submitted_by(self, job_id: str) -> str | None:
-        """The gate that submitted evaluation job ``job_id``, if a gate did."""
-        ...
+from domain.jobs.ports import DatasetCatalog, JobPorts
+from domain.ports import Clock, UnitOfWorkFactory
+from domain.registry.state import VersionState
 
 
 class LatencyRun(msgspec.Struct, frozen=True, kw_only=True):
@@ -70,3 +44,21 @@ class GateReader(Protocol):
     ) -> tuple[list[GateView], str | None]:
         """A model's gates, newest first, a page at a time, and the next page's cursor."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatePorts:
+    """What the gate handlers use; ``jobs`` submits the evaluations a gate needs."""
+
+    uow: UnitOfWorkFactory
+    datasets: DatasetCatalog
+    clock: Clock
+    jobs: JobPorts
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerdictPorts:
+    """What judging a gate uses: the paired latency run needs a worker's models."""
+
+    uow: UnitOfWorkFactory
+    latency: PairedLatencyMeter

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 
 from domain.gates.aggregate import PASSED, GateState
-from domain.gates.commands import RequestGate
+from domain.gates.commands import OpenGate
 from domain.registry.commands import PromoteModelVersion
 from domain.registry.state import STAGING, ModelState
+from events.base import EventMetadata
 
 # Namespace of automatic gate ids: one evaluation job starts at most one gate, even redelivered.
 _AUTO_NAMESPACE = uuid.UUID("0b8e1c52-3f0e-4a57-8f3a-5f7f6c2d9a11")
@@ -21,7 +22,7 @@ def auto_gate_id(job_id: str) -> str:
 
 def auto_gate_request(
     model: ModelState, model_version: str, dataset_id: str, job_id: str, from_gate: bool
-) -> RequestGate | None:
+) -> OpenGate | None:
     """The gate to start after ``job_id`` evaluated a version, or None.
 
     A staging version evaluated while the model has another prod version is gated against prod
@@ -33,7 +34,7 @@ def auto_gate_request(
         return None
     if version.status != STAGING or model.prod is None or model.prod == model_version:
         return None
-    return RequestGate(
+    return OpenGate(
         gate_id=auto_gate_id(job_id),
         model_name=model.model_name,
         candidate_version=model_version,
@@ -46,7 +47,9 @@ def auto_gate_request(
     )
 
 
-def auto_promotion(model: ModelState, gate: GateState, now: datetime) -> PromoteModelVersion | None:
+def auto_promotion(
+    model: ModelState, gate: GateState, now: datetime, metadata: EventMetadata
+) -> PromoteModelVersion | None:
     """The promotion a PASS causes when the policy has ``auto_promote`` on, or None.
 
     Only while the gate's baseline is still prod and the candidate is still in staging.
@@ -63,5 +66,6 @@ def auto_promotion(model: ModelState, gate: GateState, now: datetime) -> Promote
         gate_id=gate.gate_id,
         gates=(outcome,),
         now=now,
+        metadata=metadata,
         reason=f"automatic promotion: gate {gate.gate_id} passed",
     )

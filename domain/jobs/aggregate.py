@@ -9,7 +9,17 @@ from typing import Any
 
 import msgspec
 
-from domain.errors import Conflict, InvalidInput
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.jobs.commands import (
+    DEFAULT_SHARD_SIZE,
+    CancelBatchJob,
+    CompleteBatchJob,
+    CompleteShard,
+    FailBatchJob,
+    JobCommand,
+    PlanBatchJob,
+    RecordSubmission,
+)
 from events.base import Event, RecordedEvent
 from events.jobs import (
     BatchJobCancelled,
@@ -29,62 +39,6 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = (
 )
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 MIN_BATCH, MAX_BATCH = 1, 4096
-DEFAULT_SHARD_SIZE = 1000
-
-
-class SubmitBatchJob(msgspec.Struct, frozen=True, kw_only=True):
-    """Evaluate a model version over a dataset."""
-
-    job_id: str
-    model_name: str
-    model_version: str
-    dataset_id: str
-    total: int
-    batch_size: int
-    shard_size: int = DEFAULT_SHARD_SIZE
-
-
-class PlanBatchJob(msgspec.Struct, frozen=True, kw_only=True):
-    """Record that the shards were dispatched."""
-
-    job_id: str
-
-
-class CompleteShard(msgspec.Struct, frozen=True, kw_only=True):
-    """Record one shard's completion."""
-
-    job_id: str
-    shard: int
-    images: int
-    worker: str
-
-
-class CompleteBatchJob(msgspec.Struct, frozen=True, kw_only=True):
-    """Record the aggregated metrics."""
-
-    job_id: str
-    metrics: dict[str, Any]
-    duration_s: float
-
-
-class FailBatchJob(msgspec.Struct, frozen=True, kw_only=True):
-    """Mark the job failed."""
-
-    job_id: str
-    reason: str
-    shard: int | None = None
-
-
-class CancelBatchJob(msgspec.Struct, frozen=True, kw_only=True):
-    """Stop the job."""
-
-    job_id: str
-    reason: str | None = None
-
-
-JobCommand = (
-    SubmitBatchJob | PlanBatchJob | CompleteShard | CompleteBatchJob | FailBatchJob | CancelBatchJob
-)
 
 
 @dataclass
@@ -177,7 +131,7 @@ def check_shard_limit(total: int, shard_size: int, max_shards: int | None, datas
 def decide_job(state: JobState, cmd: JobCommand) -> list[Event]:
     """The events a command causes (empty when it is a harmless repeat)."""
     match cmd:
-        case SubmitBatchJob():
+        case RecordSubmission():
             if state.exists:
                 raise Conflict(f"job {cmd.job_id} already exists")
             if not MIN_BATCH <= cmd.batch_size <= MAX_BATCH:
@@ -218,8 +172,6 @@ def decide_job(state: JobState, cmd: JobCommand) -> list[Event]:
             return [BatchJobFailed(job_id=state.job_id, reason=cmd.reason, shard=cmd.shard)]
         case CancelBatchJob():
             if not state.exists:
-                from domain.errors import NotFound
-
                 raise NotFound(f"unknown job {cmd.job_id!r}")
             if state.status == CANCELLED:
                 return []

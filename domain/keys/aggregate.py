@@ -10,6 +10,7 @@ import msgspec
 
 from domain import names
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.keys.commands import IssueApiKey, KeyCommand, RevokeApiKey
 from events.base import Event, RecordedEvent
 from events.keys import ROLES, ApiKeyCreated, ApiKeyRevoked
 
@@ -53,25 +54,6 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """Issue a key (by its hash) to a name with a role."""
-
-    key_name: str
-    role: str
-    key_hash: str
-    reason: str | None = None
-
-
-class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """Stop a name's key from working."""
-
-    key_name: str
-    reason: str | None = None
-
-
-KeyCommand = CreateApiKey | RevokeApiKey
-
-
 class ApiKeyState(msgspec.Struct, kw_only=True):
     """A key name's state, folded from its stream."""
 
@@ -92,7 +74,7 @@ def decide_key(state: ApiKeyState, command: KeyCommand) -> list[Event]:
     check_key_name(command.key_name)
     reason = names.check_reason(command.reason)
     match command:
-        case CreateApiKey():
+        case IssueApiKey():
             check_role(command.role)
             if not re.fullmatch(r"[0-9a-f]{64}", command.key_hash):
                 raise InvalidInput("key_hash must be 64 lowercase hex characters (SHA-256)")

@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 
 import msgspec
 
-from domain.keys.aggregate import (
-    ApiKeyState,
-    CreateApiKey,
-    KeyCommand,
-    RevokeApiKey,
-    check_key_name,
-    check_role,
-    decide_key,
-    hash_key,
-)
+from domain.keys.aggregate import ApiKeyState, check_key_name, check_role, decide_key, hash_key
+from domain.keys.commands import CreateApiKey, IssueApiKey, KeyCommand, RevokeApiKey
+from domain.keys.ports import KeyPorts
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.transactions import in_transaction
 from events.base import EventMetadata, RecordedEvent
@@ -54,26 +46,23 @@ async def _change_key(
     return await in_transaction(uow, work, f"key {command.key_name!r}")
 
 
-async def create_api_key(
-    key_name: str,
-    role: str,
-    reason: str | None,
-    metadata: EventMetadata,
-    uow: UnitOfWorkFactory,
-    generate: Callable[[], str] = new_secret,
-) -> KeyResult:
+async def create_api_key(cmd: CreateApiKey, ports: KeyPorts) -> KeyResult:
     """Issue a key to ``key_name``; the result carries the key, the log only its SHA-256."""
-    check_key_name(key_name)
-    check_role(role)
-    secret = generate()
-    cmd = CreateApiKey(key_name=key_name, role=role, key_hash=hash_key(secret), reason=reason)
-    result = await _change_key(cmd, metadata, uow)
+    check_key_name(cmd.key_name)
+    check_role(cmd.role)
+    secret = ports.new_secret()
+    issue = IssueApiKey(
+        key_name=cmd.key_name, role=cmd.role, key_hash=hash_key(secret), reason=cmd.reason
+    )
+    result = await _change_key(issue, cmd.metadata, ports.uow)
     result.secret = secret
     return result
 
 
-async def revoke_api_key(
-    key_name: str, reason: str | None, metadata: EventMetadata, uow: UnitOfWorkFactory
-) -> KeyResult:
+async def revoke_api_key(cmd: RevokeApiKey, ports: KeyPorts) -> KeyResult:
     """Revoke ``key_name``'s key; revoking a revoked key changes nothing."""
-    return await _change_key(RevokeApiKey(key_name=key_name, reason=reason), metadata, uow)
+    return await _change_key(cmd, cmd.metadata, ports.uow)
+
+
+HANDLERS = {CreateApiKey: create_api_key, RevokeApiKey: revoke_api_key}
+"""Which handler answers each key command (the message bus routes by command type)."""

@@ -1,25 +1,13 @@
-"""Ports of API keys: the write store (UnitOfWork.keys in domain.ports) and the read-side lookup."""
+"""Ports of API keys: the read-side lookup, and the ports the key handlers take."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from domain.keys.aggregate import ApiKeyState, KeyIdentity, KeyView
-from events.base import Event, EventMetadata, RecordedEvent
-
-
-class KeyStore(Protocol):
-    """API keys, loaded from and saved to their ``key-<name>`` streams."""
-
-    async def load(self, key_name: str) -> ApiKeyState:
-        """The key name's state folded from its stream (empty state if unknown)."""
-        ...
-
-    async def save(
-        self, state: ApiKeyState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append at ``state.stream_version`` and project into api_keys."""
-        ...
+from domain.keys.aggregate import KeyIdentity, KeyView
+from domain.ports import UnitOfWorkFactory
 
 
 class KeyReader(Protocol):
@@ -36,3 +24,11 @@ class KeyReader(Protocol):
     async def list_keys(self, after: str | None, limit: int) -> list[KeyView]:
         """Keys ordered by name, after the name ``after``."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeyPorts:
+    """What the key handlers use: the unit of work and the source of new secrets."""
+
+    uow: UnitOfWorkFactory
+    new_secret: Callable[[], str]

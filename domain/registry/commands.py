@@ -1,4 +1,9 @@
-"""Commands: what a user asks the registry to do, in the imperative."""
+"""Commands: what a user asks the registry to do, in the imperative.
+
+The handlers (domain.registry.handlers) take them; those that carry ``metadata`` (who asks, and
+the correlation) are what entrypoints send. ``RecordRegistration`` and ``RecordEvaluation`` are
+what the handlers decide on once the artifact or the metrics are known.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 import msgspec
 
 from domain.registry.gate_policy import GateOutcome
+from events.base import EventMetadata
 from events.gates import GatePolicy
 from events.registry import ArtifactMetadata
 
@@ -19,6 +25,18 @@ class Command(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RegisterModelVersion(Command, frozen=True, kw_only=True):
+    """Import an artifact file as a new immutable version (``artifact_metadata`` overrides its
+    sidecar)."""
+
+    model_name: str
+    model_version: str
+    source: str
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    artifact_metadata: ArtifactMetadata | None = None
+    metadata: EventMetadata
+
+
+class RecordRegistration(Command, frozen=True, kw_only=True):
     """Add an immutable version whose artifact is already stored and hashed."""
 
     model_name: str
@@ -34,8 +52,8 @@ class PromoteModelVersion(Command, frozen=True, kw_only=True):
     """Make a version prod, demoting the current prod.
 
     The gate policy is checked against ``gates`` (the model's finished gates of this candidate,
-    looked up by the handler) at ``now``; ``force`` overrides a required gate and needs
-    ``reason``; ``gate_id`` names the gate that caused the promotion (auto-promotion).
+    looked up by the handler) at ``now`` (the handler's clock); ``force`` overrides a required
+    gate and needs ``reason``; ``gate_id`` names the gate that caused the promotion (auto-promotion).
     """
 
     model_name: str
@@ -44,6 +62,7 @@ class PromoteModelVersion(Command, frozen=True, kw_only=True):
     gate_id: str | None = None
     gates: tuple[GateOutcome, ...] = ()
     now: datetime | None = None
+    metadata: EventMetadata
 
 
 class DemoteModelVersion(Command, frozen=True, kw_only=True):
@@ -51,12 +70,14 @@ class DemoteModelVersion(Command, frozen=True, kw_only=True):
 
     model_name: str
     model_version: str
+    metadata: EventMetadata
 
 
 class RollbackModel(Command, frozen=True, kw_only=True):
     """Restore the version that was prod before the current one."""
 
     model_name: str
+    metadata: EventMetadata
 
 
 class TagModelVersion(Command, frozen=True, kw_only=True):
@@ -65,6 +86,7 @@ class TagModelVersion(Command, frozen=True, kw_only=True):
     model_name: str
     model_version: str
     tags: dict[str, str]
+    metadata: EventMetadata
 
 
 class ArchiveModelVersion(Command, frozen=True, kw_only=True):
@@ -72,6 +94,7 @@ class ArchiveModelVersion(Command, frozen=True, kw_only=True):
 
     model_name: str
     model_version: str
+    metadata: EventMetadata
 
 
 class SetGatePolicy(Command, frozen=True, kw_only=True):
@@ -79,6 +102,7 @@ class SetGatePolicy(Command, frozen=True, kw_only=True):
 
     model_name: str
     policy: GatePolicy
+    metadata: EventMetadata
 
 
 class RecordEvaluation(Command, frozen=True, kw_only=True):
@@ -91,8 +115,14 @@ class RecordEvaluation(Command, frozen=True, kw_only=True):
     metrics: dict[str, Any]
 
 
+class GetModel(msgspec.Struct, frozen=True, kw_only=True):
+    """Read a model's current state, folded from its stream (for verbs that need its versions)."""
+
+    model_name: str
+
+
 RegistryCommand = (
-    RegisterModelVersion
+    RecordRegistration
     | PromoteModelVersion
     | DemoteModelVersion
     | RollbackModel

@@ -9,7 +9,7 @@ from domain.registry.commands import (
     DemoteModelVersion,
     PromoteModelVersion,
     RecordEvaluation,
-    RegisterModelVersion,
+    RecordRegistration,
     RegistryCommand,
     RollbackModel,
     SetGatePolicy,
@@ -56,7 +56,7 @@ def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
     names.check_model_name(command.model_name)
     reason = names.check_reason(command.reason)
     match command:
-        case RegisterModelVersion():
+        case RecordRegistration():
             return _register(state, command)
         case PromoteModelVersion():
             v = _existing(state, command.model_version)
@@ -176,7 +176,7 @@ def rollback_target(state: ModelState) -> str | None:
     return None
 
 
-def _register(state: ModelState, cmd: RegisterModelVersion) -> list[Event]:
+def _register(state: ModelState, cmd: RecordRegistration) -> list[Event]:
     names.check_version(cmd.model_version)
     names.check_tags(cmd.tags)
     existing = state.versions.get(cmd.model_version)

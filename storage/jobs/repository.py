@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from domain.jobs.aggregate import QUEUED, RUNNING, JobState
-from domain.ports import ShardResult
+from domain.jobs.store import ShardResult
 from storage.jobs.projection import JOBS
 from storage.repository import EventSourcedRepository
 from storage.tables import batch_jobs, batch_shard_results

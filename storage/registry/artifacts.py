@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from domain import names
 from domain.errors import InvalidInput, NotFound, ServiceUnavailable
-from domain.ports import StoredArtifact
+from domain.registry.ports import StoredArtifact
 from events.registry import ArtifactMetadata
 from ml.artifact_files import (
     MAX_METADATA_BYTES,

@@ -10,7 +10,7 @@ import pytest
 
 from api.app import create_app
 from domain.errors import NotFound
-from domain.keys.handlers import revoke_api_key
+from domain.keys.commands import RevokeApiKey
 from events.base import EventMetadata
 from events.keys import ROLES
 from tests.e2e.conftest import app_client
@@ -48,7 +48,11 @@ async def stored_keys(platform):
     yield created
     for name in created:
         with contextlib.suppress(NotFound):
-            await revoke_api_key(name, "test ended", EventMetadata(actor="tests"), platform.uow)
+            await platform.bus.handle(
+                RevokeApiKey(
+                    key_name=name, reason="test ended", metadata=EventMetadata(actor="tests")
+                )
+            )
 
 
 def _register_body(trained_artifacts, version: str = "v1") -> dict:

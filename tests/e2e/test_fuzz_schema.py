@@ -13,7 +13,7 @@ import anyio
 import httpx
 import pytest
 
-from domain.keys.handlers import revoke_api_key
+from domain.keys.commands import RevokeApiKey
 from events.base import EventMetadata
 
 pytestmark = pytest.mark.anyio
@@ -70,8 +70,12 @@ async def _revoke_fuzz_keys(platform) -> None:
     while page := await platform.keys.list_keys(after, 500):
         for k in page:
             if k.active and k.created_by == "fuzz":
-                await revoke_api_key(
-                    k.key_name, "fuzzing ended", EventMetadata(actor="tests"), platform.uow
+                await platform.bus.handle(
+                    RevokeApiKey(
+                        key_name=k.key_name,
+                        reason="fuzzing ended",
+                        metadata=EventMetadata(actor="tests"),
+                    )
                 )
         after = page[-1].key_name
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain.registry.handlers import register_model_version
+from domain.registry.commands import RegisterModelVersion
 from events.base import EventMetadata
 
 META = EventMetadata(actor="tester")
@@ -13,16 +13,12 @@ async def register_versions(
 ) -> None:
     """Register each version of ``model_name`` from its own small state dict (seed = index)."""
     for i, version in enumerate(versions):
-        await register_model_version(
-            model_name=model_name,
-            model_version=version,
-            source=str(state_dict_file(f"{version}.pt", i)),
-            tags={},
-            reason=None,
-            metadata_override=None,
-            metadata=META,
-            uow=p.uow,
-            lock=p.registration_lock,
-            store=p.artifacts,
-            inspector=p.inspector,
+        await p.bus.handle(
+            RegisterModelVersion(
+                model_name=model_name,
+                model_version=version,
+                source=str(state_dict_file(f"{version}.pt", i)),
+                tags={},
+                metadata=META,
+            )
         )

@@ -17,9 +17,8 @@ import pytest
 import torch
 from redis.exceptions import ResponseError
 
-from domain.jobs.handlers import submit_batch_job
-from domain.registry.commands import PromoteModelVersion
-from domain.registry.handlers import promote_model_version, register_model_version
+from domain.jobs.commands import SubmitBatchJob
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion
 from domain.registry.views import JobView
 from events.base import EventMetadata
 from events.streams import JOBS_STREAM, SHARDS_STREAM, dead_letter_stream
@@ -36,34 +35,24 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 async def register(p, name: str, artifact) -> None:
-    await register_model_version(
-        model_name=name,
-        model_version="v1",
-        source=str(artifact),
-        tags={},
-        reason=None,
-        metadata_override=None,
-        metadata=META,
-        uow=p.uow,
-        lock=p.registration_lock,
-        store=p.artifacts,
-        inspector=p.inspector,
+    await p.bus.handle(
+        RegisterModelVersion(
+            model_name=name, model_version="v1", source=str(artifact), tags={}, metadata=META
+        )
     )
-    await promote_model_version(
-        PromoteModelVersion(model_name=name, model_version="v1"), META, p.uow
-    )
+    await p.bus.handle(PromoteModelVersion(model_name=name, model_version="v1", metadata=META))
 
 
 async def submit(p, name: str, dataset: str, batch_size: int, shard_size: int) -> str:
-    job = await submit_batch_job(
-        model_name=name,
-        dataset_id=dataset,
-        batch_size=batch_size,
-        model_version=None,
-        shard_size=shard_size,
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
+    job = await p.bus.handle(
+        SubmitBatchJob(
+            model_name=name,
+            dataset_id=dataset,
+            batch_size=batch_size,
+            shard_size=shard_size,
+            limited=False,
+            metadata=META,
+        )
     )
     return job.job_id
 

@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from domain.errors import ConcurrencyConflict
-from domain.registry.commands import PromoteModelVersion, RegisterModelVersion
+from domain.registry.commands import PromoteModelVersion, RecordRegistration
 from domain.registry.handlers import change_model
 from events.base import EventMetadata
 from events.registry import ModelVersionTagged
@@ -99,7 +99,7 @@ async def test_stale_expected_version_is_refused(platform) -> None:
 
 
 async def _register(platform, name: str, version: str, sha: str) -> None:
-    cmd = RegisterModelVersion(
+    cmd = RecordRegistration(
         model_name=name,
         model_version=version,
         artifact_uri=f"{name}/{version}/model.pt",
@@ -131,7 +131,9 @@ async def test_twenty_concurrent_promotes_leave_one_prod_and_replay_identically(
     await asyncio.gather(
         *(
             change_model(
-                PromoteModelVersion(model_name=model_name, model_version=v), _meta(), platform.uow
+                PromoteModelVersion(model_name=model_name, model_version=v, metadata=_meta()),
+                _meta(),
+                platform.uow,
             )
             for v in versions
         )

@@ -18,10 +18,9 @@ import time
 import pytest
 
 from domain.errors import NotFound
-from domain.gates.handlers import request_gate, set_gate_policy
-from domain.jobs.handlers import submit_batch_job
-from domain.registry.commands import PromoteModelVersion
-from domain.registry.handlers import promote_model_version, register_model_version
+from domain.gates.commands import RequestGate
+from domain.jobs.commands import SubmitBatchJob
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
 from events.base import EventMetadata
 from events.gates import GatePolicy, GateThresholds
 from events.streams import GATES_STREAM, JOBS_STREAM, gate_stream_id
@@ -94,33 +93,25 @@ def start_groups(pipeline_settings):
 
 
 async def register(p, name: str, version: str, artifact, prod: bool = False) -> None:
-    await register_model_version(
-        model_name=name,
-        model_version=version,
-        source=str(artifact),
-        tags={},
-        reason=None,
-        metadata_override=None,
-        metadata=META,
-        uow=p.uow,
-        lock=p.registration_lock,
-        store=p.artifacts,
-        inspector=p.inspector,
+    await p.bus.handle(
+        RegisterModelVersion(
+            model_name=name, model_version=version, source=str(artifact), tags={}, metadata=META
+        )
     )
     if prod:
-        cmd = PromoteModelVersion(model_name=name, model_version=version)
-        await promote_model_version(cmd, META, p.uow, p.clock)
+        cmd = PromoteModelVersion(model_name=name, model_version=version, metadata=META)
+        await p.bus.handle(cmd)
 
 
 async def gate(p, name: str, candidate: str, baseline: str) -> str:
-    state = await request_gate(
-        model_name=name,
-        candidate_version=candidate,
-        baseline_version=baseline,
-        dataset_id=DATASET,
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
+    state = await p.bus.handle(
+        RequestGate(
+            model_name=name,
+            candidate_version=candidate,
+            baseline_version=baseline,
+            dataset_id=DATASET,
+            metadata=META,
+        )
     )
     return state.gate_id
 
@@ -327,17 +318,20 @@ async def test_an_evaluated_staging_version_is_gated_and_promoted_by_itself(
     await register(p, model_name, "v2", trained_artifacts["v1"])  # the same weights: it must pass
     # Latency noise must not decide this test: its rule is tested on fakes and in the demo.
     policy = GatePolicy(auto_promote=True, thresholds=GateThresholds(max_p95_latency_increase=50))
-    await set_gate_policy(model_name, policy, "test", META, p.uow)
+    await p.bus.handle(
+        SetGatePolicy(model_name=model_name, policy=policy, reason="test", metadata=META)
+    )
     start_groups()
-    job = await submit_batch_job(
-        model_name=model_name,
-        dataset_id=DATASET,
-        batch_size=250,
-        model_version="v2",
-        shard_size=500,
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
+    job = await p.bus.handle(
+        SubmitBatchJob(
+            model_name=model_name,
+            dataset_id=DATASET,
+            batch_size=250,
+            model_version="v2",
+            shard_size=500,
+            limited=False,
+            metadata=META,
+        )
     )
     deadline = time.monotonic() + 300
     while (await p.queries.prod_version(model_name)) != "v2":

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from domain.gates.aggregate import EvaluateGate, RecordGateEvaluations, evaluation_job_id
-from domain.gates.evaluation import _decide, fail_gate
-from domain.gates.handlers import request_gate
-from domain.registry.handlers import register_model_version
+from domain.gates.commands import FailGate, RequestGate
+from domain.gates.evaluation import _decide
+from domain.registry.commands import RegisterModelVersion
 from events.base import EventMetadata
 from storage.audit.projections import check_projections
 from storage.projections import rebuild_projections
@@ -22,14 +22,14 @@ META = EventMetadata(actor="tester")
 
 
 async def _gate(p, name: str, candidate: str, baseline: str) -> str:
-    state = await request_gate(
-        model_name=name,
-        candidate_version=candidate,
-        baseline_version=baseline,
-        dataset_id="fashion_mnist_100",
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
+    state = await p.bus.handle(
+        RequestGate(
+            model_name=name,
+            candidate_version=candidate,
+            baseline_version=baseline,
+            dataset_id="fashion_mnist_100",
+            metadata=META,
+        )
     )
     return state.gate_id
 
@@ -37,18 +37,14 @@ async def _gate(p, name: str, candidate: str, baseline: str) -> str:
 async def test_lookups_rebuild_and_audit(platform, model_name, state_dict_file) -> None:
     p = platform
     for i, version in enumerate(("v1", "v2")):
-        await register_model_version(
-            model_name=model_name,
-            model_version=version,
-            source=str(state_dict_file(f"{i}.pt", i)),
-            tags={},
-            reason=None,
-            metadata_override=None,
-            metadata=META,
-            uow=p.uow,
-            lock=p.registration_lock,
-            store=p.artifacts,
-            inspector=p.inspector,
+        await p.bus.handle(
+            RegisterModelVersion(
+                model_name=model_name,
+                model_version=version,
+                source=str(state_dict_file(f"{i}.pt", i)),
+                tags={},
+                metadata=META,
+            )
         )
     passed, errored, waiting = [await _gate(p, model_name, "v2", "v1") for _ in range(3)]
     cand, base = evaluation_job_id(passed, "v2"), str(uuid.uuid4())  # a job nobody else names
@@ -75,7 +71,7 @@ async def test_lookups_rebuild_and_audit(platform, model_name, state_dict_file) 
         latency_batch_size=64,
     )
     assert (await _decide(p.uow, passed, verdict, META)).state.verdict == "PASS"
-    await fail_gate(errored, "the evaluation job failed", META, p.uow)
+    await p.bus.handle(FailGate(gate_id=errored, reason="the evaluation job failed", metadata=META))
     w_cand = evaluation_job_id(waiting, "v2")
     await _decide(
         p.uow,

@@ -11,10 +11,6 @@ import pytest
 from api.hot_swap import ProdFollower
 from bootstrap import build_inference
 from domain.registry.commands import PromoteModelVersion, RollbackModel
-from domain.registry.handlers import (
-    promote_model_version,
-    rollback_model,
-)
 from events.base import EventMetadata
 from events.streams import REGISTRY_STREAM
 from storage.streams.relay import MARKER_KEY
@@ -30,10 +26,10 @@ async def test_a_republished_log_does_not_replay_old_promotions(
     p = platform
     await register_versions(p, model_name, state_dict_file)
     for version in ("v1", "v2"):
-        await promote_model_version(
-            PromoteModelVersion(model_name=model_name, model_version=version), META, p.uow
+        await p.bus.handle(
+            PromoteModelVersion(model_name=model_name, model_version=version, metadata=META)
         )
-    await rollback_model(RollbackModel(model_name=model_name), META, p.uow)  # prod: v1 again
+    await p.bus.handle(RollbackModel(model_name=model_name, metadata=META))  # prod: v1 again
     await p.ops.publish_pending()
 
     inference = build_inference(p)
@@ -56,8 +52,8 @@ async def test_a_republished_log_does_not_replay_old_promotions(
         await asyncio.sleep(0.2)  # the follower finds the stream empty and reconciles
         await p.ops.publish_pending()
         # A new promotion after the republished ones: once it is applied, all were read.
-        await promote_model_version(
-            PromoteModelVersion(model_name=model_name, model_version="v3"), META, p.uow
+        await p.bus.handle(
+            PromoteModelVersion(model_name=model_name, model_version="v3", metadata=META)
         )
         await p.ops.publish_pending()
         deadline = time.monotonic() + 30

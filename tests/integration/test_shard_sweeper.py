@@ -11,10 +11,9 @@ from redis.exceptions import ResponseError
 
 from bootstrap import build_shard_backlog
 from consumers.sweeper import sweep_lost_shards
-from domain.jobs.aggregate import PlanBatchJob
-from domain.jobs.handlers import plan_batch_job, submit_batch_job
-from domain.registry.commands import PromoteModelVersion
-from domain.registry.handlers import promote_model_version, register_model_version
+from domain.delivery import Delivery
+from domain.jobs.commands import PlanBatchJob, SubmitBatchJob
+from domain.registry.commands import PromoteModelVersion, RegisterModelVersion
 from events.base import EventMetadata
 from events.streams import SHARDS_STREAM
 from storage.jobs.shard_sweep import SWEEP_LOCK
@@ -40,44 +39,34 @@ async def test_the_sweeper_replans_only_the_shards_the_stream_lost(
     platform, model_name, state_dict_file
 ) -> None:
     p = replace(platform, settings=platform.settings.changed(batch={"shard_sweep_grace_s": 0.0}))
-    await register_model_version(
-        model_name=model_name,
-        model_version="v1",
-        source=str(state_dict_file()),
-        tags={},
-        reason=None,
-        metadata_override=None,
-        metadata=META,
-        uow=p.uow,
-        lock=p.registration_lock,
-        store=p.artifacts,
-        inspector=p.inspector,
+    await p.bus.handle(
+        RegisterModelVersion(
+            model_name=model_name,
+            model_version="v1",
+            source=str(state_dict_file()),
+            tags={},
+            metadata=META,
+        )
     )
-    await promote_model_version(
-        PromoteModelVersion(model_name=model_name, model_version="v1"), META, p.uow
+    await p.bus.handle(
+        PromoteModelVersion(model_name=model_name, model_version="v1", metadata=META)
     )
     try:
         await p.redis.xgroup_create(SHARDS_STREAM, "batch-inference", id="$", mkstream=True)
     except ResponseError as exc:
         assert "BUSYGROUP" in str(exc)
-    job = await submit_batch_job(
-        model_name=model_name,
-        dataset_id="fashion_mnist_500",
-        batch_size=100,
-        model_version=None,
-        shard_size=100,
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
+    job = await p.bus.handle(
+        SubmitBatchJob(
+            model_name=model_name,
+            dataset_id="fashion_mnist_500",
+            batch_size=100,
+            shard_size=100,
+            limited=False,
+            metadata=META,
+        )
     )
-    await plan_batch_job(
-        PlanBatchJob(job_id=job.job_id),
-        group="test",
-        event_id=uuid.uuid4(),
-        metadata=META,
-        uow=p.uow,
-        queue=p.shard_queue,
-    )
+    delivery = Delivery(group="test", event_id=uuid.uuid4())
+    await p.bus.handle(PlanBatchJob(job_id=job.job_id, delivery=delivery, metadata=META))
     assert sorted(await _shards_in_stream(p.redis, job.job_id)) == [0, 1, 2, 3, 4]
 
     # Every shard is still queued: nothing is dispatched twice.

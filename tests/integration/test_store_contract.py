@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from domain.errors import ConcurrencyConflict
-from domain.ports import ShardResult
+from domain.jobs.store import ShardResult
 from events.base import Event, EventMetadata
 from events.gates import GateErrored, GateEvaluationsRequested, GateRequested
 from events.jobs import BatchJobCancelled, BatchJobPlanned, BatchJobSubmitted

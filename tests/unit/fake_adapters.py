@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from domain.errors import InvalidInput
-from domain.ports import StoredArtifact
+from domain.registry.ports import StoredArtifact
 from domain.registry.decisions import VersionState
 from events.registry import ArtifactMetadata
 

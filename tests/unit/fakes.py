@@ -21,7 +21,7 @@ from typing import Any, Generic, Self, TypeVar
 from domain.errors import ConcurrencyConflict
 from domain.gates.state import EVALUATING, TERMINAL, GateState
 from domain.jobs.aggregate import QUEUED, RUNNING, JobState
-from domain.ports import ShardResult
+from domain.jobs.store import ShardResult
 from domain.keys.aggregate import ApiKeyState
 from domain.registry.gate_policy import GateOutcome
 from domain.registry.state import ModelState

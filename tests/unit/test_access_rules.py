@@ -9,7 +9,9 @@ import pytest
 from api.access import TokenBuckets, is_loopback, required_role
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.keys.aggregate import ApiKeyState, evolve_key, fold_key, hash_key, role_allows
+from domain.keys.commands import CreateApiKey, RevokeApiKey
 from domain.keys.handlers import create_api_key, new_secret, revoke_api_key
+from domain.keys.ports import KeyPorts
 from domain.paging.cursors import decode_cursor, encode_cursor, page_of
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event
@@ -52,7 +54,10 @@ class KeyUow(FakeUnitOfWorkFactory):
 
 async def test_create_stores_only_the_hash_and_returns_the_key_once() -> None:
     uow = KeyUow()
-    result = await create_api_key("ci-bot", "operator", "for CI", META, uow)
+    result = await create_api_key(
+        CreateApiKey(key_name="ci-bot", role="operator", reason="for CI", metadata=META),
+        KeyPorts(uow=uow, new_secret=new_secret),
+    )
     assert result.secret and result.secret.startswith("iep_") and len(result.secret) >= 40
     (event,) = uow.db.events(key_stream_id("ci-bot"))
     assert isinstance(event, ApiKeyCreated)
@@ -66,15 +71,30 @@ async def test_create_stores_only_the_hash_and_returns_the_key_once() -> None:
 
 async def test_a_second_key_for_a_live_name_is_a_conflict_and_revoke_is_idempotent() -> None:
     uow = KeyUow()
-    await create_api_key("alice", "reader", None, META, uow)
+    await create_api_key(
+        CreateApiKey(key_name="alice", role="reader", reason=None, metadata=META),
+        KeyPorts(uow=uow, new_secret=new_secret),
+    )
     with pytest.raises(Conflict):
-        await create_api_key("alice", "admin", None, META, uow)
-    first = await revoke_api_key("alice", "left", META, uow)
-    again = await revoke_api_key("alice", None, META, uow)
+        await create_api_key(
+            CreateApiKey(key_name="alice", role="admin", reason=None, metadata=META),
+            KeyPorts(uow=uow, new_secret=new_secret),
+        )
+    first = await revoke_api_key(
+        RevokeApiKey(key_name="alice", reason="left", metadata=META),
+        KeyPorts(uow=uow, new_secret=new_secret),
+    )
+    again = await revoke_api_key(
+        RevokeApiKey(key_name="alice", reason=None, metadata=META),
+        KeyPorts(uow=uow, new_secret=new_secret),
+    )
     assert first.changed and not again.changed and not again.state.active
     assert [type(e) for e in uow.db.events()] == [ApiKeyCreated, ApiKeyRevoked]
     # After a revocation the name may get a new key, with a new hash.
-    renewed = await create_api_key("alice", "admin", None, META, uow)
+    renewed = await create_api_key(
+        CreateApiKey(key_name="alice", role="admin", reason=None, metadata=META),
+        KeyPorts(uow=uow, new_secret=new_secret),
+    )
     assert renewed.state.active and renewed.state.role == "admin"
     assert renewed.state.key_hash != uow.db.events()[0].key_hash  # type: ignore[attr-defined]
 
@@ -90,9 +110,15 @@ async def test_bad_names_roles_and_unknown_keys_are_refused() -> None:
         ("bob", "", InvalidInput),
     ]:
         with pytest.raises(error):
-            await create_api_key(name, role, None, META, uow)
+            await create_api_key(
+                CreateApiKey(key_name=name, role=role, reason=None, metadata=META),
+                KeyPorts(uow=uow, new_secret=new_secret),
+            )
     with pytest.raises(NotFound):
-        await revoke_api_key("nobody", None, META, uow)
+        await revoke_api_key(
+            RevokeApiKey(key_name="nobody", reason=None, metadata=META),
+            KeyPorts(uow=uow, new_secret=new_secret),
+        )
     assert uow.db.log == []
 
 

@@ -103,12 +103,12 @@ def test_the_checker_sees_every_import_form() -> None:
 def test_the_layers_exist_where_the_rules_look() -> None:
     for folder in (*ENTRYPOINTS, "domain", "events", "storage", "ml", "observability"):
         assert python_files(folder), f"{folder}/ has no modules: the rules below check nothing"
-    assert (ROOT / "bootstrap.py").is_file()
+    assert (ROOT / "bootstrap" / "__init__.py").is_file()
 
 
 @pytest.mark.parametrize("folder", ENTRYPOINTS)
 def test_entrypoints_never_import_storage(folder: str) -> None:
-    """They get adapters from the composition root (bootstrap.py), never build them."""
+    """They get adapters from the composition root (bootstrap/), never build them."""
     bad = violations((folder,), lambda name: name.split(".")[0] != "storage")
     assert bad == [], "entrypoints import storage/:\n" + "\n".join(bad)
 

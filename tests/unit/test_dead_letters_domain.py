@@ -9,8 +9,8 @@ import pytest
 
 from domain.dead_letters.aggregate import (
     DeadLetterView,
-    DropDeadLetter,
-    RetryDeadLetter,
+    DiscardDeadLetter,
+    ReturnDeadLetter,
     decide,
     fold,
     parse_id,
@@ -55,7 +55,7 @@ def test_ids_name_an_entry_and_optionally_its_dlq_stream() -> None:
 
 
 def test_retry_records_the_group_and_may_repeat_until_dropped() -> None:
-    [retried] = decide(fold([]), RetryDeadLetter(letter=LETTER, reason="fixed"))
+    [retried] = decide(fold([]), ReturnDeadLetter(letter=LETTER, reason="fixed"))
     assert isinstance(retried, DeadLetterRetried)
     assert (retried.group, retried.stream, retried.original_id) == (
         "batch-inference",
@@ -63,13 +63,13 @@ def test_retry_records_the_group_and_may_repeat_until_dropped() -> None:
         "3-0",
     )
     state = fold(_recorded([retried]))
-    assert state.retries == 1 and decide(state, RetryDeadLetter(letter=LETTER))
-    [dropped] = decide(state, DropDeadLetter(letter=LETTER))
+    assert state.retries == 1 and decide(state, ReturnDeadLetter(letter=LETTER))
+    [dropped] = decide(state, DiscardDeadLetter(letter=LETTER))
     assert isinstance(dropped, DeadLetterDropped)
     gone = fold(_recorded([retried, dropped], actor="bob"))
-    assert decide(gone, DropDeadLetter(letter=LETTER)) == []  # a repeated drop records nothing
+    assert decide(gone, DiscardDeadLetter(letter=LETTER)) == []  # a repeated drop records nothing
     with pytest.raises(Conflict, match="dropped by bob"):
-        decide(gone, RetryDeadLetter(letter=LETTER))
+        decide(gone, ReturnDeadLetter(letter=LETTER))
 
 
 def test_a_dead_letter_without_a_group_cannot_be_retried() -> None:
@@ -82,6 +82,6 @@ def test_a_dead_letter_without_a_group_cannot_be_retried() -> None:
         reason="",
     )
     with pytest.raises(Conflict, match="no consumer group"):
-        decide(fold([]), RetryDeadLetter(letter=orphan))
+        decide(fold([]), ReturnDeadLetter(letter=orphan))
     with pytest.raises(InvalidInput, match="reason"):
-        decide(fold([]), DropDeadLetter(letter=LETTER, reason="x" * 100_000))
+        decide(fold([]), DiscardDeadLetter(letter=LETTER, reason="x" * 100_000))

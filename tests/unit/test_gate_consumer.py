@@ -10,11 +10,12 @@ import pytest
 from consumers import gate_evaluation
 from consumers.context import WorkerContext
 from domain.gates.aggregate import ERRORED, EVALUATING, PASSED
+from domain.gates.commands import GetGatePolicy
 from domain.gates.handlers import gate_policy
 from events.codec import encode_event
 from events.jobs import EvaluationRecorded
 from events.streams import EVAL_STREAM, GATES_STREAM, JOBS_STREAM
-from tests.unit.wiring import GatePorts
+from tests.unit.wiring import GateFakes
 
 pytestmark = pytest.mark.anyio
 
@@ -30,25 +31,16 @@ def entry(event_type: str, payload: dict) -> dict[bytes, bytes]:
 
 
 @pytest.fixture
-def gp() -> GatePorts:
+def gp() -> GateFakes:
     """Fresh fakes per test."""
-    return GatePorts()
+    return GateFakes()
 
 
-def context(gp: GatePorts) -> WorkerContext:
-    return WorkerContext(
-        uow=gp.uow,
-        queue=gp.queue,
-        evaluator=gp.evaluator,
-        datasets=gp.datasets,
-        clock=gp.clock,
-        latency=gp.latency,
-        shard_size=100,
-        name="w1",
-    )
+def context(gp: GateFakes) -> WorkerContext:
+    return WorkerContext(bus=gp.bus, name="w1")
 
 
-async def test_entries_drive_a_gate_to_its_verdict(gp: GatePorts) -> None:
+async def test_entries_drive_a_gate_to_its_verdict(gp: GateFakes) -> None:
     ctx = context(gp)
     gate = await gp.request()
     await gate_evaluation.handle(
@@ -69,7 +61,7 @@ async def test_entries_drive_a_gate_to_its_verdict(gp: GatePorts) -> None:
     )
 
 
-async def test_an_evaluation_starts_an_automatic_gate(gp: GatePorts) -> None:
+async def test_an_evaluation_starts_an_automatic_gate(gp: GateFakes) -> None:
     job = await gp.submit(model_version="v2")
     await gp.run_job(job.job_id)
     recorded = EvaluationRecorded(
@@ -79,10 +71,10 @@ async def test_an_evaluation_starts_an_automatic_gate(gp: GatePorts) -> None:
     await gate_evaluation.handle(context(gp), EVAL_STREAM, "4-0", fields)
     gates = [r for r in gp.uow.db.log if r.stream_id.startswith("gate-")]
     assert len(gates) == 1 and gates[0].event.auto and gates[0].event.cause == job.job_id
-    assert (await gate_policy("m", gp.uow)).auto_gate
+    assert (await gate_policy(GetGatePolicy(model_name="m"), gp.gate_ports)).auto_gate
 
 
-async def test_a_dead_lettered_entry_errors_its_gates(gp: GatePorts) -> None:
+async def test_a_dead_lettered_entry_errors_its_gates(gp: GateFakes) -> None:
     ctx = context(gp)
     first = await gp.request()
     fields = entry("GateRequested", {"gate_id": first.gate_id})

@@ -10,13 +10,15 @@ import pytest
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.gates.aggregate import FAILED, PASSED, GateState
 from domain.gates.triggers import auto_gate_id, auto_gate_request, auto_promotion
-from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
+from domain.registry.commands import PromoteModelVersion, RecordRegistration, SetGatePolicy
 from domain.registry.decisions import ModelState, decide, evolve, fold
 from domain.registry.gate_policy import GateOutcome, check_promotion_allowed
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from events.gates import GatePolicy, GateThresholds
 from events.registry import GatePolicySet, ModelVersionPromoted
+
+META = EventMetadata(actor="tester")
 
 NOW = datetime(2030, 1, 2, 12, 0, tzinfo=UTC)
 REQUIRED = GatePolicy(require_gate=True, max_gate_age_s=86400)
@@ -46,14 +48,16 @@ class Model:
         return events
 
     def promote(self, version: str, **kw) -> list:
-        return self.run(PromoteModelVersion(model_name="m", model_version=version, **kw))
+        return self.run(
+            PromoteModelVersion(model_name="m", model_version=version, **kw, metadata=META)
+        )
 
 
 def _model(policy: GatePolicy | None = REQUIRED) -> Model:
     m = Model()
     for v, sha in (("v1", "a"), ("v2", "b"), ("v3", "c")):
         m.run(
-            RegisterModelVersion(
+            RecordRegistration(
                 model_name="m",
                 model_version=v,
                 artifact_uri=f"m/{v}/model.pt",
@@ -63,7 +67,7 @@ def _model(policy: GatePolicy | None = REQUIRED) -> Model:
         )
     m.promote("v1")  # the first prod has nothing to be gated against
     if policy is not None:
-        m.run(SetGatePolicy(model_name="m", policy=policy))
+        m.run(SetGatePolicy(model_name="m", policy=policy, metadata=META))
     return m
 
 
@@ -84,10 +88,10 @@ def test_policy_is_an_event_folded_into_the_model() -> None:
     assert m.state.policy.thresholds.max_accuracy_drop == 0.01
     assert m.state.policy.auto_gate and not m.state.policy.auto_promote
     policy = GatePolicy(thresholds=GateThresholds(max_accuracy_drop=0.02), require_gate=True)
-    (e,) = m.run(SetGatePolicy(model_name="m", policy=policy, reason="stricter"))
+    (e,) = m.run(SetGatePolicy(model_name="m", policy=policy, reason="stricter", metadata=META))
     assert isinstance(e, GatePolicySet)
     assert fold("m", m.history).policy == policy
-    assert m.run(SetGatePolicy(model_name="m", policy=policy)) == []
+    assert m.run(SetGatePolicy(model_name="m", policy=policy, metadata=META)) == []
 
 
 @pytest.mark.parametrize(
@@ -101,12 +105,12 @@ def test_policy_is_an_event_folded_into_the_model() -> None:
 )
 def test_invalid_policies_are_refused(policy: GatePolicy, match: str) -> None:
     with pytest.raises(InvalidInput, match=match):
-        _model(None).run(SetGatePolicy(model_name="m", policy=policy))
+        _model(None).run(SetGatePolicy(model_name="m", policy=policy, metadata=META))
 
 
 def test_policy_of_an_unknown_model_is_not_found() -> None:
     with pytest.raises(NotFound):
-        Model().run(SetGatePolicy(model_name="m", policy=GatePolicy()))
+        Model().run(SetGatePolicy(model_name="m", policy=GatePolicy(), metadata=META))
 
 
 def test_required_gate_refuses_a_promotion_without_one_and_says_what_to_run() -> None:
@@ -218,14 +222,14 @@ def test_an_evaluation_of_a_staging_version_starts_one_gate_against_prod() -> No
     assert auto_gate_request(m.state, "v2", "d", "job-1", from_gate=True) is None
     assert auto_gate_request(m.state, "v1", "d", "job-1", from_gate=False) is None  # prod
     assert auto_gate_request(m.state, "v9", "d", "job-1", from_gate=False) is None  # unknown
-    m.run(SetGatePolicy(model_name="m", policy=GatePolicy(auto_gate=False)))
+    m.run(SetGatePolicy(model_name="m", policy=GatePolicy(auto_gate=False), metadata=META))
     assert auto_gate_request(m.state, "v2", "d", "job-1", from_gate=False) is None
 
 
 def test_no_auto_gate_without_a_prod_version() -> None:
     m = Model()
     m.run(
-        RegisterModelVersion(
+        RecordRegistration(
             model_name="m",
             model_version="v1",
             artifact_uri="m/v1/model.pt",
@@ -246,7 +250,7 @@ def _passed_gate(candidate: str = "v2", baseline: str = "v1", verdict: str = "PA
 def test_auto_promote_promotes_on_pass_with_the_gate_as_cause() -> None:
     m = _model(GatePolicy(auto_promote=True, require_gate=True))
     gate = _passed_gate()
-    cmd = auto_promotion(m.state, gate, NOW)
+    cmd = auto_promotion(m.state, gate, NOW, META)
     assert cmd is not None
     (e,) = m.run(cmd)
     assert (e.model_version, e.gate_id, e.forced) == ("v2", gate.gate_id, False)
@@ -254,9 +258,9 @@ def test_auto_promote_promotes_on_pass_with_the_gate_as_cause() -> None:
 
 def test_auto_promote_does_nothing_when_off_failed_or_prod_moved() -> None:
     off = _model(None)
-    assert auto_promotion(off.state, _passed_gate(), NOW) is None
+    assert auto_promotion(off.state, _passed_gate(), NOW, META) is None
     m = _model(GatePolicy(auto_promote=True))
-    assert auto_promotion(m.state, _passed_gate(verdict="FAIL"), NOW) is None
-    assert auto_promotion(m.state, _passed_gate(baseline="v3"), NOW) is None
+    assert auto_promotion(m.state, _passed_gate(verdict="FAIL"), NOW, META) is None
+    assert auto_promotion(m.state, _passed_gate(baseline="v3"), NOW, META) is None
     m.promote("v2")
-    assert auto_promotion(m.state, _passed_gate(), NOW) is None  # already prod
+    assert auto_promotion(m.state, _passed_gate(), NOW, META) is None  # already prod

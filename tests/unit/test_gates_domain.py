@@ -13,11 +13,11 @@ from domain.gates.aggregate import (
     ERRORED,
     EVALUATING,
     PASSED,
+    EndGate,
     EvaluateGate,
-    FailGate,
     GateState,
+    OpenGate,
     RecordGateEvaluations,
-    RequestGate,
     check_gate_id,
     decide_gate,
     evaluate_checks,
@@ -69,7 +69,7 @@ class Gate:
             dataset_id="mnist-test",
             thresholds=thresholds or GateThresholds(),
         )
-        return self.run(RequestGate(**{**args, **kw}))
+        return self.run(OpenGate(**{**args, **kw}))
 
     def evaluate(self, baseline_wrong: int, candidate_wrong: int, slower: float = 1.0) -> list:
         y = np.random.default_rng(0).integers(0, 10, N)
@@ -135,7 +135,7 @@ def test_bad_requests_are_refused(kw: dict, match: str) -> None:
 
 def test_commands_on_an_unknown_gate_are_not_found() -> None:
     with pytest.raises(NotFound, match="unknown gate"):
-        Gate().run(FailGate(gate_id=str(uuid.uuid4()), reason="x"))
+        Gate().run(EndGate(gate_id=str(uuid.uuid4()), reason="x"))
     with pytest.raises(NotFound, match="UUIDs"):
         check_gate_id("gate-1")
 
@@ -227,7 +227,7 @@ def test_repeats_after_a_verdict_emit_nothing() -> None:
     g.request()
     assert len(g.evaluate(0, 0)) == 1
     assert g.evaluate(0, 400) == []
-    assert g.run(FailGate(gate_id=g.state.gate_id, reason="late")) == []
+    assert g.run(EndGate(gate_id=g.state.gate_id, reason="late")) == []
     assert g.request() == []
     assert [type(r.event).__name__ for r in g.history] == ["GateRequested", "GateEvaluated"]
 
@@ -274,7 +274,7 @@ def test_missing_latencies_end_the_gate_errored() -> None:
 def test_fail_gate_records_the_reason_and_fold_rebuilds_the_state() -> None:
     g = Gate()
     g.request()
-    (e,) = g.run(FailGate(gate_id=g.state.gate_id, reason="batch job abc failed: OOM"))
+    (e,) = g.run(EndGate(gate_id=g.state.gate_id, reason="batch job abc failed: OOM"))
     assert e.reason == "batch job abc failed: OOM"
     rebuilt = fold(g.state.gate_id, g.history)
     assert rebuilt == g.state

@@ -7,13 +7,11 @@ import uuid
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, FailBatchJob
-from domain.jobs.handlers import (
-    cancel_batch_job,
-    fail_batch_job,
-    replan_lost_shards,
-)
-from domain.ports import ShardResult
+from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from domain.jobs.commands import CancelBatchJob, FailBatchJob, ReplanLostShards
+from domain.jobs.handlers import cancel_batch_job, fail_batch_job
+from domain.jobs.store import ShardResult
+from domain.jobs.work import replan_lost_shards
 from events.base import EventMetadata
 from events.jobs import (
     BatchJobCancelled,
@@ -24,19 +22,19 @@ from events.jobs import (
     BatchShardCompleted,
     EvaluationRecorded,
 )
-from tests.unit.wiring import NAMES, JobPorts
+from tests.unit.wiring import NAMES, JobFakes
 
 pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="tester")
 
 
 @pytest.fixture
-def jobs() -> JobPorts:
+def jobs() -> JobFakes:
     """Fresh fakes per test."""
-    return JobPorts()
+    return JobFakes()
 
 
-async def test_submit_records_the_job_on_the_prod_version(jobs: JobPorts) -> None:
+async def test_submit_records_the_job_on_the_prod_version(jobs: JobFakes) -> None:
     state = await jobs.submit()
     uuid.UUID(state.job_id)
     [event] = jobs.job_events(state.job_id)
@@ -50,7 +48,7 @@ async def test_submit_records_the_job_on_the_prod_version(jobs: JobPorts) -> Non
     assert state.status == QUEUED and state.planned_shards == 3 and state.submitted_by == "tester"
 
 
-async def test_submit_takes_an_explicit_version(jobs: JobPorts) -> None:
+async def test_submit_takes_an_explicit_version(jobs: JobFakes) -> None:
     state = await jobs.submit(model_version="v2")
     assert jobs.job_events(state.job_id)[0].model_version == "v2"
 
@@ -73,7 +71,7 @@ async def test_submit_takes_an_explicit_version(jobs: JobPorts) -> None:
     ],
 )
 async def test_submit_refuses_bad_input_and_records_nothing(
-    jobs: JobPorts, kwargs: dict, error: type, text: str
+    jobs: JobFakes, kwargs: dict, error: type, text: str
 ) -> None:
     before = len(jobs.uow.db.log)
     with pytest.raises(error, match=text):
@@ -81,27 +79,37 @@ async def test_submit_refuses_bad_input_and_records_nothing(
     assert len(jobs.uow.db.log) == before
 
 
-async def test_cancel_stops_a_queued_job_once(jobs: JobPorts) -> None:
+async def test_cancel_stops_a_queued_job_once(jobs: JobFakes) -> None:
     job = await jobs.submit()
-    state = await cancel_batch_job(job.job_id, "wrong dataset", META, jobs.uow)
+    state = await cancel_batch_job(
+        CancelBatchJob(job_id=job.job_id, reason="wrong dataset", metadata=META), jobs.ports
+    )
     assert state.status == CANCELLED and state.error == "cancelled: wrong dataset"
     assert isinstance(jobs.job_events(job.job_id)[-1], BatchJobCancelled)
-    await cancel_batch_job(job.job_id, None, META, jobs.uow)
+    await cancel_batch_job(
+        CancelBatchJob(job_id=job.job_id, reason=None, metadata=META), jobs.ports
+    )
     assert len(jobs.job_events(job.job_id)) == 2
 
 
-async def test_cancel_refuses_unknown_and_finished_jobs(jobs: JobPorts) -> None:
+async def test_cancel_refuses_unknown_and_finished_jobs(jobs: JobFakes) -> None:
     with pytest.raises(NotFound, match="job ids are UUIDs"):
-        await cancel_batch_job("not-a-uuid", None, META, jobs.uow)
+        await cancel_batch_job(
+            CancelBatchJob(job_id="not-a-uuid", reason=None, metadata=META), jobs.ports
+        )
     with pytest.raises(NotFound, match="unknown job"):
-        await cancel_batch_job(str(uuid.uuid4()), None, META, jobs.uow)
+        await cancel_batch_job(
+            CancelBatchJob(job_id=str(uuid.uuid4()), reason=None, metadata=META), jobs.ports
+        )
     job = await jobs.submit()
-    await fail_batch_job(FailBatchJob(job_id=job.job_id, reason="boom"), META, jobs.uow)
+    await fail_batch_job(FailBatchJob(job_id=job.job_id, reason="boom", metadata=META), jobs.ports)
     with pytest.raises(Conflict, match="already failed"):
-        await cancel_batch_job(job.job_id, None, META, jobs.uow)
+        await cancel_batch_job(
+            CancelBatchJob(job_id=job.job_id, reason=None, metadata=META), jobs.ports
+        )
 
 
-async def test_plan_dispatches_every_shard_once_per_event(jobs: JobPorts) -> None:
+async def test_plan_dispatches_every_shard_once_per_event(jobs: JobFakes) -> None:
     job = await jobs.submit()
     delivery = uuid.uuid4()
     outcome = await jobs.plan(job.job_id, delivery)
@@ -116,14 +124,16 @@ async def test_plan_dispatches_every_shard_once_per_event(jobs: JobPorts) -> Non
     assert sum(isinstance(e, BatchJobPlanned) for e in jobs.job_events(job.job_id)) == 1
 
 
-async def test_plan_skips_a_cancelled_job(jobs: JobPorts) -> None:
+async def test_plan_skips_a_cancelled_job(jobs: JobFakes) -> None:
     job = await jobs.submit()
-    await cancel_batch_job(job.job_id, None, META, jobs.uow)
+    await cancel_batch_job(
+        CancelBatchJob(job_id=job.job_id, reason=None, metadata=META), jobs.ports
+    )
     outcome = await jobs.plan(job.job_id)
     assert not outcome.changed and jobs.queue.dispatches == []
 
 
-async def test_evaluate_shard_stores_its_slice_and_records_it_once(jobs: JobPorts) -> None:
+async def test_evaluate_shard_stores_its_slice_and_records_it_once(jobs: JobFakes) -> None:
     job = await jobs.submit()
     await jobs.plan(job.job_id)
     outcome = await jobs.shard(job.job_id, 2, worker="w7")
@@ -139,23 +149,25 @@ async def test_evaluate_shard_stores_its_slice_and_records_it_once(jobs: JobPort
     assert sum(isinstance(e, BatchShardCompleted) for e in jobs.job_events(job.job_id)) == 1
 
 
-async def test_evaluate_shard_skips_inactive_and_unknown_jobs(jobs: JobPorts) -> None:
+async def test_evaluate_shard_skips_inactive_and_unknown_jobs(jobs: JobFakes) -> None:
     job = await jobs.submit()
     await jobs.plan(job.job_id)
-    await cancel_batch_job(job.job_id, None, META, jobs.uow)
+    await cancel_batch_job(
+        CancelBatchJob(job_id=job.job_id, reason=None, metadata=META), jobs.ports
+    )
     assert not (await jobs.shard(job.job_id, 0)).changed
     assert not (await jobs.shard(str(uuid.uuid4()), 0)).changed
     assert jobs.evaluator.calls == [] and jobs.uow.db.shard_results == {}
 
 
-async def test_evaluate_shard_refuses_a_shard_outside_the_plan(jobs: JobPorts) -> None:
+async def test_evaluate_shard_refuses_a_shard_outside_the_plan(jobs: JobFakes) -> None:
     job = await jobs.submit()
     with pytest.raises(InvalidInput, match="has no shard 3"):
         await jobs.shard(job.job_id, 3)
     assert jobs.evaluator.calls == []
 
 
-async def test_evaluate_shard_loses_gracefully_to_a_faster_worker(jobs: JobPorts) -> None:
+async def test_evaluate_shard_loses_gracefully_to_a_faster_worker(jobs: JobFakes) -> None:
     job = await jobs.submit()
     evaluate = jobs.evaluator.evaluate
 
@@ -181,7 +193,7 @@ async def test_evaluate_shard_loses_gracefully_to_a_faster_worker(jobs: JobPorts
     assert not any(isinstance(e, BatchShardCompleted) for e in jobs.job_events(job.job_id))
 
 
-async def test_aggregate_waits_for_every_shard_then_records_once(jobs: JobPorts) -> None:
+async def test_aggregate_waits_for_every_shard_then_records_once(jobs: JobFakes) -> None:
     job = await jobs.submit()
     await jobs.plan(job.job_id)
     for shard in (0, 1):
@@ -212,7 +224,7 @@ async def test_aggregate_waits_for_every_shard_then_records_once(jobs: JobPorts)
     assert sum(isinstance(e, BatchJobCompleted) for e in jobs.job_events(job.job_id)) == 1
 
 
-async def test_aggregate_completes_a_job_whose_shards_beat_the_plan(jobs: JobPorts) -> None:
+async def test_aggregate_completes_a_job_whose_shards_beat_the_plan(jobs: JobFakes) -> None:
     job = await jobs.submit(dataset_id="tiny_5", model_version="v2")
     await jobs.shard(job.job_id, 0)  # the only shard lands before BatchJobPlanned
     assert not (await jobs.aggregate(job.job_id)).changed
@@ -222,17 +234,17 @@ async def test_aggregate_completes_a_job_whose_shards_beat_the_plan(jobs: JobPor
     assert jobs.model_events(EvaluationRecorded)[0].model_version == "v2"
 
 
-async def test_fail_marks_an_active_job_failed_once(jobs: JobPorts) -> None:
+async def test_fail_marks_an_active_job_failed_once(jobs: JobFakes) -> None:
     job = await jobs.submit()
-    cmd = FailBatchJob(job_id=job.job_id, reason="shard 1 failed: boom", shard=1)
-    state = await fail_batch_job(cmd, META, jobs.uow)
+    cmd = FailBatchJob(job_id=job.job_id, reason="shard 1 failed: boom", shard=1, metadata=META)
+    state = await fail_batch_job(cmd, jobs.ports)
     assert state.status == FAILED and state.error == "shard 1 failed: boom"
-    await fail_batch_job(cmd, META, jobs.uow)
+    await fail_batch_job(cmd, jobs.ports)
     assert [type(e) for e in jobs.job_events(job.job_id)] == [BatchJobSubmitted, BatchJobFailed]
     assert not (await jobs.shard(job.job_id, 0)).changed
 
 
-async def test_replan_dispatches_only_missing_shards_of_running_jobs(jobs: JobPorts) -> None:
+async def test_replan_dispatches_only_missing_shards_of_running_jobs(jobs: JobFakes) -> None:
     running = await jobs.submit()
     await jobs.plan(running.job_id)
     await jobs.shard(running.job_id, 1)
@@ -242,7 +254,7 @@ async def test_replan_dispatches_only_missing_shards_of_running_jobs(jobs: JobPo
     await jobs.shard(done.job_id, 0)
     await jobs.aggregate(done.job_id)
     jobs.queue.dispatches.clear()
-    replanned = await replan_lost_shards(jobs.uow, jobs.queue)
+    replanned = await replan_lost_shards(ReplanLostShards(), jobs.ports)
     assert replanned == {running.job_id: 2}
     assert jobs.queue.shards(running.job_id) == [0, 2]
     assert jobs.queue.shards(queued.job_id) == [] and jobs.queue.shards(done.job_id) == []

@@ -9,18 +9,18 @@ import pytest
 from domain.errors import Conflict, InvalidInput, ServiceUnavailable
 from domain.registry.decisions import STAGING
 from events.registry import ArtifactMetadata, ModelVersionRegistered
-from tests.unit.wiring import RegistryPorts
+from tests.unit.wiring import RegistryFakes
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def reg() -> RegistryPorts:
+def reg() -> RegistryFakes:
     """Fresh fakes per test."""
-    return RegistryPorts()
+    return RegistryFakes()
 
 
-async def test_register_stores_the_file_and_records_the_version(reg: RegistryPorts) -> None:
+async def test_register_stores_the_file_and_records_the_version(reg: RegistryFakes) -> None:
     result = await reg.register("v1", tags={"team": "vision"}, reason="first")
     assert result.changed
     [event] = reg.events()
@@ -35,14 +35,14 @@ async def test_register_stores_the_file_and_records_the_version(reg: RegistryPor
     assert result.state.versions["v1"].status == STAGING
 
 
-async def test_register_keeps_a_metadata_override(reg: RegistryPorts) -> None:
+async def test_register_keeps_a_metadata_override(reg: RegistryFakes) -> None:
     override = ArtifactMetadata(architecture="custom", num_classes=3, class_names=["a", "b", "c"])
     await reg.register("v1", metadata_override=override)
     assert reg.events()[0].metadata == override
     assert reg.store.metadata[("m", "v1")] == override
 
 
-async def test_register_same_file_again_is_an_idempotent_success(reg: RegistryPorts) -> None:
+async def test_register_same_file_again_is_an_idempotent_success(reg: RegistryFakes) -> None:
     await reg.register("v1")
     again = await reg.register("v1")
     assert not again.changed and again.recorded == []
@@ -51,7 +51,7 @@ async def test_register_same_file_again_is_an_idempotent_success(reg: RegistryPo
     assert reg.inspector.inspected == ["a.pt"]
 
 
-async def test_register_other_file_under_same_version_is_a_conflict(reg: RegistryPorts) -> None:
+async def test_register_other_file_under_same_version_is_a_conflict(reg: RegistryFakes) -> None:
     await reg.register("v1", source="a.pt")
     with pytest.raises(Conflict, match="already registered with sha256"):
         await reg.register("v1", source="b.pt")
@@ -60,7 +60,7 @@ async def test_register_other_file_under_same_version_is_a_conflict(reg: Registr
 
 
 async def test_concurrent_registrations_of_one_version_leave_the_winners_file(
-    reg: RegistryPorts,
+    reg: RegistryFakes,
 ) -> None:
     results = await asyncio.gather(
         reg.register("v1", source="a.pt"),
@@ -93,7 +93,7 @@ async def test_concurrent_registrations_of_one_version_leave_the_winners_file(
     ],
 )
 async def test_register_refuses_bad_input_before_storing_anything(
-    reg: RegistryPorts, kwargs: dict, error: type, text: str
+    reg: RegistryFakes, kwargs: dict, error: type, text: str
 ) -> None:
     version = kwargs.pop("version", "v1")
     with pytest.raises(error, match=text):
@@ -101,7 +101,7 @@ async def test_register_refuses_bad_input_before_storing_anything(
     assert reg.store.files == {} and reg.uow.db.log == []
 
 
-async def test_register_discards_the_copy_when_the_metadata_write_fails(reg: RegistryPorts) -> None:
+async def test_register_discards_the_copy_when_the_metadata_write_fails(reg: RegistryFakes) -> None:
     reg.store.fail_metadata = OSError("disk full")
     with pytest.raises(OSError, match="disk full"):
         await reg.register("v1")
@@ -109,7 +109,7 @@ async def test_register_discards_the_copy_when_the_metadata_write_fails(reg: Reg
     assert reg.store.files == {} and reg.uow.db.log == []
 
 
-async def test_register_discards_the_copy_when_the_commit_fails(reg: RegistryPorts) -> None:
+async def test_register_discards_the_copy_when_the_commit_fails(reg: RegistryFakes) -> None:
     reg.uow.fail_next_commits(2, ServiceUnavailable("PostgreSQL is unavailable"))
     with pytest.raises(ServiceUnavailable):
         await reg.register("v1")

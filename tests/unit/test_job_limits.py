@@ -6,16 +6,17 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import Conflict, InvalidInput
+from domain.jobs.commands import CancelBatchJob
 from domain.jobs.handlers import cancel_batch_job
 from events.base import EventMetadata
 from tests.unit.fakes import FakeJobStore
-from tests.unit.wiring import JobPorts
+from tests.unit.wiring import JobFakes
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_a_job_of_too_many_shards_is_refused_with_what_fits() -> None:
-    jobs = JobPorts()
+    jobs = JobFakes()
     with pytest.raises(InvalidInput) as err:
         await jobs.submit(shard_size=1, max_shards=100)  # 250 images -> 250 shards
     text = str(err.value)
@@ -25,7 +26,7 @@ async def test_a_job_of_too_many_shards_is_refused_with_what_fits() -> None:
 
 
 async def test_a_key_may_have_only_so_many_jobs_queued_or_running() -> None:
-    jobs = JobPorts(actor="alice")
+    jobs = JobFakes(actor="alice")
     first = await jobs.submit(max_active=2)
     await jobs.plan(first.job_id)  # running counts too
     await jobs.submit(max_active=2)
@@ -33,13 +34,16 @@ async def test_a_key_may_have_only_so_many_jobs_queued_or_running() -> None:
         await jobs.submit(max_active=2)
     jobs.metadata = EventMetadata(actor="bob")  # another key is not held back by alice's jobs
     await jobs.submit(max_active=2)
-    await cancel_batch_job(first.job_id, None, EventMetadata(actor="alice"), jobs.uow)
+    await cancel_batch_job(
+        CancelBatchJob(job_id=first.job_id, reason=None, metadata=EventMetadata(actor="alice")),
+        jobs.ports,
+    )
     jobs.metadata = EventMetadata(actor="alice")
     await jobs.submit(max_active=2)  # a finished job frees its place
 
 
 async def test_the_aggregate_folds_the_job_only_once_every_shard_is_in(monkeypatch) -> None:
-    jobs = JobPorts()
+    jobs = JobFakes()
     job = await jobs.submit()
     await jobs.plan(job.job_id)
     loads = []

@@ -8,7 +8,7 @@ import pytest
 
 from domain.errors import ServiceUnavailable
 from tests.unit.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
-from tests.unit.wiring import RegistryPorts
+from tests.unit.wiring import RegistryFakes
 
 pytestmark = pytest.mark.anyio
 DOWN = ServiceUnavailable("postgresql is unavailable; retry shortly")
@@ -50,7 +50,7 @@ class _Factory(FakeUnitOfWorkFactory):
 
 
 async def test_a_commit_whose_reply_was_lost_keeps_the_files() -> None:
-    reg = RegistryPorts()
+    reg = RegistryFakes()
     reg.uow = _Factory()
     with pytest.raises(ServiceUnavailable):
         await reg.register("v1")
@@ -60,7 +60,7 @@ async def test_a_commit_whose_reply_was_lost_keeps_the_files() -> None:
 
 
 async def test_a_commit_known_to_have_failed_discards_the_files() -> None:
-    reg = RegistryPorts()
+    reg = RegistryFakes()
     reg.uow.fail_next_commits(1, DOWN)
     with pytest.raises(ServiceUnavailable):
         await reg.register("v1")

@@ -12,7 +12,7 @@ from domain.registry.commands import (
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
-    RegisterModelVersion,
+    RecordRegistration,
     RollbackModel,
     TagModelVersion,
 )
@@ -20,6 +20,8 @@ from domain.registry.decisions import ModelState, decide, evolve, fold
 from events.base import EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from events.registry import ModelVersionPromoted, ModelVersionRegistered, ModelVersionRolledBack
+
+META = EventMetadata(actor="tester")
 
 
 class Model:
@@ -47,7 +49,7 @@ class Model:
 
     def register(self, version: str, sha: str = "a" * 64) -> list:
         return self.run(
-            RegisterModelVersion(
+            RecordRegistration(
                 model_name="m",
                 model_version=version,
                 artifact_uri=f"m/{version}/model.pt",
@@ -77,8 +79,8 @@ def test_promote_demotes_previous_prod_in_the_same_event() -> None:
     m = Model()
     m.register("v1")
     m.register("v2", "b" * 64)
-    m.run(PromoteModelVersion(model_name="m", model_version="v1"))
-    (event,) = m.run(PromoteModelVersion(model_name="m", model_version="v2"))
+    m.run(PromoteModelVersion(model_name="m", model_version="v1", metadata=META))
+    (event,) = m.run(PromoteModelVersion(model_name="m", model_version="v2", metadata=META))
     assert isinstance(event, ModelVersionPromoted)
     assert event.previous_prod == "v1"
     assert m.state.versions["v1"].status == "staging"
@@ -89,8 +91,8 @@ def test_promote_demotes_previous_prod_in_the_same_event() -> None:
 def test_promoting_current_prod_is_a_no_op() -> None:
     m = Model()
     m.register("v1")
-    m.run(PromoteModelVersion(model_name="m", model_version="v1"))
-    assert m.run(PromoteModelVersion(model_name="m", model_version="v1")) == []
+    m.run(PromoteModelVersion(model_name="m", model_version="v1", metadata=META))
+    assert m.run(PromoteModelVersion(model_name="m", model_version="v1", metadata=META)) == []
 
 
 def test_rollback_restores_the_previous_prod_and_says_which() -> None:
@@ -98,15 +100,15 @@ def test_rollback_restores_the_previous_prod_and_says_which() -> None:
     for v, sha in (("v1", "a"), ("v2", "b"), ("v3", "c")):
         m.register(v, sha * 64)
     for v in ("v1", "v2", "v3"):
-        m.run(PromoteModelVersion(model_name="m", model_version=v))
-    (event,) = m.run(RollbackModel(model_name="m"))
+        m.run(PromoteModelVersion(model_name="m", model_version=v, metadata=META))
+    (event,) = m.run(RollbackModel(model_name="m", metadata=META))
     assert isinstance(event, ModelVersionRolledBack)
     assert (event.from_version, event.to_version) == ("v3", "v2")
-    (event,) = m.run(RollbackModel(model_name="m"))
+    (event,) = m.run(RollbackModel(model_name="m", metadata=META))
     assert (event.from_version, event.to_version) == ("v2", "v1")
     assert m.state.prod == "v1"
     with pytest.raises(Conflict, match="no earlier prod"):
-        m.run(RollbackModel(model_name="m"))
+        m.run(RollbackModel(model_name="m", metadata=META))
 
 
 def test_rollback_skips_archived_versions() -> None:
@@ -114,48 +116,56 @@ def test_rollback_skips_archived_versions() -> None:
     for v, sha in (("v1", "a"), ("v2", "b"), ("v3", "c")):
         m.register(v, sha * 64)
     for v in ("v1", "v2", "v3"):
-        m.run(PromoteModelVersion(model_name="m", model_version=v))
-    m.run(ArchiveModelVersion(model_name="m", model_version="v2"))
-    (event,) = m.run(RollbackModel(model_name="m"))
+        m.run(PromoteModelVersion(model_name="m", model_version=v, metadata=META))
+    m.run(ArchiveModelVersion(model_name="m", model_version="v2", metadata=META))
+    (event,) = m.run(RollbackModel(model_name="m", metadata=META))
     assert event.to_version == "v1"
 
 
 def test_rollback_without_prod_or_model_is_refused() -> None:
     m = Model()
     with pytest.raises(NotFound):
-        m.run(RollbackModel(model_name="m"))
+        m.run(RollbackModel(model_name="m", metadata=META))
     m.register("v1")
     with pytest.raises(Conflict, match="no prod"):
-        m.run(RollbackModel(model_name="m"))
+        m.run(RollbackModel(model_name="m", metadata=META))
 
 
 def test_archive_and_demote_rules() -> None:
     m = Model()
     m.register("v1")
-    m.run(PromoteModelVersion(model_name="m", model_version="v1"))
+    m.run(PromoteModelVersion(model_name="m", model_version="v1", metadata=META))
     with pytest.raises(Conflict, match="is prod"):
-        m.run(ArchiveModelVersion(model_name="m", model_version="v1"))
-    m.run(DemoteModelVersion(model_name="m", model_version="v1"))
+        m.run(ArchiveModelVersion(model_name="m", model_version="v1", metadata=META))
+    m.run(DemoteModelVersion(model_name="m", model_version="v1", metadata=META))
     assert m.state.prod is None
-    m.run(ArchiveModelVersion(model_name="m", model_version="v1"))
+    m.run(ArchiveModelVersion(model_name="m", model_version="v1", metadata=META))
     with pytest.raises(Conflict, match="archived"):
-        m.run(PromoteModelVersion(model_name="m", model_version="v1"))
+        m.run(PromoteModelVersion(model_name="m", model_version="v1", metadata=META))
 
 
 def test_tags_merge_and_remove() -> None:
     m = Model()
     m.register("v1")
-    m.run(TagModelVersion(model_name="m", model_version="v1", tags={"a": "1", "b": "2"}))
-    m.run(TagModelVersion(model_name="m", model_version="v1", tags={"a": ""}))
+    m.run(
+        TagModelVersion(
+            model_name="m", model_version="v1", tags={"a": "1", "b": "2"}, metadata=META
+        )
+    )
+    m.run(TagModelVersion(model_name="m", model_version="v1", tags={"a": ""}, metadata=META))
     assert m.state.versions["v1"].tags == {"b": "2"}
     with pytest.raises(InvalidInput):
-        m.run(TagModelVersion(model_name="m", model_version="v1", tags={"bad key": "x"}))
+        m.run(
+            TagModelVersion(
+                model_name="m", model_version="v1", tags={"bad key": "x"}, metadata=META
+            )
+        )
 
 
 @pytest.mark.parametrize("name", ["", "../etc", "UPPER", "a/b", "x" * 65, "-lead", "a b"])
 def test_bad_model_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidInput, match="invalid model name"):
-        decide(ModelState(model_name=name), RollbackModel(model_name=name))
+        decide(ModelState(model_name=name), RollbackModel(model_name=name, metadata=META))
 
 
 @pytest.mark.parametrize("version", ["", "..", "../v1", "v/1", "v 1", "x" * 65])
@@ -169,16 +179,16 @@ def test_unknown_version_lists_known_ones() -> None:
     m = Model()
     m.register("v1")
     with pytest.raises(NotFound, match=r"known: v1"):
-        m.run(PromoteModelVersion(model_name="m", model_version="v9"))
+        m.run(PromoteModelVersion(model_name="m", model_version="v9", metadata=META))
 
 
 def test_fold_of_history_equals_live_state() -> None:
     m = Model()
     m.register("v1")
     m.register("v2", "b" * 64)
-    m.run(PromoteModelVersion(model_name="m", model_version="v1"))
-    m.run(PromoteModelVersion(model_name="m", model_version="v2"))
-    m.run(RollbackModel(model_name="m"))
+    m.run(PromoteModelVersion(model_name="m", model_version="v1", metadata=META))
+    m.run(PromoteModelVersion(model_name="m", model_version="v2", metadata=META))
+    m.run(RollbackModel(model_name="m", metadata=META))
     assert fold("m", m.history) == m.state
 
 
@@ -186,11 +196,11 @@ def test_every_event_round_trips_through_the_codec() -> None:
     m = Model()
     m.register("v1")
     m.register("v2", "b" * 64)
-    m.run(PromoteModelVersion(model_name="m", model_version="v1", reason="good"))
-    m.run(PromoteModelVersion(model_name="m", model_version="v2"))
-    m.run(RollbackModel(model_name="m"))
-    m.run(TagModelVersion(model_name="m", model_version="v1", tags={"k": "v"}))
-    m.run(ArchiveModelVersion(model_name="m", model_version="v2"))
+    m.run(PromoteModelVersion(model_name="m", model_version="v1", reason="good", metadata=META))
+    m.run(PromoteModelVersion(model_name="m", model_version="v2", metadata=META))
+    m.run(RollbackModel(model_name="m", metadata=META))
+    m.run(TagModelVersion(model_name="m", model_version="v1", tags={"k": "v"}, metadata=META))
+    m.run(ArchiveModelVersion(model_name="m", model_version="v2", metadata=META))
     for r in m.history:
         assert decode_event(event_type_name(r.event), encode_event(r.event)) == r.event
     assert isinstance(m.history[0].event, ModelVersionRegistered)

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
-from domain.gates.evaluation import check_gate, on_job_finished, start_gate
-from domain.gates.handlers import request_gate
-from domain.gates.ports import LatencyRun
-from domain.jobs.aggregate import PlanBatchJob
-from domain.jobs.handlers import (
-    aggregate_batch_job,
-    evaluate_shard,
-    plan_batch_job,
-    submit_batch_job,
+from domain.bus import MessageBus, bind
+from domain.delivery import Delivery
+from domain.gates import handlers as gate_handlers
+from domain.gates.commands import (
+    CheckGate,
+    CheckGatesOfJob,
+    PromoteAfterGate,
+    RequestAutomaticGate,
+    RequestGate,
+    StartGate,
 )
+from domain.gates.evaluation import check_gate, on_job_finished, start_gate
+from domain.gates.handlers import auto_gate, auto_promote, request_gate
+from domain.gates.ports import GatePorts, LatencyRun, VerdictPorts
+from domain.jobs import handlers as job_handlers
+from domain.jobs.commands import AggregateBatchJob, EvaluateShard, PlanBatchJob, SubmitBatchJob
+from domain.jobs.handlers import submit_batch_job
+from domain.jobs.ports import JobLimits, JobPorts, ShardPorts
+from domain.jobs.work import aggregate_batch_job, evaluate_shard, plan_batch_job
+from domain.registry.commands import RegisterModelVersion
 from domain.registry.handlers import register_model_version
+from domain.registry.ports import RegistryPorts
 from events.base import Event, EventMetadata
 from events.registry import ModelVersionPromoted, ModelVersionRegistered
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
@@ -34,32 +46,41 @@ from tests.unit.fakes import (
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
-class RegistryPorts:
-    """The registry handlers' ports wired to fakes: sources a.pt, b.pt and the unloadable bad.pt."""
+class RegistryFakes:
+    """The registry handlers' ports on fakes: sources a.pt, b.pt and the unloadable bad.pt."""
 
     def __init__(self, actor: str = "tester") -> None:
         self.metadata = EventMetadata(actor=actor)
+        self.clock = FakeClock()
         self.uow = FakeUnitOfWorkFactory()
         sources = {"a.pt": b"weights-a", "b.pt": b"weights-b", "bad.pt": b"not a model"}
         self.store = FakeArtifactStore(sources)
         self.inspector = FakeInspector(bad={"bad.pt"})
         self.lock = FakeRegistrationLock()
 
+    @property
+    def ports(self) -> RegistryPorts:
+        """The ports as the handlers take them (built from the fakes set now)."""
+        return RegistryPorts(
+            uow=self.uow,
+            artifacts=self.store,
+            inspector=self.inspector,
+            lock=self.lock,
+            clock=self.clock,
+        )
+
     async def register(self, version: str = "v1", source: str = "a.pt", **kw: Any):
         """Register ``source`` as ``version`` of model m (or ``model_name``)."""
-        return await register_model_version(
+        cmd = RegisterModelVersion(
             model_name=kw.get("model_name", "m"),
             model_version=version,
             source=source,
             tags=kw.get("tags", {}),
             reason=kw.get("reason"),
-            metadata_override=kw.get("metadata_override"),
+            artifact_metadata=kw.get("metadata_override"),
             metadata=self.metadata,
-            uow=self.uow,
-            lock=self.lock,
-            store=self.store,
-            inspector=self.inspector,
         )
+        return await register_model_version(cmd, self.ports)
 
     def events(self, model_name: str = "m") -> list[Event]:
         """Committed events of one model."""
@@ -73,7 +94,7 @@ def _registered(name: str, version: str) -> ModelVersionRegistered:
     )
 
 
-class JobPorts:
+class JobFakes:
     """The ports of the job handlers, wired to fakes; model m has v1 (prod) and v2."""
 
     def __init__(self, actor: str = "tester") -> None:
@@ -83,57 +104,65 @@ class JobPorts:
         self.queue = FakeShardQueue()
         self.evaluator = FakeShardEvaluator(wrong={3, 150, 249})
         self.datasets = FakeDatasetCatalog({"mnist_250": (250, NAMES), "tiny_5": (5, NAMES)})
+        self.limits = JobLimits(shard_size=100)
         for name, versions in (("m", ("v1", "v2")), ("n", ("v1",))):
             registered = [_registered(name, v) for v in versions]
             self.uow.db.append_now(model_stream_id(name), registered)
         promoted = ModelVersionPromoted(model_name="m", model_version="v1")
         self.uow.db.append_now(model_stream_id("m"), [promoted])
 
-    async def submit(self, model_name: str = "m", dataset_id: str = "mnist_250", **kw):
-        """Submit a job (prod version, batch 32, shards of 100 unless told)."""
-        args = {"batch_size": 32, "model_version": None, "shard_size": 100, **kw}
-        return await submit_batch_job(
-            model_name=model_name,
-            dataset_id=dataset_id,
-            metadata=self.metadata,
+    @property
+    def ports(self) -> JobPorts:
+        """The job handlers' ports (built from the fakes and limits set now)."""
+        return JobPorts(
             uow=self.uow,
             datasets=self.datasets,
-            **args,
+            queue=self.queue,
+            clock=self.clock,
+            limits=self.limits,
         )
+
+    @property
+    def shard_ports(self) -> ShardPorts:
+        """The shard handler's ports."""
+        return ShardPorts(uow=self.uow, evaluator=self.evaluator)
+
+    def delivery(self, group: str, event_id: uuid.UUID | None = None) -> Delivery:
+        """A delivery to ``group`` (a fresh event id unless given)."""
+        return Delivery(group=group, event_id=event_id or uuid.uuid4())
+
+    async def submit(
+        self,
+        model_name: str = "m",
+        dataset_id: str = "mnist_250",
+        max_shards: int | None = None,
+        max_active: int | None = None,
+        **kw,
+    ):
+        """Submit a job (prod version, batch 32, shards of 100, no limits unless told)."""
+        args = {"batch_size": 32, "model_version": None, "shard_size": 100, **kw}
+        cmd = SubmitBatchJob(
+            model_name=model_name, dataset_id=dataset_id, metadata=self.metadata, **args
+        )
+        limits = JobLimits(shard_size=100, max_shards=max_shards, max_active=max_active)
+        return await submit_batch_job(cmd, replace(self.ports, limits=limits))
 
     async def plan(self, job_id: str, event_id: uuid.UUID | None = None):
         """Deliver BatchJobSubmitted to the batch-inference group."""
-        return await plan_batch_job(
-            PlanBatchJob(job_id=job_id),
-            group="batch-inference",
-            event_id=event_id or uuid.uuid4(),
-            metadata=self.metadata,
-            uow=self.uow,
-            queue=self.queue,
-        )
+        delivery = self.delivery("batch-inference", event_id)
+        cmd = PlanBatchJob(job_id=job_id, delivery=delivery, metadata=self.metadata)
+        return await plan_batch_job(cmd, self.ports)
 
     async def shard(self, job_id: str, shard: int, worker: str = "w1"):
         """Deliver one work message."""
-        return await evaluate_shard(
-            job_id,
-            shard,
-            worker=worker,
-            metadata=self.metadata,
-            uow=self.uow,
-            evaluator=self.evaluator,
-        )
+        cmd = EvaluateShard(job_id=job_id, shard=shard, worker=worker, metadata=self.metadata)
+        return await evaluate_shard(cmd, self.shard_ports)
 
     async def aggregate(self, job_id: str, event_id: uuid.UUID | None = None):
         """Deliver a shard completion to the metric-aggregation group."""
-        return await aggregate_batch_job(
-            job_id,
-            group="metric-aggregation",
-            event_id=event_id or uuid.uuid4(),
-            metadata=self.metadata,
-            uow=self.uow,
-            datasets=self.datasets,
-            clock=self.clock,
-        )
+        delivery = self.delivery("metric-aggregation", event_id)
+        cmd = AggregateBatchJob(job_id=job_id, delivery=delivery, metadata=self.metadata)
+        return await aggregate_batch_job(cmd, self.ports)
 
     def job_events(self, job_id: str) -> list:
         """Committed events of one job."""
@@ -179,7 +208,7 @@ class VersionedEvaluator(FakeShardEvaluator):
         return await super().evaluate(version, dataset_id, start, stop, batch_size)
 
 
-class GatePorts(JobPorts):
+class GateFakes(JobFakes):
     """The gate handlers' ports on fakes: model m has v1 (prod) and v2, n has v1 only."""
 
     group = "gate-evaluation"
@@ -189,45 +218,76 @@ class GatePorts(JobPorts):
         self.evaluator = VersionedEvaluator(wrong or {})
         self.latency = FakeLatencyMeter()
 
+    @property
+    def gate_ports(self) -> GatePorts:
+        """The gate handlers' ports."""
+        jobs = self.ports
+        return GatePorts(uow=self.uow, datasets=self.datasets, clock=self.clock, jobs=jobs)
+
+    @property
+    def verdict_ports(self) -> VerdictPorts:
+        """The ports of the handlers that judge a gate."""
+        return VerdictPorts(uow=self.uow, latency=self.latency)
+
+    @property
+    def bus(self) -> MessageBus:
+        """A worker's bus over these fakes (every job and gate command)."""
+        return MessageBus(
+            bind(job_handlers.HANDLERS, self.ports),
+            bind(job_handlers.SHARD_HANDLERS, self.shard_ports),
+            bind(gate_handlers.HANDLERS, self.gate_ports),
+            bind(gate_handlers.VERDICT_HANDLERS, self.verdict_ports),
+        )
+
+    @property
+    def registry_ports(self) -> RegistryPorts:
+        """The registry handlers' ports over the same fakes (promotions check the gates)."""
+        return RegistryPorts(
+            uow=self.uow,
+            artifacts=FakeArtifactStore({}),
+            inspector=FakeInspector(),
+            lock=FakeRegistrationLock(),
+            clock=self.clock,
+        )
+
+    async def auto_gate(self, event_id: uuid.UUID, **kw: Any):
+        """Deliver EvaluationRecorded (``kw``: model, version, dataset, job) to the group."""
+        delivery = self.delivery(self.group, event_id)
+        cmd = RequestAutomaticGate(delivery=delivery, metadata=self.metadata, **kw)
+        return await auto_gate(cmd, self.gate_ports)
+
+    async def auto_promote(self, gate_id: str, event_id: uuid.UUID):
+        """Deliver GateEvaluated to the group."""
+        delivery = self.delivery(self.group, event_id)
+        cmd = PromoteAfterGate(gate_id=gate_id, delivery=delivery, metadata=self.metadata)
+        return await auto_promote(cmd, self.gate_ports)
+
     async def request(self, candidate: str = "v2", baseline: str = "v1", **kw):
         """Request a gate on model m (dataset mnist_250 unless told)."""
         args = {"model_name": "m", "dataset_id": "mnist_250", **kw}
-        return await request_gate(
+        cmd = RequestGate(
             candidate_version=candidate,
             baseline_version=baseline,
             metadata=self.metadata,
-            uow=self.uow,
-            datasets=self.datasets,
             **args,
         )
+        return await request_gate(cmd, self.gate_ports)
 
     async def start(self, gate_id: str):
         """Deliver GateRequested to the gate-evaluation group."""
-        return await start_gate(
-            gate_id, metadata=self.metadata, uow=self.uow, datasets=self.datasets, shard_size=100
-        )
+        return await start_gate(StartGate(gate_id=gate_id, metadata=self.metadata), self.gate_ports)
 
     async def check(self, gate_id: str, event_id: uuid.UUID | None = None):
         """Deliver GateEvaluationsRequested (or a job's end) for one gate."""
-        return await check_gate(
-            gate_id,
-            group=self.group,
-            event_id=event_id or uuid.uuid4(),
-            metadata=self.metadata,
-            uow=self.uow,
-            latency=self.latency,
-        )
+        delivery = self.delivery(self.group, event_id)
+        cmd = CheckGate(gate_id=gate_id, delivery=delivery, metadata=self.metadata)
+        return await check_gate(cmd, self.verdict_ports)
 
     async def job_finished(self, job_id: str, event_id: uuid.UUID | None = None):
         """Deliver a job's completion event to the gate-evaluation group."""
-        return await on_job_finished(
-            job_id,
-            group=self.group,
-            event_id=event_id or uuid.uuid4(),
-            metadata=self.metadata,
-            uow=self.uow,
-            latency=self.latency,
-        )
+        delivery = self.delivery(self.group, event_id)
+        cmd = CheckGatesOfJob(job_id=job_id, delivery=delivery, metadata=self.metadata)
+        return await on_job_finished(cmd, self.verdict_ports)
 
     async def run_job(self, job_id: str) -> None:
         """Plan, run every shard and aggregate a submitted job, as the groups would."""

@@ -12,7 +12,7 @@ import sys
 
 from sqlalchemy import text
 
-from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, RollbackModel
+from domain.registry.commands import PromoteModelVersion, RecordRegistration, RollbackModel
 from domain.registry.handlers import change_model
 from events.base import EventMetadata
 from tests.conftest import ROOT
@@ -23,7 +23,7 @@ META = EventMetadata(actor="auditor-test")
 
 async def register(p, model: str, version: str, n: int = 0) -> None:
     """Record a registration through the registry handler (no artifact file needed)."""
-    cmd = RegisterModelVersion(
+    cmd = RecordRegistration(
         model_name=model,
         model_version=version,
         artifact_uri=f"{model}/{version}/model.pt",
@@ -39,9 +39,11 @@ async def lifecycle(p, model: str = "audited") -> None:
     await register(p, model, "v2", 2)
     for version in ("v1", "v2"):
         await change_model(
-            PromoteModelVersion(model_name=model, model_version=version), META, p.uow
+            PromoteModelVersion(model_name=model, model_version=version, metadata=META), META, p.uow
         )
-    await change_model(RollbackModel(model_name=model, reason="v2 regressed"), META, p.uow)
+    await change_model(
+        RollbackModel(model_name=model, reason="v2 regressed", metadata=META), META, p.uow
+    )
 
 
 async def publish(p) -> int:

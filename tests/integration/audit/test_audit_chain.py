@@ -38,7 +38,7 @@ async def _rows(p) -> list:
 async def test_the_trace_context_is_stored_relayed_and_covered(private) -> None:
     await lifecycle(private)
     meta = EventMetadata(actor="tracer", trace_context=TRACE)
-    cmd = TagModelVersion(model_name="audited", model_version="v1", tags={"k": "v"})
+    cmd = TagModelVersion(model_name="audited", model_version="v1", tags={"k": "v"}, metadata=meta)
     await change_model(cmd, meta, private.uow)
     await publish(private)
     row = (await _rows(private))[-1]

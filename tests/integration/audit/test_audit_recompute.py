@@ -16,17 +16,13 @@ from sqlalchemy import text
 
 import bootstrap
 from domain.audit.reports import TrailFilter
+from domain.delivery import Delivery
 from domain.errors import Conflict
-from domain.jobs.aggregate import PlanBatchJob
+from domain.jobs.commands import AggregateBatchJob, EvaluateShard, PlanBatchJob, SubmitBatchJob
 from domain.jobs.evaluation import evaluation_metrics
-from domain.jobs.handlers import (
-    aggregate_batch_job,
-    evaluate_shard,
-    evaluation_summary,
-    plan_batch_job,
-    submit_batch_job,
-)
-from domain.registry.handlers import register_model_version
+from domain.jobs.ports import ShardPorts
+from domain.jobs.work import evaluate_shard, evaluation_summary
+from domain.registry.commands import RegisterModelVersion
 from events.base import EventMetadata
 from events.streams import EVAL_STREAM
 
@@ -35,36 +31,26 @@ META = EventMetadata(actor="recompute-test")
 
 
 async def _evaluate(p, evaluator, version: str) -> str:
-    job = await submit_batch_job(
-        model_name="recomputed",
-        dataset_id="fashion_mnist_300",
-        model_version=version,
-        batch_size=64,
-        shard_size=100,
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
-    )
-    await plan_batch_job(
-        PlanBatchJob(job_id=job.job_id),
-        group="batch-inference",
-        event_id=uuid.uuid4(),
-        metadata=META,
-        uow=p.uow,
-        queue=p.shard_queue,
-    )
-    for shard in range(3):
-        await evaluate_shard(
-            job.job_id, shard, worker="test", metadata=META, uow=p.uow, evaluator=evaluator
+    job = await p.bus.handle(
+        SubmitBatchJob(
+            model_name="recomputed",
+            dataset_id="fashion_mnist_300",
+            model_version=version,
+            batch_size=64,
+            shard_size=100,
+            limited=False,
+            metadata=META,
         )
-    outcome = await aggregate_batch_job(
-        job.job_id,
-        group="metric-aggregation",
-        event_id=uuid.uuid4(),
-        metadata=META,
-        uow=p.uow,
-        datasets=p.datasets,
-        clock=p.clock,
+    )
+    delivery = Delivery(group="batch-inference", event_id=uuid.uuid4())
+    await p.bus.handle(PlanBatchJob(job_id=job.job_id, delivery=delivery, metadata=META))
+    ports = ShardPorts(uow=p.uow, evaluator=evaluator)
+    for shard in range(3):
+        cmd = EvaluateShard(job_id=job.job_id, shard=shard, worker="test", metadata=META)
+        await evaluate_shard(cmd, ports)
+    delivery = Delivery(group="metric-aggregation", event_id=uuid.uuid4())
+    outcome = await p.bus.handle(
+        AggregateBatchJob(job_id=job.job_id, delivery=delivery, metadata=META)
     )
     assert outcome.changed
     return job.job_id
@@ -82,18 +68,14 @@ async def test_a_new_group_recomputes_every_evaluation_from_history(
 ) -> None:
     p = private
     for version, path in trained_artifacts.items():
-        await register_model_version(
-            model_name="recomputed",
-            model_version=version,
-            source=str(path),
-            tags={},
-            reason=None,
-            metadata_override=None,
-            metadata=META,
-            uow=p.uow,
-            lock=p.registration_lock,
-            store=p.artifacts,
-            inspector=p.inspector,
+        await p.bus.handle(
+            RegisterModelVersion(
+                model_name="recomputed",
+                model_version=version,
+                source=str(path),
+                tags={},
+                metadata=META,
+            )
         )
     evaluator = bootstrap.build_shard_evaluator(p)
     jobs = [await _evaluate(p, evaluator, v) for v in ("v1", "v2")]

@@ -11,7 +11,7 @@ import pytest
 
 from api.app import create_app
 from domain.audit.reports import TrailFilter
-from domain.jobs.handlers import submit_batch_job
+from domain.jobs.commands import SubmitBatchJob
 from events import codec
 from events.base import Event, EventMetadata
 from events.upcasting import register_upcaster
@@ -52,15 +52,16 @@ async def test_the_trail_is_filtered_by_position_time_model_type_and_actor(priva
 async def test_job_events_carry_their_model_and_json_lines_decode(private) -> None:
     await lifecycle(private)
     meta = EventMetadata(actor="submitter")
-    await submit_batch_job(
-        model_name="audited",
-        dataset_id="fashion_mnist_100",
-        model_version="v1",
-        batch_size=32,
-        shard_size=50,
-        metadata=meta,
-        uow=private.uow,
-        datasets=private.datasets,
+    await private.bus.handle(
+        SubmitBatchJob(
+            model_name="audited",
+            dataset_id="fashion_mnist_100",
+            model_version="v1",
+            batch_size=32,
+            shard_size=50,
+            limited=False,
+            metadata=meta,
+        )
     )
     job = (await _trail(private, event_type="BatchJobSubmitted"))[0]
     assert (job.model_name, job.model_version, job.actor) == ("audited", "v1", "submitter")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from domain.registry.handlers import register_model_version
+from domain.registry.commands import RegisterModelVersion
 from events.base import EventMetadata
 from tests.integration.audit.support import cli
 
@@ -37,18 +37,16 @@ def _train(tmp_path, seed: int):
 
 
 async def _register(p, version: str, path, metadata) -> None:
-    await register_model_version(
-        model_name="reproduced",
-        model_version=version,
-        source=str(path),
-        tags={},
-        reason="trained",
-        metadata_override=metadata,
-        metadata=META,
-        uow=p.uow,
-        lock=p.registration_lock,
-        store=p.artifacts,
-        inspector=p.inspector,
+    await p.bus.handle(
+        RegisterModelVersion(
+            model_name="reproduced",
+            model_version=version,
+            source=str(path),
+            tags={},
+            reason="trained",
+            metadata=META,
+            artifact_metadata=metadata,
+        )
     )
 
 

@@ -1,0 +1,170 @@
+"""Every adapter, built once over one engine and one Redis client, and the command bus on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cached_property
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bootstrap.servers import create_engine, database_url, migrate, redis_url
+from domain.bus import MessageBus, bind
+from domain.dead_letters import handlers as dead_letter_handlers
+from domain.dead_letters.ports import DeadLetterPorts
+from domain.gates import handlers as gate_handlers
+from domain.gates.ports import GatePorts, PairedLatencyMeter, VerdictPorts
+from domain.jobs import handlers as job_handlers
+from domain.jobs.ports import JobLimits, JobPorts, ShardEvaluator, ShardPorts
+from domain.keys import handlers as key_handlers
+from domain.keys.handlers import new_secret
+from domain.keys.ports import KeyPorts
+from domain.ports import UnitOfWorkFactory
+from domain.registry import handlers as registry_handlers
+from domain.registry.ports import RegistryPorts
+from ml.catalog import DatasetCatalog
+from ml.inspector import TorchArtifactInspector
+from settings import Settings, get_settings
+from storage.audit.service import AuditService
+from storage.connections import create_redis
+from storage.console.queries import ConsoleQueries
+from storage.gates.queries import GateQueries
+from storage.jobs.queries import JobQueries
+from storage.jobs.shard_queue import RedisShardQueue
+from storage.keys.queries import KeyQueries
+from storage.operations import PlatformOperations
+from storage.registry.artifacts import LocalArtifactStore
+from storage.registry.lock import PostgresRegistrationLock
+from storage.registry.queries import RegistryQueries
+from storage.unit_of_work import unit_of_work_factory
+
+
+class SystemClock:
+    """Implements domain.ports.Clock with the wall clock."""
+
+    def now(self) -> datetime:
+        """The current UTC time."""
+        return datetime.now(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Platform:
+    """Every adapter, built once. Entrypoints get theirs through bootstrap's per-entrypoint
+    builders (bootstrap.api, bootstrap.worker, bootstrap.cli); tests may take any field."""
+
+    settings: Settings
+    engine: AsyncEngine
+    redis: aioredis.Redis
+    uow: UnitOfWorkFactory
+    registration_lock: PostgresRegistrationLock
+    artifacts: LocalArtifactStore
+    inspector: TorchArtifactInspector
+    datasets: DatasetCatalog
+    queries: RegistryQueries
+    job_queries: JobQueries
+    gate_queries: GateQueries
+    keys: KeyQueries
+    shard_queue: RedisShardQueue
+    clock: SystemClock
+    ops: PlatformOperations
+    audit: AuditService
+    console: ConsoleQueries
+
+    @cached_property
+    def job_ports(self) -> JobPorts:
+        """The job handlers' ports, with the limits from the batch settings."""
+        batch = self.settings.batch
+        limits = JobLimits(
+            shard_size=batch.shard_size,
+            max_shards=batch.max_shards_per_job,
+            max_active=batch.max_active_jobs_per_key,
+        )
+        return JobPorts(
+            uow=self.uow,
+            datasets=self.datasets,
+            queue=self.shard_queue,
+            clock=self.clock,
+            limits=limits,
+        )
+
+    @cached_property
+    def bus(self) -> MessageBus:
+        """Every command a process serves without models of its own (a worker adds those)."""
+        from storage.dead_letters.store import PostgresDeadLetterLog, RedisDeadLetterQueue
+
+        registry = RegistryPorts(
+            uow=self.uow,
+            artifacts=self.artifacts,
+            inspector=self.inspector,
+            lock=self.registration_lock,
+            clock=self.clock,
+        )
+        gates = GatePorts(
+            uow=self.uow, datasets=self.datasets, clock=self.clock, jobs=self.job_ports
+        )
+        letters = DeadLetterPorts(
+            queue=RedisDeadLetterQueue(self.redis), log=PostgresDeadLetterLog(self.engine)
+        )
+        return MessageBus(
+            bind(registry_handlers.HANDLERS, registry),
+            bind(job_handlers.HANDLERS, self.job_ports),
+            bind(gate_handlers.HANDLERS, gates),
+            bind(key_handlers.HANDLERS, KeyPorts(uow=self.uow, new_secret=new_secret)),
+            bind(dead_letter_handlers.HANDLERS, letters),
+        )
+
+    def worker_bus(self, evaluator: ShardEvaluator, latency: PairedLatencyMeter) -> MessageBus:
+        """The bus of a worker: every command, shards and gate verdicts (its models) included."""
+        return self.bus.including(
+            bind(job_handlers.SHARD_HANDLERS, ShardPorts(uow=self.uow, evaluator=evaluator)),
+            bind(gate_handlers.VERDICT_HANDLERS, VerdictPorts(uow=self.uow, latency=latency)),
+        )
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def build_platform(
+    settings: Settings | None = None, *, run_migrations: bool = True
+) -> Platform:
+    """Start or connect to the servers, migrate, and wire the adapters."""
+    settings = settings or get_settings()
+    from storage.audit.roles import migrate_schema
+    from storage.errors import postgres_errors
+
+    engine = create_engine(database_url(settings), settings=settings)
+    if run_migrations:
+        async with postgres_errors():
+            await migrate_schema(engine, migrate, settings.database.migration_url)
+    return wire(settings, engine, create_redis(redis_url(settings)))
+
+
+def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Platform:
+    """Build every adapter once over an engine and a Redis client."""
+    files, database = settings.files, settings.database
+    return Platform(
+        settings=settings,
+        engine=engine,
+        redis=redis,
+        uow=unit_of_work_factory(engine),
+        registration_lock=PostgresRegistrationLock(
+            engine, database.registration_concurrency, database.registration_wait_s
+        ),
+        artifacts=LocalArtifactStore(
+            files.artifacts_dir, files.artifact_import_roots, files.max_artifact_bytes
+        ),
+        inspector=TorchArtifactInspector(),
+        datasets=DatasetCatalog(files.data_dir, files.cache_dir, files.allow_download),
+        queries=RegistryQueries(engine),
+        job_queries=JobQueries(engine),
+        gate_queries=GateQueries(engine),
+        keys=KeyQueries(engine),
+        shard_queue=RedisShardQueue(redis),
+        clock=SystemClock(),
+        ops=PlatformOperations(engine, redis, settings.redis.relay_interval_s),
+        audit=AuditService(engine, redis),
+        console=ConsoleQueries(engine, redis),
+    )
