@@ -1,14 +1,12 @@
-"""The Litestar application factory: routes, narrow dependencies and supervised background work."""
+"""The Litestar application factory: routes, the dependencies and background work that the
+composition root (bootstrap.api) builds, started in the lifespan."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
-import structlog
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -19,7 +17,6 @@ from api.audit import AuditController, asyncapi
 from api.batch import BatchController
 from api.errors import EXCEPTION_HANDLERS
 from api.gates import GateController, ModelGatesController
-from api.hot_swap import ProdFollower
 from api.inference import predict
 from api.keys import KeysController
 from api.lifecycle import LifecycleController
@@ -29,35 +26,15 @@ from api.registry import RegistryController
 from api.schemas import Health
 from api.ui import console_routes, template_config
 from api.v2 import V2Controller
-from bootstrap import (
-    Platform,
-    Settings,
-    build_inference,
-    build_platform,
-    build_relay,
-    build_stream_stats,
-    get_settings,
-)
-from domain.errors import DomainError
+from bootstrap import Platform, Settings, get_settings
+from bootstrap.api import ApiServices, api_services
 from ml.inference import InferenceService
-from observability import supervisor
 from observability.exposition import render_prometheus
 from observability.logging import configure_logging
 from observability.metrics import set_role
 from observability.tracing import configure_tracing
 
 VERSION = "0.1.0"
-# What controllers may ask for by name: the command bus, the settings and the readers.
-PORTS = (
-    "bus",
-    "settings",
-    "queries",
-    "job_queries",
-    "audit",
-    "keys",
-    "gate_queries",
-    "console",
-)
 
 
 @get("/health", tags=["ops"], summary="Liveness", opt={"role": "public"})
@@ -73,37 +50,9 @@ async def metrics() -> Response[bytes]:
     return Response(body, headers={"content-type": content_type})  # media_type would add a charset
 
 
-async def _warm_up(p: Platform, inference: InferenceService) -> None:
-    """Load the prod versions in the background so the first requests do not pay for it."""
-    log = structlog.get_logger("api")
-    try:
-        prods = await p.queries.prod_models(p.settings.serving.model_cache_size)
-    except DomainError as exc:
-        log.warning("model_warm_up_skipped", error=str(exc))
-        return
-    for name in prods:
-        try:
-            model = await inference.resolve(name)
-            log.info("model_warmed", model_name=name, model_version=model.ref.model_version)
-        except DomainError as exc:
-            log.warning("model_warm_up_failed", model_name=name, error=str(exc))
-
-
-async def _start_up(p: Platform, inference: InferenceService, warm_up: bool) -> None:
-    """Warm up, then freeze the start-up heap out of the garbage collector's full passes.
-
-    Everything imported and built at start lives as long as the process; without the freeze a
-    full collection walks all of it while requests wait (214 ms once in a c=32 run here).
-    """
-    if warm_up:
-        await _warm_up(p, inference)
-    gc.collect()
-    gc.freeze()
-
-
 def _provider(field: str) -> Provide:
     def provide(state: State) -> Any:
-        return getattr(state.platform, field)
+        return getattr(state.services, field)
 
     return Provide(provide, sync_to_thread=False)
 
@@ -127,34 +76,14 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        owned = platform is None
-        p = platform or await build_platform(settings)
-        app.state.platform = p
-        app.state.access = Access(settings, p.keys)
-        inference = app.state.inference = build_inference(p)
-        stop = asyncio.Event()
-        tasks = [supervisor.start("stream-stats", build_stream_stats(p), stop)]
-        warm = asyncio.create_task(
-            _start_up(p, inference, settings.serving.warm_up), name="warm-up"
-        )
-        if settings.serving.hot_swap:
-            follower = app.state.follower = ProdFollower(inference, p.redis, p.queries)
-            tasks.append(supervisor.start("hot-swap", follower.follow, stop))
-            tasks.append(supervisor.start("hot-swap-poll", follower.poll, stop))
-        if run_relay:
-            relay = app.state.relay = build_relay(p)
-            tasks.append(supervisor.start("relay", relay.run, stop))
-        try:
-            yield
-        finally:
-            stop.set()
-            warm.cancel()
-            await asyncio.gather(warm, *tasks, return_exceptions=True)
-            await inference.cache.aclose()
-            if owned:
-                await p.aclose()
+        async with api_services(settings, platform, run_relay=run_relay) as services:
+            app.state.services = services
+            app.state.access = Access(settings, services.keys)
+            app.state.inference = services.inference  # /predict reads it from here, no DI
+            async with services.background.running():
+                yield
 
-    dependencies = {name: _provider(name) for name in PORTS}
+    dependencies = {name: _provider(name) for name in ApiServices.NAMES}
     dependencies["inference"] = Provide(provide_inference, sync_to_thread=False)
     return Litestar(
         route_handlers=[

@@ -37,6 +37,7 @@ from storage.operations import PlatformOperations
 from storage.registry.artifacts import LocalArtifactStore
 from storage.registry.lock import PostgresRegistrationLock
 from storage.registry.queries import RegistryQueries
+from storage.streams.relay import Relay
 from storage.unit_of_work import unit_of_work_factory
 
 
@@ -70,6 +71,11 @@ class Platform:
     ops: PlatformOperations
     audit: AuditService
     console: ConsoleQueries
+
+    @cached_property
+    def relay(self) -> Relay:
+        """The log-to-streams relay of this process (one leader at a time across processes)."""
+        return self.ops.relay()
 
     @cached_property
     def job_ports(self) -> JobPorts:

@@ -34,8 +34,8 @@ def build_retention(platform: Platform):
 
 
 def build_relay(platform: Platform):
-    """The log-to-streams relay (one leader at a time across processes)."""
-    return platform.ops.relay()
+    """The process's log-to-streams relay (built once per platform)."""
+    return platform.relay
 
 
 def build_stream_stats(platform: Platform):

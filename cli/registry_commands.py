@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 
 import structlog
 
-from bootstrap import Platform, build_platform, database_url, redis_url
+from bootstrap import database_url, redis_url
+from bootstrap.cli import CliServices, cli_services
 from cli.output import console, fail, history_table, models_table
 from domain.errors import InvalidInput, ServiceUnavailable
 from domain.registry.commands import (
@@ -27,13 +28,10 @@ Values = dict[str, str | None]
 
 
 @asynccontextmanager
-async def platform() -> AsyncIterator[Platform]:
-    """A migrated platform, closed on exit."""
-    p = await build_platform()
-    try:
-        yield p
-    finally:
-        await p.aclose()
+async def platform() -> AsyncIterator[CliServices]:
+    """What a verb uses, on a migrated database; closed on exit."""
+    async with cli_services() as services:
+        yield services
 
 
 def need(values: Values, *keys: str) -> list[str]:
@@ -44,7 +42,7 @@ def need(values: Values, *keys: str) -> list[str]:
     return [values[k] for k in keys]  # type: ignore[misc]
 
 
-async def _publish(p: Platform) -> None:
+async def _publish(p: CliServices) -> None:
     """Best effort: push new events to Redis now rather than when an API process next runs."""
     try:
         await p.ops.publish_pending()

@@ -12,15 +12,10 @@ import sys
 
 import structlog
 
-import bootstrap
 from bootstrap import get_settings, settings_or_exit
+from bootstrap.worker import worker as build_worker
 from consumers import batch_inference, gate_evaluation, metric_aggregation
-from consumers.context import WorkerContext
-from consumers.runner import GroupRunner, RunnerConfig
-from consumers.sweeper import build_shard_sweeper
-from domain.errors import ServiceUnavailable
-from events.dead_letters import DLQ_EVENTS
-from observability import exposition, supervisor, tracing
+from observability import exposition, tracing
 from observability.logging import configure_logging
 from observability.metrics import set_role
 
@@ -32,90 +27,27 @@ GROUPS = {
 }
 
 
-def build_runners(
-    ctx: WorkerContext, p: bootstrap.Platform, groups: list[str]
-) -> list[GroupRunner]:
-    """One runner per group, calling the group module's handle / dead-letter / created hooks."""
-    s = p.settings
-    runners = []
-    for name in groups:
-        module = GROUPS[name]
-        # A group whose entries are long work (shards) takes one at a time, so the entries
-        # waiting behind it stay free for other workers.
-        config = RunnerConfig(
-            count=getattr(module, "COUNT", 10),
-            claim_idle_ms=s.batch.claim_idle_ms,
-            max_deliveries=s.batch.max_deliveries,
-            max_retryable_deliveries=s.batch.max_retryable_deliveries,
-        )
-
-        async def handler(stream, entry_id, fields, module=module):
-            await module.handle(ctx, stream, entry_id, fields)
-
-        async def dead(stream, entry_id, fields, reason, module=module):
-            # A group without its own hook fails the batch job the entry belongs to.
-            hook = getattr(module, "dead_lettered", batch_inference.dead_lettered)
-            await hook(ctx, stream, entry_id, fields, reason)
-
-        async def created(stream: str, module=module) -> None:
-            if hook := getattr(module, "group_created", None):
-                await hook(ctx, stream)
-
-        runners.append(
-            GroupRunner(
-                p.redis,
-                name,
-                [*module.STREAMS, DLQ_EVENTS],
-                ctx.name,
-                handler,
-                config,
-                dead,
-                created,
-            )
-        )
-    return runners
-
-
 async def run_worker(groups: list[str], stop: asyncio.Event) -> None:
     """Run the chosen groups until ``stop`` is set."""
     settings = get_settings()
-    p = await bootstrap.build_platform(settings)
-    evaluator = bootstrap.build_shard_evaluator(p)
-    ctx = WorkerContext(bus=p.worker_bus(evaluator, bootstrap.build_gate_latency(p, evaluator)))
-    # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
-    try:
-        port = exposition.serve_metrics(settings.api.host, settings.observability.metrics_port or 0)
-    except OSError as exc:
-        raise SystemExit(f"error: cannot serve metrics on METRICS_PORT: {exc}") from None
-    address = exposition.scrape_address(settings.api.host, port)
-    target = exposition.announce_target(
-        exposition.targets_dir(settings.files.state_dir), "platform-worker", address
-    )
-    log.info(
-        "worker_started", consumer=ctx.name, groups=groups, metrics=f"http://{address}/metrics"
-    )
-    print(f"worker {ctx.name}: metrics at http://{address}/metrics", file=sys.stderr, flush=True)
-    tasks = {
-        "upkeep": bootstrap.build_worker_upkeep(p, ctx.name),
-        "stream-stats": bootstrap.build_stream_stats(p),
-        # Workers relay too (one leader at a time), so jobs progress with no API process running.
-        "relay": bootstrap.build_relay(p).run,
-        "retention": bootstrap.build_retention(p),
-    }
-    if batch_inference.GROUP in groups:
-        tasks["shard-sweeper"] = build_shard_sweeper(p, ctx.name)
-    for runner in build_runners(ctx, p, groups):
-        tasks[f"group:{runner.group}"] = runner.run
-    try:
-        await asyncio.gather(*(supervisor.supervise(n, t, stop) for n, t in tasks.items()))
-    finally:
-        exposition.withdraw_target(target)
+    async with build_worker(settings, {name: GROUPS[name] for name in groups}) as worker:
+        # Every worker serves its own /metrics: METRICS_PORT, or a free port when it is unset.
+        host, metrics_port = settings.api.host, settings.observability.metrics_port
         try:
-            await p.ops.retire_worker(ctx.name)
-        except ServiceUnavailable as exc:
-            log.warning("heartbeat_not_removed", error=str(exc))
-        await evaluator.models.aclose()
-        await p.aclose()
+            port = exposition.serve_metrics(host, metrics_port or 0)
+        except OSError as exc:
+            raise SystemExit(f"error: cannot serve metrics on METRICS_PORT: {exc}") from None
+        address = exposition.scrape_address(host, port)
+        target = exposition.announce_target(
+            exposition.targets_dir(settings.files.state_dir), "platform-worker", address
+        )
+        url = f"http://{address}/metrics"
+        log.info("worker_started", consumer=worker.name, groups=groups, metrics=url)
+        print(f"worker {worker.name}: metrics at {url}", file=sys.stderr, flush=True)
+        try:
+            await worker.background.run(stop)
+        finally:
+            exposition.withdraw_target(target)
 
 
 def main() -> None:

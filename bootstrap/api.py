@@ -1,0 +1,91 @@
+"""What an API process gets from the composition root: the command bus, the readers, its
+settings, the inference service, and its background work, built once at start-up."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from bootstrap.background import Background
+from bootstrap.models import build_inference
+from bootstrap.platform import Platform, build_platform
+from bootstrap.tasks import build_stream_stats
+from domain.bus import MessageBus
+from ml.inference import InferenceService
+from settings import Settings
+from storage.audit.service import AuditService
+from storage.console.queries import ConsoleQueries
+from storage.gates.queries import GateQueries
+from storage.jobs.queries import JobQueries
+from storage.keys.queries import KeyQueries
+from storage.registry.queries import RegistryQueries
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiServices:
+    """An API process's dependencies; controllers ask for those in ``NAMES`` by parameter name."""
+
+    NAMES: ClassVar[tuple[str, ...]] = (
+        "bus",
+        "settings",
+        "queries",
+        "job_queries",
+        "gate_queries",
+        "keys",
+        "audit",
+        "console",
+    )
+    settings: Settings
+    bus: MessageBus
+    queries: RegistryQueries
+    job_queries: JobQueries
+    gate_queries: GateQueries
+    keys: KeyQueries
+    audit: AuditService
+    console: ConsoleQueries
+    inference: InferenceService
+    background: Background
+
+
+@contextlib.asynccontextmanager
+async def api_services(
+    settings: Settings, platform: Platform | None = None, *, run_relay: bool = True
+) -> AsyncIterator[ApiServices]:
+    """Connect (or start the servers) unless ``platform`` is given, build everything the API
+    uses, and release it when the block ends (the platform only if built here)."""
+    from api.hot_swap import ProdFollower
+    from api.warm_up import start_up
+
+    owned = platform is None
+    p = platform or await build_platform(settings)
+    inference = build_inference(p)
+    background = Background()
+    background.add("stream-stats", build_stream_stats(p))
+    serving = settings.serving
+    limit, load = serving.model_cache_size, serving.warm_up
+    background.once["warm-up"] = lambda: start_up(p.queries, inference, limit, load)
+    if serving.hot_swap:
+        follower = ProdFollower(inference, p.redis, p.queries)
+        background.add("hot-swap", follower.follow)
+        background.add("hot-swap-poll", follower.poll)
+    if run_relay:
+        background.add("relay", p.relay.run)
+    try:
+        yield ApiServices(
+            settings=settings,
+            bus=p.bus,
+            queries=p.queries,
+            job_queries=p.job_queries,
+            gate_queries=p.gate_queries,
+            keys=p.keys,
+            audit=p.audit,
+            console=p.console,
+            inference=inference,
+            background=background,
+        )
+    finally:
+        await inference.cache.aclose()
+        if owned:
+            await p.aclose()
