@@ -13,7 +13,12 @@ import structlog
 from bootstrap.background import Background
 from bootstrap.models import build_gate_latency, build_shard_evaluator
 from bootstrap.platform import Platform, build_platform
-from bootstrap.tasks import build_retention, build_stream_stats, build_worker_upkeep
+from bootstrap.tasks import (
+    build_retention,
+    build_shard_backlog,
+    build_stream_stats,
+    build_worker_upkeep,
+)
 from consumers import batch_inference
 from consumers.context import WorkerContext
 from consumers.runner import GroupRunner, RunnerConfig
@@ -87,7 +92,8 @@ async def worker(settings: Settings, groups: Mapping[str, ModuleType]) -> AsyncI
     background.add("relay", p.relay.run)
     background.add("retention", build_retention(p))
     if batch_inference.GROUP in groups:
-        background.add("shard-sweeper", build_shard_sweeper(p, ctx.name))
+        sweeper = build_shard_sweeper(p, build_shard_backlog(p), ctx.name)
+        background.add("shard-sweeper", sweeper)
     for runner in build_runners(ctx, p, groups):
         background.add(f"group:{runner.group}", runner.run)
     try:

@@ -9,20 +9,36 @@ job whose shards are neither stored, nor queued, nor in progress, and that has n
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Protocol
 
 import structlog
 
-import bootstrap
+from bootstrap import Settings
+from domain.bus import MessageBus
 from domain.dead_letters.ports import ShardBacklog
 from domain.errors import ServiceUnavailable
 from domain.jobs.commands import ReplanLostShards
+from domain.ports import Clock
 from observability.supervisor import Task, every
 
 log = structlog.get_logger("shard-sweeper")
 
 
+class Sweeping(Protocol):
+    """What a sweep uses: the settings (interval, grace), the clock and the command bus."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def bus(self) -> MessageBus: ...
+
+
 async def sweep_lost_shards(
-    p: bootstrap.Platform, backlog: ShardBacklog, consumer: str
+    p: Sweeping, backlog: ShardBacklog, consumer: str
 ) -> dict[str, int] | None:
     """One pass; None when another worker swept this period. Shards re-dispatched per job."""
     s = p.settings
@@ -37,9 +53,8 @@ async def sweep_lost_shards(
     return replanned
 
 
-def build_shard_sweeper(p: bootstrap.Platform, consumer: str) -> Task:
-    """The supervised periodic task of a worker."""
-    backlog = bootstrap.build_shard_backlog(p)
+def build_shard_sweeper(p: Sweeping, backlog: ShardBacklog, consumer: str) -> Task:
+    """The supervised periodic task of a worker (bootstrap.worker builds it)."""
 
     async def sweep() -> None:
         await sweep_lost_shards(p, backlog, consumer)
