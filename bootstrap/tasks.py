@@ -13,13 +13,6 @@ def build_shard_backlog(platform: Platform):
     return RedisShardBacklog(platform.redis)
 
 
-def build_dead_letters(platform: Platform):
-    """The dead-letter streams and each dead letter's log (domain.dead_letters.ports), for the CLI."""
-    from storage.dead_letters.store import PostgresDeadLetterLog, RedisDeadLetterQueue
-
-    return RedisDeadLetterQueue(platform.redis), PostgresDeadLetterLog(platform.engine)
-
-
 def build_retention(platform: Platform):
     """A periodic task: prune the processed table below what every stream still holds."""
     from domain.errors import ServiceUnavailable
