@@ -65,7 +65,8 @@ async def submit_batch_job(cmd: SubmitBatchJob, ports: JobPorts) -> JobState:
     """Validate and record a batch evaluation; the consumer groups do the rest.
 
     The model, the version and the limits (MAX_SHARDS_PER_JOB, and MAX_ACTIVE_JOBS_PER_KEY on
-    the actor's queued and running jobs) are checked in the transaction that records the job.
+    the actor's queued and running jobs) are checked in the transaction that records the job,
+    the active jobs after the append, so two concurrent submissions cannot both pass.
     The dataset is sized before it (the catalogue reads file headers in a thread), after a first
     look at the model so that an unknown one is reported without reading any file.
     """
@@ -88,13 +89,6 @@ async def submit_batch_job(cmd: SubmitBatchJob, ports: JobPorts) -> JobState:
         version = _version(await tx.models.load(cmd.model_name), cmd)
         if cmd.limited:
             check_shard_limit(total, shard_size, limits.max_shards, cmd.dataset_id)
-            active = await tx.jobs.active_count(actor)
-            if limits.max_active is not None and active >= limits.max_active:
-                raise Conflict(
-                    f"{actor} has {active} jobs queued or running; the limit is "
-                    f"{limits.max_active} (MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or "
-                    "cancel one"
-                )
         record = RecordSubmission(
             job_id=job_id,
             model_name=cmd.model_name,
@@ -106,6 +100,16 @@ async def submit_batch_job(cmd: SubmitBatchJob, ports: JobPorts) -> JobState:
         )
         state = await tx.jobs.load(job_id)
         await tx.jobs.save(state, decide_job(state, record), cmd.metadata)
+        if cmd.limited and limits.max_active is not None:
+            # Counted after the append, whose lock on the log lasts until commit: a concurrent
+            # submission of the same actor waits for this one and then counts it.
+            before = await tx.jobs.active_count(actor) - 1
+            if before >= limits.max_active:
+                raise Conflict(
+                    f"{actor} has {before} jobs queued or running; the limit is "
+                    f"{limits.max_active} (MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or "
+                    "cancel one"
+                )
         return state
 
     return await in_transaction(ports.uow, work, f"job {job_id}")
