@@ -26,6 +26,7 @@ from domain.registry.ports import RegistryPorts
 from ml.catalog import DatasetCatalog
 from ml.inspector import TorchArtifactInspector
 from settings import Settings, get_settings
+from storage import event_store
 from storage.audit.service import AuditService
 from storage.connections import create_redis
 from storage.console.queries import ConsoleQueries
@@ -151,6 +152,8 @@ async def build_platform(
 def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Platform:
     """Build every adapter once over an engine and a Redis client."""
     files, database = settings.files, settings.database
+    if settings.security.audit_hmac_key:  # else a key a test set stays
+        event_store.set_hmac_key(settings.security.audit_hmac_key)
     return Platform(
         settings=settings,
         engine=engine,

@@ -36,21 +36,18 @@ _INSERT = text(
     ":correlation_id, :causation_id, :trace_context, :recorded_at, :prev_hash, :hash, "
     ":hash_scheme)"
 )
+# AUDIT_HMAC_KEY, handed over by the composition root (storage reads no settings itself).
 _hmac_override: list[bytes | None] = []
 
 
 def set_hmac_key(key: bytes | None) -> None:
-    """Use ``key`` for new rows instead of AUDIT_HMAC_KEY (tests, benchmarks)."""
+    """HMAC new rows under ``key`` (None: plain SHA-256); bootstrap sets AUDIT_HMAC_KEY here."""
     _hmac_override[:] = [key]
 
 
 def hmac_key() -> bytes | None:
     """The key new rows are HMAC'd with, None for plain SHA-256."""
-    if _hmac_override:
-        return _hmac_override[0]
-    from settings import get_settings
-
-    return get_settings().security.audit_hmac_key
+    return _hmac_override[0] if _hmac_override else None
 
 
 async def lock_appends(conn: AsyncConnection) -> None:
