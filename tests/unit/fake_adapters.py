@@ -1,4 +1,4 @@
-"""In-memory fakes of the non-transactional ports (domain/ports.py), for service-layer tests."""
+"""In-memory fakes of the non-transactional ports (domain/<context>/ports.py), for service-layer tests."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from domain.errors import InvalidInput
-from domain.registry.ports import StoredArtifact
 from domain.registry.decisions import VersionState
+from domain.registry.ports import StoredArtifact
 from events.registry import ArtifactMetadata
 
 
