@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 
@@ -50,6 +51,14 @@ async def _publish(p: CliServices) -> None:
         log.warning("relay_deferred", error=str(exc))
 
 
+async def send(command: Any) -> Any:
+    """Send one command through the bus, publish its events now, and return its result."""
+    async with platform() as p:
+        result = await p.bus.handle(command)
+        await _publish(p)
+    return result
+
+
 def _tags(pairs: list[str]) -> dict[str, str]:
     tags = {}
     for pair in pairs:
@@ -63,17 +72,15 @@ def _tags(pairs: list[str]) -> dict[str, str]:
 async def register(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Register NAME VERSION ARTIFACT."""
     name, version, path = need(values, "model_name", "model_version", "artifact_path")
-    async with platform() as p:
-        cmd = RegisterModelVersion(
-            model_name=name,
-            model_version=version,
-            source=path,
-            tags=_tags(args.tag),
-            reason=args.reason,
-            metadata=meta,
-        )
-        result = await p.bus.handle(cmd)
-        await _publish(p)
+    cmd = RegisterModelVersion(
+        model_name=name,
+        model_version=version,
+        source=path,
+        tags=_tags(args.tag),
+        reason=args.reason,
+        metadata=meta,
+    )
+    result = await send(cmd)
     v = result.state.versions[version]
     verb = "registered" if result.changed else "already registered (identical sha256)"
     console.print(f"{verb} {name} {version} \\[{v.status}] sha256={v.sha256[:12]} by {meta.actor}")
@@ -87,9 +94,7 @@ async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata)
     cmd = PromoteModelVersion(
         model_name=name, model_version=version, reason=args.reason, force=force, metadata=meta
     )
-    async with platform() as p:
-        result = await p.bus.handle(cmd)
-        await _publish(p)
+    result = await send(cmd)
     if not result.changed:
         console.print(f"{name} {version} is already prod")
         return 0
@@ -105,11 +110,7 @@ async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata)
 async def rollback(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Roll NAME back to its previous prod."""
     (name,) = need(values, "model_name")
-    async with platform() as p:
-        result = await p.bus.handle(
-            RollbackModel(model_name=name, reason=args.reason, metadata=meta)
-        )
-        await _publish(p)
+    result = await send(RollbackModel(model_name=name, reason=args.reason, metadata=meta))
     event = result.recorded[0].event
     assert isinstance(event, ModelVersionRolledBack)
     console.print(f"rolled back {name}: prod {event.from_version} -> {event.to_version}")
@@ -122,9 +123,7 @@ async def demote(args: argparse.Namespace, values: Values, meta: EventMetadata) 
     cmd = DemoteModelVersion(
         model_name=name, model_version=version, reason=args.reason, metadata=meta
     )
-    async with platform() as p:
-        await p.bus.handle(cmd)
-        await _publish(p)
+    await send(cmd)
     console.print(f"demoted {name} {version}: {name} has no prod version now")
     return 0
 
@@ -136,9 +135,7 @@ async def tag(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
     cmd = TagModelVersion(
         model_name=name, model_version=version, tags=tags, reason=args.reason, metadata=meta
     )
-    async with platform() as p:
-        result = await p.bus.handle(cmd)
-        await _publish(p)
+    result = await send(cmd)
     now = result.state.versions[version].tags
     console.print(f"tagged {name} {version}: " + ", ".join(f"{k}={v}" for k, v in now.items()))
     return 0
@@ -150,9 +147,7 @@ async def archive(args: argparse.Namespace, values: Values, meta: EventMetadata)
     cmd = ArchiveModelVersion(
         model_name=name, model_version=version, reason=args.reason, metadata=meta
     )
-    async with platform() as p:
-        result = await p.bus.handle(cmd)
-        await _publish(p)
+    result = await send(cmd)
     console.print(f"archived {name} {version}" + ("" if result.changed else " (already archived)"))
     return 0
 
