@@ -32,6 +32,7 @@ from tests.unit.fakes import FakeClock, FakeDatabase, FakeUnitOfWorkFactory
 
 pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="contract")
+CONTRACT_REDIS_DB = 15  # isolated() empties one; the shared fixtures use 0, audit 11 ... obs 14
 Events = Callable[[str], list[Event]]
 
 
@@ -323,6 +324,31 @@ class StoreContract(ABC):
         assert outcomes[0].decided_at > outcomes[1].decided_at
 
 
+@pytest.fixture(scope="module")
+async def contract_engine(server_urls) -> AsyncIterator[Any]:
+    """An engine on a database of this module's own: its keys must not switch on API-key checks
+    for the tests that share the test database (an active key makes every route need one)."""
+    from settings import Settings
+    from storage.connections import create_engine
+    from tests.conftest import isolated
+
+    base = Settings().changed(
+        database={"url": server_urls["database_url"]}, redis={"url": server_urls["redis_url"]}
+    )
+    async with isolated(base, CONTRACT_REDIS_DB, "contract") as own:
+        engine = create_engine(
+            own.database.url,
+            pool_size=4,
+            pool_timeout_s=10,
+            statement_timeout_ms=30_000,
+            lock_timeout_ms=10_000,
+            idle_in_transaction_timeout_ms=60_000,
+            keepalive_s=30,
+        )
+        yield engine
+        await engine.dispose()
+
+
 class _MovingClock(FakeClock):
     """Time moves a millisecond on every reading, as PostgreSQL's does between transactions."""
 
@@ -352,23 +378,12 @@ class TestPostgres(StoreContract):
     """The PostgreSQL unit of work on the test server."""
 
     @pytest.fixture
-    async def uow(self, server_urls) -> AsyncIterator[Any]:
-        from storage.connections import create_engine
+    def uow(self, contract_engine) -> Any:
         from storage.unit_of_work import unit_of_work_factory
 
-        engine = create_engine(
-            server_urls["database_url"],
-            pool_size=4,
-            pool_timeout_s=10,
-            statement_timeout_ms=30_000,
-            lock_timeout_ms=10_000,
-            idle_in_transaction_timeout_ms=60_000,
-            keepalive_s=30,
-        )
-        factory = unit_of_work_factory(engine)
-        factory.engine = engine  # type: ignore[attr-defined]
-        yield factory
-        await engine.dispose()
+        factory = unit_of_work_factory(contract_engine)
+        factory.engine = contract_engine  # type: ignore[attr-defined]
+        return factory
 
     async def projected(self, uow, kind: str, aggregate_id: str) -> dict[Any, list[dict]]:
         projection = KINDS[kind][0]
