@@ -12,7 +12,8 @@ import sys
 from api.server import serve
 from api.startup import start
 from api.supervisor import CHILD_FLAG
-from settings import available_cores, settings_or_exit
+from bootstrap import settings_or_exit
+from ml.cores import available_cores
 
 
 def main(argv: list[str] | None = None) -> None:
