@@ -29,25 +29,22 @@ def check_settings(workers: int, device: str) -> str | None:
 
 async def preflight(s: Settings) -> None:
     """Start or reach the servers, so an outage is one clear line, not a trace (start-up migrates)."""
-    import bootstrap
+    from bootstrap.api import reach_servers
     from domain.errors import ServiceUnavailable
 
-    platform = await bootstrap.build_platform(s, run_migrations=False)
-    try:
-        await platform.queries.ping()
+    async with reach_servers(s) as servers:
+        await servers.queries.ping()
         from api.access import anonymous_refusal
 
-        refusal = await anonymous_refusal(s, platform.keys)
+        refusal = await anonymous_refusal(s, servers.keys)
         if refusal:  # one line, before anything listens
             print(f"error: {refusal}", file=sys.stderr, flush=True)
             sys.exit(2)
         try:
-            await platform.ops.ping_redis()
+            await servers.ops.ping_redis()
         except ServiceUnavailable as exc:
             # Serving and the registry work without Redis; publishing and hot swap catch up later.
             print(f"warning: redis is unreachable ({exc}); starting anyway", flush=True)
-    finally:
-        await platform.aclose()
 
 
 def start(s: Settings, cores: int) -> int:

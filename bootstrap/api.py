@@ -20,6 +20,7 @@ from storage.console.queries import ConsoleQueries
 from storage.gates.queries import GateQueries
 from storage.jobs.queries import JobQueries
 from storage.keys.queries import KeyQueries
+from storage.operations import PlatformOperations
 from storage.registry.queries import RegistryQueries
 
 
@@ -89,3 +90,22 @@ async def api_services(
         await inference.cache.aclose()
         if owned:
             await p.aclose()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Servers:
+    """What ``python -m api`` checks before it listens: the database, the keys, Redis."""
+
+    queries: RegistryQueries
+    keys: KeyQueries
+    ops: PlatformOperations
+
+
+@contextlib.asynccontextmanager
+async def reach_servers(settings: Settings) -> AsyncIterator[Servers]:
+    """Start or reach the servers without migrating (the first API process migrates)."""
+    p = await build_platform(settings, run_migrations=False)
+    try:
+        yield Servers(queries=p.queries, keys=p.keys, ops=p.ops)
+    finally:
+        await p.aclose()
