@@ -58,12 +58,16 @@ lint:
 settings-table:
     {{py}} -m settings --write README.md
 
-# re-resolve requirements.lock from pyproject.toml, keeping current pins (`just lock --upgrade` takes the newest)
+# re-resolve requirements.lock (and the image's ops/requirements-image.lock) from pyproject.toml,
+# with every file's hash, keeping current pins (`just lock --upgrade` takes the newest)
 [positional-arguments]
 lock *ARGS:
-    {{py}} -m uv pip compile pyproject.toml --extra dev --extra mnist \
+    {{py}} -m uv pip compile pyproject.toml --extra dev --extra mnist --generate-hashes \
         --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
         --custom-compile-command "just lock" --quiet -o requirements.lock "$@"
+    {{py}} -m uv pip compile pyproject.toml -c requirements.lock --generate-hashes \
+        --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+        --custom-compile-command "just lock" --quiet -o ops/requirements-image.lock
 
 # upgrade the database schema to head
 migrate:

@@ -199,20 +199,43 @@ def test_dockerfile_base_images_are_pinned() -> None:
         assert image.startswith("python:3.11-slim"), image
 
 
+def _pins(path: Path) -> dict[str, str]:
+    return dict(re.findall(r"^([a-z0-9_.-]+)==(\S+)", path.read_text(), re.M))
+
+
+def _requirements(path: Path) -> list[str]:
+    """The lock's requirements, each with its continuation lines (hashes) joined."""
+    text = re.sub(r"\\\n\s*", " ", path.read_text())
+    return [line for line in text.splitlines() if re.match(r"^[a-z0-9_.-]+==", line)]
+
+
+IMAGE_LOCK = OPS / "requirements-image.lock"
+
+
+def test_locks_pin_every_file_by_hash() -> None:
+    for lock in (ROOT / "requirements.lock", IMAGE_LOCK):
+        lines = _requirements(lock)
+        assert lines, lock
+        for line in lines:
+            assert re.search(r"--hash=sha256:[0-9a-f]{64}", line), f"{lock.name}: {line[:60]}"
+
+
 def test_image_installs_the_locked_dependencies_that_dev_installs() -> None:
     text = DOCKERFILE.read_text()
     dev = (ROOT / "dev").read_text()
-    assert "-r requirements.lock" in dev  # ./dev installs exactly the lock
-    assert re.search(r"^COPY pyproject\.toml requirements\.lock \./$", text, re.M)
-    assert "-c requirements.lock" in text  # the image: the runtime part, at the lock's pins
+    assert "--require-hashes -r requirements.lock" in dev  # ./dev installs exactly the lock
+    assert re.search(r"^COPY ops/requirements-image\.lock \./$", text, re.M)
+    assert "--require-hashes --no-deps -r requirements-image.lock" in text
+    # One index: an extra one lets a same-named package from it win (dependency confusion).
+    assert "index-url" not in text
     assert "pip install --no-deps" in text and "pip check" in text  # nothing resolved beyond
-    locked = dict(
-        re.findall(r"^([a-z0-9_.-]+)==(\S+)", (ROOT / "requirements.lock").read_text(), re.M)
-    )
+    locked = _pins(ROOT / "requirements.lock")
+    image = _pins(IMAGE_LOCK)
+    assert {name: locked.get(name) for name in image} == image  # the image at ./dev's pins
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     for requirement in project["dependencies"]:
         name = re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower().replace("_", "-")
-        assert name in locked, f"{name} is a runtime dependency without a pin in the lock"
+        assert name in image, f"{name} is a runtime dependency without a pin in the image lock"
     assert (
         re.search(r"torch.__version__.split\('\+'\)\[0\] == '([\d.]+)'", text).group(1)
         == (locked["torch"])
