@@ -12,7 +12,7 @@ from rich.table import Table
 
 from cli.batch_commands import ensure_worker
 from cli.ml_commands import train_and_register
-from cli.output import console, history_table, models_table
+from cli.output import console, models_table, print_history
 from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
 from domain.registry.commands import GetModel, PromoteModelVersion, RollbackModel, SetGatePolicy
@@ -71,7 +71,7 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
 
         console.print(Rule("3. registry and audit trail"))
         console.print(models_table(await p.queries.list_versions(name), f"versions of {name}"))
-        console.print(history_table(await p.queries.history(name), f"history of {name}"))
+        print_history(await p.queries.history(name), f"history of {name}")
         prod = await p.queries.prod_version(name)
         console.print(f"current prod: [bold]{prod}[/]")
 
@@ -130,7 +130,7 @@ async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
     cleared = f", cleared by gate {event.gate_id}" if event is not None else " (already prod)"
     console.print(f"promoted {candidate} to prod{cleared}")  # type: ignore[union-attr]
     trail = (await p.queries.history(name))[before:]
-    console.print(history_table(trail, f"history of {name}: the policy, the gate, the promotion"))
+    print_history(trail, f"history of {name}: the policy, the gate, the promotion")
 
 
 async def evaluate_side_by_side(p, meta: EventMetadata, name: str) -> None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from cli import (
     registry_commands,
 )
 from cli.output import fail
+from cli.usage import Parser, UsageError
 from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
 from observability.logging import bind_correlation_id, configure_logging
@@ -36,11 +38,28 @@ def os_actor() -> str:
         return f"uid:{os.getuid()}"
 
 
-def event_metadata() -> EventMetadata:
+_ACTOR = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
+
+
+def cli_actor(named: str | None) -> str:
+    """The actor the CLI records: ``cli:`` and the OS user, or ACTOR beside it for automation.
+
+    The prefix tells `history` readers that no key vouches for it: the CLI acts with the
+    database's rights. Key names cannot hold ':', so no key can pass for it.
+    """
+    user = os_actor()
+    if named is None:
+        return f"cli:{user}"
+    if not _ACTOR.fullmatch(named):
+        raise SystemExit(f"error: ACTOR={named!r}: use 1-64 chars of letters, digits, '_.@-'")
+    return f"cli:{named} (os {user})"
+
+
+def event_metadata(named: str | None = None) -> EventMetadata:
     """Metadata for events caused by this CLI invocation."""
     correlation = uuid.uuid4()
     bind_correlation_id(str(correlation))
-    return EventMetadata(actor=os_actor(), correlation_id=correlation)
+    return EventMetadata(actor=cli_actor(named), correlation_id=correlation)
 
 
 def _pick(args: argparse.Namespace, name: str) -> str | None:
@@ -48,10 +67,10 @@ def _pick(args: argparse.Namespace, name: str) -> str | None:
     return getattr(args, f"{name}_opt", None) or getattr(args, name, None)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     """The CLI grammar (original flags such as --model_name are kept)."""
-    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__)
-    sub = parser.add_subparsers(dest="verb", required=True)
+    parser = Parser(prog="python -m cli", description=__doc__)
+    sub = parser.add_verbs()
 
     def named(p: argparse.ArgumentParser, *fields: str) -> None:
         for f in fields:
@@ -85,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("history", help="a model's audit trail from the event log")
     named(p, "model_name")
     p.add_argument("--at", metavar="TIME", help="the model as it was at TIME (ISO 8601)")
+    p.add_argument("--wide", action="store_true", help="every column in full (no 100-col fit)")
+    p.add_argument("--reverse", action="store_true", help="oldest first (default: newest first)")
     p = sub.add_parser("train", help="train a zoo architecture and register it")
     named(p, "model_name")
     p.add_argument("arch", nargs="?")
@@ -144,7 +165,8 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
 
 def main(argv: list[str] | None = None) -> int:
     """Run one verb; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     settings = settings_or_exit()
     configure_logging(settings.observability.level("warning"))
     if args.verb == "down":
@@ -155,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     values = {k: _pick(args, k) for k in ("model_name", "model_version", "artifact_path")}
     try:
-        return asyncio.run(COMMANDS[args.verb](args, values, event_metadata()))
+        meta = event_metadata(settings.security.cli_actor)
+        return asyncio.run(COMMANDS[args.verb](args, values, meta))
+    except UsageError as exc:  # argparse's way: the verb's usage, the problem, exit 2
+        parser.verb_parser(args.verb).error(str(exc))
     except ServiceUnavailable as exc:
         return fail(str(exc), 3)
     except DomainError as exc:

@@ -11,7 +11,8 @@ import structlog
 
 from bootstrap import database_url, redis_url
 from bootstrap.cli import CliServices, cli_services
-from cli.output import console, fail, history_table, models_table
+from cli.output import console, fail, models_table, print_history
+from cli.usage import UsageError
 from domain.errors import InvalidInput, ServiceUnavailable
 from domain.registry.commands import (
     ArchiveModelVersion,
@@ -39,7 +40,7 @@ def need(values: Values, *keys: str) -> list[str]:
     """The required positional values, or a usage error naming the missing one."""
     missing = [k for k in keys if not values.get(k)]
     if missing:
-        raise InvalidInput("missing " + ", ".join(missing).upper())
+        raise UsageError("missing " + ", ".join(missing).upper())
     return [values[k] for k in keys]  # type: ignore[misc]
 
 
@@ -175,7 +176,9 @@ async def history(args: argparse.Namespace, values: Values, meta: EventMetadata)
     async with platform() as p:
         rows = await p.queries.history(name)
         prod = await p.queries.prod_version(name)
-    console.print(history_table(rows, f"history of {name}"))
+    order = "oldest first" if args.reverse else "newest first"
+    rows = rows if args.reverse else rows[::-1]
+    print_history(rows, f"history of {name} ({order}; --reverse for the other way)", args.wide)
     console.print(f"current prod: {prod or 'none'}")
     return 0
 

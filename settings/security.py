@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from settings.parse import flag, number, read_api_keys, setting, whole
+from settings.parse import flag, number, read_api_keys, setting, text, whole
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,11 @@ class SecuritySettings:
     )
     rate_limit_burst: int = whole(
         "RATE_LIMIT_BURST", 400, "The token bucket's size: requests allowed in a burst."
+    )
+    cli_actor: str | None = text(
+        "ACTOR",
+        "The CLI records its events as `cli:ACTOR (os USER)` instead of `cli:USER` (automation); "
+        "like the OS user, it is a label, not an authenticated identity.",
     )
     audit_hmac_key: bytes | None = setting(
         "AUDIT_HMAC_KEY",

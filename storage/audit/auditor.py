@@ -12,7 +12,6 @@ from domain.audit.reports import Anchor, AuditReport, Finding
 from domain.errors import InvalidInput
 from storage import event_store
 from storage.audit.chain import ChainCheck, chain_findings, check_anchor
-from storage.audit.pin import hmac_from, key_findings, pin_findings
 from storage.audit.projections import ProjectionRebuild
 from storage.audit.reader import chunks
 from storage.audit.streams import StreamCheck
@@ -31,8 +30,7 @@ class Auditor:
         """The current head of the log as an anchor (None when the log is empty)."""
         async with self.engine.connect() as conn:
             row = await event_store.head(conn)
-            pin = await hmac_from(conn) if row else None
-        return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at, pin) if row else None
+        return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at) if row else None
 
     async def run(
         self,
@@ -91,13 +89,11 @@ async def audit(
     report.events, report.last_position = result.checked, result.last_position
     report.findings += chain_findings(result)
     report.checks["chain"] = f"{result.checked} events, {len(result.breaks)} breaks"
-    found, report.checks["hmac"] = key_findings(chain, key)
-    report.findings += found
     if anchor is not None:
-        found = await check_anchor(conn, anchor) + pin_findings(chain, anchor.hmac_from, "anchor")
+        found = await check_anchor(conn, anchor)
         report.findings += found
         report.checks["anchor"] = f"position {anchor.position} " + ("NOT held" if found else "held")
-    report.findings += await relay_anchor_findings(conn, redis, report.checks, chain)
+    report.findings += await relay_anchor_findings(conn, redis, report.checks)
     if rebuild is not None:
         found, counts = await rebuild.compare(conn)
         report.findings += found
@@ -117,10 +113,7 @@ async def audit(
 
 
 async def relay_anchor_findings(
-    conn: AsyncConnection,
-    redis: aioredis.Redis,
-    checks: dict[str, str],
-    chain: ChainCheck | None = None,
+    conn: AsyncConnection, redis: aioredis.Redis, checks: dict[str, str]
 ) -> list[Finding]:
     """The head the relay last published (kept in Redis) must still be in the log, unchanged."""
     try:
@@ -139,8 +132,6 @@ async def relay_anchor_findings(
         Finding("relay anchor", f.position, f.problem.replace("anchored head", "relay's last head"))
         for f in await check_anchor(conn, relay_anchor)
     ]
-    if chain is not None:
-        found += pin_findings(chain, relay_anchor.hmac_from, "the relay's anchor")
     checks["relay anchor"] = f"position {relay_anchor.position} " + (
         "held" if not found else "NOT held"
     )

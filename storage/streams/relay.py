@@ -32,7 +32,6 @@ log = structlog.get_logger("relay")
 RELAY_CHECKPOINT = "relay"
 LEADER_LOCK = 7_313_002
 ANCHOR_KEY = "platform:relay:anchor"
-ADOPTED = "AuditKeyAdopted"  # the log's HMAC marker (events.audit), pinned in the anchor
 APPENDED_CHANNEL = "event_log_appended"  # NOTIFY'd by a trigger on event_log (migration 0006)
 MIN_GAP_S = 0.01  # between passes under a stream of appends: at most 100 passes a second
 
@@ -63,9 +62,9 @@ def entry_fields(row: Mapping[str, Any]) -> dict[str, str | bytes]:
 LATER_FIELDS = frozenset({"trace_context", "hash", "hash_scheme"})
 
 
-def anchor_line(row: Row, hmac_from: int | None = None) -> str:
+def anchor_line(row: Row) -> str:
     """The head anchor of one published row (the format `just anchor` prints)."""
-    return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at, hmac_from).line()
+    return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at).line()
 
 
 class Relay:
@@ -80,14 +79,12 @@ class Relay:
         self.batch = batch
         self.published = 0
         self._tails: dict[str, int] | None = None  # stream -> last position published to it
-        self._pin: int | None = None  # the first HMAC position, once the log adopted a key
 
     async def _ensure_marker(self, conn: AsyncConnection) -> int:
         """The position to publish after; rewinds when Redis lost some or all of its entries."""
         checkpoint = await get_checkpoint(conn, RELAY_CHECKPOINT)
         if self._tails is None:  # once per leadership: what each stream should end with
             self._tails = await relay_loss.published_tails(conn, checkpoint)
-            self._pin = await event_store.hmac_from(conn)
             await conn.commit()
         marker, behind = await relay_loss.loss(self.redis, self._tails)
         rewind = await relay_loss.rewind_point(conn, self._tails, behind)
@@ -117,10 +114,7 @@ class Relay:
                 pipe.xadd(stream, entry_fields(row._mapping), id=f"{row.position}-0")
                 if self._tails is not None:
                     self._tails[stream] = max(self._tails.get(stream, 0), row.position)
-            if self._pin is None and any(r.event_type == ADOPTED for r in rows):
-                self._pin = await event_store.hmac_from(conn)  # the anchor pins it from now on
-                await conn.commit()
-            pipe.set(ANCHOR_KEY, anchor_line(rows[-1], self._pin))
+            pipe.set(ANCHOR_KEY, anchor_line(rows[-1]))
             results = (await pipe.execute(raise_on_error=False))[:-1]
             for row, result in zip(rows, results, strict=True):
                 if not isinstance(result, ResponseError):

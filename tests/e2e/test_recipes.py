@@ -93,7 +93,7 @@ async def test_registry_recipes_keep_a_reason_of_several_words(
     for args, reason in reasons.items():
         await ok(test_settings, *args, "--reason", reason)
 
-    history = await ok(test_settings, "history", model_name)
+    history = await ok(test_settings, "history", model_name, "--wide")
     assert "tagged v1: owner=ml team" in history, history
     for reason in reasons.values():
         assert f" {reason} " in history, (reason, history)

@@ -105,7 +105,7 @@ async def test_list_retry_and_drop_dead_letters_from_the_cli(platform, server_ur
                 stream_id = dead_letter_stream_id(*raw.rsplit("/", 1))
                 [event] = await event_store.load_stream(conn, stream_id)
                 assert type(event.event).__name__ == kind
-                assert event.metadata.actor == getpass.getuser()
+                assert event.metadata.actor == f"cli:{getpass.getuser()}"
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
