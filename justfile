@@ -58,6 +58,10 @@ lint:
 settings-table:
     {{py}} -m settings --write README.md
 
+# regenerate docs/api.md's endpoint table from the app's routes (api/reference.py)
+api-reference:
+    {{py}} -m api.reference --write docs/api.md
+
 # re-resolve requirements.lock (and the image's ops/requirements-image.lock) from pyproject.toml,
 # with every file's hash, keeping current pins (`just lock --upgrade` takes the newest)
 [positional-arguments]

@@ -112,7 +112,7 @@ NO_BACKEND = {
 LOADS_MODEL = re.compile(r"^/v2/models/.*/ready$")
 
 
-def _route_roles(app: Litestar) -> dict[tuple[str, str], str]:
+def route_roles(app: Litestar) -> dict[tuple[str, str], str]:
     """(method, OpenAPI path) -> the role the access check asks for."""
     roles = {}
     for route in app.routes:
@@ -223,7 +223,7 @@ def document(app: Litestar) -> None:
     from litestar._openapi.plugin import OpenAPIPlugin
 
     plugin = app.plugins.get(OpenAPIPlugin)
-    complete(plugin.provide_openapi_schema(), _route_roles(app))
+    complete(plugin.provide_openapi_schema(), route_roles(app))
     app.state.allow = allowed_methods(app)
 
 
