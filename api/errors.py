@@ -9,6 +9,7 @@ from litestar.exceptions import HTTPException
 from domain.errors import (
     Conflict,
     DomainError,
+    Forbidden,
     IntegrityError,
     InvalidInput,
     NotFound,
@@ -18,7 +19,13 @@ from ml.batcher import Overloaded
 
 log = structlog.get_logger("api")
 
-_STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, ServiceUnavailable: 503}
+_STATUS = {
+    InvalidInput: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    ServiceUnavailable: 503,
+}
 
 
 def error_body(status: int, detail: str, **extra: object) -> dict[str, object]:

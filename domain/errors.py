@@ -27,3 +27,7 @@ class ServiceUnavailable(DomainError):
 
 class IntegrityError(DomainError):
     """The event log's hash chain does not verify."""
+
+
+class Forbidden(DomainError):
+    """The caller's role may not do this, or the rule forbids this caller (HTTP 403)."""

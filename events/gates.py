@@ -31,6 +31,15 @@ class GatePolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_gate_age_s: int = 86400
     auto_gate: bool = True
     auto_promote: bool = False
+    # Which gates count: on this dataset (None: the model's reference dataset, the one its
+    # versions were registered as trained on) and on at least this many images.
+    gate_dataset: str | None = None
+    min_gate_images: int = 0
+    # The least role that may force a promotion past this policy.
+    force_role: str = "admin"
+    # Four eyes: with 2, a promotion is a request until a second key approves it.
+    approvals_required: int = 1
+    max_request_age_s: int = 86400
 
 
 class GateCheck(msgspec.Struct, frozen=True, kw_only=True):

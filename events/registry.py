@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -51,6 +52,33 @@ class ModelVersionPromoted(Event, frozen=True, kw_only=True):
     force_reason: str | None = None
     # The gate whose PASS allowed (or, with auto-promote, caused) this promotion.
     gate_id: str | None = None
+    # Four eyes: who requested the promotion and who approved it (empty without a request).
+    requested_by: str | None = None
+    approved_by: list[str] = msgspec.field(default_factory=list)
+
+
+class PromotionRequested(Event, frozen=True, kw_only=True):
+    """A promotion waits for approvals (the policy's approvals_required); the requester is the
+    actor, and the gate clearance is checked again when the last approval comes."""
+
+    model_name: str
+    model_version: str
+    request_id: str
+    approvals_required: int
+    expires_at: datetime
+    reason: str | None = None
+    forced: bool = False
+    gate_id: str | None = None
+
+
+class PromotionApproved(Event, frozen=True, kw_only=True):
+    """A key other than the requester's approved a pending promotion request."""
+
+    model_name: str
+    model_version: str
+    request_id: str
+    requested_by: str
+    reason: str | None = None
 
 
 class ModelVersionDemoted(Event, frozen=True, kw_only=True):
@@ -103,4 +131,6 @@ RegistryEvent = (
     | ModelVersionTagged
     | ModelVersionArchived
     | GatePolicySet
+    | PromotionRequested
+    | PromotionApproved
 )

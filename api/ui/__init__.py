@@ -34,12 +34,25 @@ from api.ui.session import (
     session_cookie,
 )
 from api.ui.work import WorkPages
-from domain.errors import Conflict, DomainError, InvalidInput, NotFound, ServiceUnavailable
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
 
 HERE = Path(__file__).resolve().parent.parent
 TEMPLATES, STATIC = HERE / "templates", HERE / "static"
 PUBLIC = {"role": "public", "console_role": "public"}
-_STATUS = {InvalidInput: 400, NotFound: 404, Conflict: 409, ServiceUnavailable: 503}
+_STATUS = {
+    InvalidInput: 400,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    ServiceUnavailable: 503,
+}
 log = structlog.get_logger("console")
 Next = Annotated[str | None, QueryParameter(max_length=2048)]
 

@@ -168,6 +168,10 @@ async def auto_promote(cmd: PromoteAfterGate, ports: GatePorts) -> CommandResult
             cmd.delivery.group, cmd.delivery.event_id
         ):
             return None
+        # Every finished gate of the candidate: a FAIL on as many images overrules this PASS.
+        found = await tx.gates.outcomes(gate.model_name, gate.candidate_version)
+        others = tuple(g for g in found if g.gate_id != cmd.gate_id)
+        promote = msgspec.structs.replace(promote, gates=(*promote.gates, *others))
         recorded = await tx.models.save(model, decide(model, promote), cmd.metadata)
         return CommandResult(state=model, recorded=recorded)
 

@@ -77,6 +77,8 @@ class GateState:
             baseline_version=self.baseline_version,
             verdict=self.verdict,
             decided_at=self.decided_at,
+            dataset_id=self.dataset_id,
+            images=self.accuracy.images if self.accuracy is not None else None,
         )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from domain.gates.aggregate import GateState
+from domain.registry.gate_policy import GateOutcome
 from events.gates import AccuracyFigures, GateCheck, GateThresholds, LatencyFigures
 
 
@@ -66,3 +67,18 @@ def gate_view(row: dict[str, Any]) -> GateView:
     """A projection row as the API shows it."""
     # Keys as plain str: a driver's row may name columns with str subclasses msgspec refuses.
     return msgspec.convert({str(k): v for k, v in row.items()}, GateView, strict=False)
+
+
+def outcome_of(row: dict[str, Any]) -> GateOutcome:
+    """A finished gate's projection row as the promotion rule reads it (images from accuracy)."""
+    accuracy = row.get("accuracy") or {}
+    return GateOutcome(
+        gate_id=row["gate_id"],
+        model_name=row["model_name"],
+        candidate_version=row["candidate_version"],
+        baseline_version=row["baseline_version"],
+        verdict=row["verdict"],
+        decided_at=row["decided_at"],
+        dataset_id=row.get("dataset_id") or "",
+        images=accuracy.get("images"),
+    )

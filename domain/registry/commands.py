@@ -53,13 +53,30 @@ class PromoteModelVersion(Command, frozen=True, kw_only=True):
 
     The gate policy is checked against ``gates`` (the model's finished gates of this candidate,
     looked up by the handler) at ``now`` (the handler's clock); ``force`` overrides a required
-    gate and needs ``reason``; ``gate_id`` names the gate that caused the promotion (auto-promotion).
+    gate and needs ``reason`` and the policy's force_role in ``role`` (the caller's key's role;
+    None from the CLI); ``gate_id`` names the gate that caused the promotion (auto-promotion).
+    With the policy's approvals_required above 1 it records a request instead.
     """
 
     model_name: str
     model_version: str
     force: bool = False
     gate_id: str | None = None
+    gates: tuple[GateOutcome, ...] = ()
+    now: datetime | None = None
+    role: str | None = None
+    metadata: EventMetadata
+
+
+class ApprovePromotion(Command, frozen=True, kw_only=True):
+    """Approve a pending promotion request as a key other than the requester's (four eyes).
+
+    ``gates`` and ``now`` are filled by the handler, as for a promotion: the gate clearance is
+    checked again when the last approval promotes.
+    """
+
+    model_name: str
+    model_version: str
     gates: tuple[GateOutcome, ...] = ()
     now: datetime | None = None
     metadata: EventMetadata
@@ -124,6 +141,7 @@ class GetModel(msgspec.Struct, frozen=True, kw_only=True):
 RegistryCommand = (
     RecordRegistration
     | PromoteModelVersion
+    | ApprovePromotion
     | DemoteModelVersion
     | RollbackModel
     | TagModelVersion

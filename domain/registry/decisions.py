@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from domain import names
 from domain.errors import Conflict, InvalidInput, NotFound
+from domain.registry import approvals
 from domain.registry.commands import (
+    ApprovePromotion,
     ArchiveModelVersion,
     DemoteModelVersion,
     PromoteModelVersion,
@@ -15,7 +17,7 @@ from domain.registry.commands import (
     SetGatePolicy,
     TagModelVersion,
 )
-from domain.registry.gate_policy import check_policy, check_promotion_allowed
+from domain.registry.gate_policy import check_policy
 from domain.registry.state import (
     ARCHIVED,
     PROD,
@@ -31,7 +33,6 @@ from events.registry import (
     GatePolicySet,
     ModelVersionArchived,
     ModelVersionDemoted,
-    ModelVersionPromoted,
     ModelVersionRegistered,
     ModelVersionRolledBack,
     ModelVersionTagged,
@@ -64,7 +65,14 @@ def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
                 raise Conflict(f"{state.model_name} {v.model_version} is archived; cannot promote")
             if state.prod == v.model_version:
                 return []
-            return [_promote(state, v, command, reason)]
+            return approvals.promote(state, v, command, reason)
+        case ApprovePromotion():
+            v = _existing(state, command.model_version)
+            if v.status == ARCHIVED:
+                raise Conflict(f"{state.model_name} {v.model_version} is archived; cannot promote")
+            if state.prod == v.model_version:
+                raise Conflict(f"{state.model_name} {v.model_version} is already prod")
+            return approvals.approve(state, v, command, reason)
         case RollbackModel():
             _require_model(state)
             if state.prod is None:
@@ -140,32 +148,6 @@ def decide(state: ModelState, command: RegistryCommand) -> list[Event]:
                 GatePolicySet(model_name=state.model_name, policy=command.policy, reason=reason)
             ]
     raise InvalidInput(f"unknown command {type(command).__name__}")
-
-
-def _promote(
-    state: ModelState, v: VersionState, cmd: PromoteModelVersion, reason: str | None
-) -> ModelVersionPromoted:
-    """The promotion event, once the gate policy clears it (raises Conflict if not)."""
-    clearance = check_promotion_allowed(
-        state.policy,
-        state.model_name,
-        v.model_version,
-        state.prod,
-        cmd.gates,
-        cmd.now,
-        force=cmd.force,
-        reason=reason,
-        gate_id=cmd.gate_id,
-    )
-    return ModelVersionPromoted(
-        model_name=state.model_name,
-        model_version=v.model_version,
-        previous_prod=state.prod,
-        reason=reason,
-        forced=clearance.forced,
-        force_reason=reason if clearance.forced else None,
-        gate_id=clearance.gate_id,
-    )
 
 
 def rollback_target(state: ModelState) -> str | None:

@@ -1,4 +1,7 @@
-"""Gate policy rules: valid thresholds, and whether a promotion is cleared by a gate."""
+"""Gate policy rules: valid thresholds, and whether a promotion is cleared by a gate.
+
+Which gates count (dataset, size, a standing FAIL) is decided in ``domain.registry.gate_evidence``.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,20 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 
-import msgspec
-
-from domain.errors import Conflict, InvalidInput
-from events.gates import PASS, GatePolicy, GateThresholds
+from domain.errors import Conflict, Forbidden, InvalidInput
+from domain.registry.gate_evidence import (
+    GateOutcome,
+    counting_pass,
+    required_dataset,
+    why_no_pass,
+)
+from events.gates import GatePolicy, GateThresholds
+from events.keys import ROLES
 
 MAX_GATE_AGE_S = 365 * 86400
-
-
-class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
-    """What the promotion rule needs to know about one finished gate (from the gate store)."""
-
-    gate_id: str
-    model_name: str
-    candidate_version: str
-    baseline_version: str
-    verdict: str  # PASS, FAIL or ERRORED
-    decided_at: datetime
+MAX_REQUEST_AGE_S = 7 * 86400
+MAX_APPROVALS = 5
+__all__ = ["Clearance", "GateOutcome", "check_policy", "check_promotion_allowed", "fresh_pass"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,32 @@ def check_policy(policy: GatePolicy) -> GatePolicy:
     age = policy.max_gate_age_s
     if isinstance(age, bool) or not isinstance(age, int) or not 1 <= age <= MAX_GATE_AGE_S:
         raise InvalidInput(f"max_gate_age_s must be 1..{MAX_GATE_AGE_S} seconds, got {age!r}")
+    _whole("min_gate_images", policy.min_gate_images, 0, 10**9)
+    _whole("approvals_required", policy.approvals_required, 1, MAX_APPROVALS)
+    _whole("max_request_age_s", policy.max_request_age_s, 60, MAX_REQUEST_AGE_S)
+    if policy.force_role not in ROLES[2:]:
+        raise InvalidInput(
+            f"force_role must be one of {', '.join(ROLES[2:])}, got {policy.force_role!r}"
+        )
+    if policy.gate_dataset is not None and not (
+        isinstance(policy.gate_dataset, str) and 0 < len(policy.gate_dataset.strip()) <= 200
+    ):
+        raise InvalidInput(
+            f"gate_dataset must be a dataset id such as fashion_mnist_10000, got "
+            f"{policy.gate_dataset!r}"
+        )
     return policy
+
+
+def check_force_role(policy: GatePolicy, model_name: str, role: str | None) -> None:
+    """Raise Forbidden unless ``role`` may force past ``policy`` (None: the CLI, with database
+    rights, which no role check can bind)."""
+    if role is None or (role in ROLES and ROLES.index(role) >= ROLES.index(policy.force_role)):
+        return
+    raise Forbidden(
+        f"forcing a promotion of {model_name} past its gate policy needs role "
+        f"{policy.force_role} (the policy's force_role); this key has role {role}"
+    )
 
 
 def fresh_pass(
@@ -58,18 +83,12 @@ def fresh_pass(
     baseline: str,
     gates: list[GateOutcome] | tuple[GateOutcome, ...],
     now: datetime,
+    reference: str | None = None,
 ) -> GateOutcome | None:
-    """The newest PASS of exactly this candidate against this baseline, if young enough."""
-    fitting = [
-        g
-        for g in gates
-        if g.model_name == model_name
-        and g.candidate_version == candidate
-        and g.baseline_version == baseline
-        and g.verdict == PASS
-        and (now - g.decided_at).total_seconds() <= policy.max_gate_age_s
-    ]
-    return max(fitting, key=lambda g: g.decided_at, default=None)
+    """The newest PASS of exactly this candidate against this baseline that counts: young enough,
+    on the policy's dataset and size, and not overruled by a FAIL on as many images."""
+    required = required_dataset(policy, reference)
+    return counting_pass(policy, required, model_name, candidate, baseline, gates, now)
 
 
 def check_promotion_allowed(
@@ -82,6 +101,8 @@ def check_promotion_allowed(
     force: bool = False,
     reason: str | None = None,
     gate_id: str | None = None,
+    role: str | None = None,
+    reference: str | None = None,
 ) -> Clearance:
     """Clear a promotion of ``candidate`` over ``current_prod``, or raise Conflict saying why.
 
@@ -89,22 +110,34 @@ def check_promotion_allowed(
     prod, younger than ``max_gate_age_s``. ``force`` overrides that, and needs a reason.
     A promotion that names its cause (``gate_id``, auto-promotion) needs that gate to be such a
     PASS whatever the policy: a gate against a prod that has since changed proves nothing.
+    ``reference`` is the model's reference dataset (the policy's gate_dataset overrides it);
+    ``role`` is the caller's, checked against the policy's force_role when forcing.
     """
     if force and not (reason or "").strip():
         raise InvalidInput("a forced promotion needs a reason (--force --reason '...')")
+    if force:
+        check_force_role(policy, model_name, role)
     if current_prod is None or current_prod == candidate:
         return Clearance(gate_id=gate_id, forced=force)
     if now is None:
         gates = ()  # without the time no gate can be judged fresh
     if gate_id is not None and not force:
         named = [g for g in gates if g.gate_id == gate_id]
-        if fresh_pass(policy, model_name, candidate, current_prod, named, now) is None:
+        others = [g for g in gates if g.gate_id != gate_id]
+        if not named or (
+            fresh_pass(
+                policy, model_name, candidate, current_prod, [*named, *others], now, reference
+            )
+            not in named
+        ):
+            why = _why_not(policy, reference, model_name, candidate, current_prod, named, now)
             raise Conflict(
                 f"gate {gate_id} is not a fresh PASS of {model_name} {candidate} against the "
-                f"current prod {current_prod}; {_how_to(model_name, candidate, current_prod)}"
+                f"current prod {current_prod} that counts; {why}"
+                f"{_how_to(model_name, candidate, current_prod)}"
             )
         return Clearance(gate_id=gate_id, forced=False)
-    found = fresh_pass(policy, model_name, candidate, current_prod, gates, now)
+    found = fresh_pass(policy, model_name, candidate, current_prod, gates, now, reference)
     if found is not None:
         return Clearance(gate_id=found.gate_id, forced=force)
     if force or not policy.require_gate:
@@ -112,12 +145,14 @@ def check_promotion_allowed(
     raise Conflict(
         f"promoting {model_name} {candidate} needs a PASS gate of {candidate} against prod "
         f"{current_prod} younger than {_age(policy.max_gate_age_s)} (the model's policy has "
-        f"require_gate on); {_why_not(model_name, candidate, current_prod, gates, now)}"
+        f"require_gate on); {_why_not(policy, reference, model_name, candidate, current_prod, gates, now)}"
         f"{_how_to(model_name, candidate, current_prod)}"
     )
 
 
 def _why_not(
+    policy: GatePolicy,
+    reference: str | None,
     model_name: str,
     candidate: str,
     prod: str,
@@ -134,10 +169,7 @@ def _why_not(
             f"its latest gate {latest.gate_id} compared it to {latest.baseline_version}, "
             f"not to the current prod {prod}; "
         )
-    if latest.verdict != PASS:
-        return f"its latest gate {latest.gate_id} ended {latest.verdict}; "
-    age = (now - latest.decided_at).total_seconds()
-    return f"its latest PASS {latest.gate_id} is {_age(age)} old; "
+    return why_no_pass(policy, required_dataset(policy, reference), latest, gates, now)
 
 
 def _how_to(model_name: str, candidate: str, prod: str) -> str:
@@ -160,3 +192,8 @@ def _finite(x: object) -> bool:
 def _in_range(name: str, x: float, low: float, high: float) -> None:
     if not (_finite(x) and low <= x <= high):
         raise InvalidInput(f"{name} must be between {low:g} and {high:g}, got {x!r}")
+
+
+def _whole(name: str, x: object, low: int, high: int) -> None:
+    if isinstance(x, bool) or not isinstance(x, int) or not low <= x <= high:
+        raise InvalidInput(f"{name} must be a whole number {low}..{high}, got {x!r}")

@@ -14,6 +14,7 @@ from domain import names
 from domain.errors import ServiceUnavailable
 from domain.ports import UnitOfWork, UnitOfWorkFactory
 from domain.registry.commands import (
+    ApprovePromotion,
     ArchiveModelVersion,
     DemoteModelVersion,
     GetModel,
@@ -56,8 +57,11 @@ async def read_model(query: GetModel, ports: RegistryPorts) -> ModelState:
     return await model_state(query.model_name, ports.uow)
 
 
-async def promote_model_version(cmd: PromoteModelVersion, ports: RegistryPorts) -> CommandResult:
-    """Make a version prod; the previous prod is recorded in the same event.
+async def promote_model_version(
+    cmd: PromoteModelVersion | ApprovePromotion, ports: RegistryPorts
+) -> CommandResult:
+    """Make a version prod (or, with four eyes, request or approve that); the previous prod is
+    recorded in the same event.
 
     The model's gate policy is enforced by the aggregate: this passes it the candidate's finished
     gates and the clock's time, read in the same transaction as the promotion.
@@ -149,6 +153,7 @@ def _record(
 HANDLERS = {
     RegisterModelVersion: register_model_version,
     PromoteModelVersion: promote_model_version,
+    ApprovePromotion: promote_model_version,
     RollbackModel: change_version,
     DemoteModelVersion: change_version,
     TagModelVersion: change_version,

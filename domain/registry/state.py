@@ -18,6 +18,8 @@ from events.registry import (
     ModelVersionRegistered,
     ModelVersionRolledBack,
     ModelVersionTagged,
+    PromotionApproved,
+    PromotionRequested,
 )
 
 STAGING, PROD, ARCHIVED = "staging", "prod", "archived"
@@ -43,6 +45,22 @@ class VersionState:
 
 
 @dataclass
+class PendingPromotion:
+    """A promotion request waiting for approvals (four eyes): who asked, who approved, until when."""
+
+    request_id: str
+    model_version: str
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    approvals_required: int
+    reason: str | None = None
+    forced: bool = False
+    gate_id: str | None = None
+    approved_by: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ModelState:
     """A registered model: its versions, its prod version and the stack of past prods."""
 
@@ -54,6 +72,8 @@ class ModelState:
     prod_since: datetime | None = None
     evaluated_jobs: set[str] = field(default_factory=set)
     policy: GatePolicy = field(default_factory=GatePolicy)
+    # Promotion requests waiting for approvals, by version (one open request per version).
+    requests: dict[str, PendingPromotion] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -91,6 +111,23 @@ def evolve(state: ModelState, recorded: RecordedEvent) -> ModelState:
         case ModelVersionPromoted():
             _set_prod(state, e.model_version, at)
             state.prod_stack.append(e.model_version)
+            state.requests.pop(e.model_version, None)
+        case PromotionRequested():
+            state.requests[e.model_version] = PendingPromotion(
+                request_id=e.request_id,
+                model_version=e.model_version,
+                requested_by=recorded.metadata.actor,
+                requested_at=at,
+                expires_at=e.expires_at,
+                approvals_required=e.approvals_required,
+                reason=e.reason,
+                forced=e.forced,
+                gate_id=e.gate_id,
+            )
+        case PromotionApproved():
+            pending = state.requests.get(e.model_version)
+            if pending is not None and pending.request_id == e.request_id:
+                pending.approved_by.append(recorded.metadata.actor)
         case ModelVersionRolledBack():
             if state.prod_stack and state.prod_stack[-1] == e.from_version:
                 state.prod_stack.pop()
@@ -112,6 +149,7 @@ def evolve(state: ModelState, recorded: RecordedEvent) -> ModelState:
                     v.tags.pop(key, None)
         case ModelVersionArchived():
             _touch(state, e.model_version, at).status = ARCHIVED
+            state.requests.pop(e.model_version, None)
         case EvaluationRecorded():
             v = _touch(state, e.model_version, at)
             summary = {"dataset_id": e.dataset_id, "job_id": e.job_id, **e.metrics}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from domain.gates.state import EVALUATING, TERMINAL, GateState
+from domain.gates.views import outcome_of
 from domain.registry.gate_policy import GateOutcome
 from storage.gates.projection import GATES
 from storage.repository import EventSourcedRepository
@@ -21,7 +22,7 @@ class PostgresGateStore(EventSourcedRepository[GateState]):
         c = gates.c
         picked = (c.gate_id, c.model_name, c.candidate_version, c.baseline_version, c.verdict)
         rows = await self.conn.execute(
-            select(*picked, c.decided_at)
+            select(*picked, c.decided_at, c.dataset_id, c.accuracy)
             .where(
                 gates.c.model_name == model_name,
                 gates.c.candidate_version == candidate_version,
@@ -29,7 +30,7 @@ class PostgresGateStore(EventSourcedRepository[GateState]):
             )
             .order_by(gates.c.decided_at.desc())
         )
-        return [GateOutcome(**r._asdict()) for r in rows]
+        return [outcome_of(r._asdict()) for r in rows]
 
     async def waiting_on(self, job_id: str) -> list[str]:
         """Gates still evaluating that compare ``job_id``'s predictions."""

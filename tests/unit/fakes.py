@@ -20,6 +20,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from domain.errors import ConcurrencyConflict
 from domain.gates.state import EVALUATING, TERMINAL, GateState
+from domain.gates.views import outcome_of
 from domain.jobs.aggregate import QUEUED, RUNNING, JobState
 from domain.jobs.store import ShardResult
 from domain.keys.aggregate import ApiKeyState
@@ -31,7 +32,7 @@ from storage.jobs.projection import JOBS
 from storage.keys.projection import KEYS
 from storage.registry.projection import MODELS
 from storage.repository import Projection
-from storage.tables import batch_jobs, gates
+from storage.tables import api_keys, batch_jobs, gates
 from tests.unit.fake_adapters import (
     FakeArtifactStore,
     FakeClock,
@@ -197,6 +198,11 @@ class FakeKeyStore(FakeRepository[ApiKeyState]):
 
     projection = KEYS
 
+    async def active_admins(self) -> list[str]:
+        """Names of the active admin keys, as the api_keys rows hold them now."""
+        rows = self.rows(api_keys)
+        return sorted(r["key_name"] for r in rows if r["role"] == "admin" and r["active"])
+
 
 class FakeJobStore(FakeRepository[JobState]):
     """JobStore over the fake log and shard-result table; its queries read the batch_jobs rows."""
@@ -259,8 +265,7 @@ class FakeGateStore(FakeRepository[GateState]):
             and r["status"] in TERMINAL
         ]
         rows.sort(key=lambda r: _newest_first(r["decided_at"]), reverse=True)
-        fields = GateOutcome.__struct_fields__
-        return [GateOutcome(**{f: r[f] for f in fields}) for r in rows]
+        return [outcome_of(r) for r in rows]
 
     async def waiting_on(self, job_id: str) -> list[str]:
         """Evaluating gates that compare ``job_id``, oldest request first."""

@@ -151,9 +151,18 @@ def test_stale_mismatched_or_failed_gates_do_not_count(gate: GateOutcome, why: s
 
 def test_the_newest_fresh_pass_counts_among_others() -> None:
     m = _model()
-    old_pass, fail, new_pass = _gate(age_s=3000), _gate(verdict="FAIL", age_s=10), _gate(age_s=100)
-    (e,) = m.promote("v2", now=NOW, gates=(old_pass, fail, new_pass))
+    old_pass, errored, new_pass = _gate(age_s=3000), _gate(verdict="ERRORED"), _gate(age_s=100)
+    (e,) = m.promote("v2", now=NOW, gates=(old_pass, errored, new_pass))
     assert e.gate_id == new_pass.gate_id
+
+
+def test_a_fail_of_the_same_comparison_stands_against_passes_on_as_many_images() -> None:
+    # Sizes unknown (older gates rows) count as equal: the FAIL stands.
+    m = _model()
+    fail = _gate(verdict="FAIL", age_s=10)
+    with pytest.raises(Conflict, match=f"latest gate {fail.gate_id} ended FAIL"):
+        m.promote("v2", now=NOW, gates=(_gate(age_s=3000), fail, _gate(age_s=100)))
+    assert m.state.prod == "v1"
 
 
 def test_a_forced_promotion_needs_a_reason_and_records_it() -> None:

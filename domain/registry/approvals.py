@@ -1,0 +1,149 @@
+"""Promotions under the gate policy: cleared by a gate or forced, and with four eyes a request
+that a second key approves before the version becomes prod."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+import msgspec
+
+from domain.errors import Conflict, Forbidden, InvalidInput
+from domain.registry.commands import ApprovePromotion, PromoteModelVersion
+from domain.registry.gate_policy import Clearance, check_promotion_allowed
+from domain.registry.state import ModelState, PendingPromotion, VersionState
+from events.base import Event
+from events.registry import ModelVersionPromoted, PromotionApproved, PromotionRequested
+
+
+def reference_dataset_of(state: ModelState, version: str) -> str | None:
+    """The dataset a version's gates must use by default: the one it was registered as trained on
+    (the policy's gate_dataset, when set, overrides it in the promotion rule)."""
+    v = state.versions.get(version)
+    return v.metadata.dataset if v is not None else None
+
+
+def promote(
+    state: ModelState, v: VersionState, cmd: PromoteModelVersion, reason: str | None
+) -> list[Event]:
+    """The promotion, once the policy clears it; with four eyes, a request for approvals."""
+    clearance = check_promotion_allowed(
+        state.policy,
+        state.model_name,
+        v.model_version,
+        state.prod,
+        cmd.gates,
+        cmd.now,
+        force=cmd.force,
+        reason=reason,
+        gate_id=cmd.gate_id,
+        role=cmd.role,
+        reference=reference_dataset_of(state, v.model_version),
+    )
+    needed = state.policy.approvals_required
+    if needed <= 1 or state.prod is None:
+        # The first prod of a model is the one promotion no one can gate or approve against.
+        return [_promoted(state, v.model_version, clearance, reason)]
+    if cmd.now is None:
+        raise InvalidInput("a promotion request needs the time (the handler's clock)")
+    pending = state.requests.get(v.model_version)
+    if pending is not None and cmd.now <= pending.expires_at:
+        if pending.requested_by == cmd.metadata.actor:
+            return []  # a repeated request is the same request
+        raise Conflict(
+            f"{state.model_name} {v.model_version} already has a pending promotion request "
+            f"{pending.request_id} by {pending.requested_by}; approve it with "
+            f"`just approve {state.model_name} {v.model_version} --reason '...'`"
+        )
+    return [
+        PromotionRequested(
+            model_name=state.model_name,
+            model_version=v.model_version,
+            request_id=str(uuid.uuid4()),
+            approvals_required=needed,
+            expires_at=cmd.now + timedelta(seconds=state.policy.max_request_age_s),
+            reason=reason,
+            forced=clearance.forced,
+            gate_id=clearance.gate_id,
+        )
+    ]
+
+
+def approve(
+    state: ModelState, v: VersionState, cmd: ApprovePromotion, reason: str | None
+) -> list[Event]:
+    """An approval of the pending request; the last one needed also promotes, naming everyone.
+
+    The requester cannot approve; nor can one key approve twice; an expired request is refused.
+    The gate clearance is checked again (prod may have moved since the request).
+    """
+    pending = state.requests.get(v.model_version)
+    who = f"{state.model_name} {v.model_version}"
+    if pending is None:
+        raise Conflict(
+            f"{who} has no pending promotion request; `just promote {state.model_name} "
+            f"{v.model_version} --reason '...'` opens one"
+        )
+    if cmd.now is None or cmd.now > pending.expires_at:
+        raise Conflict(
+            f"the promotion request {pending.request_id} of {who} by {pending.requested_by} "
+            f"expired at {pending.expires_at:%Y-%m-%d %H:%M:%S} UTC (the policy's "
+            "max_request_age_s); request the promotion again"
+        )
+    actor = cmd.metadata.actor
+    if actor == pending.requested_by:
+        raise Forbidden(
+            f"{actor} requested the promotion of {who}; four eyes: another key must approve it"
+        )
+    if actor in pending.approved_by:
+        raise Conflict(f"{actor} already approved the promotion request of {who}")
+    approved = PromotionApproved(
+        model_name=state.model_name,
+        model_version=v.model_version,
+        request_id=pending.request_id,
+        requested_by=pending.requested_by,
+        reason=reason,
+    )
+    approvers = [*pending.approved_by, actor]
+    if 1 + len(approvers) < pending.approvals_required:
+        return [approved]
+    clearance = check_promotion_allowed(
+        state.policy,
+        state.model_name,
+        v.model_version,
+        state.prod,
+        cmd.gates,
+        cmd.now,
+        force=pending.forced,
+        reason=pending.reason,
+        role=None,  # the requester's role was checked when the request was made
+        reference=reference_dataset_of(state, v.model_version),
+    )
+    promoted = _promoted(state, v.model_version, clearance, pending.reason)
+    return [approved, _with_approvals(promoted, pending, approvers)]
+
+
+def _promoted(
+    state: ModelState, version: str, clearance: Clearance, reason: str | None
+) -> ModelVersionPromoted:
+    return ModelVersionPromoted(
+        model_name=state.model_name,
+        model_version=version,
+        previous_prod=state.prod,
+        reason=reason,
+        forced=clearance.forced,
+        force_reason=reason if clearance.forced else None,
+        gate_id=clearance.gate_id,
+    )
+
+
+def _with_approvals(
+    e: ModelVersionPromoted, pending: PendingPromotion, approvers: list[str]
+) -> ModelVersionPromoted:
+    return msgspec.structs.replace(e, requested_by=pending.requested_by, approved_by=approvers)
+
+
+def pending_requests(state: ModelState, now: datetime) -> list[PendingPromotion]:
+    """The model's requests still open at ``now``, oldest first."""
+    open_ = [r for r in state.requests.values() if now <= r.expires_at]
+    return sorted(open_, key=lambda r: r.requested_at)
