@@ -17,6 +17,7 @@ from ml.inference import InferenceService
 from settings import Settings
 from storage.audit.service import AuditService
 from storage.console.queries import ConsoleQueries
+from storage.console.sessions import PostgresSessionStore
 from storage.gates.queries import GateQueries
 from storage.jobs.queries import JobQueries
 from storage.keys.queries import KeyQueries
@@ -46,6 +47,7 @@ class ApiServices:
     keys: KeyQueries
     audit: AuditService
     console: ConsoleQueries
+    sessions: PostgresSessionStore  # the console's (api/ui/session.py), not a parameter
     inference: InferenceService
     background: Background
 
@@ -83,6 +85,7 @@ async def api_services(
             keys=p.keys,
             audit=p.audit,
             console=p.console,
+            sessions=p.sessions,
             inference=inference,
             background=background,
         )

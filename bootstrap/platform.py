@@ -30,6 +30,7 @@ from storage import event_store
 from storage.audit.service import AuditService
 from storage.connections import create_redis
 from storage.console.queries import ConsoleQueries
+from storage.console.sessions import PostgresSessionStore
 from storage.gates.queries import GateQueries
 from storage.jobs.queries import JobQueries
 from storage.jobs.shard_queue import RedisShardQueue
@@ -72,6 +73,7 @@ class Platform:
     ops: PlatformOperations
     audit: AuditService
     console: ConsoleQueries
+    sessions: PostgresSessionStore
 
     @cached_property
     def relay(self) -> Relay:
@@ -176,4 +178,5 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         ops=PlatformOperations(engine, redis, settings.redis.relay_interval_s),
         audit=AuditService(engine, redis),
         console=ConsoleQueries(engine, redis),
+        sessions=PostgresSessionStore(engine),
     )

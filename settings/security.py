@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from settings.parse import flag, number, read_api_keys, setting, text, whole
+from settings.parse import choice, flag, number, read_api_keys, setting, text, whole
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,23 @@ class SecuritySettings:
     )
     rate_limit_burst: int = whole(
         "RATE_LIMIT_BURST", 400, "The token bucket's size: requests allowed in a burst."
+    )
+    console_idle_s: float = number(
+        "CONSOLE_IDLE_S",
+        1800.0,
+        "The server ends a console session after this long without a request.",
+    )
+    console_max_s: float = number(
+        "CONSOLE_MAX_S",
+        28800.0,
+        "The server ends a console session this long after its login, however busy.",
+    )
+    console_secure_cookie: str = choice(
+        "CONSOLE_SECURE_COOKIE",
+        "auto",
+        ("auto", "always", "never"),
+        "`auto`: the session cookie is `__Host-` and `Secure` unless `HOST` is loopback and the "
+        "request came over http; `always` or `never` force it ([console](docs/console.md)).",
     )
     cli_actor: str | None = text(
         "ACTOR",

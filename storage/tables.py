@@ -185,3 +185,19 @@ gates = Table(
 )
 
 PROJECTION_TABLES = (model_versions, model_prod, batch_jobs, api_keys, gates)
+
+# Console sessions (api/ui/session.py): not a projection, nothing in the log. The cookie holds a
+# random id; only its SHA-256 is stored, with the key's SHA-256 (as api_keys), never the key.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_hash", Text, primary_key=True),
+    Column("key_hash", Text, nullable=False),
+    Column("key_name", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("csrf_secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_console_sessions_key_hash", "key_hash"),
+    Index("ix_console_sessions_last_seen_at", "last_seen_at"),
+)

@@ -2,8 +2,8 @@
 
 ``console_routes()`` gives the routers that api/app.py registers and ``template_config()`` the
 templates. Every console route is public to the API's header check and checked instead by
-``console_guard`` (api/ui/session.py), which takes the key from the session cookie and applies the
-same roles.
+``console_guard`` (api/ui/session.py), which finds the cookie's session on the server and applies
+the same roles.
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from litestar.template.config import TemplateConfig
 from api.access import Access
 from api.ui.models import ModelPages
 from api.ui.session import (
-    COOKIE,
     PREFIX,
     console_guard,
+    end_session,
+    forget_cookies,
     login_required_handler,
     page,
     refused_handler,
     safe_next,
-    session_cookie,
+    start_session,
 )
 from api.ui.work import WorkPages
 from domain.errors import (
@@ -65,7 +66,7 @@ async def login_form(request: Request, next: Next = None) -> Template:
 
 @post("/login", opt=PUBLIC, status_code=303)
 async def login(request: Request) -> Response:
-    """Check the key as the API does and keep it in the session cookie."""
+    """Check the key as the API does and start a session on the server (the cookie names it)."""
     form = await request.form()
     key, target = (form.get("key") or "").strip(), safe_next(form.get("next"))
     access: Access = request.app.state.access
@@ -76,15 +77,15 @@ async def login(request: Request) -> Response:
         message = "that key names no active key" if key else "enter an API key"
         return page(request, "login.html", 401, next=target, error=message)
     log.info("console_login", actor=identity.key_name, role=identity.role)
-    return Redirect(target, status_code=303, cookies=[session_cookie(request, key)])
+    cookie = await start_session(request, identity, key)
+    return Redirect(target, status_code=303, cookies=[cookie])
 
 
 @post("/logout", status_code=303)
-async def logout() -> Redirect:
-    """End the session (the form carries its CSRF token, like every form)."""
-    redirect = Redirect(f"{PREFIX}/login", status_code=303)
-    redirect.delete_cookie(COOKIE, path=PREFIX)
-    return redirect
+async def logout(request: Request) -> Response:
+    """End the session on the server (the form carries its CSRF token, like every form)."""
+    await end_session(request)
+    return forget_cookies(Redirect(f"{PREFIX}/login", status_code=303))
 
 
 def domain_error_page(request: Request, exc: DomainError) -> Response:

@@ -75,7 +75,8 @@ async def test_login_sets_a_strict_httponly_cookie_and_refuses_bad_keys(console)
         assert r.status_code == 303 and r.headers["location"] == "/ui/models"
         cookie = r.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/ui" in cookie
-        assert "secure" not in cookie  # plain http here; over https it is Secure (below)
+        # HOST is loopback and this is plain http: no __Host- prefix, no Secure (below: https).
+        assert cookie.startswith("iep_console=") and "secure" not in cookie
         r = await c.get("/ui/models")
         assert r.status_code == 200 and "reader-ann" in r.text
         assert "default-src 'self'" in r.headers["content-security-policy"]
@@ -83,7 +84,9 @@ async def test_login_sets_a_strict_httponly_cookie_and_refuses_bad_keys(console)
         assert r.status_code == 303 and (await c.get("/ui/models")).status_code == 302
     async with console(None, base="https://testserver") as c:
         r = await c.post("/ui/login", data={"key": KEYS["reader"]})
-        assert "secure" in r.headers["set-cookie"].lower()
+        cookie = r.headers["set-cookie"].lower()
+        assert cookie.startswith("__host-iep_console=") and "secure" in cookie
+        assert "path=/;" in cookie and "domain" not in cookie
 
 
 async def test_a_reader_sees_no_action_and_cannot_take_one(

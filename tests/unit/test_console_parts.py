@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from api.ui.figures import HEAT_LEVELS, LEFT, WIDTH, check_cells, heatmap, line_chart, metric_rows
-from api.ui.session import csrf_token, read_cookie, safe_next
+from api.ui.session import safe_next
+from domain.console.sessions import csrf_token, new_csrf_secret, new_session_id, session_hash
 from domain.console.views import VersionPoint, check_search, check_trace_id, trace_id_of
 from domain.errors import InvalidInput
 from events.gates import GateCheck
@@ -92,13 +93,20 @@ def test_metric_rows_put_the_headline_first_and_leave_the_matrix_out() -> None:
     assert rows == [("accuracy", "0.9123"), ("batches", "40"), ("wall_images_per_s", "1,234.5")]
 
 
-def test_the_session_cookie_and_its_csrf_token() -> None:
-    assert read_cookie("s" * 24 + ":key-with:colon") == ("s" * 24, "key-with:colon")
-    for bad in (None, "", "nocolon", "short:key", "s" * 24 + ":"):
-        assert read_cookie(bad) is None, bad
-    token = csrf_token("a" * 24, "key-one")
-    assert len(token) == 64 and token == csrf_token("a" * 24, "key-one")
-    assert token != csrf_token("b" * 24, "key-one") and token != csrf_token("a" * 24, "key-two")
+def test_the_session_id_is_opaque_and_its_csrf_token_needs_the_server_secret() -> None:
+    ids = {new_session_id() for _ in range(50)}
+    assert len(ids) == 50 and all(session_hash(i) for i in ids)
+    sid = ids.pop()
+    assert session_hash(sid) == session_hash(sid) and len(session_hash(sid)) == 64
+    assert sid not in session_hash(sid)
+    # The old cookie shape (`<id>:<key>`), a short id, odd characters: no session is looked up.
+    for bad in ("", "s" * 24 + ":key-with:colon", "short", sid + "=", sid[:-1] + "%", sid * 2):
+        assert session_hash(bad) is None, bad
+    secret, other = new_csrf_secret(), new_csrf_secret()
+    token = csrf_token(secret, session_hash(sid))
+    assert len(token) == 64 and token == csrf_token(secret, session_hash(sid))
+    assert token != csrf_token(other, session_hash(sid))
+    assert token != csrf_token(secret, session_hash(new_session_id()))
 
 
 @pytest.mark.parametrize(
