@@ -94,6 +94,11 @@ register NAME VERSION ARTIFACT:
 promote NAME VERSION *FLAGS:
     {{py}} -m cli promote "$@"
 
+# approve a pending promotion request of NAME VERSION as a second key (four eyes): --reason "why"
+[positional-arguments]
+approve NAME VERSION *FLAGS:
+    {{py}} -m cli approve "$@"
+
 # roll NAME back to the version that was prod before the current one: [--reason "why"]
 [positional-arguments]
 rollback NAME *FLAGS:
@@ -258,7 +263,7 @@ gate NAME CANDIDATE BASELINE *FLAGS:
 gate-demo NAME="mnist_cnn":
     {{py}} -m cli gate-demo "{{NAME}}"
 
-# show NAME's gate policy, or change it: --require-gate --auto-promote --no-auto-gate --max-accuracy-drop 0.01 --max-p95-latency-increase 0.1 --require-not-significant --alpha 0.05 --max-gate-age-s 86400 --reason "why"
+# show NAME's gate policy, or change it: --require-gate --auto-promote --no-auto-gate --max-accuracy-drop 0.01 --max-p95-latency-increase 0.1 --require-not-significant --alpha 0.05 --max-gate-age-s 86400 --gate-dataset ID --min-gate-images N --force-role admin --approvals-required 2 --max-request-age-s 86400 --reason "why"
 [positional-arguments]
 gate-policy NAME *FLAGS:
     {{py}} -m cli gate-policy "$@"

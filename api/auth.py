@@ -16,6 +16,11 @@ def actor_for(request: Request) -> str:
     return getattr(request.state, "actor", None) or "anonymous"
 
 
+def role_for(request: Request) -> str | None:
+    """The role of the request's key (what the access check found), for rules that need it."""
+    return getattr(request.state, "role", None)
+
+
 def event_metadata(request: Request) -> EventMetadata:
     """Actor, correlation id (from X-Correlation-ID when it is a UUID) and trace context."""
     # The middleware chose the request's correlation id (api/middleware.py); logs name it too.

@@ -14,8 +14,9 @@ from domain import names
 from domain.gates.commands import GetGatePolicy, RequestGate
 from domain.gates.ports import GateReader
 from domain.gates.views import GateView
-from domain.registry.commands import SetGatePolicy
+from domain.registry.commands import ApprovePromotion, SetGatePolicy
 from events.gates import GatePolicy, GateThresholds
+from events.registry import ModelVersionPromoted, PromotionApproved
 
 
 class GateRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,6 +57,11 @@ class PolicyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_gate_age_s: int = 86400
     auto_gate: bool = True
     auto_promote: bool = False
+    gate_dataset: str | None = None
+    min_gate_images: int = 0
+    force_role: str = "admin"
+    approvals_required: int = 1
+    max_request_age_s: int = 86400
     reason: Reason | None = None
 
     def policy(self) -> GatePolicy:
@@ -80,6 +86,23 @@ class PromoteRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     reason: Reason | None = None
     force: bool = False
+
+
+class ApproveRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """POST .../approve: why the approver agrees (recorded in the log)."""
+
+    reason: Reason | None = None
+
+
+class ApproveResponse(msgspec.Struct, frozen=True):
+    """An approval: ``status`` is ``prod`` once the last approval promoted the version."""
+
+    model_name: str
+    model_version: str
+    status: str
+    requested_by: str
+    approved_by: list[str]
+    approvals_required: int
 
 
 class GateController(Controller):
@@ -169,3 +192,40 @@ class ModelGatesController(Controller):
         )
         result = await bus.handle(cmd)
         return PolicyResponse(model_name=name, policy=result.state.policy, changed=result.changed)
+
+    # Who may promote may approve (operator); the approver must not be the requester.
+    @post(
+        "/versions/{version:str}/approve",
+        status_code=200,
+        summary="Approve a pending promotion request (four eyes)",
+    )
+    async def approve(
+        self,
+        request: Request,
+        bus: Bus,
+        name: FromPath[str],
+        version: FromPath[str],
+        data: JSONBody[ApproveRequest | None] = None,
+    ) -> ApproveResponse:
+        """Record PromotionApproved; the last approval needed also promotes (409/403 says why not)."""
+        cmd = ApprovePromotion(
+            model_name=names.check_model_name(name),
+            model_version=names.check_version(version),
+            reason=data.reason if data else None,
+            metadata=event_metadata(request),
+        )
+        result = await bus.handle(cmd)
+        events = [r.event for r in result.recorded]
+        approved = next(e for e in events if isinstance(e, PromotionApproved))
+        promoted = next((e for e in events if isinstance(e, ModelVersionPromoted)), None)
+        pending = result.state.requests.get(version)
+        return ApproveResponse(
+            model_name=name,
+            model_version=version,
+            status="prod" if promoted else "approved",
+            requested_by=approved.requested_by,
+            approved_by=promoted.approved_by if promoted else list(pending.approved_by),
+            approvals_required=result.state.policy.approvals_required
+            if pending is None
+            else pending.approvals_required,
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
-from api.auth import event_metadata
+from api.auth import event_metadata, role_for
 from api.deps import Bus, Config, Port
 from api.gates import PromoteRequest
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
@@ -40,6 +40,7 @@ async def promote(
         model_version=names.check_version(version),
         reason=reason,
         force=force,
+        role=role_for(request),
         metadata=event_metadata(request),
     )
     return await bus.handle(cmd)
@@ -137,10 +138,12 @@ class RegistryController(Controller):
         for r in result.recorded:
             if isinstance(r.event, ModelVersionPromoted):
                 previous = r.event.previous_prod
+        # Four eyes: a promotion is a request until another key approves it.
+        status = "prod" if result.state.prod == version else "requested"
         return PromoteResponse(
             model_name=name,
             model_version=version,
-            status="prod",
+            status=status,
             previous_prod=previous,
             changed=result.changed,
         )

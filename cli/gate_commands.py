@@ -14,14 +14,20 @@ import time
 import msgspec
 
 from cli.batch_commands import ensure_worker
-from cli.gate_output import policy_table, progress_line, verdict_notes, verdict_table
+from cli.gate_output import (
+    approval_line,
+    policy_table,
+    progress_line,
+    verdict_notes,
+    verdict_table,
+)
 from cli.output import console, err_console, fail
 from cli.registry_commands import Values, _publish, platform
 from domain.errors import InvalidInput, NotFound
 from domain.gates.aggregate import TERMINAL
 from domain.gates.commands import GetGatePolicy, RequestGate
 from domain.gates.views import GateView
-from domain.registry.commands import SetGatePolicy
+from domain.registry.commands import ApprovePromotion, SetGatePolicy
 from events.base import EventMetadata
 from events.gates import PASS
 
@@ -33,6 +39,15 @@ NUMBERS = {
     "max_p95_latency_increase": float,
     "alpha": float,
     "max_gate_age_s": int,
+}
+# Top-level policy fields set by value (--gate-dataset '' clears the dataset: the reference one).
+POLICY_VALUES = {
+    "max_gate_age_s": int,
+    "gate_dataset": str,
+    "min_gate_images": int,
+    "force_role": str,
+    "approvals_required": int,
+    "max_request_age_s": int,
 }
 
 
@@ -51,8 +66,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model_name", nargs="?")
     for name in SWITCHES:
         p.add_argument(f"--{name.replace('_', '-')}", action=argparse.BooleanOptionalAction)
-    for name, kind in NUMBERS.items():
+    for name, kind in {**NUMBERS, **POLICY_VALUES}.items():
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=kind.__name__.upper())
+    p.add_argument("--reason")
+    p = sub.add_parser("approve", help="approve a pending promotion request (four eyes)")
+    p.add_argument("model_name", nargs="?")
+    p.add_argument("model_version", nargs="?")
     p.add_argument("--reason")
 
 
@@ -170,7 +189,7 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
     async with platform() as p:
         current = await p.bus.handle(GetGatePolicy(model_name=name))
         top = {k: getattr(args, k) for k in ("require_gate", "auto_gate", "auto_promote")}
-        top["max_gate_age_s"] = args.max_gate_age_s
+        top |= {k: getattr(args, k) for k in POLICY_VALUES}
         low = {
             k: getattr(args, k)
             for k in (
@@ -181,6 +200,8 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
             )
         }
         top = {k: v for k, v in top.items() if v is not None}
+        if top.get("gate_dataset") == "":
+            top["gate_dataset"] = None  # back to the model's reference dataset
         low = {k: v for k, v in low.items() if v is not None}
         if not top and not low:
             console.print(policy_table(name, current))
@@ -195,4 +216,24 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
     return 0
 
 
-COMMANDS = {"gate": gate_cmd, "gate-demo": gate_demo, "gate-policy": gate_policy_cmd}
+async def approve_cmd(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """approve NAME VERSION --reason '...': a second key's approval of a promotion request."""
+    name, version = args.model_name, args.model_version
+    if not (name and version):
+        return fail("usage: approve MODEL_NAME MODEL_VERSION --reason '...'", 2)
+    cmd = ApprovePromotion(
+        model_name=name, model_version=version, reason=args.reason, metadata=meta
+    )
+    async with platform() as p:
+        result = await p.bus.handle(cmd)
+        await _publish(p)
+    console.print(approval_line(result), highlight=False)
+    return 0
+
+
+COMMANDS = {
+    "gate": gate_cmd,
+    "gate-demo": gate_demo,
+    "gate-policy": gate_policy_cmd,
+    "approve": approve_cmd,
+}

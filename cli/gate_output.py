@@ -6,7 +6,9 @@ from rich.table import Table
 
 from domain.gates.views import GateView
 from domain.registry.views import JobView
+from domain.transactions import CommandResult
 from events.gates import GateCheck, GatePolicy
+from events.registry import ModelVersionPromoted, PromotionApproved, PromotionRequested
 
 
 def _pct(x: float) -> str:
@@ -130,6 +132,39 @@ def policy_table(model_name: str, p: GatePolicy) -> Table:
         ("max_gate_age_s", f"{p.max_gate_age_s:,}"),
         ("auto_gate", str(p.auto_gate).lower()),
         ("auto_promote", str(p.auto_promote).lower()),
+        ("gate_dataset", p.gate_dataset or "the model's reference dataset"),
+        ("min_gate_images", f"{p.min_gate_images:,}"),
+        ("force_role", p.force_role),
+        ("approvals_required", str(p.approvals_required)),
+        ("max_request_age_s", f"{p.max_request_age_s:,}"),
     ):
         table.add_row(key, value)
     return table
+
+
+def approval_line(result: CommandResult) -> str:
+    """What an approval did: promoted (naming the requester and approvers) or still waiting."""
+    events = [r.event for r in result.recorded]
+    promoted = next((e for e in events if isinstance(e, ModelVersionPromoted)), None)
+    approved = next(e for e in events if isinstance(e, PromotionApproved))
+    who = f"{approved.model_name} {approved.model_version}"
+    if promoted is not None:
+        prev = f" (demoted {promoted.previous_prod})" if promoted.previous_prod else ""
+        return (
+            f"approved and promoted {who} to prod{prev}: requested by {promoted.requested_by}, "
+            f"approved by {', '.join(promoted.approved_by)}"
+        )
+    pending = result.state.requests[approved.model_version]
+    return (
+        f"approved {who} (requested by {pending.requested_by}); "
+        f"{1 + len(pending.approved_by)} of {pending.approvals_required} keys so far"
+    )
+
+
+def request_line(e: PromotionRequested, actor: str) -> str:
+    """A promotion that became a request (four eyes): who must do what next."""
+    return (
+        f"requested promotion of {e.model_name} {e.model_version} as {actor}: "
+        f"{e.approvals_required - 1} more key(s) must approve before {e.expires_at:%Y-%m-%d %H:%M} "
+        f"UTC (`just approve {e.model_name} {e.model_version} --reason '...'`)"
+    )

@@ -11,6 +11,7 @@ import structlog
 
 from bootstrap import database_url, redis_url
 from bootstrap.cli import CliServices, cli_services
+from cli.gate_output import request_line
 from cli.output import console, fail, models_table, print_history
 from cli.usage import UsageError
 from domain.errors import InvalidInput, ServiceUnavailable
@@ -23,7 +24,7 @@ from domain.registry.commands import (
     TagModelVersion,
 )
 from events.base import EventMetadata
-from events.registry import ModelVersionPromoted, ModelVersionRolledBack
+from events.registry import ModelVersionPromoted, ModelVersionRolledBack, PromotionRequested
 
 log = structlog.get_logger("cli")
 Values = dict[str, str | None]
@@ -97,9 +98,16 @@ async def promote(args: argparse.Namespace, values: Values, meta: EventMetadata)
     )
     result = await send(cmd)
     if not result.changed:
+        pending = result.state.requests.get(version)
+        if result.state.prod != version and pending is not None:
+            console.print(f"{name} {version} is already requested by {pending.requested_by}")
+            return 0
         console.print(f"{name} {version} is already prod")
         return 0
     e = result.recorded[0].event
+    if isinstance(e, PromotionRequested):  # four eyes: another key approves it
+        console.print(request_line(e, meta.actor), highlight=False)
+        return 0
     assert isinstance(e, ModelVersionPromoted)
     prev = f" (demoted {e.previous_prod})" if e.previous_prod else ""
     how = f", forced by {meta.actor}: {e.force_reason}" if e.forced else ""

@@ -19,6 +19,8 @@ from events.registry import (
     ModelVersionRegistered,
     ModelVersionRolledBack,
     ModelVersionTagged,
+    PromotionApproved,
+    PromotionRequested,
 )
 
 
@@ -73,7 +75,19 @@ def summarize(recorded: RecordedEvent) -> str:
             prev = f", demoted {e.previous_prod}" if e.previous_prod else ""
             how = f" FORCED past the gate policy ({e.force_reason})" if e.forced else ""
             gate = f", cleared by gate {e.gate_id[:8]}" if e.gate_id else ""
-            return f"promoted {e.model_version} to prod{prev}{gate}{how}"
+            eyes = (
+                f", requested by {e.requested_by}, approved by {', '.join(e.approved_by)}"
+                if e.requested_by
+                else ""
+            )
+            return f"promoted {e.model_version} to prod{prev}{gate}{how}{eyes}"
+        case PromotionRequested():
+            return (
+                f"requested promotion of {e.model_version} to prod ({e.approvals_required} keys "
+                f"needed, until {e.expires_at:%Y-%m-%d %H:%M} UTC)"
+            )
+        case PromotionApproved():
+            return f"approved the promotion of {e.model_version} requested by {e.requested_by}"
         case ModelVersionRolledBack():
             return f"rolled back prod from {e.from_version} to {e.to_version}"
         case ModelVersionDemoted():
