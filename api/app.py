@@ -15,7 +15,7 @@ from litestar.openapi import OpenAPIConfig
 from api.access import Access, access_middleware
 from api.audit import AuditController, asyncapi
 from api.batch import BatchController
-from api.errors import EXCEPTION_HANDLERS
+from api.errors import AFTER_EXCEPTION, EXCEPTION_HANDLERS
 from api.gates import GateController, ModelGatesController
 from api.inference import predict
 from api.keys import KeysController
@@ -105,6 +105,7 @@ def create_app(
         # Each route's role is its opt["role"], checked by access_middleware (api/access.py).
         middleware=[metrics_middleware, access_middleware, allow_header_middleware],
         exception_handlers=EXCEPTION_HANDLERS,
+        after_exception=AFTER_EXCEPTION,  # an unknown model's message lists the known ones
         lifespan=[lifespan],
         on_startup=[document],  # the complete OpenAPI document (api/openapi.py)
         request_max_body_size=settings.api.max_body_bytes,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.types import Scope
 
 from domain.errors import (
     Conflict,
@@ -14,6 +17,7 @@ from domain.errors import (
     InvalidInput,
     NotFound,
     ServiceUnavailable,
+    UnknownModel,
 )
 from ml.batcher import Overloaded
 
@@ -75,6 +79,23 @@ EXCEPTION_HANDLERS = {
     RecursionError: too_deep_handler,
     Exception: internal_error_handler,
 }
+
+
+async def learn_known_models(exc: Exception, scope: Scope) -> None:
+    """Read the registered names into an unknown model's message before it is answered.
+
+    An ``after_exception`` hook: it runs before the (synchronous) handler, and may await.
+    """
+    if not isinstance(exc, UnknownModel) or exc.known is not None:
+        return
+    services = getattr(scope["litestar_app"].state, "services", None)
+    if services is None:
+        return
+    with contextlib.suppress(DomainError):  # PostgreSQL went away: the name alone answers
+        exc.learn(await services.queries.model_names())
+
+
+AFTER_EXCEPTION = [learn_known_models]
 
 
 def error_response(request: Request, exc: Exception) -> Response:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bootstrap.platform import build_platform
 from domain.bus import MessageBus
+from domain.errors import DomainError, UnknownModel
 from settings import Settings, get_settings
 from storage.audit.service import AuditService
 from storage.console.queries import ConsoleQueries
@@ -53,5 +54,10 @@ async def cli_services(settings: Settings | None = None) -> AsyncIterator[CliSer
             ops=p.ops,
             artifacts=p.artifacts,
         )
+    except UnknownModel as exc:
+        if exc.known is None:  # while connected: the message lists the registered names
+            with contextlib.suppress(DomainError):
+                exc.learn(await p.queries.model_names())
+        raise
     finally:
         await p.aclose()

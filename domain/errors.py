@@ -1,5 +1,11 @@
 """Domain errors; entrypoints map them to HTTP statuses and CLI exit codes."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from domain.suggest import unknown
+
 
 class DomainError(Exception):
     """Base of every rule violation; the message is safe to show to users."""
@@ -11,6 +17,27 @@ class InvalidInput(DomainError):
 
 class NotFound(DomainError):
     """A named model, version or job does not exist (HTTP 404)."""
+
+
+class UnknownModel(NotFound):
+    """No model of this name is registered (HTTP 404).
+
+    Where the registered names are not at hand (an aggregate's decision, a projection's query)
+    it is raised with the name alone; the entrypoints then ``learn`` the names, so the user
+    reads them and the closest one, as an unknown version's message lists the versions.
+    """
+
+    def __init__(self, model_name: str, known: Iterable[str] | None = None) -> None:
+        self.model_name = model_name
+        self.known: tuple[str, ...] | None = None
+        super().__init__(f"unknown model {model_name!r}")
+        if known is not None:
+            self.learn(known)
+
+    def learn(self, known: Iterable[str]) -> None:
+        """Add the registered names to the message (once the entrypoint has read them)."""
+        self.known = tuple(sorted(known))
+        self.args = (unknown("model", self.model_name, self.known),)
 
 
 class Conflict(DomainError):

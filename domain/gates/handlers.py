@@ -11,7 +11,7 @@ import uuid
 import msgspec
 
 from domain import names
-from domain.errors import InvalidInput, NotFound
+from domain.errors import InvalidInput, NotFound, UnknownModel
 from domain.gates.aggregate import GateState, OpenGate, check_gate_id, decide_gate
 from domain.gates.commands import (
     CheckGate,
@@ -44,9 +44,7 @@ from events.gates import GatePolicy
 def _resolve(model: ModelState, cmd: RequestGate) -> str:
     """Check the model and both versions; the dataset the gate compares them on."""
     if not model.exists:
-        raise NotFound(
-            f"unknown model {cmd.model_name!r} (`just list` shows the registered models)"
-        )
+        raise UnknownModel(cmd.model_name)
     for version in (cmd.candidate_version, cmd.baseline_version):
         if version not in model.versions:
             known = ", ".join(model.versions)
@@ -126,7 +124,7 @@ async def gate_policy(query: GetGatePolicy, ports: GatePorts) -> GatePolicy:
     async with ports.uow() as tx:
         model = await tx.models.load(names.check_model_name(query.model_name))
     if not model.exists:
-        raise NotFound(f"unknown model {query.model_name!r}")
+        raise UnknownModel(query.model_name)
     return model.policy
 
 

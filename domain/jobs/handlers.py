@@ -11,7 +11,7 @@ import uuid
 import msgspec
 
 from domain import names
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, UnknownModel
 from domain.jobs.aggregate import MAX_BATCH, MIN_BATCH, JobState, check_shard_limit, decide_job
 from domain.jobs.commands import (
     AggregateBatchJob,
@@ -48,7 +48,7 @@ async def decide_and_save(
 def _version(model: ModelState, cmd: SubmitBatchJob) -> str:
     """The version a submission evaluates: the one named, else prod."""
     if not model.exists:
-        raise NotFound(f"unknown model {cmd.model_name!r}")
+        raise UnknownModel(cmd.model_name)
     if cmd.model_version is None:
         if model.prod is None:
             raise Conflict(f"model {cmd.model_name!r} has no prod version; pass model_version")

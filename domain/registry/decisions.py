@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain import names
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, UnknownModel
 from domain.registry import approvals
 from domain.registry.commands import (
     ApprovePromotion,
@@ -185,7 +185,7 @@ def _register(state: ModelState, cmd: RecordRegistration) -> list[Event]:
 
 def _require_model(state: ModelState) -> None:
     if not state.exists:
-        raise NotFound(f"unknown model {state.model_name!r}")
+        raise UnknownModel(state.model_name)
 
 
 def _existing(state: ModelState, version: str) -> VersionState:

@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.audit.reports import ModelAt, TrailEntry, TrailFilter, model_at, trail_from_parts
-from domain.errors import Conflict, InvalidInput, NotFound
+from domain.errors import Conflict, InvalidInput, NotFound, UnknownModel
 from events.streams import model_stream_id
 from storage.audit.reader import chunks, driver, envelope, payload_json, recorded
 
@@ -139,7 +139,7 @@ class EventLogReader:
                 for r in rows
             ]
         if not history:
-            raise NotFound(f"unknown model {model_name!r}")
+            raise UnknownModel(model_name)
         view = model_at(model_name, at, history)
         if view.as_of_position is None:
             first = history[0].recorded_at.isoformat()

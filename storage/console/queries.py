@@ -19,7 +19,7 @@ from domain.console.views import (
     check_trace_id,
     timeline_entry,
 )
-from domain.errors import NotFound
+from domain.errors import UnknownModel
 from domain.paging.cursors import decode_cursor, page_of
 from domain.registry.views import ModelVersionView, summarize
 from events.jobs import BatchJobFailed
@@ -135,7 +135,7 @@ class ConsoleQueries:
             )
             rows = [event_store.to_recorded(r) for r in await conn.execute(q)]
             if not rows and not cursor:
-                raise NotFound(f"unknown model {model_name!r}")
+                raise UnknownModel(model_name)
         page, next_cursor = page_of(rows, limit, lambda r: (r.position,))
         return [timeline_entry(r) for r in page], next_cursor
 

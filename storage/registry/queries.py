@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from domain.errors import NotFound
+from domain.errors import NotFound, UnknownModel
 from domain.paging.cursors import decode_cursor, page_of
 from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
 from events.streams import model_stream_id
@@ -51,7 +51,7 @@ class RegistryQueries:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
         if not rows:
-            raise NotFound(f"unknown model {model_name!r}")
+            raise UnknownModel(model_name)
         return [_version_view(r._asdict()) for r in rows]
 
     @on_postgres
@@ -88,6 +88,13 @@ class RegistryQueries:
             return list((await conn.execute(q)).scalars())
 
     @on_postgres
+    async def model_names(self) -> list[str]:
+        """Every registered model's name, sorted (an unknown name's message lists them)."""
+        async with self.engine.connect() as conn:
+            q = select(model_prod.c.model_name).order_by(model_prod.c.model_name)
+            return list((await conn.execute(q)).scalars())
+
+    @on_postgres
     async def registry_position(self) -> int:
         """The log position the registry projection reflects (prod read after it is as new)."""
         async with self.engine.connect() as conn:
@@ -109,7 +116,7 @@ class RegistryQueries:
                 )
             ).first()
         if row is None:
-            raise NotFound(f"unknown model {model_name!r}")
+            raise UnknownModel(model_name)
         return row.model_version
 
     @on_postgres
@@ -119,7 +126,7 @@ class RegistryQueries:
             recorded = await event_store.load_stream(conn, model_stream_id(model_name))
             gated = await gate_history(conn, model_name) if recorded else []
         if not recorded:
-            raise NotFound(f"unknown model {model_name!r}")
+            raise UnknownModel(model_name)
         return [history_entry(r) for r in sorted([*recorded, *gated], key=lambda r: r.position)]
 
     @on_postgres
@@ -166,7 +173,7 @@ class RegistryQueries:
             )
             gated = [r for r in await gate_history(conn, model_name) if r.position > after]
         if not known:
-            raise NotFound(f"unknown model {model_name!r}")
+            raise UnknownModel(model_name)
         merged = sorted([*own, *gated], key=lambda r: r.position)[: limit + 1]
         page, next_cursor = page_of(merged, limit, lambda r: (r.position,))
         return [history_entry(r) for r in page], next_cursor
@@ -201,7 +208,7 @@ async def page_versions(
             for r in await conn.execute(q.order_by(*order).limit(limit + 1))
         ]
     if not rows and not cursor:
-        raise NotFound(f"unknown model {model_name!r}")
+        raise UnknownModel(model_name)
     return page_of(rows, limit, lambda m: (m.created_at, m.model_version))
 
 
