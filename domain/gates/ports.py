@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import msgspec
@@ -10,6 +11,7 @@ import msgspec
 from domain.gates.views import GateView
 from domain.jobs.ports import DatasetCatalog, JobPorts
 from domain.ports import Clock, UnitOfWorkFactory
+from domain.registry.approvals import PromotionRequestView
 from domain.registry.state import VersionState
 
 
@@ -43,6 +45,10 @@ class GateReader(Protocol):
         self, model_name: str, limit: int, cursor: str | None
     ) -> tuple[list[GateView], str | None]:
         """A model's gates, newest first, a page at a time, and the next page's cursor."""
+        ...
+
+    async def pending_promotions(self, now: datetime) -> list[PromotionRequestView]:
+        """Promotion requests still open at ``now`` (four eyes), oldest first, every model."""
         ...
 
 

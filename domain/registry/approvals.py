@@ -147,3 +147,39 @@ def pending_requests(state: ModelState, now: datetime) -> list[PendingPromotion]
     """The model's requests still open at ``now``, oldest first."""
     open_ = [r for r in state.requests.values() if now <= r.expires_at]
     return sorted(open_, key=lambda r: r.requested_at)
+
+
+class PromotionRequestView(msgspec.Struct, frozen=True, kw_only=True):
+    """A pending promotion request as the console lists it."""
+
+    model_name: str
+    model_version: str
+    request_id: str
+    requested_by: str
+    requested_at: datetime
+    expires_at: datetime
+    approvals_required: int
+    approved_by: list[str]
+    prod: str | None
+    reason: str | None = None
+    forced: bool = False
+
+
+def request_views(state: ModelState, now: datetime) -> list[PromotionRequestView]:
+    """The model's open requests (oldest first) as views."""
+    return [
+        PromotionRequestView(
+            model_name=state.model_name,
+            model_version=r.model_version,
+            request_id=r.request_id,
+            requested_by=r.requested_by,
+            requested_at=r.requested_at,
+            expires_at=r.expires_at,
+            approvals_required=r.approvals_required,
+            approved_by=list(r.approved_by),
+            prod=state.prod,
+            reason=r.reason,
+            forced=r.forced,
+        )
+        for r in pending_requests(state, now)
+    ]
