@@ -38,6 +38,8 @@ class GateAccepted(msgspec.Struct, frozen=True):
     candidate_version: str
     baseline_version: str
     dataset_id: str
+    # Set when the dataset or its size will not clear a promotion (it names both datasets).
+    warning: str | None = None
 
 
 class ThresholdsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -135,6 +137,7 @@ class GateController(Controller):
             candidate_version=gate.candidate_version,
             baseline_version=gate.baseline_version,
             dataset_id=gate.dataset_id,
+            warning=gate.warning,
         )
 
     @get("/{gate_id:str}", summary="A gate: its status, and the verdict with every check")

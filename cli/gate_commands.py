@@ -144,6 +144,8 @@ async def _run(p, meta: EventMetadata, name: str, cand: str, base: str, args) ->
     except (InvalidInput, NotFound) as exc:
         return fail(str(exc), 2)
     await _publish(p)
+    if gate.warning:
+        err_console.print(f"warning: {gate.warning}", highlight=False)
     if not args.json:
         console.print(
             f"gate {gate.gate_id}: {name} {cand} vs {base} on {gate.dataset_id}", highlight=False

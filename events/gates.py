@@ -95,6 +95,8 @@ class GateRequested(Event, frozen=True, kw_only=True):
     auto: bool = False
     cause: str | None = None
     reason: str | None = None
+    # Said when the gate was asked for: its dataset or size will not clear a promotion.
+    warning: str | None = None
 
 
 class GateEvaluationsRequested(Event, frozen=True, kw_only=True):

@@ -140,5 +140,6 @@ def _request(state: GateState, cmd: OpenGate) -> list[Event]:
             auto=cmd.auto,
             cause=cmd.cause,
             reason=reason,
+            warning=cmd.warning,
         )
     ]

@@ -26,6 +26,7 @@ class OpenGate(msgspec.Struct, frozen=True, kw_only=True):
     auto: bool = False
     cause: str | None = None
     reason: str | None = None
+    warning: str | None = None
 
 
 class RecordGateEvaluations(msgspec.Struct, frozen=True, kw_only=True):

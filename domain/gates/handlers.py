@@ -34,8 +34,10 @@ from domain.gates.evaluation import (
 from domain.gates.ports import GatePorts
 from domain.gates.triggers import auto_gate_request, auto_promotion
 from domain.ports import UnitOfWork
+from domain.registry.approvals import reference_dataset_of
 from domain.registry.commands import SetGatePolicy
 from domain.registry.decisions import ModelState, decide
+from domain.registry.gate_evidence import dataset_warning
 from domain.registry.handlers import change_model
 from domain.transactions import CommandResult, in_transaction
 from events.gates import GatePolicy
@@ -70,7 +72,7 @@ async def request_gate(cmd: RequestGate, ports: GatePorts) -> GateState:
     async with ports.uow() as tx:
         dataset_id = _resolve(await tx.models.load(cmd.model_name), cmd)
     names.check_text(dataset_id, "dataset_id")
-    await ports.datasets.size(dataset_id)  # InvalidInput listing the datasets that exist here
+    images = await ports.datasets.size(dataset_id)  # InvalidInput listing those that exist here
     gate_id = cmd.gate_id or str(uuid.uuid4())
 
     async def work(tx: UnitOfWork) -> GateState:
@@ -84,6 +86,9 @@ async def request_gate(cmd: RequestGate, ports: GatePorts) -> GateState:
             dataset_id=dataset_id,
             thresholds=model.policy.thresholds,
             reason=cmd.reason,
+            warning=dataset_warning(
+                model.policy, reference_dataset_of(model, cmd.candidate_version), dataset_id, images
+            ),
         )
         state = await tx.gates.load(gate_id)
         await tx.gates.save(state, decide_gate(state, opened), cmd.metadata)

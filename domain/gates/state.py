@@ -55,6 +55,7 @@ class GateState:
     latency: LatencyFigures | None = None
     error: str | None = None
     decided_at: datetime | None = None
+    warning: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -104,6 +105,7 @@ def evolve(state: GateState, recorded: RecordedEvent) -> GateState:
             )
             state.thresholds, state.auto, state.cause = e.thresholds, e.auto, e.cause
             state.requested_by, state.requested_at = recorded.metadata.actor, at
+            state.warning = e.warning
         case GateEvaluationsRequested():
             state.status = EVALUATING
             state.candidate_job_id, state.baseline_job_id = e.candidate_job_id, e.baseline_job_id

@@ -59,6 +59,27 @@ def why_not_counted(policy: GatePolicy, required: tuple[str | None, bool], g: Ga
     return ""
 
 
+def dataset_warning(
+    policy: GatePolicy, reference: str | None, dataset_id: str, images: int
+) -> str | None:
+    """A warning for a gate asked for on data whose verdict will not clear a promotion."""
+    dataset, exact = required_dataset(policy, reference)
+    if dataset is not None:
+        same = dataset_id == dataset if exact else _same_family(dataset_id, dataset)
+        if not same:
+            whose = "the policy's gate_dataset" if exact else "the model's reference dataset"
+            return (
+                f"{dataset_id} is not {dataset} ({whose}): this gate's verdict will not clear "
+                "a promotion"
+            )
+    if policy.min_gate_images and images < policy.min_gate_images:
+        return (
+            f"{dataset_id} has {images} images, fewer than the policy's min_gate_images "
+            f"{policy.min_gate_images}: this gate's verdict will not clear a promotion"
+        )
+    return None
+
+
 def overruling_fail(g: GateOutcome, gates: Sequence[GateOutcome]) -> GateOutcome | None:
     """A FAIL of the same candidate against the same baseline on at least as many images as the
     PASS ``g`` (on any dataset, before or after it): a smaller PASS does not erase it."""

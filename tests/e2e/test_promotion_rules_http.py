@@ -102,3 +102,23 @@ async def test_bad_policy_fields_are_400(api, model_name, state_dict_file) -> No
             f"/models/{model_name}/gate-policy", json={field: value}, headers=AS["alice"]
         )
         assert r.status_code == 400 and field in r.json()["detail"], (field, r.text)
+
+
+async def test_a_gate_on_another_dataset_warns_naming_both(
+    api, model_name, state_dict_file
+) -> None:
+    await _model(api, model_name, state_dict_file, gate_dataset="fashion_mnist_1000")
+    body = {
+        "model_name": model_name,
+        "candidate_version": "v2",
+        "baseline_version": "v1",
+        "dataset_id": "fashion_mnist_100",
+    }
+    r = await api.post("/gates", json=body, headers=AS["bob"])
+    assert r.status_code == 202, r.text
+    warning = r.json()["warning"]
+    assert "fashion_mnist_100 is not fashion_mnist_1000" in warning
+    r = await api.post(
+        "/gates", json={**body, "dataset_id": "fashion_mnist_1000"}, headers=AS["bob"]
+    )
+    assert r.status_code == 202 and r.json()["warning"] is None

@@ -16,6 +16,7 @@ from domain.registry.commands import ApprovePromotion, PromoteModelVersion, SetG
 from domain.registry.gate_policy import GateOutcome
 from domain.registry.handlers import promote_model_version
 from events.base import EventMetadata
+from events.codec import decode_event
 from events.gates import GatePolicy
 from events.registry import ModelVersionPromoted, PromotionApproved, PromotionRequested
 from tests.unit.test_handlers_gates import through_verdict
@@ -194,3 +195,36 @@ async def test_an_approval_without_a_request_or_a_clearance_is_refused(gp: GateF
         msgspec.structs.replace(approve("bob"), gates=(passed,)), gp.registry_ports
     )
     assert result.state.prod == "v2"
+
+
+async def test_a_gate_on_data_that_cannot_clear_a_promotion_warns_naming_both(
+    gp: GateFakes,
+) -> None:
+    await policy(gp, gate_dataset="mnist_250")
+    gate = await gp.request(dataset_id="mnist_5")
+    assert gate.warning is not None
+    assert "mnist_5 is not mnist_250 (the policy's gate_dataset)" in gate.warning
+    assert gp.gate_events(gate.gate_id)[0].warning == gate.warning  # in the log too
+    assert (await gp.request(dataset_id="mnist_250")).warning is None
+    await policy(gp, min_gate_images=100)
+    small = await gp.request(dataset_id="mnist_5")
+    assert "mnist_5 has 5 images, fewer than the policy's min_gate_images 100" in small.warning
+
+
+def test_old_payloads_replay_with_the_new_fields_defaulted() -> None:
+    policy_set = b'{"type":"GatePolicySet","model_name":"m","policy":{"require_gate":true}}'
+    e = decode_event("GatePolicySet", policy_set)
+    assert e.policy.require_gate and e.policy.approvals_required == 1
+    assert (e.policy.gate_dataset, e.policy.min_gate_images, e.policy.force_role) == (
+        None,
+        0,
+        "admin",
+    )
+    promoted = b'{"type":"ModelVersionPromoted","model_name":"m","model_version":"v1"}'
+    p = decode_event("ModelVersionPromoted", promoted)
+    assert (p.requested_by, p.approved_by) == (None, [])
+    requested = (
+        b'{"type":"GateRequested","gate_id":"g","model_name":"m","candidate_version":"v2",'
+        b'"baseline_version":"v1","dataset_id":"mnist_250"}'
+    )
+    assert decode_event("GateRequested", requested).warning is None
