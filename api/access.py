@@ -8,10 +8,10 @@ handler or its controller). A route that declares nothing needs ``reader`` for G
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import math
 import time
 from collections import OrderedDict
+from typing import Any
 
 from litestar import Request
 from litestar.exceptions import (
@@ -22,9 +22,12 @@ from litestar.exceptions import (
 from litestar.handlers import BaseRouteHandler
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.anonymous import is_loopback as is_loopback  # where api/ui/session.py finds it
+from api.anonymous import why_not_anonymous
 from api.errors import error_response
 from bootstrap import Settings
 from domain.keys.aggregate import KeyIdentity, hash_key, role_allows
+from domain.keys.buckets import RateLimiter
 from domain.keys.ports import KeyReader
 
 PUBLIC = "public"
@@ -33,17 +36,8 @@ HEADER = "x-api-key"
 _HEADER_BYTES = HEADER.encode()
 # Documentation the framework serves: public like /health.
 PUBLIC_PREFIXES = ("/schema", "/asyncapi.json")
-MAX_CACHED = 10_000  # lookups kept per process; the oldest go first
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` (an address or 'localhost') only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+LOOKUP = "key-lookup"  # the bucket of uncached key lookups, per client address
+MAX_CACHED = 10_000  # valid keys (and, apart, unknown ones) kept per process; the oldest go first
 
 
 def required_role(route_handler: BaseRouteHandler, method: str, path: str) -> str:
@@ -58,53 +52,35 @@ def required_role(route_handler: BaseRouteHandler, method: str, path: str) -> st
     return "reader" if method in ("GET", "HEAD") else "operator"
 
 
-class TokenBuckets:
-    """One token bucket per caller, in this process: ``rate`` per second, up to ``burst``."""
-
-    def __init__(self, rate: float, burst: int, max_callers: int = MAX_CACHED) -> None:
-        self.rate, self.burst, self.max_callers = rate, max(1, burst), max_callers
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-
-    def take(self, caller: str, now: float | None = None) -> float:
-        """Spend one token; 0 when allowed, else the seconds until a token is back."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(caller, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
-        self._buckets[caller] = (tokens - 1 if tokens >= 1 else tokens, now)
-        if len(self._buckets) > self.max_callers:
-            self._buckets.popitem(last=False)  # the longest idle caller starts afresh
-        return wait
-
-
 class Access:
-    """Resolves a request's key to a name and role, with a short in-process cache."""
+    """Resolves a request's key to a name and role, with short in-process caches, and applies
+    the rate limits (one token bucket per caller, shared by every API process through Redis)."""
 
-    def __init__(self, settings: Settings, keys: KeyReader) -> None:
-        self.settings, self.keys = settings, keys
+    def __init__(self, settings: Settings, keys: KeyReader, limiter: RateLimiter) -> None:
+        self.settings, self.keys, self.limiter = settings, keys, limiter
         self.ttl = max(0.0, settings.security.key_cache_ttl_s)
-        self.buckets = TokenBuckets(
-            settings.security.rate_limit_per_s, settings.security.rate_limit_burst
-        )
         # Bootstrap keys from API_KEYS, by hash, so every comparison is of equal-length digests.
         self.bootstrap = [
             (hash_key(key), KeyIdentity(key_name=name, role=role))
             for key, (name, role) in settings.security.api_keys.items()
         ]
-        self._cache: OrderedDict[str, tuple[float, KeyIdentity | None]] = OrderedDict()
+        # Hits and misses apart: a flood of unknown keys cannot push a valid key out.
+        self._hits: OrderedDict[str, tuple[float, KeyIdentity]] = OrderedDict()
+        self._misses: OrderedDict[str, float] = OrderedDict()
         self._any_active: tuple[float, bool] = (-math.inf, False)
-        # Settings do not change while the process runs; asked on every keyless request.
-        self._anonymous = settings.security.allow_anonymous or is_loopback(settings.api.host)
 
     def forget(self) -> None:
         """Drop every cached lookup (after a key is created or revoked in this process)."""
-        self._cache.clear()
+        self._hits.clear()
+        self._misses.clear()
         self._any_active = (-math.inf, False)
 
-    async def identify(self, secret: str) -> KeyIdentity | None:
-        """The key's owner and role, None for an unknown or revoked key."""
+    async def identify(self, secret: str, address: str | None = None) -> KeyIdentity | None:
+        """The key's owner and role, None for an unknown or revoked key.
+
+        A key not cached as valid first spends a token of ``address``'s lookup bucket (429 when
+        it is empty), so guesses from one address reach the database at most at that rate.
+        """
         digest = hash_key(secret)
         found = None
         for known, identity in self.bootstrap:
@@ -116,14 +92,19 @@ class Access:
         # Stored keys are found by their SHA-256 in a unique index: the timing of that lookup
         # tells an attacker about the hash of their guess, which gives nothing about a key.
         now = time.monotonic()
-        cached = self._cache.get(digest)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        hit = self._hits.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        if address is not None:
+            await self.limit(f"{LOOKUP}@{address}")
+        missed = self._misses.get(digest)
+        if missed is not None and missed > now:
+            return None
         identity = await self.keys.identify(digest)
-        self._cache[digest] = (now + self.ttl, identity)
-        self._cache.move_to_end(digest)
-        if len(self._cache) > MAX_CACHED:
-            self._cache.popitem(last=False)
+        if identity is None:
+            _remember(self._misses, digest, now + self.ttl)
+        else:
+            _remember(self._hits, digest, (now + self.ttl, identity))
         return identity
 
     async def keys_defined(self) -> bool:
@@ -137,13 +118,9 @@ class Access:
         self._any_active = (time.monotonic() + self.ttl, value)
         return value
 
-    def anonymous_allowed(self) -> bool:
-        """With no key defined: anonymous use on a loopback address, or anywhere if allowed."""
-        return self._anonymous
-
-    def limit(self, caller: str) -> None:
+    async def limit(self, caller: str) -> None:
         """429 with Retry-After when ``caller`` is over its rate."""
-        wait = self.buckets.take(caller)
+        wait = await self.limiter.take(caller)
         if wait > 0:
             raise TooManyRequestsException(
                 f"rate limit of {self.settings.security.rate_limit_per_s:g} requests/s "
@@ -152,21 +129,12 @@ class Access:
             )
 
 
-async def anonymous_refusal(settings: Settings, keys: KeyReader) -> str | None:
-    """Why the API must not start (no key, not loopback, not ALLOW_ANONYMOUS), or None."""
-    if (
-        settings.security.api_keys
-        or settings.security.allow_anonymous
-        or is_loopback(settings.api.host)
-    ):
-        return None
-    if await keys.any_active():
-        return None
-    return (
-        f"no API key is defined, so the API serves only on a loopback address, not {settings.api.host}: "
-        "create a key with `just create-key NAME admin` (or set API_KEYS), or set "
-        "ALLOW_ANONYMOUS=1 to serve anonymous requests on purpose"
-    )
+def _remember(cache: OrderedDict[str, Any], digest: str, entry: Any) -> None:
+    """Keep ``entry`` as the newest of a bounded cache; the oldest goes beyond MAX_CACHED."""
+    cache[digest] = entry
+    cache.move_to_end(digest)
+    if len(cache) > MAX_CACHED:
+        cache.popitem(last=False)
 
 
 def _api_key(raw: list[tuple[bytes, bytes]]) -> str | None:
@@ -187,25 +155,27 @@ async def authorize(scope: Scope) -> None:
     client = scope.get("client")
     address = client[0] if client else "unknown"
     if secret:
-        identity = await access.identify(secret)
+        identity = await access.identify(secret, address)
         if identity is None:
-            access.limit(f"invalid-key@{address}")  # bounds guessing as well as load
             raise NotAuthorizedException("the X-API-Key header names no active key")
-        access.limit(identity.key_name)
+        await access.limit(identity.key_name)
     elif await access.keys_defined():
         if not (need == "reader" and access.settings.security.open_reads):
             raise NotAuthorizedException(
                 "this endpoint needs an X-API-Key header (create one with `just create-key NAME ROLE`)"
             )
-        access.limit(f"{ANONYMOUS}@{address}")
+        await access.limit(f"{ANONYMOUS}@{address}")
         identity = KeyIdentity(key_name=ANONYMOUS, role="reader")
-    elif access.anonymous_allowed():
+    else:
+        refused = None if access.settings.security.allow_anonymous else why_not_anonymous(scope)
+        if refused:
+            raise NotAuthorizedException(
+                f"no API key is defined, and anonymous use is only for requests from this machine "
+                f"that no proxy relayed; {refused}. Create a key with `just create-key NAME admin` "
+                "(or set ALLOW_ANONYMOUS=1 to serve anonymous requests from anywhere on purpose)"
+            )
         # No key defined yet: local development, with every role, as before keys existed.
         identity = KeyIdentity(key_name=ANONYMOUS, role="admin")
-    else:
-        raise NotAuthorizedException(
-            "no API key is defined; create one with `just create-key NAME admin`"
-        )
     if not role_allows(identity.role, need):
         raise PermissionDeniedException(
             f"key {identity.key_name!r} has role {identity.role!r}; this endpoint needs {need!r}"

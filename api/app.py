@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.access import Access, access_middleware
+from api.anonymous import StartRefused, anonymous_refusal, listening_hosts
 from api.audit import AuditController, asyncapi
 from api.batch import BatchController
 from api.errors import AFTER_EXCEPTION, EXCEPTION_HANDLERS
@@ -62,6 +63,23 @@ def provide_inference(state: State) -> InferenceService:
     return state.inference
 
 
+class PlatformApp(Litestar):
+    """Litestar whose refused start (StartRefused) is told in one line, not a traceback."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve; on a refused start the server prints the reason alone."""
+        if scope["type"] != "lifespan":
+            return await super().__call__(scope, receive, send)
+
+        async def one_line(message: Any) -> None:
+            refusal = self.state.get("refusal")
+            if message["type"] == "lifespan.startup.failed" and refusal:
+                message = {**message, "message": f"error: {refusal}"}
+            await send(message)
+
+        await super().__call__(scope, receive, one_line)
+
+
 def create_app(
     platform: Platform | None = None, settings: Settings | None = None, run_relay: bool = True
 ) -> Litestar:
@@ -77,15 +95,21 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with api_services(settings, platform, run_relay=run_relay) as services:
+            # Here, not in `python -m api` only: uvicorn --factory and any ASGI server get it.
+            hosts = listening_hosts(settings)
+            refusal = await anonymous_refusal(settings, services.keys, hosts)
+            if refusal:
+                app.state.refusal = refusal
+                raise StartRefused(refusal)
             app.state.services = services
-            app.state.access = Access(settings, services.keys)
+            app.state.access = Access(settings, services.keys, services.limiter)
             app.state.inference = services.inference  # /predict reads it from here, no DI
             async with services.background.running():
                 yield
 
     dependencies = {name: _provider(name) for name in ApiServices.NAMES}
     dependencies["inference"] = Provide(provide_inference, sync_to_thread=False)
-    return Litestar(
+    return PlatformApp(
         route_handlers=[
             health,
             metrics,

@@ -41,9 +41,11 @@ class CreatedKey(msgspec.Struct, frozen=True):
 
 
 class RevokeKeyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """An optional reason recorded with the revocation."""
+    """An optional reason recorded with the revocation; ``force`` (with a reason) revokes even
+    the last active admin key."""
 
     reason: Reason | None = None
+    force: bool = False
 
 
 class KeysController(Controller):
@@ -80,10 +82,18 @@ class KeysController(Controller):
         key_name: FromPath[str],
         data: JSONBody[RevokeKeyRequest | None] = None,
     ) -> KeyView:
-        """Record ApiKeyRevoked; other API processes stop taking it within KEY_CACHE_TTL_S."""
+        """Record ApiKeyRevoked; other API processes stop taking it within KEY_CACHE_TTL_S.
+
+        409 for the last active admin key, unless ``force`` with a reason.
+        """
         name = check_key_name(key_name)
-        reason = data.reason if data else None
-        cmd = RevokeApiKey(key_name=name, reason=reason, metadata=event_metadata(request))
+        body = data or RevokeKeyRequest()
+        cmd = RevokeApiKey(
+            key_name=name,
+            reason=body.reason,
+            force=body.force,
+            metadata=event_metadata(request),
+        )
         result = await bus.handle(cmd)
         _forget(request)
         return key_view(result.state)

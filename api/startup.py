@@ -34,7 +34,7 @@ async def preflight(s: Settings) -> None:
 
     async with reach_servers(s) as servers:
         await servers.queries.ping()
-        from api.access import anonymous_refusal
+        from api.anonymous import anonymous_refusal
 
         refusal = await anonymous_refusal(s, servers.keys)
         if refusal:  # one line, before anything listens

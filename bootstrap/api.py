@@ -13,6 +13,7 @@ from bootstrap.models import build_inference
 from bootstrap.platform import Platform, build_platform
 from bootstrap.tasks import build_stream_stats
 from domain.bus import MessageBus
+from domain.keys.buckets import RateLimiter, TokenBuckets
 from ml.inference import InferenceService
 from settings import Settings
 from storage.audit.service import AuditService
@@ -20,6 +21,7 @@ from storage.console.queries import ConsoleQueries
 from storage.console.sessions import PostgresSessionStore
 from storage.gates.queries import GateQueries
 from storage.jobs.queries import JobQueries
+from storage.keys.limiter import RedisRateLimiter, quick_redis
 from storage.keys.queries import KeyQueries
 from storage.operations import PlatformOperations
 from storage.registry.queries import RegistryQueries
@@ -50,6 +52,10 @@ class ApiServices:
     sessions: PostgresSessionStore  # the console's (api/ui/session.py), not a parameter
     inference: InferenceService
     background: Background
+    limiter: RateLimiter
+
+
+LIMITER_TIMEOUT_S = 0.5  # a rate-limit check waits no longer for Redis, then goes local
 
 
 @contextlib.asynccontextmanager
@@ -75,6 +81,11 @@ async def api_services(
         background.add("hot-swap-poll", follower.poll)
     if run_relay:
         background.add("relay", p.relay.run)
+    # Rate limits shared by every API process through Redis, per process while it is away.
+    sec = settings.security
+    limiter_redis = quick_redis(p.redis, LIMITER_TIMEOUT_S)
+    local = TokenBuckets(sec.rate_limit_per_s, sec.rate_limit_burst)
+    limiter = RedisRateLimiter(limiter_redis, sec.rate_limit_per_s, sec.rate_limit_burst, local)
     try:
         yield ApiServices(
             settings=settings,
@@ -88,9 +99,11 @@ async def api_services(
             sessions=p.sessions,
             inference=inference,
             background=background,
+            limiter=limiter,
         )
     finally:
         await inference.cache.aclose()
+        await limiter_redis.aclose()
         if owned:
             await p.aclose()
 

@@ -26,6 +26,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("revoke-key", help="revoke an API key")
     p.add_argument("key_name", metavar="NAME")
     p.add_argument("--reason")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="revoke even the last active admin key (needs --reason)",
+    )
     sub.add_parser("keys", help="list API keys (names, roles, who created or revoked them)")
 
 
@@ -83,7 +88,7 @@ async def revoke_key(args: argparse.Namespace, _: Values, meta: EventMetadata) -
     """Revoke NAME's key."""
     name = check_key_name(args.key_name)
     async with platform() as p:
-        cmd = RevokeApiKey(key_name=name, reason=args.reason, metadata=meta)
+        cmd = RevokeApiKey(key_name=name, reason=args.reason, force=args.force, metadata=meta)
         result = await p.bus.handle(cmd)
         ttl = p.settings.security.key_cache_ttl_s
     if result.changed:

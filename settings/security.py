@@ -26,7 +26,8 @@ class SecuritySettings:
     allow_anonymous: bool = flag(
         "ALLOW_ANONYMOUS",
         False,
-        "With no key defined, serve anonymous requests on a non-loopback address too.",
+        "With no key defined, serve anonymous requests from any peer, proxied or not, and on "
+        "any address (else only unrelayed loopback requests, and no start beyond loopback).",
     )
     key_cache_ttl_s: float = number(
         "KEY_CACHE_TTL_S",
@@ -36,8 +37,8 @@ class SecuritySettings:
     rate_limit_per_s: float = number(
         "RATE_LIMIT_PER_S",
         200.0,
-        "Each key's (or anonymous address's) requests/s per API process, then 429 with "
-        "`Retry-After`; 0: no limit.",
+        "Each key's (or address's) requests/s, shared by every API process through Redis, then "
+        "429 with `Retry-After`; 0: no limit.",
     )
     rate_limit_burst: int = whole(
         "RATE_LIMIT_BURST", 400, "The token bucket's size: requests allowed in a burst."

@@ -71,10 +71,10 @@ async def login(request: Request) -> Response:
     form = await request.form()
     key, target = (form.get("key") or "").strip(), safe_next(form.get("next"))
     access: Access = request.app.state.access
-    identity = await access.identify(key) if key else None
+    address = request.client.host if request.client else "unknown"
+    # As the API does: an uncached key spends a token of the address's lookup bucket first.
+    identity = await access.identify(key, address) if key else None
     if identity is None:
-        address = request.client.host if request.client else "unknown"
-        access.limit(f"invalid-key@{address}")  # bounds guessing, as the API does
         message = "that key names no active key" if key else "enter an API key"
         return page(request, "login.html", 401, next=target, error=message)
     log.info("console_login", actor=identity.key_name, role=identity.role)

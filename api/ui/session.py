@@ -187,9 +187,10 @@ async def console_guard(connection: ASGIConnection, route_handler: BaseRouteHand
     session = await _store(connection).touch(digest, limits(settings), bootstrap)
     if session is None:
         client = connection.scope.get("client")
-        access.limit(f"invalid-session@{client[0] if client else 'unknown'}")  # bounds guessing
+        # Bounds guessing, per address and shared by every API process.
+        await access.limit(f"invalid-session@{client[0] if client else 'unknown'}")
         raise LoginRequired(ENDED)
-    access.limit(session.key_name)
+    await access.limit(session.key_name)
     identity = KeyIdentity(key_name=session.key_name, role=session.role)
     expected = csrf_token(session.csrf_secret, digest)
     state = connection.state

@@ -91,12 +91,31 @@ def decide_key(state: ApiKeyState, command: KeyCommand) -> list[Event]:
                 )
             ]
         case RevokeApiKey():
+            if command.force and not reason:
+                raise InvalidInput("--force needs a --reason: say why the last admin key goes")
             if state.stream_version == 0:
                 raise NotFound(f"unknown key {command.key_name!r}")
             if not state.active:
                 return []  # revoking twice is a no-op, not an error
             return [ApiKeyRevoked(key_name=command.key_name, reason=reason)]
     raise InvalidInput(f"unknown command {type(command).__name__}")
+
+
+def check_not_last_admin(state: ApiKeyState, active_admins: list[str], force: bool) -> None:
+    """Refuse (Conflict) to revoke the last active admin key unless forced.
+
+    With no admin key left nobody can issue or revoke keys over HTTP, and with no key at all the
+    API is open to anonymous use from this machine again.
+    """
+    if force or not (state.active and state.role == "admin"):
+        return
+    if any(name != state.key_name for name in active_admins):
+        return
+    raise Conflict(
+        f"key {state.key_name!r} is the last active admin key: without it nobody can manage "
+        "keys over HTTP, and with no key at all the API serves anonymous requests from this "
+        "machine again; create another admin key first, or revoke with --force and a --reason"
+    )
 
 
 def evolve_key(state: ApiKeyState, recorded: RecordedEvent) -> ApiKeyState:

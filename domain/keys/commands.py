@@ -21,11 +21,12 @@ class CreateApiKey(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RevokeApiKey(msgspec.Struct, frozen=True, kw_only=True):
-    """Stop a name's key from working."""
+    """Stop a name's key from working; ``force`` (with a reason) even the last admin key."""
 
     key_name: str
     reason: str | None = None
     metadata: EventMetadata
+    force: bool = False
 
 
 class IssueApiKey(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,7 +6,14 @@ import secrets
 
 import msgspec
 
-from domain.keys.aggregate import ApiKeyState, check_key_name, check_role, decide_key, hash_key
+from domain.keys.aggregate import (
+    ApiKeyState,
+    check_key_name,
+    check_not_last_admin,
+    check_role,
+    decide_key,
+    hash_key,
+)
 from domain.keys.commands import CreateApiKey, IssueApiKey, KeyCommand, RevokeApiKey
 from domain.keys.ports import KeyPorts
 from domain.ports import UnitOfWork, UnitOfWorkFactory
@@ -40,6 +47,9 @@ async def _change_key(
     async def work(tx: UnitOfWork) -> KeyResult:
         state = await tx.keys.load(command.key_name)
         events = decide_key(state, command)
+        if events and isinstance(command, RevokeApiKey):
+            # Checked in the transaction that saves, on rows it holds until it commits.
+            check_not_last_admin(state, await tx.keys.active_admins(), command.force)
         recorded = await tx.keys.save(state, events, metadata) if events else []
         return KeyResult(state=state, recorded=recorded)
 
@@ -60,7 +70,8 @@ async def create_api_key(cmd: CreateApiKey, ports: KeyPorts) -> KeyResult:
 
 
 async def revoke_api_key(cmd: RevokeApiKey, ports: KeyPorts) -> KeyResult:
-    """Revoke ``key_name``'s key; revoking a revoked key changes nothing."""
+    """Revoke ``key_name``'s key; revoking a revoked key changes nothing, and the last active
+    admin key goes only with ``force`` and a reason."""
     return await _change_key(cmd, cmd.metadata, ports.uow)
 
 

@@ -20,3 +20,8 @@ class KeyStore(Protocol):
     ) -> list[RecordedEvent]:
         """Append at ``state.stream_version`` and project into api_keys."""
         ...
+
+    async def active_admins(self) -> list[str]:
+        """Names of the active admin keys, held until the transaction ends (so two revocations
+        at once cannot each leave the other as the last one)."""
+        ...

@@ -12,10 +12,11 @@ from api.app import create_app
 
 
 @asynccontextmanager
-async def app_client(app) -> AsyncIterator[httpx.AsyncClient]:
-    """An httpx client on the app in this event loop, with the app's lifespan running."""
+async def app_client(app, peer: str = "127.0.0.1") -> AsyncIterator[httpx.AsyncClient]:
+    """An httpx client on the app in this event loop, with the app's lifespan running; its
+    requests come from ``peer`` (the ASGI scope's client address)."""
     async with app.lifespan():
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(peer, 123))
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
             yield c
 

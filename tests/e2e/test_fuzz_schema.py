@@ -74,6 +74,7 @@ async def _revoke_fuzz_keys(platform) -> None:
                     RevokeApiKey(
                         key_name=k.key_name,
                         reason="fuzzing ended",
+                        force=True,  # the last admin key too
                         metadata=EventMetadata(actor="tests"),
                     )
                 )

@@ -65,7 +65,7 @@ async def test_create_key_prints_it_once_and_revoke_key_stops_it(
             assert revoked.returncode == 0 and "revoked" in revoked.stdout, revoked.stderr
             assert (await c.get("/models", headers={"x-api-key": key})).status_code == 401
     finally:
-        run(server_urls, "cli", "revoke-key", name)
+        run(server_urls, "cli", "revoke-key", name, "--force", "--reason", "test ended")
     out = tmp_path / "keys" / "admin.key"
     name2 = f"cli-{uuid.uuid4().hex[:8]}"
     try:
@@ -80,7 +80,7 @@ async def test_create_key_prints_it_once_and_revoke_key_stops_it(
         )
         assert second.returncode == 0 and "created before" in second.stdout
     finally:
-        run(server_urls, "cli", "revoke-key", name2)
+        run(server_urls, "cli", "revoke-key", name2, "--force", "--reason", "test ended")
     for bad in (
         ["create-key", "Bad Name", "reader"],
         ["create-key", "ok", "root"],

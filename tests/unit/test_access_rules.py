@@ -6,54 +6,27 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.access import TokenBuckets, is_loopback, required_role
+from api.access import required_role
+from api.anonymous import command_line_hosts, is_loopback, why_not_anonymous
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.keys.aggregate import ApiKeyState, evolve_key, fold_key, hash_key, role_allows
+from domain.keys.aggregate import hash_key, role_allows
+from domain.keys.buckets import TokenBuckets
 from domain.keys.commands import CreateApiKey, RevokeApiKey
 from domain.keys.handlers import create_api_key, new_secret, revoke_api_key
 from domain.keys.ports import KeyPorts
 from domain.paging.cursors import decode_cursor, encode_cursor, page_of
-from events.base import Event, EventMetadata, RecordedEvent
+from events.base import EventMetadata
 from events.codec import decode_event, encode_event
 from events.keys import ApiKeyCreated, ApiKeyRevoked, key_stream_id
 from settings.parse import read_api_keys
-from tests.unit.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
-from tests.unit.fakes import _Streams as Streams
+from tests.unit.fakes import FakeUnitOfWorkFactory
 
 pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="root")
 
 
-class FakeKeyStore(Streams):
-    """KeyStore over the fake log."""
-
-    async def load(self, key_name: str) -> ApiKeyState:
-        """Fold the key's stream."""
-        return fold_key(key_name, self._history(key_stream_id(key_name)))
-
-    async def save(
-        self, state: ApiKeyState, events: list[Event], metadata: EventMetadata
-    ) -> list[RecordedEvent]:
-        """Append and evolve."""
-        recorded = self._append(
-            key_stream_id(state.key_name), state.stream_version, events, metadata
-        )
-        for r in recorded:
-            evolve_key(state, r)
-        return recorded
-
-
-class KeyUow(FakeUnitOfWorkFactory):
-    """Fake units of work that also hold a key store."""
-
-    def __call__(self) -> FakeUnitOfWork:
-        uow = super().__call__()
-        uow.keys = FakeKeyStore(uow)  # type: ignore[attr-defined]
-        return uow
-
-
 async def test_create_stores_only_the_hash_and_returns_the_key_once() -> None:
-    uow = KeyUow()
+    uow = FakeUnitOfWorkFactory()
     result = await create_api_key(
         CreateApiKey(key_name="ci-bot", role="operator", reason="for CI", metadata=META),
         KeyPorts(uow=uow, new_secret=new_secret),
@@ -70,7 +43,7 @@ async def test_create_stores_only_the_hash_and_returns_the_key_once() -> None:
 
 
 async def test_a_second_key_for_a_live_name_is_a_conflict_and_revoke_is_idempotent() -> None:
-    uow = KeyUow()
+    uow = FakeUnitOfWorkFactory()
     await create_api_key(
         CreateApiKey(key_name="alice", role="reader", reason=None, metadata=META),
         KeyPorts(uow=uow, new_secret=new_secret),
@@ -100,7 +73,7 @@ async def test_a_second_key_for_a_live_name_is_a_conflict_and_revoke_is_idempote
 
 
 async def test_bad_names_roles_and_unknown_keys_are_refused() -> None:
-    uow = KeyUow()
+    uow = FakeUnitOfWorkFactory()
     for name, role, error in [
         ("Alice", "reader", InvalidInput),
         ("", "reader", InvalidInput),
@@ -122,6 +95,25 @@ async def test_bad_names_roles_and_unknown_keys_are_refused() -> None:
     assert uow.db.log == []
 
 
+async def test_the_last_active_admin_key_goes_only_when_forced_with_a_reason() -> None:
+    uow = FakeUnitOfWorkFactory()
+    ports = KeyPorts(uow=uow, new_secret=new_secret)
+    for name, role in (("root", "admin"), ("ops", "operator"), ("second", "admin")):
+        await create_api_key(CreateApiKey(key_name=name, role=role, metadata=META), ports)
+    await revoke_api_key(RevokeApiKey(key_name="second", metadata=META), ports)  # root remains
+    await revoke_api_key(RevokeApiKey(key_name="ops", metadata=META), ports)  # not an admin
+    with pytest.raises(Conflict, match=r"'root' is the last active admin key.*--force"):
+        await revoke_api_key(RevokeApiKey(key_name="root", metadata=META), ports)
+    with pytest.raises(InvalidInput, match="--force needs a --reason"):
+        await revoke_api_key(RevokeApiKey(key_name="root", force=True, metadata=META), ports)
+    forced = await revoke_api_key(
+        RevokeApiKey(key_name="root", force=True, reason="handing over to SSO", metadata=META),
+        ports,
+    )
+    assert forced.changed and not forced.state.active
+    assert uow.db.log[-1].event == ApiKeyRevoked(key_name="root", reason="handing over to SSO")
+
+
 def test_key_events_round_trip_on_the_access_stream() -> None:
     event = ApiKeyCreated(key_name="k", role="reader", key_hash="0" * 64)
     assert decode_event("ApiKeyCreated", encode_event(event)) == event
@@ -141,20 +133,20 @@ def test_secrets_are_random_and_long() -> None:
 
 def test_token_bucket_allows_a_burst_then_asks_to_wait() -> None:
     buckets = TokenBuckets(rate=2.0, burst=3)
-    assert [buckets.take("k", now=10.0) for _ in range(3)] == [0.0, 0.0, 0.0]
-    wait = buckets.take("k", now=10.0)
+    assert [buckets.spend("k", now=10.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = buckets.spend("k", now=10.0)
     assert wait == pytest.approx(0.5)
-    assert buckets.take("other", now=10.0) == 0.0  # each caller has its own bucket
-    assert buckets.take("k", now=10.6) == 0.0  # a token came back after 1/rate seconds
-    assert TokenBuckets(rate=0, burst=1).take("k") == 0.0  # 0 turns the limit off
+    assert buckets.spend("other", now=10.0) == 0.0  # each caller has its own bucket
+    assert buckets.spend("k", now=10.6) == 0.0  # a token came back after 1/rate seconds
+    assert TokenBuckets(rate=0, burst=1).spend("k") == 0.0  # 0 turns the limit off
 
 
 def test_token_buckets_forget_the_longest_idle_caller_beyond_the_bound() -> None:
     buckets = TokenBuckets(rate=1.0, burst=1, max_callers=2)
     for caller in ("a", "b", "c"):
-        buckets.take(caller, now=0.0)
-    assert buckets.take("a", now=0.0) == 0.0  # 'a' was dropped, so it starts with a full bucket
-    assert buckets.take("c", now=0.0) > 0
+        buckets.spend(caller, now=0.0)
+    assert buckets.spend("a", now=0.0) == 0.0  # 'a' was dropped, so it starts with a full bucket
+    assert buckets.spend("c", now=0.0) > 0
 
 
 def test_cursors_round_trip_and_refuse_anything_else() -> None:
@@ -201,6 +193,31 @@ def test_api_keys_setting_has_a_role_per_key() -> None:
 def test_loopback_addresses() -> None:
     assert all(map(is_loopback, ["127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.1", "example.com", ""]))  # noqa: S104
+
+
+def test_a_keyless_request_is_anonymous_only_from_loopback_with_no_proxy_header() -> None:
+    def scope(peer: str | None, *headers: bytes) -> dict:
+        return {"client": (peer, 5000) if peer else None, "headers": [(h, b"x") for h in headers]}
+
+    assert why_not_anonymous(scope("127.0.0.1")) is None
+    assert why_not_anonymous(scope("::1", b"accept")) is None
+    assert "from 10.0.0.2" in why_not_anonymous(scope("10.0.0.2"))
+    assert "unknown address" in why_not_anonymous(scope(None))
+    for header in (b"forwarded", b"x-forwarded-for", b"x-real-ip"):
+        assert header.decode() in why_not_anonymous(scope("127.0.0.1", header))
+
+
+def test_the_address_an_asgi_server_binds_is_read_from_its_command_line() -> None:
+    uvicorn = "/venv/bin/uvicorn"
+    anywhere = "0.0.0.0"  # noqa: S104
+    assert command_line_hosts([uvicorn, "--factory", "a:f", "--host", anywhere]) == [anywhere]
+    assert command_line_hosts(["/x/uvicorn/__main__.py", "--host=::"]) == ["::"]
+    assert command_line_hosts(["gunicorn", "-b", "[::]:80", "--bind", "unix:/s", "-b", "h:1"]) == [
+        "::",
+        "h",
+    ]
+    assert command_line_hosts(["/venv/bin/pytest", "--host", anywhere]) == []  # not a server
+    assert command_line_hosts([]) == []
 
 
 def test_routes_need_reader_to_read_and_operator_to_write_unless_they_declare() -> None:
