@@ -1,6 +1,10 @@
 # Recipes for operators and developers. `./dev <recipe>` runs any of them on a fresh machine.
 set dotenv-load := false
 set positional-arguments := false
+# A refusal reads as the platform's one line and its exit status: no echoed command line, and
+# no "error: Recipe `promote` failed on line N" after it (`just --dry-run` shows the commands).
+set quiet := true
+set no-exit-message := true
 
 py := justfile_directory() / ".venv/bin/python"
 export PYTHONPATH := justfile_directory()

@@ -9,6 +9,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import Scope
 
+from api.body_fields import unknown_field_detail
 from domain.errors import (
     Conflict,
     DomainError,
@@ -53,12 +54,24 @@ def overloaded_handler(_: Request, exc: Exception) -> Response:
     return Response(error_body(503, str(exc)), status_code=503, headers={"Retry-After": "1"})
 
 
-def http_exception_handler(_: Request, exc: HTTPException) -> Response:
-    """Litestar's own 4xx (validation, 404 route, 405, 413) in the same shape."""
-    body = error_body(exc.status_code, exc.detail)
-    if getattr(exc, "extra", None):
-        body["errors"] = exc.extra
+def http_exception_handler(request: Request, exc: HTTPException) -> Response:
+    """Litestar's own 4xx (validation, 404 route, 405, 413) in the same shape; an unknown
+    field in a JSON body is named with the fields accepted there."""
+    extra = getattr(exc, "extra", None)
+    detail = _unknown_field(request, extra) if exc.status_code == 400 else None
+    body = error_body(exc.status_code, detail or exc.detail)
+    if extra:
+        body["errors"] = extra
     return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _unknown_field(request: Request, errors: object) -> str | None:
+    """The body type comes from the route's signature: every body struct gets the answer."""
+    try:
+        param = request.route_handler.parsed_fn_signature.parameters["data"]
+    except (AttributeError, KeyError, LookupError):
+        return None
+    return unknown_field_detail(param.annotation, errors)
 
 
 def too_deep_handler(_: Request, exc: Exception) -> Response:

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING
 
+from api.listening import in_use, port_taken
 from api.server import serve
 from api.supervisor import supervise
 
@@ -53,6 +54,9 @@ def start(s: Settings, cores: int) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 2
+    if port_taken(s.api.host, s.api.port):  # before the servers: seconds, not a trace
+        print(f"error: cannot start the API: {in_use(s.api.host, s.api.port)}", file=sys.stderr)
+        return 3
     try:
         asyncio.run(preflight(s))
     except Exception as exc:

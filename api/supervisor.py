@@ -15,7 +15,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from api.listening import port_is_free
+from api.listening import in_use, port_is_free
 from api.server import ACTIVITY_ENV, SLOT_ENV
 
 if TYPE_CHECKING:  # the settings reach api through the composition root
@@ -40,7 +40,7 @@ def supervise(s: Settings, workers: int, cores: int) -> int:
     from ml.threads import new_activity_file  # torch: not for `python -m api --help`
 
     if not port_is_free(s.api.host, s.api.port):
-        print(f"error: cannot start the API: {s.api.host}:{s.api.port} is in use", file=sys.stderr)
+        print(f"error: cannot start the API: {in_use(s.api.host, s.api.port)}", file=sys.stderr)
         return 3
     env = child_env(workers, cores)
     activity = new_activity_file(workers)

@@ -50,3 +50,39 @@ async def test_an_unknown_model_lists_the_known_ones_and_the_closest(
         assert r.status_code == 404, (path, r.text)
         assert detail.startswith(f"unknown model {typo!r} (known: "), (path, detail)
         assert detail.endswith(f"; did you mean {model_name}?"), (path, detail)
+
+
+async def test_an_unknown_field_in_a_json_body_lists_the_accepted_fields(
+    client, model_name
+) -> None:
+    image = png_b64(np.zeros((28, 28), dtype=np.uint8))
+    cases = [
+        (
+            "/predict",
+            {"model_name": model_name, "image_b64": image, "version": "v1"},
+            "unknown field 'version' in the request body; accepted fields: "
+            "model_name, image_b64, model_version, return_probabilities",
+        ),
+        (
+            "/batch/submit",
+            {"model_name": model_name, "dataset_id": "fashion_mnist_100", "batchsize": 8},
+            "unknown field 'batchsize' in the request body; accepted fields: "
+            "model_name, dataset_id, config, model_version",
+        ),
+        (
+            "/batch/submit",
+            {"model_name": model_name, "dataset_id": "d", "config": {"batchsize": 8}},
+            "unknown field 'batchsize' in config; accepted fields: batch_size, shard_size",
+        ),
+    ]
+    for path, body, expected in cases:
+        r = await client.post(path, json=body)
+        assert r.status_code == 400, (path, r.text)
+        assert r.json()["detail"].startswith(expected), (path, r.json())
+    gate = {"model_name": model_name, "candidate_version": "v2", "baseline_version": "v1"}
+    r = await client.post("/gates", json={**gate, "colour": "red"})
+    detail = r.json()["detail"]
+    assert r.status_code == 400 and detail.startswith("unknown field 'colour' in the request"), (
+        r.text
+    )
+    assert "candidate_version, baseline_version" in detail, detail

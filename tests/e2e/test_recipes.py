@@ -28,6 +28,16 @@ SINCE = "2000-01-01 00:00"  # a time with a space, as an operator types it
 
 async def just(settings, *args: str) -> subprocess.CompletedProcess:
     """Run a recipe as an operator does, against the test servers."""
+    command = [str(JUST), "--justfile", str(JUSTFILE), "--working-directory", str(ROOT), *args]
+    return await _run(settings, command)
+
+
+async def cli(settings, *args: str) -> subprocess.CompletedProcess:
+    """Run the CLI itself, as the recipes do, against the test servers."""
+    return await _run(settings, [sys.executable, "-m", "cli", *args])
+
+
+async def _run(settings, command: list[str]) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "DATABASE_URL": settings.database.url,
@@ -38,7 +48,6 @@ async def just(settings, *args: str) -> subprocess.CompletedProcess:
     }
     for name in ("API_KEYS", "ALLOW_ANONYMOUS"):
         env.pop(name, None)
-    command = [str(JUST), "--justfile", str(JUSTFILE), "--working-directory", str(ROOT), *args]
     # In a thread: the app under test shares this event loop.
     return await anyio.to_thread.run_sync(
         lambda: subprocess.run(
@@ -136,4 +145,19 @@ async def test_dead_letter_and_audit_recipes_take_values_of_several_words(test_s
     assert "anchor 'not an anchor' lacks" in error, error
     replay = await just(test_settings, "replay", "--actor", "nobody at all", "--since", SINCE)
     whole(replay)
-    assert replay.returncode == 0 and replay.stderr.endswith("\n0 events\n"), replay.stderr
+    assert replay.returncode == 0 and replay.stderr == "0 events\n", replay.stderr
+
+
+async def test_a_refusal_through_a_recipe_is_the_platforms_line_alone(test_settings) -> None:
+    """No echoed command line and no "error: Recipe `promote` failed on line N": the recipe's
+    stderr and exit status are the CLI's own, for a refusal (1) and a usage error (2)."""
+    for code, args in (
+        (1, ("promote", "no-such-model", "v1", "--reason", "two words")),
+        (2, ("promote", "no-such-model", "v1", "--froce")),
+    ):
+        recipe, direct = await just(test_settings, *args), await cli(test_settings, *args)
+        assert (recipe.returncode, direct.returncode) == (code, code), (recipe, direct)
+        assert recipe.stderr == direct.stderr and recipe.stdout == direct.stdout == "", recipe
+        assert "error: Recipe" not in recipe.stderr and ".venv/bin/python" not in recipe.stderr
+    assert recipe.stderr.startswith("usage: python -m cli promote "), recipe.stderr
+    assert "(did you mean --force?)" in recipe.stderr
