@@ -130,7 +130,9 @@ def check_promotion_allowed(
             )
             not in named
         ):
-            why = _why_not(policy, reference, model_name, candidate, current_prod, named, now)
+            why = _why_not(
+                policy, reference, model_name, candidate, current_prod, gates, now, named
+            )
             raise Conflict(
                 f"gate {gate_id} is not a fresh PASS of {model_name} {candidate} against the "
                 f"current prod {current_prod} that counts; {why}"
@@ -158,9 +160,12 @@ def _why_not(
     prod: str,
     gates: list[GateOutcome] | tuple[GateOutcome, ...],
     now: datetime,
+    subject: list[GateOutcome] | None = None,
 ) -> str:
-    """Say what the closest gate was, so a user sees why it does not count."""
-    mine = [g for g in gates if g.model_name == model_name and g.candidate_version == candidate]
+    """Say what the closest gate (of ``subject``, else of ``gates``) was, so a user sees why it
+    does not count; a FAIL among all ``gates`` may be the reason."""
+    among = gates if subject is None else subject
+    mine = [g for g in among if g.model_name == model_name and g.candidate_version == candidate]
     if not mine:
         return f"there is no gate of {candidate}; "
     latest = max(mine, key=lambda g: g.decided_at)

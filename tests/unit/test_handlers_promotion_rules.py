@@ -228,3 +228,11 @@ def test_old_payloads_replay_with_the_new_fields_defaulted() -> None:
         b'"baseline_version":"v1","dataset_id":"mnist_250"}'
     )
     assert decode_event("GateRequested", requested).warning is None
+
+
+async def test_an_auto_promotions_gate_does_not_count_against_a_larger_fail(gp: GateFakes) -> None:
+    small = msgspec.structs.replace(outcome(gp, "PASS", age_s=1), images=5)
+    failed = outcome(gp, "FAIL", age_s=60)
+    cmd = promote(gate_id=small.gate_id, gates=(small, failed))
+    with pytest.raises(Conflict, match=f"does not erase the FAIL {failed.gate_id}"):
+        await promote_model_version(cmd, gp.registry_ports)
