@@ -25,7 +25,6 @@ from cli import (
 )
 from cli.output import fail
 from cli.usage import Parser, UsageError
-from cli.usage import Parser, UsageError
 from domain.errors import DomainError, ServiceUnavailable
 from events.base import EventMetadata
 from observability.logging import bind_correlation_id, configure_logging
@@ -180,8 +179,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         meta = event_metadata(settings.security.cli_actor)
         return asyncio.run(COMMANDS[args.verb](args, values, meta))
-    except UsageError as exc:  # argparse's way: the verb's usage, the problem, exit 2
-        parser.verb_parser(args.verb).error(str(exc))
     except UsageError as exc:  # argparse's way: the verb's usage, the problem, exit 2
         parser.verb_parser(args.verb).error(str(exc))
     except ServiceUnavailable as exc:
