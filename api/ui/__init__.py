@@ -23,6 +23,7 @@ from litestar.template.config import TemplateConfig
 
 from api.access import Access
 from api.ui.models import ModelPages
+from api.ui.promotion import PromotionPages
 from api.ui.requests import RequestPages
 from api.ui.session import (
     PREFIX,
@@ -119,7 +120,15 @@ def console_routes() -> list[Router]:
     """The console's pages and its static files (htmx, the stylesheet)."""
     pages = Router(
         path=PREFIX,
-        route_handlers=[login_form, login, logout, ModelPages, WorkPages, RequestPages],
+        route_handlers=[
+            login_form,
+            login,
+            logout,
+            ModelPages,
+            PromotionPages,
+            WorkPages,
+            RequestPages,
+        ],
         guards=[console_guard],
         opt={"role": "public"},  # the API's access check steps aside; console_guard decides
         include_in_schema=False,

@@ -10,6 +10,7 @@ import msgspec
 
 from domain.audit.reports import AuditReport
 from domain.errors import InvalidInput
+from domain.registry.gate_evidence import GateOutcome
 from domain.registry.views import summarize
 from events.base import RecordedEvent
 from events.gates import GateErrored, GateEvaluated
@@ -99,6 +100,12 @@ class ConsoleReader(Protocol):
 
     async def shard_failures(self, job_id: str) -> list[ShardFailure]:
         """The failures recorded on a job's stream."""
+        ...
+
+    async def candidate_gates(
+        self, model_name: str, candidate: str, limit: int
+    ) -> list[GateOutcome]:
+        """A candidate version's finished gates, newest first (the promote page's evidence)."""
         ...
 
     async def trace_events(self, trace_id: str, limit: int) -> list[TimelineEntry]:

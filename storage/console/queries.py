@@ -20,7 +20,10 @@ from domain.console.views import (
     timeline_entry,
 )
 from domain.errors import UnknownModel
+from domain.gates.state import TERMINAL as GATE_ENDS
+from domain.gates.views import outcome_of
 from domain.paging.cursors import decode_cursor, page_of
+from domain.registry.gate_evidence import GateOutcome
 from domain.registry.views import ModelVersionView, summarize
 from events.jobs import BatchJobFailed
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
@@ -153,6 +156,26 @@ class ConsoleQueries:
             for r in recorded
             if isinstance(r.event, BatchJobFailed)
         ]
+
+    @on_postgres
+    async def candidate_gates(
+        self, model_name: str, candidate: str, limit: int
+    ) -> list[GateOutcome]:
+        """A candidate's finished gates, newest first, as the promotion rule reads them."""
+        c = gates.c
+        picked = (c.gate_id, c.model_name, c.candidate_version, c.baseline_version, c.verdict)
+        q = (
+            select(*picked, c.decided_at, c.dataset_id, c.accuracy)
+            .where(
+                c.model_name == model_name,
+                c.candidate_version == candidate,
+                c.status.in_(sorted(GATE_ENDS)),
+            )
+            .order_by(c.decided_at.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [outcome_of(r._asdict()) for r in await conn.execute(q)]
 
     @on_postgres
     async def trace_events(self, trace_id: str, limit: int) -> list[TimelineEntry]:

@@ -8,6 +8,7 @@ import pytest
 
 from api.ui.figures import HEAT_LEVELS, LEFT, WIDTH, check_cells, heatmap, line_chart, metric_rows
 from api.ui.session import safe_next
+from domain.console.promotion import without_cli_advice
 from domain.console.sessions import csrf_token, new_csrf_secret, new_session_id, session_hash
 from domain.console.views import VersionPoint, check_search, check_trace_id, trace_id_of
 from domain.errors import InvalidInput
@@ -136,3 +137,15 @@ def test_trace_ids_and_searches_are_checked() -> None:
     for bad in ("%", "a" * 65, "a b", "_%_"):
         with pytest.raises(InvalidInput, match="model names hold only"):
             check_search(bad)
+
+
+def test_a_refusal_loses_its_command_line_advice_in_the_console() -> None:
+    message = (
+        "promoting m v2 needs a PASS gate of v2 against prod v1 younger than 24.0h (the model's "
+        "policy has require_gate on); there is no gate of v2; run `just gate m v2 v1`, or promote "
+        "with --force --reason '...' to override"
+    )
+    cleaned = without_cli_advice(message)
+    assert cleaned.endswith("there is no gate of v2") and "--force" not in cleaned
+    assert "`just" not in cleaned and cleaned.startswith("promoting m v2 needs a PASS gate")
+    assert without_cli_advice("no prod to roll back to") == "no prod to roll back to"
