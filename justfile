@@ -172,9 +172,10 @@ verify:
 rebuild-projections:
     {{py}} -m cli rebuild-projections
 
-# publish pending events to Redis Streams once (the API does this continuously)
-relay:
-    {{py}} -m cli relay
+# publish pending events to Redis Streams once (the API does this continuously); `--rebuild STREAM` first recreates STREAM from the log, its consumer groups at their positions
+[positional-arguments]
+relay *ARGS:
+    {{py}} -m cli relay "$@"
 
 # the audit trail from the log: [--from POSITION | --since TIME] [--model NAME] [--type EVENT_TYPE] [--actor NAME] [--json] [--source stream]
 [positional-arguments]

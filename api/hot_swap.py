@@ -5,6 +5,10 @@ requests already resolved keep the model they hold. A slow poll of PostgreSQL ba
 stream up while Redis is unreachable. An entry at or below the log position the last
 reconciliation (or entry) reflected is ignored: after Redis lost its data the relay
 republishes the whole log, and replaying old promotions would serve rolled-back versions.
+
+Entries are hints, never orders: anyone who can write to Redis can add one. On a prod entry
+the follower reads the model's prod from PostgreSQL (as of at least the entry's position);
+an entry beyond the log's head is ignored, and a malformed one is logged and skipped.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+import msgspec
 import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
@@ -25,6 +30,15 @@ from observability.metrics import instruments
 from observability.supervisor import sleep_until_stopped
 
 log = structlog.get_logger("hot_swap")
+PROD_EVENTS = frozenset(
+    t.__name__ for t in (ModelVersionPromoted, ModelVersionRolledBack, ModelVersionDemoted)
+)
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class ProdLookup(Protocol):
@@ -90,6 +104,8 @@ class ProdFollower:
                 reply = await self.redis.xread(
                     {REGISTRY_STREAM: self.last_id}, block=self.block_ms, count=100
                 )
+                if not reply:
+                    await self._notice_rebuilt_stream()
                 for _stream, entries in reply or []:
                     for entry_id, fields in entries:
                         self.last_id = entry_id.decode()
@@ -98,28 +114,46 @@ class ProdFollower:
                 log.warning("hot_swap_redis_unavailable", error=str(exc))
                 self.last_id = "$"
                 await sleep_until_stopped(stop, 1.0)
+            except ServiceUnavailable as exc:  # PostgreSQL away: the poll catches up later
+                log.warning("hot_swap_postgres_unavailable", error=str(exc))
+                await sleep_until_stopped(stop, 1.0)
+
+    async def _notice_rebuilt_stream(self) -> None:
+        """A stream recreated below where this follower read (`just relay --rebuild`): read on
+        from its new end, or no later entry would ever reach it."""
+        tail = await self.redis.xrevrange(REGISTRY_STREAM, count=1)
+        if tail and _id(tail[0][0].decode()) < _id(self.last_id):
+            log.warning("hot_swap_stream_rewound", was=self.last_id, now=tail[0][0].decode())
+            self.last_id = "$"
 
     async def _apply(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
-        raw = fields.get(b"position") or entry_id.partition("-")[0].encode()
-        position = int(raw) if raw.isdigit() else 0
+        """An entry is a hint that prod may have changed: prod itself is read from PostgreSQL."""
+        type_name = fields.get(b"type", b"").decode(errors="replace")
+        if type_name not in PROD_EVENTS:
+            return
+        try:
+            position = int(fields.get(b"position") or entry_id.partition("-")[0])
+            model_name = decode_event(type_name, fields[b"payload"]).model_name  # type: ignore[attr-defined]
+        except (KeyError, ValueError, msgspec.MsgspecError) as exc:
+            log.warning("hot_swap_entry_skipped", entry_id=entry_id, error=str(exc)[:200])
+            return
         if position <= self.applied:
             return  # already reflected (a republished entry after Redis lost its data)
-        self.applied = position
-        type_name = fields.get(b"type", b"").decode(errors="replace")
-        if type_name not in {
-            "ModelVersionPromoted",
-            "ModelVersionRolledBack",
-            "ModelVersionDemoted",
-        }:
+        # Read first: the prod read after it reflects at least this position.
+        head = await self.queries.registry_position()
+        if position > head:
+            # No such event in the log (yet): a forged or foreign entry. Never trusted, and
+            # this follower's position never moves past what the log holds.
+            log.warning(
+                "hot_swap_entry_ahead_of_log", entry_id=entry_id, position=position, head=head
+            )
             return
-        event = decode_event(type_name, fields[b"payload"])
-        match event:
-            case ModelVersionPromoted():
-                await self.switch(event.model_name, event.model_version)
-            case ModelVersionRolledBack():
-                await self.switch(event.model_name, event.to_version)
-            case ModelVersionDemoted():
-                await self.switch(event.model_name, None)
+        try:
+            version = await self.queries.require_prod(model_name)
+        except DomainError:
+            version = None
+        await self.switch(model_name, version)
+        self.applied = max(self.applied, position)
 
     async def reconcile(self) -> None:
         """Re-read prod from PostgreSQL for every model this process serves."""

@@ -31,6 +31,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--actor", metavar="NAME")
     p.add_argument("--json", action="store_true", help="JSON Lines")
     p.add_argument("--source", choices=("log", "stream"), default="log")
+    p = sub.add_parser("relay", help="publish pending events to Redis once")
+    p.add_argument(
+        "--rebuild",
+        metavar="STREAM",
+        help="first recreate STREAM from the log, its consumer groups at their positions",
+    )
     sub.add_parser("anchor", help="print the log's head (position, hash, time) as one line")
     p = sub.add_parser("audit", help="check chain, projections and streams against the log")
     p.add_argument("--anchor", metavar="LINE", help="a line printed earlier by `just anchor`")
@@ -106,6 +112,25 @@ async def _replay(args: argparse.Namespace) -> int:
             DISCREPANCY,
         )
     print(f"{shown} events", file=sys.stderr)
+    return 0
+
+
+async def relay(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
+    """Publish pending events once; with --rebuild STREAM, recreate that stream first."""
+    async with platform() as p:
+        if args.rebuild:
+            r = await p.ops.rebuild_stream(args.rebuild)
+            groups = ", ".join(f"{g} at {n}" for g, n in r["groups"].items()) or "none"
+            console.print(
+                f"rebuilt {r['stream']}: {r['entries']} entries from the log (positions "
+                f"{r['from_position']} to {r['to_position']}); consumer groups: {groups}",
+                highlight=False,
+            )
+            return 0
+        published = await p.ops.publish_pending()
+    if published is None:
+        return fail("another relay is leading (an API process); it publishes the events", 0)
+    console.print(f"published {published} events")
     return 0
 
 
@@ -211,6 +236,7 @@ async def asyncapi(args: argparse.Namespace, values: Values, meta: EventMetadata
 
 
 COMMANDS = {
+    "relay": relay,
     "replay": replay,
     "anchor": anchor,
     "audit": audit,

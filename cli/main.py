@@ -128,7 +128,6 @@ def build_parser() -> Parser:
     sub.add_parser("migrate", help="upgrade the database schema")
     sub.add_parser("verify", help="check the event log's hash chain")
     sub.add_parser("rebuild-projections", help="drop projections and replay the log")
-    sub.add_parser("relay", help="publish pending events to Redis once")
     sub.add_parser("servers", help="start the embedded servers and print their URLs")
     sub.add_parser("down", help="stop the embedded servers")
     audit_commands.add_parsers(sub)
@@ -154,7 +153,6 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "migrate": registry_commands.migrate,
     "verify": registry_commands.verify,
     "rebuild-projections": registry_commands.rebuild,
-    "relay": registry_commands.relay,
     "servers": registry_commands.servers,
     **audit_commands.COMMANDS,
     **key_commands.COMMANDS,

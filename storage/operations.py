@@ -7,8 +7,10 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.audit.reports import Finding
+from domain.errors import InvalidInput
 from storage import event_store
 from storage.audit.auditor import relay_anchor_findings
+from storage.audit.streams import event_streams
 from storage.errors import postgres_errors, redis_errors
 from storage.projections import rebuild_projections
 from storage.streams import admin as stream_admin
@@ -36,6 +38,14 @@ class PlatformOperations:
         """One relay pass now (None when another relay leads)."""
         async with postgres_errors(), redis_errors():
             return await self.relay().publish_once()
+
+    async def rebuild_stream(self, stream: str, wait_s: float = 60.0) -> dict:
+        """Recreate an event stream from the log, its consumer groups at their positions."""
+        known = event_streams()
+        if stream not in known:
+            raise InvalidInput(f"unknown event stream {stream!r}; known: {', '.join(known)}")
+        async with postgres_errors(), redis_errors():
+            return await self.relay().rebuild(stream, wait_s)
 
     async def verify_log(self) -> tuple[event_store.IntegrityReport, list[Finding]]:
         """The hash chain end to end, and whether the log still holds the relay's last head.

@@ -6,17 +6,21 @@ import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.audit.reports import Anchor, AuditReport, Finding
 from domain.errors import InvalidInput
 from storage import event_store
 from storage.audit.chain import ChainCheck, chain_findings, check_anchor
+from storage.audit.pin import hmac_from, key_findings, pin_findings
 from storage.audit.projections import ProjectionRebuild
 from storage.audit.reader import chunks
-from storage.audit.streams import StreamCheck
+from storage.audit.streams import LiveHashes, StreamCheck
 from storage.projections import get_checkpoint
+from storage.streams import refusals
 from storage.streams.relay import ANCHOR_KEY, RELAY_CHECKPOINT
+from storage.tables import event_log
 
 
 class Auditor:
@@ -30,7 +34,8 @@ class Auditor:
         """The current head of the log as an anchor (None when the log is empty)."""
         async with self.engine.connect() as conn:
             row = await event_store.head(conn)
-        return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at) if row else None
+            pin = await hmac_from(conn) if row else None
+        return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at, pin) if row else None
 
     async def run(
         self,
@@ -52,9 +57,21 @@ class Auditor:
                         key=key,
                         projections=projections,
                         streams=streams,
+                        live=self.live_hashes,
                     )
                 finally:
                     await tx.rollback()
+
+    async def live_hashes(self, positions: list[int]) -> tuple[int, dict[int, str]]:
+        """The log's head now and the hashes at ``positions``, outside the audit's snapshot."""
+        async with self.engine.connect() as conn:
+            head = await conn.scalar(select(func.coalesce(func.max(event_log.c.position), 0)))
+            rows = await conn.execute(
+                select(event_log.c.position, event_log.c.hash).where(
+                    event_log.c.position.in_(positions)
+                )
+            )
+        return int(head), {p: bytes(h).hex() for p, h in rows}
 
 
 async def audit(
@@ -65,6 +82,7 @@ async def audit(
     key: bytes | None = None,
     projections: bool = True,
     streams: bool = True,
+    live: LiveHashes | None = None,
 ) -> AuditReport:
     """Chain (and anchor), projections rebuilt and compared, streams compared, on ``conn``.
 
@@ -77,7 +95,7 @@ async def audit(
     rebuild = ProjectionRebuild() if projections else None
     stream_check = None
     if streams:
-        stream_check = StreamCheck(redis, await get_checkpoint(conn, RELAY_CHECKPOINT))
+        stream_check = StreamCheck(redis, await get_checkpoint(conn, RELAY_CHECKPOINT), live=live)
         await stream_check.start()
     async for rows in chunks(conn, prefetch=True):
         chain.feed(rows)
@@ -89,11 +107,13 @@ async def audit(
     report.events, report.last_position = result.checked, result.last_position
     report.findings += chain_findings(result)
     report.checks["chain"] = f"{result.checked} events, {len(result.breaks)} breaks"
+    found, report.checks["hmac"] = key_findings(chain, key)
+    report.findings += found
     if anchor is not None:
-        found = await check_anchor(conn, anchor)
+        found = await check_anchor(conn, anchor) + pin_findings(chain, anchor.hmac_from, "anchor")
         report.findings += found
         report.checks["anchor"] = f"position {anchor.position} " + ("NOT held" if found else "held")
-    report.findings += await relay_anchor_findings(conn, redis, report.checks)
+    report.findings += await relay_anchor_findings(conn, redis, report.checks, chain)
     if rebuild is not None:
         found, counts = await rebuild.compare(conn)
         report.findings += found
@@ -107,13 +127,20 @@ async def audit(
             f"compared {entries}; {stream_check.compared_whole} fetched whole; "
             f"{len(found)} differences"
         )
+    try:
+        report.checks["relay"] = refusals.summary(await refusals.load(redis))
+    except RedisError as exc:
+        report.checks["relay"] = f"unreadable ({exc})"
     report.findings.sort(key=lambda f: (f.position is None, f.position or 0))
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
 
 async def relay_anchor_findings(
-    conn: AsyncConnection, redis: aioredis.Redis, checks: dict[str, str]
+    conn: AsyncConnection,
+    redis: aioredis.Redis,
+    checks: dict[str, str],
+    chain: ChainCheck | None = None,
 ) -> list[Finding]:
     """The head the relay last published (kept in Redis) must still be in the log, unchanged."""
     try:
@@ -132,6 +159,8 @@ async def relay_anchor_findings(
         Finding("relay anchor", f.position, f.problem.replace("anchored head", "relay's last head"))
         for f in await check_anchor(conn, relay_anchor)
     ]
+    if chain is not None:
+        found += pin_findings(chain, relay_anchor.hmac_from, "the relay's anchor")
     checks["relay anchor"] = f"position {relay_anchor.position} " + (
         "held" if not found else "NOT held"
     )

@@ -15,6 +15,7 @@ from events.streams import (
     SHARDS_STREAM,
     dead_letter_stream,
 )
+from storage.streams import refusals
 
 # dlq.events: operators' DeadLetterRetried / DeadLetterDropped, read by every group.
 STREAMS = (REGISTRY_STREAM, JOBS_STREAM, EVAL_STREAM, GATES_STREAM, SHARDS_STREAM, DLQ_EVENTS)
@@ -90,6 +91,7 @@ async def stream_stats(redis: aioredis.Redis) -> dict[str, list[tuple[float, dic
         "consumer_pending": pending,
         "dead_letter_count": dlq,
         "queue_depth": depth or [(0.0, {"stream": SHARDS_STREAM})],
+        "relay_stream_refused": await refusals.gauge_samples(redis),
     }
 
 
@@ -98,6 +100,8 @@ GAUGES = {
     "consumer_pending": "Entries delivered but not acknowledged, per group",
     "dead_letter_count": "Entries a consumer group moved to the stream's dead-letter stream",
     "queue_depth": "Shard work messages waiting or in progress",
+    "relay_stream_refused": "Log rows a stream refused to the relay, by stream and state "
+    "(blocked: an entry beyond the log's head; conflict: another entry at the row's id)",
 }
 
 

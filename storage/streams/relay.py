@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
-from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -24,47 +22,24 @@ from events.codec import area_of
 from events.streams import area_stream
 from storage import event_store
 from storage.projections import get_checkpoint, set_checkpoint
-from storage.streams import relay_loss
+from storage.streams import rebuild, refusals, relay_loss
+from storage.streams.entries import LATER_FIELDS, entry_fields
 from storage.streams.relay_loss import MARKER_KEY
 
 log = structlog.get_logger("relay")
+__all__ = ["LATER_FIELDS", "Relay", "anchor_line", "entry_fields"]
 
 RELAY_CHECKPOINT = "relay"
 LEADER_LOCK = 7_313_002
 ANCHOR_KEY = "platform:relay:anchor"
+ADOPTED = "AuditKeyAdopted"  # the log's HMAC marker (events.audit), pinned in the anchor
 APPENDED_CHANNEL = "event_log_appended"  # NOTIFY'd by a trigger on event_log (migration 0006)
 MIN_GAP_S = 0.01  # between passes under a stream of appends: at most 100 passes a second
 
 
-def entry_fields(row: Mapping[str, Any]) -> dict[str, str | bytes]:
-    """The Redis stream entry of one log row (a row mapping or an asyncpg record)."""
-    return {
-        "event_id": str(row["event_id"]),
-        "type": row["event_type"],
-        "schema_version": str(row["schema_version"]),
-        "stream_id": row["stream_id"],
-        "stream_version": str(row["stream_version"]),
-        "position": str(row["position"]),
-        "payload": bytes(row["payload"]),
-        "actor": row["actor"],
-        "correlation_id": str(row["correlation_id"]),
-        "causation_id": str(row["causation_id"] or ""),
-        "recorded_at": row["recorded_at"].isoformat(),
-        "trace_context": row["trace_context"] or "",
-        # The chain travels with every entry: Redis then holds an anchor outside PostgreSQL,
-        # so a deleted tail of the log shows up as entries the log no longer has.
-        "hash": bytes(row["hash"]).hex(),
-        "hash_scheme": str(row["hash_scheme"]),
-    }
-
-
-# Entries published before the audit issue lack these; every other field is always there.
-LATER_FIELDS = frozenset({"trace_context", "hash", "hash_scheme"})
-
-
-def anchor_line(row: Row) -> str:
+def anchor_line(row: Row, hmac_from: int | None = None) -> str:
     """The head anchor of one published row (the format `just anchor` prints)."""
-    return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at).line()
+    return Anchor(row.position, bytes(row.hash).hex(), row.recorded_at, hmac_from).line()
 
 
 class Relay:
@@ -79,14 +54,22 @@ class Relay:
         self.batch = batch
         self.published = 0
         self._tails: dict[str, int] | None = None  # stream -> last position published to it
+        self._pin: int | None = None  # the first HMAC position, once the log adopted a key
+        self._states: dict[str, dict] = {}  # streams that refuse entries (streams.refusals)
 
     async def _ensure_marker(self, conn: AsyncConnection) -> int:
         """The position to publish after; rewinds when Redis lost some or all of its entries."""
         checkpoint = await get_checkpoint(conn, RELAY_CHECKPOINT)
         if self._tails is None:  # once per leadership: what each stream should end with
             self._tails = await relay_loss.published_tails(conn, checkpoint)
+            self._pin = await event_store.hmac_from(conn)
             await conn.commit()
+            self._states = await refusals.load(self.redis)
         marker, behind = await relay_loss.loss(self.redis, self._tails)
+        if not marker:
+            self._states = {}  # Redis lost everything, recorded refusals included
+        for stream in set(behind) & set(self._states):
+            del behind[stream]  # refused, not lost: republishing would be refused again
         rewind = await relay_loss.rewind_point(conn, self._tails, behind)
         if rewind is not None and rewind < checkpoint:
             log.warning("redis_lost_data_republishing", from_position=rewind, checkpoint=checkpoint)
@@ -101,6 +84,8 @@ class Relay:
 
     async def publish_pending(self, conn: AsyncConnection) -> int:
         """Publish everything after the checkpoint; the caller holds leadership."""
+        if await rebuild.serve_requests(conn, self.redis):
+            self._tails = None  # what each stream holds changed: look again
         after = await self._ensure_marker(conn)
         total = 0
         while True:
@@ -112,16 +97,12 @@ class Relay:
             for row in rows:
                 stream = area_stream(area_of(row.event_type))
                 pipe.xadd(stream, entry_fields(row._mapping), id=f"{row.position}-0")
-                if self._tails is not None:
-                    self._tails[stream] = max(self._tails.get(stream, 0), row.position)
-            pipe.set(ANCHOR_KEY, anchor_line(rows[-1]))
+            if self._pin is None and any(r.event_type == ADOPTED for r in rows):
+                self._pin = await event_store.hmac_from(conn)  # the anchor pins it from now on
+                await conn.commit()
+            pipe.set(ANCHOR_KEY, anchor_line(rows[-1], self._pin))
             results = (await pipe.execute(raise_on_error=False))[:-1]
-            for row, result in zip(rows, results, strict=True):
-                if not isinstance(result, ResponseError):
-                    continue
-                if "equal or smaller" not in str(result):
-                    raise result
-                await self._check_already_published(row)
+            await self._settle(rows, results)
             after = rows[-1].position
             await set_checkpoint(conn, RELAY_CHECKPOINT, after)
             await conn.commit()
@@ -129,17 +110,56 @@ class Relay:
         self.published += total
         return total
 
-    async def _check_already_published(self, row: Row) -> None:
-        """A refused id is fine if it is there; if not, something else wrote to the stream."""
-        stream, entry_id = area_stream(area_of(row.event_type)), f"{row.position}-0"
-        if not await self.redis.xrange(stream, entry_id, entry_id):
-            log.error(
-                "relay_stream_ahead",
-                stream=stream,
-                position=row.position,
-                hint=f"an entry newer than {entry_id} was added to {stream} by something other "
-                "than the relay; only the relay may write to event streams",
-            )
+    async def _settle(self, rows: list[Row], results: list) -> None:
+        """Sort refused XADDs into published and problems; only published rows move a
+        stream's tail (a blocked stream must not look like one Redis lost, or every pass
+        would rewind and be refused again)."""
+        published: list[tuple[str, Row]] = []
+        refused: list[tuple[str, Row]] = []
+        for row, result in zip(rows, results, strict=True):
+            stream = area_stream(area_of(row.event_type))
+            if not isinstance(result, ResponseError):
+                published.append((stream, row))
+            elif "equal or smaller" in str(result):
+                refused.append((stream, row))
+            else:
+                raise result
+        problems: dict[str, tuple[str, int, int]] = {}
+        if refused:
+            states = await refusals.classify(self.redis, refused, rows[-1].position)
+            for (stream, row), state in zip(refused, states, strict=True):
+                if state == refusals.PUBLISHED:
+                    published.append((stream, row))
+                    continue
+                kind, first, count = problems.get(stream, (state, row.position, 0))
+                problems[stream] = (
+                    refusals.BLOCKED if state == refusals.BLOCKED else kind,
+                    first,
+                    count + 1,
+                )
+        tails = self._tails if self._tails is not None else {}
+        for stream, row in published:
+            tails[stream] = max(tails.get(stream, 0), row.position)
+        fresh = {s for s, _ in published} - set(problems)
+        if problems or fresh & set(self._states):
+            await refusals.record(self.redis, self._states, problems, fresh)
+
+    async def rebuild(self, stream: str, wait_s: float = 60.0) -> dict:
+        """Recreate ``stream`` from the log (its groups kept), then publish what is pending:
+        here if no relay leads, else by asking the leader, which does it between passes."""
+        async with self.engine.connect() as conn:
+            if not await _try_lead(conn):
+                return await rebuild.ask_the_leader(self.redis, stream, wait_s)
+            try:
+                upto = await get_checkpoint(conn, RELAY_CHECKPOINT)
+                result = await rebuild.rebuild_stream(conn, self.redis, stream, upto)
+                self._tails = None
+                self._states.pop(stream, None)
+                await self.publish_pending(conn)
+                return result
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                await conn.commit()
 
     async def publish_once(self) -> int | None:
         """One pass if no other relay leads (used by the CLI); None if another one leads."""
