@@ -28,7 +28,7 @@ APP_SERVICES = ("migrate", "api", "worker")
 LONG_RUNNING = ("postgres", "redis", "worker", "prometheus", "grafana")  # api: image HEALTHCHECK
 APP_ENV = {
     "DATABASE_URL": "postgresql://platform_app:platform_app@postgres:5432/platform",
-    "REDIS_URL": "redis://redis:6379/0",
+    "REDIS_URL": "redis://:${REDIS_PASSWORD:-change-me-redis}@redis:6379/0",  # requirepass
 }
 UNITS = {"reqps", "ops", "s", "short", "none"}
 
