@@ -38,12 +38,13 @@ class SubmitRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model_version: str | None = None
 
 
-class SubmitResponse(msgspec.Struct, frozen=True):
-    """202 answer: the job id to poll."""
+class SubmitResponse(msgspec.Struct, frozen=True, omit_defaults=True):
+    """202 answer: the job id to poll; ``warning`` when the dataset is not the version's own."""
 
     job_id: str
     status: str
     model_version: str
+    warning: str | None = None
 
 
 class CancelRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -75,7 +76,12 @@ class BatchController(Controller):
             metadata=event_metadata(request),
         )
         job = await bus.handle(cmd)
-        return SubmitResponse(job_id=job.job_id, status=job.status, model_version=job.model_version)
+        return SubmitResponse(
+            job_id=job.job_id,
+            status=job.status,
+            model_version=job.model_version,
+            warning=job.warning,
+        )
 
     @get("/status/{job_id:str}", summary="A job's status, progress and metrics")
     async def status(self, job_queries: Jobs, job_id: FromPath[str]) -> JobView:

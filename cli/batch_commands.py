@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.output import console, fail
+from cli.output import console, err_console, fail
 from cli.processes import start_worker
 from cli.registry_commands import Values, _publish, need, platform
 from domain.jobs.aggregate import SUCCEEDED, TERMINAL
@@ -123,6 +123,8 @@ async def run_job(
     console.print(
         f"submitted job {job.job_id}: {name} {job.model_version} on {dataset} ({job.total:,} images)"
     )
+    if job.warning:
+        err_console.print(f"[yellow]warning:[/] {job.warning}", highlight=False, soft_wrap=True)
     async with ensure_worker(p):
         return await follow(p, job.job_id, f"{name} {job.model_version}")
 

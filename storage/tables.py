@@ -70,6 +70,8 @@ model_versions = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("metrics", JSONB, nullable=True),
     Column("evaluations", JSONB, nullable=False, server_default="{}"),
+    # The dataset ``metrics`` is measured on (domain/registry/reference.py); migration 0008.
+    Column("reference_dataset", Text, nullable=True),
 )
 
 model_prod = Table(

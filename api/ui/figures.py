@@ -59,6 +59,23 @@ def line_chart(
     }
 
 
+def dataset_charts(
+    points: list[VersionPoint], field: str, title: str, fmt: str, unit: str = ""
+) -> list[dict[str, Any]]:
+    """One chart per dataset the figures were measured on: a series never mixes datasets."""
+    datasets = dict.fromkeys(p.dataset_id for p in points if getattr(p, field) is not None)
+    charts = []
+    for dataset in datasets:
+        series = [p for p in points if p.dataset_id == dataset]
+        images = next((p.images for p in series if p.images is not None), None)
+        count = f" ({images:,} images)" if images is not None else ""
+        on = f"{title} on {dataset}{count}" if dataset else f"{title} (dataset not recorded)"
+        chart = line_chart(series, field, on, fmt, unit)
+        if chart:
+            charts.append(chart)
+    return charts
+
+
 def heatmap(matrix: list[list[int]], classes: list[str]) -> dict[str, Any]:
     """Rows (true class) of cells (predicted class) with a colour level by share of the row."""
     rows = []

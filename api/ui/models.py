@@ -12,7 +12,7 @@ from litestar.response import Redirect, Template
 
 from api.deps import Port
 from api.pages import Cursor
-from api.ui.figures import line_chart
+from api.ui.figures import dataset_charts
 from api.ui.session import page
 from domain import names
 from domain.audit.reports import AuditPort, parse_time
@@ -27,7 +27,6 @@ PAGE = 25  # rows per page of versions, timeline and models
 CHART_VERSIONS = 200  # the chart shows the newest versions; their table pages through all
 Search = Annotated[str | None, QueryParameter(max_length=MAX_SEARCH * 2)]
 Moment = Annotated[str | None, QueryParameter(max_length=64)]
-
 
 
 class ModelPages(Controller):
@@ -82,8 +81,8 @@ class ModelPages(Controller):
             except DomainError as exc:
                 at_error = str(exc)
         charts = [
-            line_chart(points, "accuracy", "Accuracy", ".2%"),
-            line_chart(points, "p95_ms", "p95 batch latency", ",.2f", " ms"),
+            *dataset_charts(points, "accuracy", "Accuracy", ".2%"),
+            *dataset_charts(points, "p95_ms", "p95 batch latency", ",.2f", " ms"),
         ]
         return page(
             request,

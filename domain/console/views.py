@@ -48,12 +48,14 @@ class TimelineEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class VersionPoint(msgspec.Struct, frozen=True, kw_only=True):
-    """A version's latest accuracy and p95 batch latency, for the chart across versions."""
+    """A version's accuracy and p95 batch latency on its reference dataset, for the charts."""
 
     model_version: str
     created_at: datetime
     accuracy: float | None
     p95_ms: float | None
+    dataset_id: str | None = None  # what the figures were measured on: one series per dataset
+    images: int | None = None
 
 
 class ShardFailure(msgspec.Struct, frozen=True, kw_only=True):

@@ -63,6 +63,9 @@ class JobState:
     submitted_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
+    # Set by the submission for whoever submitted, never folded from the log: e.g. a dataset
+    # other than the version's reference dataset (domain/registry/reference.py).
+    warning: str | None = field(default=None, compare=False)
 
     @property
     def exists(self) -> bool:

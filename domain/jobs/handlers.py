@@ -27,6 +27,7 @@ from domain.jobs.commands import (
 from domain.jobs.ports import JobPorts
 from domain.jobs.work import aggregate_batch_job, evaluate_shard, plan_batch_job, replan_lost_shards
 from domain.ports import UnitOfWork, UnitOfWorkFactory
+from domain.registry.reference import dataset_warning
 from domain.registry.state import ModelState
 from domain.transactions import in_transaction
 from events.base import EventMetadata
@@ -86,7 +87,8 @@ async def submit_batch_job(cmd: SubmitBatchJob, ports: JobPorts) -> JobState:
     actor = cmd.metadata.actor
 
     async def work(tx: UnitOfWork) -> JobState:
-        version = _version(await tx.models.load(cmd.model_name), cmd)
+        model = await tx.models.load(cmd.model_name)
+        version = _version(model, cmd)
         if cmd.limited:
             check_shard_limit(total, shard_size, limits.max_shards, cmd.dataset_id)
         record = RecordSubmission(
@@ -110,6 +112,7 @@ async def submit_batch_job(cmd: SubmitBatchJob, ports: JobPorts) -> JobState:
                     f"{limits.max_active} (MAX_ACTIVE_JOBS_PER_KEY): wait for one to finish or "
                     "cancel one"
                 )
+        state.warning = dataset_warning(model, version, cmd.dataset_id)
         return state
 
     return await in_transaction(ports.uow, work, f"job {job_id}")

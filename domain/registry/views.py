@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from domain.registry.reference import ReferenceAccuracy
 from events.base import RecordedEvent
 from events.gates import GateErrored, GateEvaluated, GateEvaluationsRequested, GateRequested
 from events.jobs import EvaluationRecorded
@@ -25,12 +26,14 @@ from events.registry import (
 
 
 class ModelSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """One row of GET /models (the original shape)."""
+    """One row of GET /models: the original shape, and the accuracy on the reference dataset."""
 
     model_name: str
     model_version: str
     status: str
     created_at: datetime
+    reference_dataset: str | None = None
+    accuracy: ReferenceAccuracy | None = None
 
 
 class ModelVersionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -47,8 +50,12 @@ class ModelVersionView(msgspec.Struct, frozen=True, kw_only=True):
     artifact_uri: str
     tags: dict[str, str]
     metadata: dict[str, Any]
+    # The evaluation on ``reference_dataset`` (its figure in ``accuracy``); ``evaluations`` has
+    # the latest on every dataset.
     metrics: dict[str, Any] | None = None
     evaluations: dict[str, Any] = {}
+    reference_dataset: str | None = None
+    accuracy: ReferenceAccuracy | None = None
 
 
 class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):

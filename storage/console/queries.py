@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import msgspec
 import redis.asyncio as aioredis
-from sqlalchemy import Float, func, literal, select, true
+from sqlalchemy import Float, Integer, func, literal, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.audit.reports import AuditReport
@@ -103,7 +103,7 @@ class ConsoleQueries:
 
     @on_postgres
     async def version_points(self, model_name: str, limit: int) -> list[VersionPoint]:
-        """The newest ``limit`` versions' accuracy and p95 batch latency, oldest first."""
+        """The newest ``limit`` versions' figures on their reference dataset, oldest first."""
         v = model_versions.c
         q = (
             select(
@@ -111,6 +111,8 @@ class ConsoleQueries:
                 v.created_at,
                 v.metrics["accuracy"].astext.cast(Float).label("accuracy"),
                 v.metrics["latency_p95_ms"].astext.cast(Float).label("p95_ms"),
+                v.metrics["dataset_id"].astext.label("dataset_id"),
+                v.metrics["images"].astext.cast(Integer).label("images"),
             )
             .where(v.model_name == model_name)
             .order_by(v.created_at.desc(), v.model_version.desc())

@@ -1,4 +1,9 @@
-"""The registry's projection: a model's versions (model_versions) and its prod alias (model_prod)."""
+"""The registry's projection: a model's versions (model_versions) and its prod alias (model_prod).
+
+A version row's ``metrics`` is its evaluation on its reference dataset (``reference_dataset``,
+domain/registry/reference.py), not the latest one whatever its dataset; ``evaluations`` keeps
+the latest per dataset.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from domain.registry.reference import reference_evaluation, version_reference
 from domain.registry.state import ModelState, VersionState, evolve, fold
 from events.streams import MODEL_STREAM_PREFIX
 from storage.repository import Projection, Rows
@@ -14,8 +20,8 @@ from storage.tables import model_prod, model_versions
 REGISTRY_PROJECTION = "registry-projections"
 
 
-def version_row(v: VersionState) -> dict[str, Any]:
-    """The model_versions row of a version, as plain values."""
+def version_row(v: VersionState, reference: str | None = None) -> dict[str, Any]:
+    """The model_versions row of a version, as plain values, its figures on ``reference``."""
     return {
         "model_name": v.model_name,
         "model_version": v.model_version,
@@ -27,8 +33,9 @@ def version_row(v: VersionState) -> dict[str, Any]:
         "created_at": v.created_at,
         "updated_at": v.updated_at,
         "registered_by": v.registered_by,
-        "metrics": v.metrics,
+        "metrics": reference_evaluation(v.evaluations, reference),
         "evaluations": v.evaluations,
+        "reference_dataset": reference,
         "artifact_metadata": msgspec.to_builtins(v.metadata),
     }
 
@@ -46,7 +53,9 @@ def prod_row(state: ModelState) -> dict[str, Any]:
 def model_rows(state: ModelState) -> Rows:
     """Every row a model's state projects to (versions never disappear, so none is deleted)."""
     return {
-        model_versions: [version_row(v) for v in state.versions.values()],
+        model_versions: [
+            version_row(v, version_reference(state, name)) for name, v in state.versions.items()
+        ],
         model_prod: [prod_row(state)],
     }
 

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.errors import NotFound, UnknownModel
 from domain.paging.cursors import decode_cursor, page_of
+from domain.registry.reference import reference_accuracy
 from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
 from events.streams import model_stream_id
 from storage import event_store
@@ -28,17 +29,13 @@ class RegistryQueries:
     @on_postgres
     async def list_models(self, model_name: str | None = None) -> list[ModelSummary]:
         """Every version of every model (or of one), newest first within a model."""
-        q = select(
-            model_versions.c.model_name,
-            model_versions.c.model_version,
-            model_versions.c.status,
-            model_versions.c.created_at,
-        ).order_by(model_versions.c.model_name, model_versions.c.created_at.desc())
+        v = model_versions.c
+        q = select(*SUMMARY).order_by(v.model_name, v.created_at.desc())
         if model_name is not None:
-            q = q.where(model_versions.c.model_name == model_name)
+            q = q.where(v.model_name == model_name)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).all()
-        return [ModelSummary(**r._asdict()) for r in rows]
+        return [_summary(r._asdict()) for r in rows]
 
     @on_postgres
     async def list_versions(self, model_name: str) -> list[ModelVersionView]:
@@ -135,14 +132,14 @@ class RegistryQueries:
     ) -> tuple[list[ModelSummary], str | None]:
         """Every version of every model by name, newest first within a model, a page at a time."""
         v = model_versions.c
-        q = select(v.model_name, v.model_version, v.status, v.created_at)
+        q = select(*SUMMARY)
         if cursor:
             name, at, version = decode_cursor(cursor, str, datetime, str)
             later = or_(v.created_at < at, and_(v.created_at == at, v.model_version > version))
             q = q.where(or_(v.model_name > name, and_(v.model_name == name, later)))
         q = q.order_by(v.model_name, v.created_at.desc(), v.model_version).limit(limit + 1)
         async with self.engine.connect() as conn:
-            rows = [ModelSummary(**r._asdict()) for r in await conn.execute(q)]
+            rows = [_summary(r._asdict()) for r in await conn.execute(q)]
         return page_of(rows, limit, lambda m: (m.model_name, m.created_at, m.model_version))
 
     async def page_versions(
@@ -212,6 +209,38 @@ async def page_versions(
     return page_of(rows, limit, lambda m: (m.created_at, m.model_version))
 
 
+_v = model_versions.c
+# A summary row and what its accuracy is computed from (not the whole artifact metadata).
+SUMMARY = (
+    _v.model_name,
+    _v.model_version,
+    _v.status,
+    _v.created_at,
+    _v.reference_dataset,
+    _v.metrics["accuracy"].label("metric_accuracy"),
+    _v.metrics["dataset_id"].label("metric_dataset"),
+    _v.metrics["images"].label("metric_images"),
+    _v.metrics["job_id"].label("metric_job"),
+    _v.artifact_metadata["test_metrics"].label("test_metrics"),
+    _v.artifact_metadata["training"]["eval_dataset"].label("eval_dataset"),
+    _v.artifact_metadata["training"]["eval_samples"].label("eval_samples"),
+)
+
+
+def _summary(row: dict) -> ModelSummary:
+    metrics = {
+        "accuracy": row.pop("metric_accuracy"),
+        "dataset_id": row.pop("metric_dataset"),
+        "images": row.pop("metric_images"),
+        "job_id": row.pop("metric_job"),
+    }
+    training = {"eval_dataset": row.pop("eval_dataset"), "eval_samples": row.pop("eval_samples")}
+    artifact = {"test_metrics": row.pop("test_metrics"), "training": training}
+    figure = reference_accuracy(row["reference_dataset"], metrics, artifact)
+    return ModelSummary(**row, accuracy=figure)
+
+
 def _version_view(row: dict) -> ModelVersionView:
     row["metadata"] = row.pop("artifact_metadata")
-    return ModelVersionView(**row)
+    figure = reference_accuracy(row["reference_dataset"], row["metrics"], row["metadata"])
+    return ModelVersionView(**row, accuracy=figure)

@@ -60,7 +60,10 @@ async def test_register_promote_rollback_history(client, model_name, state_dict_
         if not (cursor := r.headers.get("x-next-cursor")):
             break
     assert {m["model_version"]: m["status"] for m in listed} == {"v1": "prod", "v2": "staging"}
-    assert set(listed[0]) == {"model_name", "model_version", "status", "created_at"}
+    assert set(listed[0]) == {
+        *("model_name", "model_version", "status", "created_at"),
+        *("reference_dataset", "accuracy"),  # the figure on it (docs/registry.md)
+    }
 
     history = (await client.get(f"/models/{model_name}/history")).json()
     assert [h["event_type"] for h in history] == [
