@@ -203,3 +203,16 @@ console_sessions = Table(
     Index("ix_console_sessions_key_hash", "key_hash"),
     Index("ix_console_sessions_last_seen_at", "last_seen_at"),
 )
+
+# The console's "latest audit" (and every earlier run): kept in PostgreSQL, where the audit's
+# own reader can trust it more than a Redis key anyone who reaches Redis may set. Migration 0009.
+audit_runs = Table(
+    "audit_runs",
+    metadata,
+    Column("run_id", BigInteger, Identity(always=True), primary_key=True),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("run", JSONB, nullable=False),  # domain.console.views.AuditRun as JSON
+)

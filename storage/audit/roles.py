@@ -17,7 +17,7 @@ from sqlalchemy.pool import NullPool
 from storage.audit.reader import driver
 
 log = structlog.get_logger("roles")
-APPEND_ONLY = ("event_log",)
+APPEND_ONLY = ("event_log", "audit_runs")
 READ_ONLY = ("event_log_json", "alembic_version")
 
 
@@ -69,6 +69,9 @@ async def grant_app_role(owner: AsyncEngine, app_url: URL) -> list[str]:
         statements.append(f"GRANT SELECT ON event_log_json TO {q}")
         # nextval only: positions are taken before the insert so that the hash covers them.
         statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {q}")
+        if "audit_runs" in tables:  # the console's audit runs (migration 0009): appended only
+            runs = await pg.fetchval("SELECT pg_get_serial_sequence('audit_runs', 'run_id')")
+            statements.append(f"GRANT USAGE ON SEQUENCE {runs} TO {q}")
         for sql in statements:
             await pg.execute(sql)
         owner_of_log = await pg.fetchval(

@@ -28,12 +28,9 @@ from domain.registry.views import ModelVersionView, summarize
 from events.jobs import BatchJobFailed
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
 from storage import event_store
-from storage.errors import on_postgres, on_redis
+from storage.errors import on_postgres
 from storage.registry.queries import page_versions
-from storage.tables import event_log, gates, model_prod, model_versions
-
-AUDIT_KEY = "platform:console:latest-audit"
-_audit_run = msgspec.json.Decoder(AuditRun)
+from storage.tables import audit_runs, event_log, gates, model_prod, model_versions
 
 
 def _like(term: str) -> str:
@@ -192,14 +189,24 @@ class ConsoleQueries:
         async with self.engine.connect() as conn:
             return [timeline_entry(event_store.to_recorded(r)) for r in await conn.execute(q)]
 
-    @on_redis
+    @on_postgres
     async def latest_audit(self) -> AuditRun | None:
-        """The latest audit run kept in Redis (None before the first, or after Redis lost it)."""
-        raw = await self.redis.get(AUDIT_KEY)
-        return _audit_run.decode(raw) if raw else None
+        """The latest audit run, kept in PostgreSQL (None before the first)."""
+        q = select(audit_runs.c.run).order_by(audit_runs.c.run_id.desc()).limit(1)
+        async with self.engine.connect() as conn:
+            raw = await conn.scalar(q)
+        return msgspec.convert(raw, AuditRun, strict=False) if raw is not None else None
 
-    @on_redis
+    @on_postgres
     async def record_audit(self, report: AuditReport, actor: str, source: str) -> None:
-        """Keep ``report`` as the latest audit run."""
+        """Keep ``report`` as the latest audit run (every run stays in audit_runs)."""
         run = AuditRun(report=report, finished_at=datetime.now(UTC), actor=actor, source=source)
-        await self.redis.set(AUDIT_KEY, msgspec.json.encode(run))
+        values = {
+            "finished_at": run.finished_at,
+            "actor": actor,
+            "source": source,
+            "ok": report.ok,
+            "run": msgspec.to_builtins(run),
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(audit_runs.insert().values(**values))
