@@ -2,7 +2,8 @@
 
 Run by the owner after every migration (idempotent), so tables added later are granted too.
 The application role can then neither change nor delete a logged event, nor disable the
-append-only trigger (only a table's owner can), even if the API is compromised.
+append-only trigger (only a table's owner can), even if the API is compromised. Nor can it
+disable the guards on the tables authentication and serving read (GUARDED, migration 0010).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from storage.audit.reader import driver
 log = structlog.get_logger("roles")
 APPEND_ONLY = ("event_log", "audit_runs")
 READ_ONLY = ("event_log_json", "alembic_version")
+# Guarded by the owner's triggers (migration 0010): rows must match the log. TRUNCATE would
+# skip the row triggers, so the application role never holds it there.
+GUARDED = ("api_keys", "model_prod", "model_versions", "console_sessions")
 
 
 async def grant_app_role(owner: AsyncEngine, app_url: URL) -> list[str]:
@@ -66,6 +70,8 @@ async def grant_app_role(owner: AsyncEngine, app_url: URL) -> list[str]:
                 statements.append(f"GRANT SELECT ON {t} TO {q}")
             else:
                 statements.append(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {t} TO {q}")
+            if t in GUARDED:
+                statements.append(f"REVOKE TRUNCATE, REFERENCES, TRIGGER ON {t} FROM {q}")
         statements.append(f"GRANT SELECT ON event_log_json TO {q}")
         # nextval only: positions are taken before the insert so that the hash covers them.
         statements.append(f"GRANT USAGE ON SEQUENCE {sequence} TO {q}")
@@ -74,12 +80,15 @@ async def grant_app_role(owner: AsyncEngine, app_url: URL) -> list[str]:
             statements.append(f"GRANT USAGE ON SEQUENCE {runs} TO {q}")
         for sql in statements:
             await pg.execute(sql)
-        owner_of_log = await pg.fetchval(
-            "SELECT tableowner FROM pg_tables WHERE schemaname = $1 AND tablename = 'event_log'",
+        owned = await pg.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tableowner = $2 "
+            "AND tablename = ANY($3::text[]) ORDER BY tablename",
             schema,
+            role,
+            list(APPEND_ONLY + GUARDED),
         )
-        if owner_of_log == role:
-            notes.append(f"warning: {role} owns event_log, so it can disable the trigger")
+        for r in owned:
+            notes.append(f"warning: {role} owns {r['tablename']}, so it can disable its triggers")
         notes.append(f"granted {role}: SELECT, INSERT on event_log; read/write on projections")
     for note in notes:
         log.info("app_role", note=note)

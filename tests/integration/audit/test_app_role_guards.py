@@ -75,6 +75,7 @@ async def test_the_app_role_cannot_forge_a_key_or_switch_prod(app) -> None:
         "UPDATE api_keys SET key_hash = :h WHERE key_name = 'ops'",
         "UPDATE api_keys SET key_name = 'mallory', key_hash = :h WHERE key_name = 'ops'",
         "DELETE FROM api_keys",  # no key left would reopen anonymous use on loopback
+        "TRUNCATE api_keys",  # would skip the row triggers: never granted
         h=forged,
     )
     assert await app.keys.identify(forged) is None
@@ -114,6 +115,22 @@ async def test_the_app_role_cannot_forge_a_key_or_switch_prod(app) -> None:
         "CREATE OR REPLACE FUNCTION model_prod_expected(name text) RETURNS text "
         "LANGUAGE sql AS $$ SELECT 'v2' $$",
     )
+
+
+async def test_the_grants_warn_of_nothing(private, app) -> None:
+    from storage.audit.roles import grant_app_role
+
+    notes = await grant_app_role(private.engine, app.engine.url)  # idempotent, as each start
+    assert not [n for n in notes if "warning" in n]
+    async with private.engine.connect() as conn:
+        owners = await conn.scalars(
+            text(
+                "SELECT DISTINCT c.relowner::regrole::text FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal "
+                "AND c.relname IN ('api_keys', 'model_prod', 'model_versions', 'console_sessions')"
+            )
+        )
+        assert list(owners) == [await conn.scalar(text("SELECT current_user"))]
 
 
 async def test_a_temporary_event_log_does_not_fool_the_guard(app) -> None:
