@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from events.audit import AuditKeyAdopted
 from events.base import Event
 from events.dead_letters import DeadLetterEvent
 from events.gates import GateEvent
@@ -29,6 +30,7 @@ register_event_types(*JobEvent.__args__, EvaluationRecorded)  # type: ignore[att
 register_event_types(*GateEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*KeyEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*DeadLetterEvent.__args__)  # type: ignore[attr-defined]
+register_event_types(AuditKeyAdopted)
 
 _encoder = msgspec.json.Encoder()
 

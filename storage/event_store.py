@@ -12,8 +12,9 @@ import structlog
 from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_hash
+from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_hash, key_id
 from domain.errors import ConcurrencyConflict
+from events.audit import AUDIT_STREAM_ID, AuditKeyAdopted
 from events.base import Event, EventMetadata, RecordedEvent
 from events.codec import decode_event, encode_event, event_type_name
 from storage.audit.chain import IntegrityReport, check_chain
@@ -81,20 +82,28 @@ async def append(
         select(event_log.c.hash).order_by(event_log.c.position.desc()).limit(1)
     )
     prev = bytes(prev) if prev is not None else GENESIS
-    # Positions are taken before the insert so that the hash can cover them.
-    positions = list((await conn.execute(_NEXT_POSITIONS, {"n": len(events)})).scalars())
     key = hmac_key()
+    adopt = await _adoption(conn) if key else None
+    # Positions are taken before the insert so that the hash can cover them.
+    n = len(events) + (adopt is not None)
+    positions = list((await conn.execute(_NEXT_POSITIONS, {"n": n})).scalars())
+    items = [(stream_id, expected_version + i, e) for i, e in enumerate(events, start=1)]
+    if adopt is not None and key:
+        # The first row written with the key pins that fact in the log itself (docs/audit.md).
+        since = adopt[1] or positions[0]
+        marker = AuditKeyAdopted(since_position=since, key_id=key_id(key))
+        items.insert(0, (AUDIT_STREAM_ID, adopt[0] + 1, marker))
     scheme = SCHEME_HMAC if key else SCHEME_SHA256
     now = datetime.now(UTC)
     rows: list[dict] = []
     recorded: list[RecordedEvent] = []
     causation = metadata.causation_id
     meta = msgspec.structs.replace(metadata, causation_id=causation)
-    for offset, (event, position) in enumerate(zip(events, positions, strict=True), start=1):
+    for (stream, version, event), position in zip(items, positions, strict=True):
         row = {
             "position": position,
-            "stream_id": stream_id,
-            "stream_version": expected_version + offset,
+            "stream_id": stream,
+            "stream_version": version,
             "event_id": uuid.uuid4(),
             "event_type": event_type_name(event),
             "schema_version": event.schema_version,
@@ -112,7 +121,7 @@ async def append(
         recorded.append(
             RecordedEvent(
                 position=position,
-                stream_id=stream_id,
+                stream_id=stream,
                 stream_version=row["stream_version"],
                 event_id=row["event_id"],
                 recorded_at=now,
@@ -124,7 +133,32 @@ async def append(
     bucket = conn.info.get(_LOG_BUCKET)
     if bucket is not None:
         bucket.extend(recorded)
-    return recorded
+    return recorded[n - len(events) :]  # the caller's events (not the key's marker)
+
+
+async def _adoption(conn: AsyncConnection) -> tuple[int, int | None] | None:
+    """None when the log records a key's adoption already; else the audit stream's version and
+    the first HMAC row's position (rows HMAC'd before the marker existed), or None for none."""
+    known = await conn.scalar(
+        select(event_log.c.position)
+        .where(event_log.c.event_type == AuditKeyAdopted.__name__)
+        .order_by(event_log.c.position)
+        .limit(1)
+    )
+    if known is not None:
+        return None
+    first = await conn.scalar(
+        select(event_log.c.position)
+        .where(event_log.c.hash_scheme == SCHEME_HMAC)
+        .order_by(event_log.c.position)
+        .limit(1)
+    )
+    version = await conn.scalar(
+        select(func.coalesce(func.max(event_log.c.stream_version), 0)).where(
+            event_log.c.stream_id == AUDIT_STREAM_ID
+        )
+    )
+    return int(version), first
 
 
 @asynccontextmanager
@@ -224,3 +258,22 @@ async def head(conn: AsyncConnection) -> Row | None:
         .limit(1)
     )
     return result.first()
+
+
+def adopted_since(payload: bytes) -> int | None:
+    """The first HMAC position an AuditKeyAdopted payload names (None when unreadable)."""
+    try:
+        return msgspec.json.decode(bytes(payload), type=AuditKeyAdopted).since_position
+    except msgspec.DecodeError:
+        return None
+
+
+async def hmac_from(conn: AsyncConnection) -> int | None:
+    """The first HMAC position the log's marker names, None before any key was adopted."""
+    payload = await conn.scalar(
+        select(event_log.c.payload)
+        .where(event_log.c.event_type == AuditKeyAdopted.__name__)
+        .order_by(event_log.c.position)
+        .limit(1)
+    )
+    return adopted_since(payload) if payload is not None else None

@@ -91,3 +91,8 @@ def chain_hash(prev_hash: bytes, row: Mapping[str, Any], key: bytes | None = Non
         fields += ("payload", "actor", "correlation_id", "causation_id", "recorded_at")
         return row_hash(prev_hash, **{f: row[f] for f in fields})
     raise ValueError(f"unknown hash scheme {scheme!r}")
+
+
+def key_id(key: bytes) -> str:
+    """A public fingerprint of an HMAC key: names which key a log was adopted under."""
+    return hmac.digest(key, b"platform audit key id", "sha256").hex()[:16]

@@ -23,10 +23,13 @@ class Anchor(msgspec.Struct, frozen=True):
     position: int
     hash: str
     time: datetime
+    # The first position the log is HMAC'd from (its AuditKeyAdopted marker), once a key is used.
+    hmac_from: int | None = None
 
     def line(self) -> str:
-        """One token, safe to paste into a shell: ``position=N,hash=HEX,time=ISO``."""
-        return f"position={self.position},hash={self.hash},time={self.time.isoformat()}"
+        """One token, safe to paste into a shell: ``position=N,hash=HEX,time=ISO[,hmac_from=P]``."""
+        pin = f",hmac_from={self.hmac_from}" if self.hmac_from is not None else ""
+        return f"position={self.position},hash={self.hash},time={self.time.isoformat()}{pin}"
 
     @classmethod
     def parse(cls, line: str) -> Anchor:
@@ -42,11 +45,14 @@ class Anchor(msgspec.Struct, frozen=True):
             position = int(parts["position"])
             bytes.fromhex(parts["hash"])
             time = parse_time(parts["time"], "anchor time")
+            pin = int(parts["hmac_from"]) if "hmac_from" in parts else None
         except ValueError as exc:
             raise InvalidInput(f"anchor {line!r} is malformed: {exc}") from None
         if position < 1 or len(parts["hash"]) != 64:
             raise InvalidInput(f"anchor {line!r}: position must be >= 1 and hash 64 hex digits")
-        return cls(position, parts["hash"].lower(), time)
+        if pin is not None and not 1 <= pin <= position:
+            raise InvalidInput(f"anchor {line!r}: hmac_from must be between 1 and the position")
+        return cls(position, parts["hash"].lower(), time, pin)
 
 
 class Finding(msgspec.Struct, frozen=True):

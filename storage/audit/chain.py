@@ -11,6 +11,8 @@ from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_LEGACY, SCHEMES,
 from domain.audit.reports import Anchor, Finding
 from storage.audit.reader import chunks
 
+ADOPTED = "AuditKeyAdopted"
+
 MAX_BREAKS = 100  # a rewritten log breaks everywhere; the first ones are what matters
 
 
@@ -57,11 +59,17 @@ class ChainCheck:
         self.key = key
         self.prev, self.top, self.checked, self.last = GENESIS, 0, 0, 0
         self.breaks: list[ChainBreak] = []
+        self.marker: dict[str, Any] | None = None  # the first AuditKeyAdopted row
+        self.first_hmac: int | None = None  # the first HMAC row's position
 
     def feed(self, rows: list[Any]) -> None:
         """Check the next rows."""
         for row in rows:
             self.checked += 1
+            if self.first_hmac is None and row["hash_scheme"] == SCHEME_HMAC:
+                self.first_hmac = row["position"]
+            if self.marker is None and row["event_type"] == ADOPTED:
+                self.marker = dict(row)
             if row["prev_hash"] != self.prev:
                 self._break(row, "prev_hash does not match the row before (a row was removed)")
             problem = _problem(row, self.top, self.key)
