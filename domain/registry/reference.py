@@ -145,19 +145,25 @@ def accuracy_label(
     return f"{accuracy:.2%} on {dataset_id} ({count}{when})"
 
 
+def model_references(state: ModelState) -> dict[str, str | None]:
+    """The reference dataset of every version of a model, from its folded state (one sort)."""
+    # GatePolicy.gate_dataset (events/gates.py) comes first when the policy sets one.
+    gate = getattr(state.policy, "gate_dataset", None)
+    by_age = sorted(state.versions.values(), key=lambda v: v.created_at, reverse=True)
+    naming = [v for v in by_age if v.metadata.dataset][:2]  # a version's fallback is another
+    return {
+        name: reference_dataset(
+            v.metadata.dataset,
+            gate_dataset=gate,
+            others=[n.metadata.dataset for n in naming if n.model_version != name],
+        )
+        for name, v in state.versions.items()
+    }
+
+
 def version_reference(state: ModelState, version: str) -> str | None:
-    """The reference dataset of one version of a model, from the model's folded state."""
-    others = [
-        v.metadata.dataset
-        for v in sorted(state.versions.values(), key=lambda v: v.created_at, reverse=True)
-        if v.model_version != version
-    ]
-    return reference_dataset(
-        state.versions[version].metadata.dataset,
-        # GatePolicy gains gate_dataset (events/gates.py); until then no policy names one.
-        gate_dataset=getattr(state.policy, "gate_dataset", None),
-        others=others,
-    )
+    """The reference dataset of one version of a model."""
+    return model_references(state)[version]
 
 
 def dataset_warning(state: ModelState, version: str, dataset_id: str) -> str | None:
