@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from domain.registry.reference import reference_evaluation, version_reference
+from domain.registry.reference import model_references, reference_evaluation
 from domain.registry.state import ModelState, VersionState, evolve, fold
 from events.streams import MODEL_STREAM_PREFIX
 from storage.repository import Projection, Rows
@@ -52,10 +52,9 @@ def prod_row(state: ModelState) -> dict[str, Any]:
 
 def model_rows(state: ModelState) -> Rows:
     """Every row a model's state projects to (versions never disappear, so none is deleted)."""
+    references = model_references(state)
     return {
-        model_versions: [
-            version_row(v, version_reference(state, name)) for name, v in state.versions.items()
-        ],
+        model_versions: [version_row(v, references[name]) for name, v in state.versions.items()],
         model_prod: [prod_row(state)],
     }
 
