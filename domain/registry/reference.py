@@ -147,8 +147,7 @@ def accuracy_label(
 
 def model_references(state: ModelState) -> dict[str, str | None]:
     """The reference dataset of every version of a model, from its folded state (one sort)."""
-    # GatePolicy.gate_dataset (events/gates.py) comes first when the policy sets one.
-    gate = getattr(state.policy, "gate_dataset", None)
+    gate = state.policy.gate_dataset  # the policy's gate dataset comes first when set
     by_age = sorted(state.versions.values(), key=lambda v: v.created_at, reverse=True)
     naming = [v for v in by_age if v.metadata.dataset][:2]  # a version's fallback is another
     return {

@@ -19,8 +19,9 @@ from domain.registry.reference import (
 )
 from domain.registry.state import fold
 from events.base import EventMetadata, RecordedEvent
+from events.gates import GatePolicy
 from events.jobs import EvaluationRecorded
-from events.registry import ArtifactMetadata, ModelVersionRegistered
+from events.registry import ArtifactMetadata, GatePolicySet, ModelVersionRegistered
 from events.streams import model_stream_id
 from storage.registry.projection import model_rows
 from storage.tables import model_versions
@@ -161,3 +162,17 @@ def _registered_r(version: str, dataset: str) -> ModelVersionRegistered:
         size_bytes=1,
         metadata=ArtifactMetadata(dataset=dataset),
     )
+
+
+def test_the_policys_gate_dataset_becomes_every_versions_reference() -> None:
+    policy = GatePolicySet(model_name="m", policy=GatePolicy(gate_dataset="fashion_mnist_5"))
+    events = [
+        _registered("v1", "fashion_mnist_train"),
+        _evaluated("v1", OWN),
+        _evaluated("v1", TINY),
+    ]
+    state = fold("m", _recorded([*events, policy]))
+    [row] = model_rows(state)[model_versions]
+    assert row["reference_dataset"] == "fashion_mnist_5" and row["metrics"] == TINY
+    warning = dataset_warning(state, "v1", "mnist_5")
+    assert warning is not None and "(fashion_mnist_5)" in warning
