@@ -11,16 +11,22 @@ import msgspec
 from domain.errors import Conflict, Forbidden, InvalidInput
 from domain.registry.commands import ApprovePromotion, PromoteModelVersion
 from domain.registry.gate_policy import Clearance, check_promotion_allowed
+from domain.registry.reference import reference_dataset
 from domain.registry.state import ModelState, PendingPromotion, VersionState
 from events.base import Event
 from events.registry import ModelVersionPromoted, PromotionApproved, PromotionRequested
 
 
 def reference_dataset_of(state: ModelState, version: str) -> str | None:
-    """The dataset a version's gates must use by default: the one it was registered as trained on
-    (the policy's gate_dataset, when set, overrides it in the promotion rule)."""
+    """The dataset a version's gates must use by default: the one it was registered as trained on,
+    else the one the model's other versions name, newest first (domain.registry.reference); the
+    policy's gate_dataset, when set, overrides it in the promotion rule, matched exactly."""
     v = state.versions.get(version)
-    return v.metadata.dataset if v is not None else None
+    if v is None:
+        return None
+    newest = sorted(state.versions.values(), key=lambda o: o.created_at, reverse=True)
+    others = [o.metadata.dataset for o in newest if o.model_version != version]
+    return reference_dataset(v.metadata.dataset, others=others)
 
 
 def promote(

@@ -30,9 +30,11 @@ class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def dataset_family(dataset_id: str) -> str:
-    """The dataset a dataset id draws from: ``fashion_mnist`` for ``fashion_mnist_10000``."""
-    m = _DATASET_ID.match(dataset_id)
-    return m.group("name") if m else dataset_id
+    """The dataset a dataset id draws from: ``fashion_mnist`` for ``fashion_mnist_10000`` (and for
+    a registration's ``fashion_mnist_train[:2000]``, a slice of its training split)."""
+    plain = dataset_id.split("[", 1)[0].strip()
+    m = _DATASET_ID.match(plain)
+    return m.group("name") if m else plain
 
 
 def required_dataset(policy: GatePolicy, reference: str | None) -> tuple[str | None, bool]:

@@ -12,13 +12,20 @@ import pytest
 from domain.errors import Conflict, Forbidden
 from domain.gates.aggregate import FAILED, PASSED
 from domain.gates.handlers import set_gate_policy
+from domain.registry.approvals import reference_dataset_of
 from domain.registry.commands import ApprovePromotion, PromoteModelVersion, SetGatePolicy
-from domain.registry.gate_policy import GateOutcome
+from domain.registry.gate_evidence import dataset_family
+from domain.registry.gate_policy import GateOutcome, check_promotion_allowed
 from domain.registry.handlers import promote_model_version
 from events.base import EventMetadata
 from events.codec import decode_event
 from events.gates import GatePolicy
-from events.registry import ModelVersionPromoted, PromotionApproved, PromotionRequested
+from events.registry import (
+    ArtifactMetadata,
+    ModelVersionPromoted,
+    PromotionApproved,
+    PromotionRequested,
+)
 from tests.unit.test_handlers_gates import through_verdict
 from tests.unit.wiring import GateFakes
 
@@ -236,3 +243,42 @@ async def test_an_auto_promotions_gate_does_not_count_against_a_larger_fail(gp: 
     cmd = promote(gate_id=small.gate_id, gates=(small, failed))
     with pytest.raises(Conflict, match=f"does not erase the FAIL {failed.gate_id}"):
         await promote_model_version(cmd, gp.registry_ports)
+
+
+def test_dataset_families_ignore_splits_sizes_and_slices() -> None:
+    for dataset_id in ("fashion_mnist_10000", "fashion_mnist_test", "fashion_mnist_train[:2000]"):
+        assert dataset_family(dataset_id) == "fashion_mnist"
+    assert dataset_family("mnist_250") == "mnist" and dataset_family("odd name") == "odd name"
+
+
+async def test_the_reference_dataset_comes_from_the_registration_or_the_models_others(
+    gp: GateFakes,
+) -> None:
+    async with gp.uow() as tx:
+        state = await tx.models.load("m")
+    assert reference_dataset_of(state, "v2") is None  # nothing names one: no dataset rule
+    state.versions["v1"].metadata = ArtifactMetadata(dataset="fashion_mnist_train[:2000]")
+    assert dataset_family(reference_dataset_of(state, "v2")) == "fashion_mnist"
+    state.versions["v2"].metadata = ArtifactMetadata(dataset="mnist_train")
+    assert reference_dataset_of(state, "v2") == "mnist"  # its own registration first
+    on_mnist = outcome(gp, "PASS")
+    clearance = check_promotion_allowed(
+        GatePolicy(require_gate=True),
+        "m",
+        "v2",
+        "v1",
+        (on_mnist,),
+        gp.clock.now(),
+        reference="mnist",
+    )
+    assert clearance.gate_id == on_mnist.gate_id
+    with pytest.raises(Conflict, match="ran on mnist_250, not on fashion_mnist"):
+        check_promotion_allowed(
+            GatePolicy(require_gate=True),
+            "m",
+            "v2",
+            "v1",
+            (on_mnist,),
+            gp.clock.now(),
+            reference="fashion_mnist",
+        )
