@@ -17,6 +17,9 @@ from typing import Any
 import redis.asyncio as aioredis
 import structlog
 
+from events.codec import event_types
+from events.streams import area_stream
+
 log = structlog.get_logger("relay")
 
 STATES_KEY = "platform:relay:streams"  # stream -> JSON {state, position, refused, last_id}
@@ -118,8 +121,14 @@ def summary(states: dict[str, dict]) -> str:
 
 
 async def gauge_samples(redis: aioredis.Redis) -> list[tuple[float, dict[str, str]]]:
-    """``relay_stream_refused``: rows refused per stream and state (none while all is well)."""
+    """``relay_stream_refused``: rows refused per event stream and state (0 while all is well)."""
+    states = await load(redis)
+    streams = sorted({area_stream(t.area) for t in event_types().values()} | set(states))
     return [
-        (float(v["refused"]), {"stream": s, "state": v["state"]})
-        for s, v in (await load(redis)).items()
+        (
+            float(states[s]["refused"]) if states.get(s, {}).get("state") == k else 0.0,
+            {"stream": s, "state": k},
+        )
+        for s in streams
+        for k in PROBLEMS
     ]
