@@ -12,6 +12,7 @@ from cli.output import console
 from cli.registry_commands import Values, _publish, need, platform
 from domain.errors import InvalidInput
 from domain.registry.commands import GetModel, RegisterModelVersion
+from domain.registry.reference import accuracy_label
 from domain.transactions import CommandResult
 from events.base import EventMetadata
 
@@ -106,11 +107,12 @@ async def train_cmd(args: argparse.Namespace, values: Values, meta: EventMetadat
     v = next(iter(r.event for r in result.recorded), None)
     version = v.model_version if v else args.version  # type: ignore[union-attr]
     state = result.state.versions[version]
-    acc = state.metadata.test_metrics.get("accuracy")
-    secs = state.metadata.training.get("wall_seconds")
+    training = state.metadata.training
+    acc = state.metadata.test_metrics.get("accuracy", float("nan"))
+    measured = accuracy_label(acc, training.get("eval_dataset"), training.get("eval_samples"))
     console.print(
         f"registered {name} {version} ({args.arch} on {args.dataset}): "
-        f"test accuracy {acc:.4f}, trained in {secs}s"
+        f"test accuracy {measured}, trained in {training.get('wall_seconds')}s"
     )
     return 0
 
