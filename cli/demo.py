@@ -16,6 +16,7 @@ from cli.output import console, models_table, print_history
 from cli.processes import running_api
 from cli.registry_commands import Values, _publish, platform
 from domain.registry.commands import GetModel, PromoteModelVersion, RollbackModel, SetGatePolicy
+from domain.registry.reference import accuracy_label
 from events.base import EventMetadata
 from events.gates import GatePolicy
 
@@ -31,8 +32,9 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
         state = await p.bus.handle(GetModel(model_name=name))
         for version, epochs, why in VERSIONS:
             if version in state.versions:
-                acc = state.versions[version].metadata.test_metrics.get("accuracy", float("nan"))
-                console.print(f"reusing {name} {version} (test accuracy {acc:.4f})")
+                console.print(
+                    f"reusing {name} {version} (test accuracy {_trained(state, version)})"
+                )
                 continue
             result = await train_and_register(
                 p,
@@ -46,7 +48,7 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
             )
             m = result.state.versions[version].metadata
             console.print(
-                f"registered {name} {version}: test accuracy {m.test_metrics['accuracy']:.4f}, "
+                f"registered {name} {version}: test accuracy {_trained(result.state, version)}, "
                 f"trained in {m.training['wall_seconds']}s"
             )
 
@@ -86,6 +88,13 @@ async def run(args: argparse.Namespace, values: Values, meta: EventMetadata) -> 
             console.print(Rule("6. require a gate, gate v2.0.0 against prod, promote it on PASS"))
             await gate_and_promote(p, meta, name)
     return 0
+
+
+def _trained(state, version: str) -> str:
+    """The registration's test accuracy, with the dataset and image count it was measured on."""
+    m = state.versions[version].metadata
+    acc = m.test_metrics.get("accuracy", float("nan"))
+    return accuracy_label(acc, m.training.get("eval_dataset"), m.training.get("eval_samples"))
 
 
 async def gate_and_promote(p, meta: EventMetadata, name: str) -> None:
