@@ -14,9 +14,6 @@ from domain.paging.cursors import decode_cursor, page_of
 from domain.registry.approvals import PromotionRequestView, request_views
 from domain.registry.gate_policy import MAX_REQUEST_AGE_S
 from domain.registry.state import fold
-from domain.registry.approvals import PromotionRequestView, request_views
-from domain.registry.gate_policy import MAX_REQUEST_AGE_S
-from domain.registry.state import fold
 from events.base import RecordedEvent
 from events.streams import MODEL_STREAM_PREFIX, gate_stream_id
 from storage import event_store
@@ -63,31 +60,6 @@ class GateQueries:
                 if known is None:
                     raise UnknownModel(model_name)
         return page_of(rows, limit, lambda g: (g.requested_at, g.gate_id))
-
-    @on_postgres
-    async def pending_promotions(self, now: datetime) -> list[PromotionRequestView]:
-        """Open promotion requests of every model, oldest first (models with a recent request
-        are folded from their streams: the request's state lives there)."""
-        recent = (
-            select(event_log.c.stream_id)
-            .where(
-                event_log.c.event_type == "PromotionRequested",
-                event_log.c.recorded_at >= now - timedelta(seconds=MAX_REQUEST_AGE_S),
-            )
-            .distinct()
-        )
-        views: list[PromotionRequestView] = []
-        async with self.engine.connect() as conn:
-            for stream_id in sorted((await conn.execute(recent)).scalars())[:MAX_MODELS]:
-                rows = await conn.execute(
-                    select(event_log)
-                    .where(event_log.c.stream_id == stream_id)
-                    .order_by(event_log.c.position)
-                )
-                name = stream_id.removeprefix(MODEL_STREAM_PREFIX)
-                state = fold(name, [event_store.to_recorded(r) for r in rows])
-                views += request_views(state, now)
-        return sorted(views, key=lambda v: v.requested_at)
 
     @on_postgres
     async def pending_promotions(self, now: datetime) -> list[PromotionRequestView]:
