@@ -52,26 +52,22 @@ CLI_ACTOR = "cli:"  # the prefix cli/main.py records; key names cannot contain '
 def history_table(rows: list[HistoryEntry], title: str, wide: bool = False) -> Table:
     """The audit trail as a table; narrow by default (long cells wrap or end in an ellipsis).
 
-    Narrow, an event drops its ``ModelVersion`` prefix (``Promoted``) and the time its seconds.
+    Narrow, the event type is left out (the "what" column says it in words) and the time
+    drops its seconds, so the summary and the reason get most of the 100 columns.
     """
     table = Table(title=title, title_justify="left")
-    clip = {} if wide else {"no_wrap": True, "overflow": "ellipsis"}
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("time", no_wrap=True)
-    table.add_column("event", **clip, max_width=None if wide else 22)
-    table.add_column("actor", **clip, max_width=None if wide else 18)
+    if wide:
+        table.add_column("event", no_wrap=True)
+    table.add_column("actor", no_wrap=True, overflow="ellipsis", max_width=None if wide else 16)
     table.add_column("what", no_wrap=wide, ratio=None if wide else 3)
     table.add_column("reason", no_wrap=wide, ratio=None if wide else 2)
     stamp = "%Y-%m-%d %H:%M:%S" if wide else "%Y-%m-%d %H:%M"
     for r in rows:
-        table.add_row(
-            str(r.position),
-            r.recorded_at.astimezone().strftime(stamp),
-            r.event_type if wide else r.event_type.removeprefix("ModelVersion"),
-            r.actor,
-            r.summary,
-            r.reason or "",
-        )
+        event = [r.event_type] if wide else []
+        when = r.recorded_at.astimezone().strftime(stamp)
+        table.add_row(str(r.position), when, *event, r.actor, r.summary, r.reason or "")
     if any(r.actor.startswith(CLI_ACTOR) for r in rows):
         table.caption = (
             "cli:NAME = an OS user of the CLI (or its ACTOR setting), not authenticated: "
