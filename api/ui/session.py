@@ -183,7 +183,7 @@ async def console_guard(connection: ASGIConnection, route_handler: BaseRouteHand
     if digest is None:
         raise LoginRequired("log in with an API key to use the console")
     settings = _settings(connection)
-    bootstrap = {hash_key(key) for key in settings.security.api_keys}
+    bootstrap = {hash_key(key): who for key, who in settings.security.api_keys.items()}
     session = await _store(connection).touch(digest, limits(settings), bootstrap)
     if session is None:
         client = connection.scope.get("client")
@@ -191,7 +191,10 @@ async def console_guard(connection: ASGIConnection, route_handler: BaseRouteHand
         await access.limit(f"invalid-session@{client[0] if client else 'unknown'}")
         raise LoginRequired(ENDED)
     await access.limit(session.key_name)
-    identity = KeyIdentity(key_name=session.key_name, role=session.role)
+    # A key of API_KEYS has no api_keys row for the database's guard to check the stored
+    # name and role against: take them from the setting, never from the row.
+    name, role = bootstrap.get(session.key_hash, (session.key_name, session.role))
+    identity = KeyIdentity(key_name=name, role=role)
     expected = csrf_token(session.csrf_secret, digest)
     state = connection.state
     state.actor, state.role, state.csrf = identity.key_name, identity.role, expected

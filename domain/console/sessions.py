@@ -29,6 +29,7 @@ class ConsoleSession:
     csrf_secret: str
     created_at: datetime
     last_seen_at: datetime
+    key_hash: str  # the SHA-256 of the session's key (a key of API_KEYS has no api_keys row)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -63,7 +63,9 @@ class PostgresSessionStore:
                 or_(_s.key_hash.in_(sorted(bootstrap_keys)), active),
             )
             .values(last_seen_at=func.now())
-            .returning(_s.key_name, _s.role, _s.csrf_secret, _s.created_at, _s.last_seen_at)
+            .returning(
+                _s.key_name, _s.role, _s.csrf_secret, _s.created_at, _s.last_seen_at, _s.key_hash
+            )
         )
         async with self.engine.begin() as conn:
             row = (await conn.execute(q)).first()

@@ -168,3 +168,23 @@ async def test_the_cookie_is_host_prefixed_and_secure_unless_loopback_http(conso
         assert value and (await c.get("/ui/models")).status_code == 200
         status = await _replay(console, value, PLAIN, "https://testserver", host=ELSEWHERE)
         assert status == 302
+
+
+async def test_a_raised_role_in_a_bootstrap_keys_session_row_is_ignored(console, platform) -> None:
+    # A key of API_KEYS has no api_keys row, so the database's guard cannot check the role a
+    # session row claims for it: whoever can write the row must not make an operator an admin.
+    async with console(OPERATOR) as c:
+        q = (
+            update(console_sessions)
+            .where(console_sessions.c.session_hash == session_hash(_cookie(c)))
+            .values(role="admin", key_name="admin-sess")
+        )
+        async with platform.engine.begin() as conn:
+            assert (await conn.execute(q)).rowcount == 1
+        page = await c.get("/ui/audit")
+        assert page.status_code == 200, page.text
+        token = CSRF.search(page.text)
+        assert token, "the audit page has no form with a CSRF token"
+        r = await c.post("/ui/audit/run", data={"csrf_token": token.group(1)})
+        assert r.status_code == 403, r.text
+        assert "operator" in r.text
