@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.access import Access
 from api.auth import event_metadata
+from api.body_fields import strict_body
 from api.deps import Bus, Config, Port
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
 from api.schemas import Reason
@@ -87,7 +88,7 @@ class KeysController(Controller):
         409 for the last active admin key, unless ``force`` with a reason.
         """
         name = check_key_name(key_name)
-        body = data or RevokeKeyRequest()
+        body = await strict_body(request, data, RevokeKeyRequest) or RevokeKeyRequest()
         cmd = RevokeApiKey(
             key_name=name,
             reason=body.reason,

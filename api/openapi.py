@@ -141,6 +141,16 @@ def _statuses(method: str, path: str, op: dict[str, Any], role: str) -> set[int]
     return codes
 
 
+# A body with ``force`` (promote, revoke a key): forcing is refused (400) without a reason.
+FORCE_NEEDS_A_REASON = {
+    "if": {"properties": {"force": {"const": True}}, "required": ["force"]},
+    "then": {
+        "required": ["reason"],
+        "properties": {"reason": {"type": "string", "pattern": r"\S"}},
+    },
+}
+
+
 def complete(doc: dict[str, Any], roles: dict[tuple[str, str], str]) -> dict[str, Any]:
     """Add the error responses, security and constraints to a generated OpenAPI document."""
     components = doc.setdefault("components", {})
@@ -181,6 +191,9 @@ def complete(doc: dict[str, Any], roles: dict[tuple[str, str], str]) -> dict[str
                 _constrain(schema["properties"][prop], extra)
         if name in _strict_structs():
             schema["additionalProperties"] = False
+        props = schema.get("properties", {})
+        if props.get("force", {}).get("type") == "boolean" and "reason" in props:
+            schema.update(FORCE_NEEDS_A_REASON)
     return doc
 
 

@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, JSONBody
 
 from api.auth import event_metadata, role_for
+from api.body_fields import strict_body
 from api.deps import Bus, Config, Port
 from api.gates import PromoteRequest
 from api.pages import NEXT_PAGE_HEADER, Cursor, Limit, page_size, paged
@@ -132,6 +133,7 @@ class RegistryController(Controller):
 
         ``{"force": true, "reason": "..."}`` overrides a required gate; both are recorded.
         """
+        data = await strict_body(request, data, PromoteRequest)
         reason, force = (data.reason, data.force) if data else (None, False)
         result = await promote(bus, request, name, version, reason, force)
         previous = None

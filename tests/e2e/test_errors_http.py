@@ -86,3 +86,13 @@ async def test_an_unknown_field_in_a_json_body_lists_the_accepted_fields(
         r.text
     )
     assert "candidate_version, baseline_version" in detail, detail
+
+
+async def test_a_flag_sent_as_a_number_or_a_string_is_refused(client, model_name) -> None:
+    # An optional body is converted leniently by the framework: {"force": 0} passed for false.
+    for body in ({"force": 0}, {"force": "true"}, {"force": 1, "reason": "x"}):
+        r = await client.post(f"/models/{model_name}/versions/v1/promote", json=body)
+        assert r.status_code == 400, (body, r.text)
+        assert "Expected `bool`" in r.json()["detail"] and "$.force" in r.json()["detail"]
+        r = await client.request("DELETE", "/keys/nobody-here", json=body)
+        assert r.status_code == 400, (body, r.text)
