@@ -224,16 +224,6 @@ async def rebuild(args: argparse.Namespace, values: Values, meta: EventMetadata)
     return 0
 
 
-async def relay(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
-    """Publish pending events once."""
-    async with platform() as p:
-        published = await p.ops.publish_pending()
-    if published is None:
-        return fail("another relay is leading (an API process); it publishes the events", 0)
-    console.print(f"published {published} events")
-    return 0
-
-
 async def servers(args: argparse.Namespace, values: Values, meta: EventMetadata) -> int:
     """Start (or find) the servers and show where they are."""
     async with platform():
