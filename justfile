@@ -186,10 +186,49 @@ replay *ARGS:
 anchor:
     @{{py}} -m cli anchor
 
+# print the log's public key (made on first use, mode 600, under STATE_DIR): give it to verifiers and witnesses
+audit-key:
+    @{{py}} -m cli audit-key
+
+# print the latest signed checkpoint (C2SP note, with cosignatures); --new signs one of the log now; --json
+[positional-arguments]
+checkpoint *FLAGS:
+    @{{py}} -m cli checkpoint "$@"
+
+# write a verifiable bundle of the log to FILE: every entry [up to --to POSITION], or with --model NAME the model's streams, each entry with its inclusion proof
+[positional-arguments]
+export-trail FILE *FLAGS:
+    {{py}} -m cli export-trail "$@"
+
+# verify a bundle with public keys only (no database, Redis or network): --key KEYFILE [--witness KEYFILE]... [--model NAME] [--at TIME]...; exit 0 verified, 4 not
+[positional-arguments]
+verify-offline FILE *FLAGS:
+    {{py}} -m cli.offline verify-offline "$@"
+
+# write the evidence of NAME VERSION's promotion to FILE: registration, gate verdict and promotion, proven into one signed checkpoint
+[positional-arguments]
+receipt NAME VERSION FILE:
+    {{py}} -m cli receipt "$@"
+
+# verify a promotion receipt offline: --key KEYFILE [--witness KEYFILE]... [--artifact PATH]; exit 0 verified, 4 not
+[positional-arguments]
+verify-receipt FILE *FLAGS:
+    {{py}} -m cli.offline verify-receipt "$@"
+
 # check the chain (and an anchor: --anchor LINE), every projection and every stream against the log; exit 4 naming the first bad position
 [positional-arguments]
 audit *ARGS:
     {{py}} -m cli audit "$@"
+
+# make a witness key: FILE gets the private key (mode 600), stdout the public key line for WITNESS_KEYS
+[positional-arguments]
+witness-key NAME FILE:
+    {{py}} -m cli witness-key "$@"
+
+# run a witness of the log at URL: --key FILE --state DIR [--log-key FILE] [--api-key KEY] [--interval S] [--once]; cosigns consistent checkpoints, exit 4 (--once) on a refused one
+[positional-arguments]
+witness URL *ARGS:
+    {{py}} -m cli witness "$@"
 
 # retrain NAME VERSION from the recipe in its registration event and compare the sha256
 reproduce NAME VERSION:
@@ -238,6 +277,11 @@ alias run-loadtest := loadtest
 bench-predict *ARGS:
     {{py}} -m bench.bench_predict "$@"
 
+# benchmark: PSS of each process of an idle `python -m api` (defaults, a model loaded) against a bare `import torch`; reports/api_memory.json
+[positional-arguments]
+bench-memory *ARGS:
+    {{py}} -m bench.bench_memory "$@"
+
 # profile /predict at concurrency 1 and 32 with py-spy: microseconds per request by stage
 [positional-arguments]
 profile-predict *ARGS:
@@ -259,7 +303,7 @@ batch NAME DATASET VERSION="":
 run-batch NAME="mnist_cnn" DATASET="fashion_mnist_1000":
     {{py}} -m cli batch "{{NAME}}" "{{DATASET}}"
 
-# gate CANDIDATE against BASELINE of NAME through the gate-evaluation group: [--dataset ID] [--json]; exit 0 PASS, 1 FAIL
+# gate CANDIDATE against BASELINE of NAME through the gate-evaluation group: [--dataset ID] [--json]; exit 0 PASS, 1 FAIL, 4 INCONCLUSIVE
 [positional-arguments]
 gate NAME CANDIDATE BASELINE *FLAGS:
     {{py}} -m cli gate "$@"
@@ -268,10 +312,30 @@ gate NAME CANDIDATE BASELINE *FLAGS:
 gate-demo NAME="mnist_cnn":
     {{py}} -m cli gate-demo "{{NAME}}"
 
-# show NAME's gate policy, or change it: --require-gate --auto-promote --no-auto-gate --max-accuracy-drop 0.01 --max-p95-latency-increase 0.1 --require-not-significant --alpha 0.05 --max-gate-age-s 86400 --gate-dataset ID --min-gate-images N --force-role admin --approvals-required 2 --max-request-age-s 86400 --reason "why"
+# show NAME's gate policy, or change it: --require-gate --auto-promote --no-auto-gate --max-accuracy-drop 0.01 --max-latency-increase 0.1 --alpha 0.025 --min-images 200 --on-inconclusive block --max-gate-age-s 86400 --gate-dataset ID --min-gate-images N --force-role admin --approvals-required 2 --max-request-age-s 86400 --reason "why"
 [positional-arguments]
 gate-policy NAME *FLAGS:
     {{py}} -m cli gate-policy "$@"
+
+# show NAME's traffic capture policy, or set it: --fraction F --max-per-s N --retention-days D --reason "why" (docs/traffic.md)
+[positional-arguments]
+capture NAME *FLAGS:
+    {{py}} -m cli capture "$@"
+
+# shadow VERSION of NAME on prod's requests (sequential verdict): --fraction F --for 30m --margin 0.01; `just shadow NAME --stop` (docs/online.md)
+[positional-arguments]
+shadow NAME *ARGS:
+    {{py}} -m cli shadow "$@"
+
+# canary VERSION of NAME, followed live (exit 0 promoted, 1 aborted): --steps 5,25,50,100 --min-requests N --max-duration 1h; --abort (docs/online.md)
+[positional-arguments]
+canary NAME *ARGS:
+    {{py}} -m cli canary "$@"
+
+# freeze NAME's captured requests into a dataset (traffic:<name>) for batch and gate: --since T --until T --labelled-only
+[positional-arguments]
+dataset-from-traffic NAME DATASET_ID *FLAGS:
+    {{py}} -m cli dataset-from-traffic "$@"
 
 # benchmark: the batch pipeline with 1 and 2 workers vs the bare loop over fashion_mnist_10000, on DEVICE (--arch resnet18)
 [positional-arguments]
@@ -283,7 +347,7 @@ bench-batch *ARGS:
 bench-train *ARGS:
     {{py}} -m bench.bench_train "$@"
 
-# benchmark: append throughput, replay from PostgreSQL and `just audit` on 100,000 events (scratch database)
+# benchmark (~11 min, scratch database): append throughput with and without the Merkle tree, replay, proofs on 1,000,000 events, export-trail + verify-offline, `just audit`
 [positional-arguments]
 bench-events *ARGS:
     {{py}} -m bench.bench_events "$@"
@@ -292,3 +356,18 @@ bench-events *ARGS:
 [positional-arguments]
 bench-console *ARGS:
     {{py}} -m bench.bench_console "$@"
+
+# benchmark (~3 min; ~12 the first time, training 3 models; scratch STATE_DIR): prod at c=32 with no shadow / shadow 0.1 / 1.0, canaries (20,50,100) of a 3-points-worse and an equal candidate
+[positional-arguments]
+bench-shadow *ARGS:
+    {{py}} -m bench.bench_shadow "$@"
+
+# faults across hosts (root; ~2 min): network namespaces data, api (2 processes), worker1, worker2; SCENARIO: partition loss promotion restart leader (all by default); table + reports/chaos.json
+[positional-arguments]
+chaos *SCENARIOS: _install-datasets
+    {{py}} -m bench.chaos "$@"
+
+# soak (N min of load + start-up, warm-up and drain: 14 min for N=10 on 2 busy cores; scratch servers unless DATABASE_URL and REDIS_URL): the API (2 processes) and 2 workers under mixed load; RSS, fds, p99, errors, jobs each minute; table + reports/soak.json, exit 1 if a criterion fails
+[positional-arguments]
+soak *ARGS: _install-datasets
+    {{py}} -m bench.soak "$@"

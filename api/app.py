@@ -13,6 +13,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from api.access import Access, access_middleware
+from api.allow_header import allow_header_middleware
 from api.anonymous import StartRefused, anonymous_refusal, listening_hosts
 from api.audit import AuditController, asyncapi
 from api.batch import BatchController
@@ -21,10 +22,14 @@ from api.gates import GateController, ModelGatesController
 from api.inference import predict
 from api.keys import KeysController
 from api.lifecycle import LifecycleController
+from api.log import LogController
 from api.middleware import metrics_middleware
-from api.openapi import allow_header_middleware, document
+from api.online import OnlineController
+from api.openapi import document
+from api.receipts import ReceiptController
 from api.registry import RegistryController
 from api.schemas import Health
+from api.traffic import CaptureController, feedback
 from api.ui import console_routes, template_config
 from api.v2 import V2Controller
 from bootstrap import Platform, Settings, get_settings
@@ -104,6 +109,7 @@ def create_app(
             app.state.services = services
             app.state.access = Access(settings, services.keys, services.limiter)
             app.state.inference = services.inference  # /predict reads it from here, no DI
+            app.state.online = services.online  # the request path hooks (api/online_hooks.py)
             async with services.background.running():
                 yield
 
@@ -121,7 +127,12 @@ def create_app(
             GateController,
             ModelGatesController,
             AuditController,
+            LogController,
+            ReceiptController,
             KeysController,
+            CaptureController,
+            feedback,
+            OnlineController,
             asyncapi,
             *console_routes(),  # the web console under /ui (api/ui)
         ],

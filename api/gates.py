@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.params import FromPath, JSONBody
@@ -43,12 +45,12 @@ class GateAccepted(msgspec.Struct, frozen=True):
 
 
 class ThresholdsRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Per-model thresholds; omitted fields take the defaults."""
+    """Per-model non-inferiority margins (docs/gates.md); omitted fields take the defaults."""
 
     max_accuracy_drop: float = 0.01
-    max_p95_latency_increase: float = 0.10
-    require_not_significant: bool = False
-    alpha: float = 0.05
+    max_latency_increase: float = 0.10
+    alpha: float = 0.025
+    min_images: int = 200
 
 
 class PolicyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -64,6 +66,7 @@ class PolicyRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     force_role: str = "admin"
     approvals_required: int = 1
     max_request_age_s: int = 86400
+    on_inconclusive: Literal["block", "allow"] = "block"
     reason: Reason | None = None
 
     def policy(self) -> GatePolicy:

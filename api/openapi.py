@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 from litestar import Litestar
 from litestar.routes import HTTPRoute
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.access import PUBLIC, required_role
+from api.v2_schemas import InferRequest
 from domain.jobs.aggregate import MAX_BATCH, MIN_BATCH
 from domain.keys.aggregate import RESERVED_NAMES
 from domain.names import MAX_REASON, MAX_TAG_VALUE, MAX_TAGS
@@ -39,7 +39,12 @@ TAGS = {
     "propertyNames": {"pattern": r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}$"},
     "additionalProperties": {**TEXT, "maxLength": MAX_TAG_VALUE},
 }
-DATASET = {"type": "string", "pattern": r"^(mnist|fashion_mnist)_(train|test|[1-9][0-9]{0,3})$"}
+DATASET = {
+    "type": "string",
+    # A test set, the train split, or frozen traffic (traffic:<name>, docs/traffic.md).
+    "pattern": r"^((mnist|fashion_mnist)_(train|test|[1-9][0-9]{0,3})"
+    r"|traffic:[a-z0-9][a-z0-9_.-]{0,63})$",
+}
 PATH_PARAMS = {"name": MODEL, "version": VERSION, "key_name": KEY}
 QUERY_PARAMS = {
     "model": MODEL,
@@ -94,7 +99,7 @@ DESCRIPTIONS = {
     400: "The request is malformed; `detail` names the problem",
     401: "No X-API-Key header, or one that names no active key",
     403: "The key's role is below the one this endpoint needs",
-    404: "A named model, version, job, gate or key does not exist",
+    404: "A named model, version, job, gate, key or checkpoint (or tree size) does not exist",
     409: "The request contradicts the current state",
     413: "The body is larger than MAX_BODY_BYTES",
     429: "The key is over its rate (RATE_LIMIT_PER_S); retry after Retry-After seconds",
@@ -110,6 +115,8 @@ NO_BACKEND = {
 }
 # Reads that load a model (no prod version: 409).
 LOADS_MODEL = re.compile(r"^/v2/models/.*/ready$")
+# Reads that name what they want in the query (a tree size, a position): absent is a 404.
+FINDS_BY_QUERY = re.compile(r"^/log/(checkpoints?|proof/\w+)$")
 
 
 def route_roles(app: Litestar) -> dict[tuple[str, str], str]:
@@ -130,7 +137,7 @@ def _statuses(method: str, path: str, op: dict[str, Any], role: str) -> set[int]
     codes = {400} if params or has_body else set()
     if role != PUBLIC:
         codes |= {401, 429} | ({403} if role != "reader" else set())
-    if any(p["in"] == "path" for p in params) or has_body:
+    if any(p["in"] == "path" for p in params) or has_body or FINDS_BY_QUERY.match(path):
         codes.add(404)
     if method != "get" or LOADS_MODEL.match(path):
         codes.add(409)
@@ -158,6 +165,7 @@ def complete(doc: dict[str, Any], roles: dict[tuple[str, str], str]) -> dict[str
     components["securitySchemes"] = {
         "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
     }
+    _raw_bodies(doc)
     for path, ops in doc.get("paths", {}).items():
         for method, op in ops.items():
             if not isinstance(op, dict) or "responses" not in op:
@@ -195,6 +203,36 @@ def complete(doc: dict[str, Any], roles: dict[tuple[str, str], str]) -> dict[str
         if props.get("force", {}).get("type") == "boolean" and "reason" in props:
             schema.update(FORCE_NEEDS_A_REASON)
     return doc
+
+
+# Routes that read their body themselves (v2 infer: JSON, or JSON then binary tensor data).
+RAW_BODIES = {
+    ("post", "/v2/models/{name}/infer"): InferRequest,
+    ("post", "/v2/models/{name}/versions/{version}/infer"): InferRequest,
+}
+BINARY_NOTE = (
+    "JSON, or with the binary tensor data extension a JSON header of "
+    "Inference-Header-Content-Length bytes followed by the inputs' binary data"
+)
+
+
+def _raw_bodies(doc: dict[str, Any]) -> None:
+    """The JSON body of each route in ``RAW_BODIES``, with its structs as components."""
+    schemas = doc["components"]["schemas"]
+    for (method, path), body in RAW_BODIES.items():
+        op = doc.get("paths", {}).get(path, {}).get(method)
+        if op is None:
+            continue
+        (ref,), found = msgspec.json.schema_components(
+            [body], ref_template="#/components/schemas/{name}"
+        )
+        for name, schema in found.items():
+            schemas.setdefault(name, schema)
+        op["requestBody"] = {
+            "required": True,
+            "description": BINARY_NOTE,
+            "content": {"application/json": {"schema": ref}},
+        }
 
 
 def _optional_body(op: dict[str, Any]) -> None:
@@ -235,41 +273,10 @@ def document(app: Litestar) -> None:
     """At start-up: complete the OpenAPI document in place (it is generated once and cached)."""
     from litestar._openapi.plugin import OpenAPIPlugin
 
+    from api.allow_header import allowed_methods
+    from api.log_examples import add_examples
+
     plugin = app.plugins.get(OpenAPIPlugin)
-    complete(plugin.provide_openapi_schema(), route_roles(app))
+    doc = complete(plugin.provide_openapi_schema(), route_roles(app))
+    add_examples(doc)
     app.state.allow = allowed_methods(app)
-
-
-def allow_header_middleware(app: ASGIApp) -> ASGIApp:
-    """OPTIONS answers list every method of the path.
-
-    Litestar keeps the Allow list of the first handler registered on a path when more handlers
-    join it later, so ``OPTIONS /keys`` would omit GET.
-    """
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "OPTIONS":
-            await app(scope, receive, send)
-            return
-        handler = scope.get("route_handler")
-        path = next(iter(handler.paths), None) if handler is not None else None
-        allowed = scope["app"].state.get("allow", {}).get(path)
-
-        async def send_allow(message: Message) -> None:
-            if message["type"] == "http.response.start" and allowed:
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                message["headers"] = [*headers, (b"allow", allowed.encode())]
-            await send(message)
-
-        await app(scope, receive, send_allow)
-
-    return middleware
-
-
-def allowed_methods(app: Litestar) -> dict[str, str]:
-    """Path template -> its Allow header value."""
-    return {
-        route.path: ", ".join(sorted(route.methods))
-        for route in app.routes
-        if isinstance(route, HTTPRoute)
-    }

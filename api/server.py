@@ -12,14 +12,12 @@ from typing import TYPE_CHECKING
 import uvicorn
 
 from api.listening import reuse_port_socket
+from api.supervisor import ACTIVITY_ENV, SLOT_ENV
 
 if TYPE_CHECKING:  # the settings reach api through the composition root
     from bootstrap import Settings
 
 PID_HEADER = b"x-server-pid"
-# Set by the supervisor for each process: the shared activity file and this process's slot.
-# Internal, from process to process, not configuration: so not in settings.
-ACTIVITY_ENV, SLOT_ENV = "API_ACTIVITY_FILE", "API_ACTIVITY_SLOT"
 
 
 def with_pid_header(app):

@@ -1,5 +1,6 @@
-"""The start of ``python -m api``: refuse bad settings and unreachable servers with one line,
-then serve in this process (``API_WORKERS=1``) or supervise several."""
+"""The start of ``python -m api``: refuse bad settings, a taken port and unreachable servers with
+one line, then serve in this process (``API_WORKERS=1``); with several processes the supervisor
+runs the same checks in a child (``--check-only``), so that it never imports what they need."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from api.listening import in_use, port_taken
 from api.server import serve
-from api.supervisor import supervise
 
 if TYPE_CHECKING:  # the settings reach api through the composition root
     from bootstrap import Settings
@@ -28,12 +28,13 @@ def check_settings(workers: int, device: str) -> str | None:
     return None
 
 
-async def preflight(s: Settings) -> None:
-    """Start or reach the servers, so an outage is one clear line, not a trace (start-up migrates)."""
+async def preflight(s: Settings, migrate: bool = False) -> None:
+    """Start or reach the servers, so an outage is one clear line, not a trace (start-up migrates,
+    or, under the supervisor, its check: ``migrate``)."""
     from bootstrap.api import reach_servers
     from domain.errors import ServiceUnavailable
 
-    async with reach_servers(s) as servers:
+    async with reach_servers(s, migrate=migrate) as servers:
         await servers.queries.ping()
         from api.anonymous import anonymous_refusal
 
@@ -48,8 +49,9 @@ async def preflight(s: Settings) -> None:
             print(f"warning: redis is unreachable ({exc}); starting anyway", flush=True)
 
 
-def start(s: Settings, cores: int) -> int:
-    """Check, reach the servers, then serve; the exit status."""
+def checks(s: Settings, migrate: bool = False) -> int:
+    """Check the settings and the port, reach the servers (and migrate them when ``migrate``);
+    0, or the exit status after one line."""
     problem = check_settings(s.api.workers, s.serving.device)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -58,12 +60,18 @@ def start(s: Settings, cores: int) -> int:
         print(f"error: cannot start the API: {in_use(s.api.host, s.api.port)}", file=sys.stderr)
         return 3
     try:
-        asyncio.run(preflight(s))
+        asyncio.run(preflight(s, migrate))
     except Exception as exc:
         first = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
         print(f"error: cannot start the API: {type(exc).__name__}: {first}", file=sys.stderr)
         return 3
-    if s.api.workers == 1:
-        serve(s, reuse_port=False)
-        return 0
-    return supervise(s, s.api.workers, cores)
+    return 0
+
+
+def start(s: Settings) -> int:
+    """Check, then serve in this process; the exit status."""
+    refused = checks(s)
+    if refused:
+        return refused
+    serve(s, reuse_port=False)
+    return 0

@@ -4,6 +4,11 @@ Each process binds its own socket to the port with ``SO_REUSEPORT`` (api.listeni
 own event loop, batcher and model cache, follows ``registry.events`` for hot swap, and runs a
 relay (one leads at a time). The supervisor gives each a slot in one shared activity file
 (``ml.threads.PEERS``), restarts one that dies, and stops them all on SIGTERM or SIGINT.
+
+It serves nothing, so it imports neither torch nor the app (10 MB PSS instead of 368): the
+checks before start-up (settings, the port, the servers) and the schema's migration run
+in a short-lived child, ``python -m api --check-only``, and only the serving children import
+what serving needs.
 """
 
 from __future__ import annotations
@@ -12,16 +17,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import TYPE_CHECKING
-
-from api.listening import in_use, port_is_free
-from api.server import ACTIVITY_ENV, SLOT_ENV
 
 if TYPE_CHECKING:  # the settings reach api through the composition root
     from bootstrap import Settings
 
 CHILD_FLAG = "--serve-one"  # python -m api's flag for a supervised process
+CHECK_FLAG = "--check-only"  # ... and for the checks before the supervisor starts any
+# Set by the supervisor for each process: the shared activity file and this process's slot.
+# Internal, from process to process, not configuration: so not in settings.
+ACTIVITY_ENV, SLOT_ENV = "API_ACTIVITY_FILE", "API_ACTIVITY_SLOT"
+MIGRATED_ENV = "API_SCHEMA_MIGRATED"  # the check migrated: the serving processes skip alembic
 
 
 def child_env(workers: int, cores: int) -> dict[str, str]:
@@ -36,18 +44,18 @@ def child_env(workers: int, cores: int) -> dict[str, str]:
 
 
 def supervise(s: Settings, workers: int, cores: int) -> int:
-    """Start ``workers`` serving processes, restart any that die, stop them all on a signal."""
-    from ml.threads import new_activity_file  # torch: not for `python -m api --help`
-
-    if not port_is_free(s.api.host, s.api.port):
-        print(f"error: cannot start the API: {in_use(s.api.host, s.api.port)}", file=sys.stderr)
-        return 3
+    """Check in a child (api.startup.checks), then start ``workers`` serving processes, restart
+    any that die, stop them all on a signal; the exit status (the check's when it refused)."""
+    checked = subprocess.run([sys.executable, "-m", "api", CHECK_FLAG], check=False).returncode
+    if checked:  # it printed why; one killed by a signal exits 128 + its number, as a shell says
+        return checked if checked > 0 else 128 - checked
     env = child_env(workers, cores)
     activity = new_activity_file(workers)
     cmd = [sys.executable, "-m", "api", CHILD_FLAG]
 
     def start(slot: int) -> subprocess.Popen:
-        return subprocess.Popen(cmd, env={**env, ACTIVITY_ENV: activity, SLOT_ENV: str(slot)})
+        slot_env = {ACTIVITY_ENV: activity, SLOT_ENV: str(slot), MIGRATED_ENV: "1"}
+        return subprocess.Popen(cmd, env={**env, **slot_env})
 
     procs = [start(i) for i in range(workers)]
     started = [time.monotonic()] * workers
@@ -80,6 +88,17 @@ def supervise(s: Settings, workers: int, cores: int) -> int:
     finally:
         _stop_all(procs)
         os.unlink(activity)
+
+
+def new_activity_file(processes: int) -> str:
+    """A zeroed file of one 8-byte slot per process (``ml.threads.PeerActivity.attach``), in
+    memory (/dev/shm) where there is one; whoever creates it removes it."""
+    shm = "/dev/shm"  # noqa: S108 - mkstemp below creates the file exclusively, mode 0600
+    folder = shm if os.path.isdir(shm) else None
+    fd, path = tempfile.mkstemp(prefix="api-activity-", dir=folder)
+    os.ftruncate(fd, 8 * processes)
+    os.close(fd)
+    return path
 
 
 def _stop_all(procs: list[subprocess.Popen]) -> None:

@@ -26,12 +26,12 @@ class ModelMetadata(msgspec.Struct, frozen=True):
 
 
 class InferInput(msgspec.Struct, frozen=True):
-    """One input tensor; data is flat or nested, row-major."""
+    """One input tensor: data flat or nested, row-major, or binary (binary_data_size)."""
 
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None
     parameters: dict[str, Any] | None = None
 
 
@@ -51,13 +51,14 @@ class InferRequest(msgspec.Struct, frozen=True):
     outputs: list[RequestedOutput] | None = None
 
 
-class InferOutput(msgspec.Struct, frozen=True):
-    """One output tensor, flattened row-major."""
+class InferOutput(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One output tensor, flattened row-major, or binary (parameters.binary_data_size)."""
 
     name: str
     shape: list[int]
     datatype: str
-    data: list[Any]
+    data: list[Any] | None = None
+    parameters: dict[str, Any] | None = None
 
 
 class InferResponse(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -67,6 +68,8 @@ class InferResponse(msgspec.Struct, frozen=True, omit_defaults=True):
     model_version: str
     outputs: list[InferOutput]
     id: str | None = None
+    # The platform's id for POST /feedback (X-Request-Id); image i of several is "<id>.<i>".
+    request_id: str | None = None
 
 
 class Live(msgspec.Struct, frozen=True):

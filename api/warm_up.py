@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 
 import structlog
@@ -39,3 +41,13 @@ async def start_up(
         await warm_up(queries, inference, limit)
     gc.collect()
     gc.freeze()
+    release_free_heap()
+
+
+def release_free_heap() -> None:
+    """Hand the heap that loading freed (artifact bytes, temporary tensors) back to the system:
+    glibc keeps it otherwise: ~5 MB per process measured with mnist_cnn (bench-memory)."""
+    libc = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(libc), "malloc_trim", None) if libc else None
+    if trim is not None:  # glibc only; elsewhere nothing to do
+        trim(0)

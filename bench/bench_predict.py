@@ -1,11 +1,21 @@
-"""`just bench-predict`: the bare loop, a plain baseline server, and ours at 1 and N processes.
+"""`just bench-predict`: ours against the machine's limit, a tuned peer and the original design.
 
-In one run on this machine, one after the other, on the prod version of the model:
-- the bare PyTorch loop (preprocessing + forward, batch 1 and MAX_BATCH, on DEVICE);
+In one run on this machine, one after the other, with the same load generator
+(bench/loadtest.py) and on the prod version of the model:
+- the model's bare loop (preprocessing + forward at batch 1 and MAX_BATCH, on all cores; the
+  eager model and the graph the API serves) and the decode rate on one core (the API's own
+  ``decode_image_b64``, base64 + PNG, and the tensor);
+- the HTTP floor (bench/http_floor.py: a raw ASGI app, one uvicorn process per core, that reads
+  the body and answers a fixed JSON); with the two above, the machine's limit
+  (bench/predict_limit.py);
+- the tuned peer (bench/litserve_peer.py: LitServe, the same frozen graph, one worker per core,
+  dynamic batching up to MAX_BATCH);
 - the baseline (bench/baseline_server.py: one request, one decode, one forward on the event
-  loop, no batching) under the same load as ours;
-- ``python -m api`` with 1 process (/predict and v2 infer) and with N processes (/predict).
-Prints one table with ours ÷ baseline at each concurrency; writes JSON under reports/.
+  loop, no batching, as the original design served);
+- ``python -m api`` with 1 and with N processes: /predict and v2 infer, and each process's PSS
+  before and after its load.
+Prints one table with ours ÷ the limit, ÷ LitServe and ÷ the baseline and the targets, met or
+missed; writes JSON under reports/.
 """
 
 from __future__ import annotations
@@ -14,105 +24,51 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
-import time
-from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from bench.common import (
-    ROOT,
-    child_env,
     ensure_prod_model,
-    free_port,
     machine,
     running_api,
     scrape_histogram,
     served_model,
 )
 from bench.loadtest import run_load, sample_images
-from bench.predict_report import print_report, targets
-from ml.graph import serving_graph
+from bench.predict_limit import decode_rate, machine_limit, model_loops
+from bench.predict_report import print_report
+from bench.predict_servers import (
+    api_memory,
+    memory_available,
+    running_baseline,
+    running_floor,
+    running_litserve,
+    v2_binary_available,
+)
+from bench.predict_targets import targets
 
-
-def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device, graph: str) -> dict:
-    """Time preprocessing + forward (+ the copy back) in a plain loop; images/s and latency."""
-    from ml.preprocess import Normalizer
-
-    normalize = Normalizer.of(meta)
-    batches = [images[(i * batch) % len(images) :][:batch] for i in range(8)]
-    batches = [b if len(b) == batch else images[:batch] for b in batches]
-
-    def step(b: np.ndarray) -> None:
-        model(normalize(torch.from_numpy(b).to(device))).cpu()
-
-    times = []
-    with torch.inference_mode():
-        for i in range(20):
-            step(batches[i % 8])
-        start = time.perf_counter()
-        for i in range(iters):
-            t = time.perf_counter()
-            step(batches[i % 8])
-            times.append(time.perf_counter() - t)
-        wall = time.perf_counter() - start
-    lat = np.array(times) * 1000
-    return {
-        "run": "bare loop",
-        "graph": graph,
-        "processes": 0,
-        "batch": batch,
-        "iterations": iters,
-        "qps": round(batch * iters / wall, 1),
-        "p50_ms": round(float(np.percentile(lat, 50)), 3),
-        "p99_ms": round(float(np.percentile(lat, 99)), 3),
-    }
-
-
-@asynccontextmanager
-async def running_baseline(artifact: Path, version: str):
-    """Start bench.baseline_server on a free port; yield its URL."""
-    from cli.processes import stop_process, wait_healthy
-
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "bench.baseline_server",
-        "--artifact",
-        str(artifact),
-        "--model_version",
-        version,
-        "--port",
-        str(port),
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=child_env())  # noqa: ASYNC220
-    url = f"http://127.0.0.1:{port}"
-    try:
-        await wait_healthy(url, proc, 1, timeout_s=120)
-        yield url
-    finally:
-        stop_process(proc)
+OURS = "ours"
 
 
 async def measure(url: str, run: str, processes: int, endpoint: str, conc: int, args) -> dict:
     """One closed-loop load run, with the mean batch size our servers formed meanwhile."""
-    ours = run != "baseline"
+    ours = run == OURS
     before = await scrape_histogram(url, "batch_size", processes) if ours else None
+    scale = args.floor_scale if run == "floor" else 1
     r = await run_load(
         url,
         args.model_name,
         concurrency=conc,
-        total=args.requests * (1 if conc == 1 else 2),
+        total=args.requests * (1 if conc == 1 else 2) * scale,
         endpoint=endpoint,
         images=args.images,
         warmup=200,
     )
-    row = {"run": run, "processes": processes, **asdict(r), "mean_batch_size": 1.0}
+    row = {"run": run, "processes": processes, **asdict(r), "mean_batch_size": None}
+    if run == "baseline":
+        row["mean_batch_size"] = 1.0
     if ours:
         after = await scrape_histogram(url, "batch_size", processes)
         batches = after[1] - before[1]
@@ -125,6 +81,50 @@ async def measure(url: str, run: str, processes: int, endpoint: str, conc: int, 
     return row
 
 
+async def theirs(args, artifact: Path, version: str, cores: int, s) -> list[dict]:
+    """The floor, LitServe and the baseline, each at every concurrency (the floor also at 1)."""
+    runs = []
+    async with running_floor(cores) as url:
+        for conc in sorted({1, *args.concurrency}):
+            runs.append(await measure(url, "floor", cores, "predict", conc, args))
+    if not args.no_litserve:
+        graph, batch = s.serving.inference_graph, s.serving.max_batch
+        async with running_litserve(artifact, cores, batch, graph, s.serving.device) as url:
+            for conc in args.concurrency:
+                runs.append(await measure(url, "litserve", cores, "predict", conc, args))
+    async with running_baseline(artifact, version) as url:
+        for conc in args.concurrency:
+            runs.append(await measure(url, "baseline", 1, "predict", conc, args))
+    return runs
+
+
+def endpoints(args) -> tuple[str, ...]:
+    """/predict, v2 infer with JSON tensors and, where bench/v2_binary.py is, binary tensors."""
+    if args.no_v2:
+        return ("predict",)
+    return ("predict", "v2", "v2-binary") if v2_binary_available() else ("predict", "v2")
+
+
+async def ours(args) -> tuple[list[dict], dict]:
+    """Ours with 1 and N processes, each endpoint at every concurrency; PSS before and after."""
+    runs: list[dict] = []
+    memory: dict = {}
+    with_memory = memory_available()
+    for workers in sorted({1, *args.workers}):
+        async with running_api(workers) as url:
+            if with_memory:
+                before = await api_memory(url, workers)
+            for endpoint in endpoints(args):
+                for conc in args.concurrency:
+                    runs.append(await measure(url, OURS, workers, endpoint, conc, args))
+            if with_memory:
+                memory[f"x{workers}"] = {
+                    "before": before,
+                    "after": await api_memory(url, workers),
+                }
+    return runs, memory
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     """Every measurement, in one run; returns the report."""
     from ml.device import resolve_device
@@ -132,40 +132,37 @@ async def main_async(args: argparse.Namespace) -> dict:
 
     s = get_settings()
     device = resolve_device(s.serving.device)
+    cores = len(os.sched_getaffinity(0))
     # A fresh machine has no prod model: train one briefly rather than stop on a trace.
     await ensure_prod_model(args.model_name, args.arch or "mnist_cnn", args.train_limit)
     # The bare loop runs at the machine's limit (all cores); the servers use their settings.
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
+    torch.set_num_threads(cores)
     version, model, meta, artifact = await served_model(args.model_name, str(device))
     args.images = sample_images(256)
-    # The model as trained (what the baseline runs) and, where it serves, the frozen graph.
-    graphs = {"eager": model}
-    served = serving_graph(model, s.serving.inference_graph, device, (1, s.serving.max_batch))
-    if served.kind == "frozen":
-        graphs["frozen"] = served.run
-    bare = [
-        bare_loop(run, meta, args.images, batch, iters, device, kind)
-        for kind, run in graphs.items()
-        for batch, iters in (
-            (1, args.bare_iters),
-            (s.serving.max_batch, max(50, args.bare_iters // 16)),
+    mode, max_batch = s.serving.inference_graph, s.serving.max_batch
+    bare = model_loops(model, meta, artifact, args.images, device, mode, max_batch, args.bare_iters)
+    for b in bare:
+        print(
+            f"bare loop {b['graph']} batch {b['batch']} x{b['processes']} process(es) "
+            f"x{b['threads']} thread(s): {b['qps']:,.0f} img/s p50 {b['p50_ms']:.3f} ms",
+            flush=True,
         )
-    ]
-    del model, graphs, served
+    del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
+    decode = decode_rate(args.images[:64])
+    print(f"decode: {decode['per_core_per_s']:,.0f} requests/s on one core", flush=True)
     args.images = args.images[:64]
-    runs: list[dict] = []
-    async with running_baseline(artifact, version) as url:
-        for conc in args.concurrency:
-            runs.append(await measure(url, "baseline", 1, "predict", conc, args))
-    for workers in sorted({1, *args.workers}):
-        async with running_api(workers) as url:
-            endpoints = ("predict", "v2") if workers == 1 and not args.no_v2 else ("predict",)
-            for endpoint in endpoints:
-                for conc in args.concurrency:
-                    runs.append(await measure(url, "ours", workers, endpoint, conc, args))
-    return {
+    runs = await theirs(args, artifact, version, cores, s)
+    mine, memory = await ours(args)
+    runs += mine
+    hi = max(args.concurrency)
+    floor = next(r for r in runs if r["run"] == "floor" and r["concurrency"] == hi)
+    floor_c1 = next(r for r in runs if r["run"] == "floor" and r["concurrency"] == 1)
+    limit = machine_limit(cores, {**floor, "c1_p50_ms": floor_c1["p50_ms"]}, decode, bare)
+    configured = s.api.workers
+    default_workers = configured if configured in {1, *args.workers} else max(args.workers)
+    report = {
         "model_name": args.model_name,
         "model_version": version,
         "architecture": meta.architecture,
@@ -179,9 +176,13 @@ async def main_async(args: argparse.Namespace) -> dict:
             "TORCH_BATCH_THREADS": s.serving.torch_batch_threads,
         },
         "bare_loop": bare,
+        "decode": decode,
+        "limit": limit,
         "http": runs,
-        "targets": targets(bare, runs),
+        "memory": memory,
     }
+    report["targets"] = targets(report, default_workers)
+    return report
 
 
 def main() -> int:
@@ -207,6 +208,10 @@ def main() -> int:
         help="N for the N-process run (default: API_WORKERS, at least 2)",
     )
     p.add_argument("--no_v2", action="store_true", help="skip the v2 infer runs")
+    p.add_argument("--no_litserve", action="store_true", help="skip the LitServe peer")
+    p.add_argument(
+        "--floor_scale", type=int, default=4, help="the HTTP floor's runs send this many x more"
+    )
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     args.model_name = args.model_name or args.arch or "mnist_cnn"

@@ -41,6 +41,10 @@ def png_b64(image: np.ndarray) -> str:
 
 def build_requests(url: str, endpoint: str, model_name: str, images: np.ndarray) -> list[bytes]:
     """Pre-built requests, one per sample image."""
+    if endpoint == "v2-binary":  # the binary tensor extension, as tritonclient sends it
+        from bench.v2_binary import binary_infer_request
+
+        return [binary_infer_request(url, model_name, img[None]) for img in images]
     out = []
     for img in images:
         if endpoint == "predict":

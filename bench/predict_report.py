@@ -1,4 +1,5 @@
-"""The bench-predict table and its targets (ours against the baseline and the bare loop)."""
+"""The bench-predict table: the limit's parts, the HTTP floor, LitServe, the baseline and ours,
+with ours ÷ the limit, ÷ LitServe and ÷ the baseline; then the targets, met or missed."""
 
 from __future__ import annotations
 
@@ -7,85 +8,42 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-console = Console(width=None if sys.stdout.isatty() else 160)
+from bench.predict_targets import find
+
+console = Console(width=None if sys.stdout.isatty() else 170)
+
+COLUMNS = (
+    "run",
+    "procs",
+    "endpoint",
+    "conc / batch",
+    "req/s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "errors",
+    "mean batch",
+    "÷ limit",
+    "÷ LitServe",
+    "÷ base",
+    "p99 ÷ base",
+)
 
 
-def _baseline(runs: list[dict], conc: int) -> dict | None:
-    return next((r for r in runs if r["run"] == "baseline" and r["concurrency"] == conc), None)
+def _x(a: float, b: dict | None, key: str = "qps") -> str:
+    return f"{a / b[key]:.2f}x" if b and b.get(key) else ""
 
 
-def _ours(runs: list[dict], processes: int, conc: int) -> dict | None:
-    return next(
-        (
-            r
-            for r in runs
-            if r["run"] == "ours"
-            and r["processes"] == processes
-            and r["endpoint"] == "predict"
-            and r["concurrency"] == conc
-        ),
-        None,
+def _limit_rows(table: Table, report: dict) -> None:
+    lim = report["limit"]
+    d = report["decode"]
+    table.add_row(
+        "decode (1 core)", "", "", "", f"{d['per_core_per_s']:,.0f}", f"{d['p50_us'] / 1000:.3f}"
     )
-
-
-def _ratio(a: float, b: float) -> float | None:
-    return round(a / b, 3) if b else None
-
-
-def targets(bare: list[dict], runs: list[dict]) -> dict:
-    """The issue's targets, for ours at 1 process and at N: against the baseline, the bare loop."""
-    out: dict = {"zero_errors": all(r["errors"] == 0 for r in runs)}
-    # Ours against the bare loop of the graph it serves (the last one measured), batch 1.
-    bare_b1 = [b for b in bare if b["batch"] == 1][-1]
-    hi = max(r["concurrency"] for r in runs)
-    for processes in sorted({r["processes"] for r in runs if r["run"] == "ours"}):
-        c1, chi = _ours(runs, processes, 1), _ours(runs, processes, hi)
-        b1, bhi = _baseline(runs, 1), _baseline(runs, hi)
-        if not (c1 and chi and b1 and bhi):
-            continue
-        out[f"x{processes}"] = {
-            f"c{hi}_qps_vs_baseline": _ratio(chi["qps"], bhi["qps"]),
-            f"c{hi}_qps_target_met": chi["qps"] >= 2 * bhi["qps"],
-            "c1_p50_ms": c1["p50_ms"],
-            "c1_baseline_p50_ms": b1["p50_ms"],
-            "c1_p50_target_met": c1["p50_ms"] <= b1["p50_ms"],
-            f"c{hi}_p99_vs_baseline": _ratio(chi["p99_ms"], bhi["p99_ms"]),
-            f"c{hi}_p99_target_met": chi["p99_ms"] <= 0.5 * bhi["p99_ms"],
-            f"c{hi}_vs_bare_b1": _ratio(chi["qps"], bare_b1["qps"]),
-            "c1_p50_overhead_vs_bare_ms": round(c1["p50_ms"] - bare_b1["p50_ms"], 3),
-        }
-    return out
-
-
-def print_report(report: dict) -> None:
-    """One table: bare loop, baseline, ours at 1 and N processes; then the targets."""
-    m = report["machine"]
-    title = (
-        f"bench-predict: {report['model_name']} {report['model_version']} "
-        f"({report['architecture']}) on {m.get('device', 'cpu')}, {m['cores']} cores"
-    )
-    table = Table(title=title)
-    cols = (
-        "run",
-        "procs",
-        "endpoint",
-        "conc / batch",
-        "req/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "errors",
-        "mean batch",
-        "req/s ÷ base",
-        "p50 ÷ base",
-        "p99 ÷ base",
-    )
-    for col in cols:
-        table.add_column(col, justify="right")
     for b in report["bare_loop"]:
         table.add_row(
-            f"bare loop, {b.get('graph', 'eager')}",
-            "",
+            f"bare loop, {b['graph']}, {b['threads']} thread{'s' if b['threads'] > 1 else ''}",
+            str(b["processes"]),
             "",
             f"batch {b['batch']}",
             f"{b['qps']:,.0f}",
@@ -94,50 +52,80 @@ def print_report(report: dict) -> None:
             f"{b['p99_ms']:.2f}",
             "0",
             str(b["batch"]),
-            "",
-            "",
-            "",
         )
-    runs = report["http"]
+    table.add_row(
+        "LIMIT", "", "", "", f"{lim['req_per_s']:,.0f}", f"{lim['c1_latency_ms']:.2f} (c=1)"
+    )
+
+
+def print_report(report: dict) -> None:
+    """The table, the limit's terms, then each target with its bound."""
+    m = report["machine"]
+    title = (
+        f"bench-predict: {report['model_name']} {report['model_version']} "
+        f"({report['architecture']}) on {m.get('device', 'cpu')}, {m['cores']} cores"
+    )
+    table = Table(title=title)
+    for col in COLUMNS:
+        table.add_column(col, justify="right")
+    _limit_rows(table, report)
+    runs, limit = report["http"], report["limit"]["req_per_s"]
     for r in runs:
-        base = _baseline(runs, r["concurrency"]) if r["run"] != "baseline" else None
-        ratios = (
-            (
-                f"{r['qps'] / base['qps']:.2f}x",
-                f"{r['p50_ms'] / base['p50_ms']:.2f}",
-                f"{r['p99_ms'] / base['p99_ms']:.2f}",
-            )
-            if base
-            else ("", "", "")
-        )
+        conc = r["concurrency"]
+        theirs = r["run"] in ("floor", "baseline", "litserve")
+        peer = None if r["run"] in ("floor", "litserve") else find(runs, "litserve", conc)
+        base = None if theirs else find(runs, "baseline", conc)
         table.add_row(
             r["run"],
             str(r["processes"]),
             r["endpoint"],
-            f"c={r['concurrency']}",
+            f"c={conc}",
             f"{r['qps']:,.0f}",
             f"{r['p50_ms']:.2f}",
             f"{r['p95_ms']:.2f}",
             f"{r['p99_ms']:.2f}",
             str(r["errors"]),
-            str(r["mean_batch_size"]),
-            *ratios,
+            str(r.get("mean_batch_size", "")),
+            "" if r["run"] == "floor" else f"{r['qps'] / limit:.2f}x",
+            _x(r["qps"], peer),
+            _x(r["qps"], base),
+            _x(r["p99_ms"], base, "p99_ms"),
         )
     console.print(table)
+    lim = report["limit"]
+    us, c1 = lim["core_us_per_request"], lim["c1_terms_ms"]
+    console.print(
+        f"limit = cores / (cores/floor + 1/decode + cores/model) = {lim['req_per_s']:,.0f} req/s: "
+        f"{us['http_floor']:.0f} µs HTTP floor + {us['decode']:.0f} µs decode + "
+        f"{us['model']:.0f} µs model = {us['total']:.0f} µs of core time per request"
+    )
+    console.print(
+        f"c=1 latency limit = floor p50 {c1['floor_p50']:.3f} + decode {c1['decode_p50']:.3f} + "
+        f"batch-1 forward {c1['forward_b1_p50']:.3f} = {lim['c1_latency_ms']:.3f} ms"
+    )
+    _print_memory(report.get("memory") or {})
     t = report["targets"]
     for key, v in t.items():
         if not isinstance(v, dict):
             continue
-        hi = next(k for k in v if k.endswith("_qps_vs_baseline")).split("_")[0]
-        console.print(
-            f"ours {key}: {hi} req/s {v[f'{hi}_qps_vs_baseline']:.2f}x baseline (target >= 2): "
-            f"{_met(v[f'{hi}_qps_target_met'])}; c1 p50 {v['c1_p50_ms']:.2f} vs "
-            f"{v['c1_baseline_p50_ms']:.2f} ms (target <=): {_met(v['c1_p50_target_met'])}; "
-            f"{hi} p99 {v[f'{hi}_p99_vs_baseline']:.2f}x baseline (target <= 0.5): "
-            f"{_met(v[f'{hi}_p99_target_met'])}"
-        )
+        label = f"ours {key}{' (default)' if v['default'] else ''}"
+        for name, c in v["checks"].items():
+            sign = ">=" if c["at_least"] else "<="
+            value = "n/a" if c["value"] is None else f"{c['value']:.2f}"
+            console.print(
+                f"{label}: {name} = {value} (target {sign} {c['bound']:g}): "
+                f"{'pass' if c['met'] else 'MISS'}"
+            )
     console.print(f"zero errors: {t['zero_errors']}")
 
 
-def _met(ok: bool) -> str:
-    return "met" if ok else "NOT met"
+def _print_memory(memory: dict) -> None:
+    """Each API process's PSS before and after the load."""
+    for key, m in memory.items():
+        after = {p["pid"]: p for p in m["after"]}
+        parts = [
+            f"{p['role']} {p['pid']}: {p['pss_mb']:.0f} -> "
+            f"{after[p['pid']]['pss_mb'] if p['pid'] in after else float('nan'):.0f} MB"
+            for p in m["before"]
+        ]
+        console.print(f"ours {key} PSS before -> after the load: {'; '.join(parts)}")

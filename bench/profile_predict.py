@@ -146,6 +146,32 @@ async def main_async(args: argparse.Namespace) -> dict:
     return {"model_name": args.model_name, "machine": machine(), "profiles": results}
 
 
+def print_stages(report: dict) -> None:
+    """µs per request by stage: one column per concurrency, each thread's stages in turn."""
+    from rich.console import Console
+    from rich.table import Table
+
+    profiles = report["profiles"]
+    table = Table(title=f"profile-predict: {report['model_name']}, µs per request by stage")
+    table.add_column("thread: stage")
+    for p in profiles:
+        table.add_column(f"c={p['concurrency']}", justify="right")
+    table.add_row("req/s", *(f"{p['req_per_s']:,.0f}" for p in profiles))
+    table.add_row("p50 ms", *(f"{p['p50_ms']:.2f}" for p in profiles))
+    table.add_row("queue wait (mean µs)", *(str(p["queue_wait_us_mean"]) for p in profiles))
+    for kind in ("event loop thread", "inference thread"):
+        totals = [sum(p["us_per_request"][kind].values()) for p in profiles]
+        table.add_row(f"{kind}: total", *(f"{t:,.0f}" for t in totals))
+        stages = sorted(
+            {s for p in profiles for s in p["us_per_request"][kind]},
+            key=lambda s: -sum(p["us_per_request"][kind].get(s, 0) for p in profiles),
+        )
+        for stage in stages:
+            cells = [p["us_per_request"][kind].get(stage) for p in profiles]
+            table.add_row(f"  {stage}", *("" if c is None else f"{c:,.0f}" for c in cells))
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+
+
 def main() -> int:
     """Entry point."""
     p = argparse.ArgumentParser(prog="python -m bench.profile_predict")
@@ -160,6 +186,7 @@ def main() -> int:
     report = asyncio.run(main_async(args))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
+    print_stages(report)
     print(f"report: {args.out}")
     return 0
 

@@ -4,19 +4,24 @@ settings, the inference service, and its background work, built once at start-up
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from bootstrap.background import Background
 from bootstrap.models import build_inference
 from bootstrap.platform import Platform, build_platform
-from bootstrap.tasks import build_stream_stats
+from bootstrap.tasks import build_checkpointer, build_stream_stats
 from domain.bus import MessageBus
 from domain.keys.buckets import RateLimiter, TokenBuckets
 from ml.inference import InferenceService
+
+if TYPE_CHECKING:
+    from api.online_hooks import OnlineHooks
 from settings import Settings
 from storage.audit.service import AuditService
+from storage.audit.transparency import TransparencyLog
 from storage.console.queries import ConsoleQueries
 from storage.console.sessions import PostgresSessionStore
 from storage.gates.queries import GateQueries
@@ -40,6 +45,7 @@ class ApiServices:
         "keys",
         "audit",
         "console",
+        "transparency",
     )
     settings: Settings
     bus: MessageBus
@@ -49,10 +55,12 @@ class ApiServices:
     keys: KeyQueries
     audit: AuditService
     console: ConsoleQueries
+    transparency: TransparencyLog
     sessions: PostgresSessionStore  # the console's (api/ui/session.py), not a parameter
     inference: InferenceService
     background: Background
     limiter: RateLimiter
+    online: OnlineHooks  # the request path hooks (api/online_hooks.py), on app.state.online
 
 
 LIMITER_TIMEOUT_S = 0.5  # a rate-limit check waits no longer for Redis, then goes local
@@ -64,11 +72,15 @@ async def api_services(
 ) -> AsyncIterator[ApiServices]:
     """Connect (or start the servers) unless ``platform`` is given, build everything the API
     uses, and release it when the block ends (the platform only if built here)."""
+    from api.capture import CaptureSampler
     from api.hot_swap import ProdFollower
+    from api.online_hooks import OnlineHooks
+    from api.supervisor import MIGRATED_ENV
     from api.warm_up import start_up
 
     owned = platform is None
-    p = platform or await build_platform(settings)
+    # Under the supervisor its check migrated already: alembic (~7 MB a process) stays out.
+    p = platform or await build_platform(settings, run_migrations=not os.environ.get(MIGRATED_ENV))
     inference = build_inference(p)
     background = Background()
     background.add("stream-stats", build_stream_stats(p))
@@ -79,8 +91,22 @@ async def api_services(
         follower = ProdFollower(inference, p.redis, p.queries)
         background.add("hot-swap", follower.follow)
         background.add("hot-swap-poll", follower.poll)
+    online = OnlineHooks()
+    capture = CaptureSampler(p.redis, p.traffic_ports.log)
+    online.capture = capture  # after every other subscriber: it takes what they mark to keep
+    background.add("capture-writer", capture.write)
+    background.add("capture-policies", capture.refresh)
+    from api.online_mirror import OnlineFollower
+
+    follower_online = OnlineFollower(inference, p.redis, p.online_ports.log)
+    online.subscribe(follower_online)  # before capture: it marks mirrored requests to keep
+    online.set_router(follower_online)
+    background.add("online-mirror", follower_online.mirror)
+    background.add("online-outcomes", follower_online.write)
+    background.add("online-runs", follower_online.refresh)
     if run_relay:
         background.add("relay", p.relay.run)
+        background.add("checkpointer", build_checkpointer(p))
     # Rate limits shared by every API process through Redis, per process while it is away.
     sec = settings.security
     limiter_redis = quick_redis(p.redis, LIMITER_TIMEOUT_S)
@@ -96,10 +122,12 @@ async def api_services(
             keys=p.keys,
             audit=p.audit,
             console=p.console,
+            transparency=p.transparency,
             sessions=p.sessions,
             inference=inference,
             background=background,
             limiter=limiter,
+            online=online,
         )
     finally:
         await inference.cache.aclose()
@@ -118,9 +146,9 @@ class Servers:
 
 
 @contextlib.asynccontextmanager
-async def reach_servers(settings: Settings) -> AsyncIterator[Servers]:
-    """Start or reach the servers without migrating (the first API process migrates)."""
-    p = await build_platform(settings, run_migrations=False)
+async def reach_servers(settings: Settings, *, migrate: bool = False) -> AsyncIterator[Servers]:
+    """Start or reach the servers; migrate only when asked (else the first API process does)."""
+    p = await build_platform(settings, run_migrations=migrate)
     try:
         yield Servers(queries=p.queries, keys=p.keys, ops=p.ops)
     finally:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from bootstrap.platform import build_platform
 from domain.bus import MessageBus
 from domain.errors import DomainError, UnknownModel
 from settings import Settings, get_settings
 from storage.audit.service import AuditService
+from storage.audit.transparency import TransparencyLog
 from storage.console.queries import ConsoleQueries
 from storage.gates.queries import GateQueries
 from storage.jobs.queries import JobQueries
@@ -35,6 +37,7 @@ class CliServices:
     console: ConsoleQueries
     ops: PlatformOperations
     artifacts: LocalArtifactStore
+    transparency: TransparencyLog
 
 
 @contextlib.asynccontextmanager
@@ -53,6 +56,7 @@ async def cli_services(settings: Settings | None = None) -> AsyncIterator[CliSer
             console=p.console,
             ops=p.ops,
             artifacts=p.artifacts,
+            transparency=p.transparency,
         )
     except UnknownModel as exc:
         if exc.known is None:  # while connected: the message lists the registered names
@@ -61,3 +65,12 @@ async def cli_services(settings: Settings | None = None) -> AsyncIterator[CliSer
         raise
     finally:
         await p.aclose()
+
+
+def log_public_key(settings: Settings | None = None) -> tuple[str, Path]:
+    """The log's public key line and its key file (made on first use), with no server needed."""
+    from storage.audit.checkpoints import load_signer
+
+    s = settings or get_settings()
+    path = s.transparency.signing_key_file or s.files.state_dir / "audit-signing.key"
+    return load_signer(path, s.transparency.log_origin).verifier().vkey(), path

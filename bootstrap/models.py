@@ -17,8 +17,9 @@ def build_model_cache(platform: Platform, *, serving: bool):
         torch_threads=s.torch_threads,
         device=s.device,
         on_cache=inst.record_cache,
+        graph=s.inference_graph,  # workers evaluate on the graph serving runs (ml.graph)
     )
-    if not serving:  # workers evaluate on the model as trained (ml.graph)
+    if not serving:
         return ModelCache(platform.artifacts.path_for, **common)
     cache = ModelCache(
         platform.artifacts.path_for,
@@ -26,7 +27,6 @@ def build_model_cache(platform: Platform, *, serving: bool):
         batch_threads=s.torch_batch_threads,
         idle_threads=s.torch_idle_threads,
         on_batch=inst.record_batch,
-        graph=s.inference_graph,
         **common,
     )
     inst.gauge(
@@ -61,6 +61,7 @@ def build_shard_evaluator(platform: Platform):
         files.data_dir,
         files.cache_dir,
         files.allow_download,
+        platform.datasets.traffic,
     )
 
 

@@ -20,14 +20,19 @@ from domain.jobs.ports import JobLimits, JobPorts, ShardEvaluator, ShardPorts
 from domain.keys import handlers as key_handlers
 from domain.keys.handlers import new_secret
 from domain.keys.ports import KeyPorts
+from domain.online import handlers as online_handlers
+from domain.online.ports import OnlinePorts
 from domain.ports import UnitOfWorkFactory
 from domain.registry import handlers as registry_handlers
 from domain.registry.ports import RegistryPorts
+from domain.traffic import handlers as traffic_handlers
+from domain.traffic.ports import TrafficPorts
 from ml.catalog import DatasetCatalog
 from ml.inspector import TorchArtifactInspector
 from settings import Settings, get_settings
 from storage import event_store
 from storage.audit.service import AuditService
+from storage.audit.transparency import LogPolicy, TransparencyLog
 from storage.connections import create_redis
 from storage.console.queries import ConsoleQueries
 from storage.console.sessions import PostgresSessionStore
@@ -40,6 +45,7 @@ from storage.registry.artifacts import LocalArtifactStore
 from storage.registry.lock import PostgresRegistrationLock
 from storage.registry.queries import RegistryQueries
 from storage.streams.relay import Relay
+from storage.traffic.store import TrafficDatasets
 from storage.unit_of_work import unit_of_work_factory
 
 
@@ -74,6 +80,7 @@ class Platform:
     audit: AuditService
     console: ConsoleQueries
     sessions: PostgresSessionStore
+    transparency: TransparencyLog
 
     @cached_property
     def relay(self) -> Relay:
@@ -98,17 +105,52 @@ class Platform:
         )
 
     @cached_property
-    def bus(self) -> MessageBus:
-        """Every command a process serves without models of its own (a worker adds those)."""
-        from storage.dead_letters.store import PostgresDeadLetterLog, RedisDeadLetterQueue
+    def traffic_ports(self) -> TrafficPorts:
+        """The traffic handlers' ports: policies and datasets in the log, captured requests."""
+        from storage.traffic.store import PostgresCapturedRequests, PostgresTrafficLog
 
-        registry = RegistryPorts(
+        return TrafficPorts(
+            uow=self.uow,
+            log=PostgresTrafficLog(self.engine),
+            captured=PostgresCapturedRequests(self.engine),
+            clock=self.clock,
+        )
+
+    @cached_property
+    def online_ports(self) -> OnlinePorts:
+        """The shadow and canary handlers' ports; a canary promotes through the registry's."""
+        from storage.online.store import PostgresOnlineLog, PostgresOutcomes
+
+        registry = self.registry_ports
+
+        async def promote(cmd):
+            return await registry_handlers.promote_model_version(cmd, registry)
+
+        return OnlinePorts(
+            uow=self.uow,
+            log=PostgresOnlineLog(self.engine),
+            outcomes=PostgresOutcomes(self.engine),
+            clock=self.clock,
+            promote=promote,
+        )
+
+    @cached_property
+    def registry_ports(self) -> RegistryPorts:
+        """The registry handlers' ports."""
+        return RegistryPorts(
             uow=self.uow,
             artifacts=self.artifacts,
             inspector=self.inspector,
             lock=self.registration_lock,
             clock=self.clock,
         )
+
+    @cached_property
+    def bus(self) -> MessageBus:
+        """Every command a process serves without models of its own (a worker adds those)."""
+        from storage.dead_letters.store import PostgresDeadLetterLog, RedisDeadLetterQueue
+
+        registry = self.registry_ports
         gates = GatePorts(
             uow=self.uow, datasets=self.datasets, clock=self.clock, jobs=self.job_ports
         )
@@ -121,6 +163,8 @@ class Platform:
             bind(gate_handlers.HANDLERS, gates),
             bind(key_handlers.HANDLERS, KeyPorts(uow=self.uow, new_secret=new_secret)),
             bind(dead_letter_handlers.HANDLERS, letters),
+            bind(traffic_handlers.HANDLERS, self.traffic_ports),
+            bind(online_handlers.HANDLERS, self.online_ports),
         )
 
     def worker_bus(self, evaluator: ShardEvaluator, latency: PairedLatencyMeter) -> MessageBus:
@@ -154,6 +198,15 @@ async def build_platform(
 def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Platform:
     """Build every adapter once over an engine and a Redis client."""
     files, database = settings.files, settings.database
+    t = settings.transparency
+    policy = LogPolicy(
+        key_file=t.signing_key_file or files.state_dir / "audit-signing.key",
+        origin=t.log_origin,
+        witness_keys=t.witness_keys,
+        every=t.checkpoint_every_events,
+        interval_s=t.checkpoint_interval_s,
+    )
+    transparency = TransparencyLog(engine, redis, policy)
     if settings.security.audit_hmac_key:  # else a key a test set stays
         event_store.set_hmac_key(settings.security.audit_hmac_key)
     return Platform(
@@ -168,7 +221,9 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
             files.artifacts_dir, files.artifact_import_roots, files.max_artifact_bytes
         ),
         inspector=TorchArtifactInspector(),
-        datasets=DatasetCatalog(files.data_dir, files.cache_dir, files.allow_download),
+        datasets=DatasetCatalog(
+            files.data_dir, files.cache_dir, files.allow_download, TrafficDatasets(engine)
+        ),
         queries=RegistryQueries(engine),
         job_queries=JobQueries(engine),
         gate_queries=GateQueries(engine),
@@ -176,7 +231,8 @@ def wire(settings: Settings, engine: AsyncEngine, redis: aioredis.Redis) -> Plat
         shard_queue=RedisShardQueue(redis),
         clock=SystemClock(),
         ops=PlatformOperations(engine, redis, settings.redis.relay_interval_s),
-        audit=AuditService(engine, redis),
+        audit=AuditService(engine, redis, transparency.known_keys),
         console=ConsoleQueries(engine, redis),
         sessions=PostgresSessionStore(engine),
+        transparency=transparency,
     )

@@ -26,6 +26,33 @@ def build_retention(platform: Platform):
     return every(interval, prune, expected=(ServiceUnavailable,), name="retention")
 
 
+def build_traffic_retention(platform: Platform):
+    """A periodic task: delete captured requests past their model's retention (a minute apart)."""
+    from datetime import UTC, datetime
+
+    from domain.errors import ServiceUnavailable
+    from observability.supervisor import every
+
+    captured = platform.traffic_ports.captured
+
+    async def expire() -> None:
+        while await captured.expire(datetime.now(UTC)) > 0:
+            pass  # a batch at a time, until none is left
+
+    return every(60.0, expire, expected=(ServiceUnavailable,), name="traffic-retention")
+
+
+def build_checkpointer(platform: Platform):
+    """A periodic task: extend the log's Merkle tree and sign a checkpoint when one is due."""
+    from redis.exceptions import RedisError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from observability.supervisor import every
+
+    expected = (RedisError, SQLAlchemyError, OSError)
+    return every(1.0, platform.transparency.run_once, expected=expected, name="checkpointer")
+
+
 def build_relay(platform: Platform):
     """The process's log-to-streams relay (built once per platform)."""
     return platform.relay

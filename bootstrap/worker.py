@@ -14,9 +14,11 @@ from bootstrap.background import Background
 from bootstrap.models import build_gate_latency, build_shard_evaluator
 from bootstrap.platform import Platform, build_platform
 from bootstrap.tasks import (
+    build_checkpointer,
     build_retention,
     build_shard_backlog,
     build_stream_stats,
+    build_traffic_retention,
     build_worker_upkeep,
 )
 from consumers import batch_inference
@@ -90,10 +92,17 @@ async def worker(settings: Settings, groups: Mapping[str, ModuleType]) -> AsyncI
     background.add("stream-stats", build_stream_stats(p))
     # Workers relay too (one leader at a time), so jobs progress with no API process running.
     background.add("relay", p.relay.run)
+    background.add("checkpointer", build_checkpointer(p))
     background.add("retention", build_retention(p))
+    background.add("traffic-retention", build_traffic_retention(p))
     if batch_inference.GROUP in groups:
         sweeper = build_shard_sweeper(p, build_shard_backlog(p), ctx.name)
         background.add("shard-sweeper", sweeper)
+    from consumers import shadow_evaluation
+
+    if shadow_evaluation.GROUP in groups:
+        evaluate = shadow_evaluation.evaluator(ctx, p.online_ports.log)
+        background.add("online-evaluator", evaluate)
     for runner in build_runners(ctx, p, groups):
         background.add(f"group:{runner.group}", runner.run)
     try:

@@ -29,17 +29,20 @@ from domain.gates.commands import GetGatePolicy, RequestGate
 from domain.gates.views import GateView
 from domain.registry.commands import ApprovePromotion, SetGatePolicy
 from events.base import EventMetadata
-from events.gates import PASS
+from events.gates import INCONCLUSIVE, PASS
 
 USAGE = "usage: gate MODEL_NAME CANDIDATE_VERSION BASELINE_VERSION [--dataset ID] [--json]"
 DEMO_DATASET = "fashion_mnist_1000"
-SWITCHES = ("require_gate", "auto_gate", "auto_promote", "require_not_significant")
+SWITCHES = ("require_gate", "auto_gate", "auto_promote")
+# The non-inferiority thresholds (docs/gates.md).
 NUMBERS = {
     "max_accuracy_drop": float,
-    "max_p95_latency_increase": float,
+    "max_latency_increase": float,
     "alpha": float,
-    "max_gate_age_s": int,
+    "min_images": int,
 }
+# An INCONCLUSIVE verdict exits with its own code: not a FAIL, not a pass either.
+EXIT_INCONCLUSIVE = 4
 # Top-level policy fields set by value (--gate-dataset '' clears the dataset: the reference one).
 POLICY_VALUES = {
     "max_gate_age_s": int,
@@ -48,12 +51,15 @@ POLICY_VALUES = {
     "force_role": str,
     "approvals_required": int,
     "max_request_age_s": int,
+    "on_inconclusive": str,
 }
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The gate verbs' grammar (the original --model_name style flags are kept)."""
-    p = sub.add_parser("gate", help="gate CANDIDATE against BASELINE (exit 0 PASS, 1 FAIL)")
+    p = sub.add_parser(
+        "gate", help="gate CANDIDATE against BASELINE (exit 0 PASS, 1 FAIL, 4 INCONCLUSIVE)"
+    )
     for f in ("model_name", "candidate_version", "baseline_version"):
         p.add_argument(f, nargs="?", default=None)
         p.add_argument(f"--{f}", dest=f"{f}_opt", default=None, help=argparse.SUPPRESS)
@@ -116,7 +122,7 @@ async def watch_gate(p, gate_id: str, quiet: bool, timeout_s: float = 3600) -> G
 
 
 def show(view: GateView, as_json: bool) -> int:
-    """Print the verdict (table or JSON); the exit code: 0 PASS, 1 FAIL or errored."""
+    """Print the verdict (table or JSON); the exit code: 0 PASS, 1 FAIL or errored, 4 INCONCLUSIVE."""
     if as_json:
         sys.stdout.write(msgspec.json.format(msgspec.json.encode(view)).decode() + "\n")
     else:
@@ -125,6 +131,8 @@ def show(view: GateView, as_json: bool) -> int:
             console.print(note, highlight=False)
     if view.verdict == PASS:
         return 0
+    if view.verdict == INCONCLUSIVE:
+        return EXIT_INCONCLUSIVE
     if view.error:
         return fail(f"gate {view.gate_id} errored: {view.error}")
     return 1
@@ -192,15 +200,7 @@ async def gate_policy_cmd(args: argparse.Namespace, values: Values, meta: EventM
         current = await p.bus.handle(GetGatePolicy(model_name=name))
         top = {k: getattr(args, k) for k in ("require_gate", "auto_gate", "auto_promote")}
         top |= {k: getattr(args, k) for k in POLICY_VALUES}
-        low = {
-            k: getattr(args, k)
-            for k in (
-                "max_accuracy_drop",
-                "max_p95_latency_increase",
-                "alpha",
-                "require_not_significant",
-            )
-        }
+        low = {k: getattr(args, k) for k in NUMBERS}
         top = {k: v for k, v in top.items() if v is not None}
         if top.get("gate_dataset") == "":
             top["gate_dataset"] = None  # back to the model's reference dataset

@@ -27,9 +27,10 @@ def _p(value: float | None) -> str:
 
 def check_row(c: GateCheck) -> list[str]:
     """One check as table cells: figures in the unit the check is judged in."""
-    verdict = f"[bold green]{c.verdict}[/]" if c.verdict == "PASS" else f"[bold red]{c.verdict}[/]"
+    colour = {"PASS": "green", "INCONCLUSIVE": "yellow"}.get(c.verdict, "red")
+    verdict = f"[bold {colour}]{c.verdict}[/]"
     interval = ""
-    if c.name == "p95_latency":
+    if c.name in ("latency", "p95_latency"):  # p95_latency: verdicts before non-inferiority
         if c.ci_low is not None and c.ci_high is not None:
             interval = f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]"
         figures = [f"{c.baseline:.2f} ms", f"{c.candidate:.2f} ms", f"{c.delta:+.1%}"]
@@ -53,6 +54,11 @@ def check_row(c: GateCheck) -> list[str]:
     ]
 
 
+def non_inferiority(g: GateView) -> bool:
+    """Whether a verdict was reached by non-inferiority (else by the point-estimate rule)."""
+    return g.latency is not None and g.latency.statistic == "median_ratio"
+
+
 def verdict_table(g: GateView) -> Table:
     """The verdict: one row per check, with the figures behind it."""
     title = (
@@ -60,6 +66,7 @@ def verdict_table(g: GateView) -> Table:
         f"{g.baseline_version} (baseline) on {g.dataset_id}: {g.verdict or g.status.upper()}"
     )
     table = Table(title=title)
+    level = f"{(1 - 2 * g.thresholds.alpha) * 100:g}%" if non_inferiority(g) else "95%"
     for col in (
         "check",
         "baseline",
@@ -67,7 +74,7 @@ def verdict_table(g: GateView) -> Table:
         "delta",
         "threshold",
         "p-value",
-        "95% interval",
+        f"{level} interval",
         "verdict",
     ):
         table.add_column(col, justify="left" if col == "check" else "right")
@@ -79,21 +86,37 @@ def verdict_table(g: GateView) -> Table:
 def verdict_notes(g: GateView) -> list[str]:
     """The lines under the table: the paired counts and the latency run."""
     notes = []
+    new = non_inferiority(g)
     if g.accuracy is not None:
         a = g.accuracy
+        how = (
+            f"Newcombe {(1 - 2 * g.thresholds.alpha) * 100:g}% interval against the margin"
+            if new
+            else "McNemar exact test, Newcombe 95% interval"
+        )
         notes.append(
             f"paired accuracy on {a.images:,} images: both right or both wrong on "
             f"{a.images - a.only_baseline_correct - a.only_candidate_correct:,}, only the candidate "
             f"right on {a.only_candidate_correct:,}, only the baseline right on "
-            f"{a.only_baseline_correct:,} (McNemar exact test, Newcombe 95% interval)"
+            f"{a.only_baseline_correct:,} ({how})"
         )
     if g.latency is not None:
         lat = g.latency
-        notes.append(
-            f"paired latency: {lat.batches} batches of {lat.batch_size} images, the two versions "
-            f"alternated {lat.order} on the same batches; p95 ratio {lat.ratio:.3f} "
-            f"(bootstrap 95% interval {lat.ci_low:.3f}-{lat.ci_high:.3f})"
-        )
+        if new:
+            notes.append(
+                f"paired latency in {lat.unit}: {lat.batches} rounds, the two versions "
+                f"alternated {lat.order} on the same batches; median per-round ratio "
+                f"{lat.ratio:.3f} (sign-test interval {lat.ci_low:.3f}-{lat.ci_high:.3f})"
+            )
+        else:
+            notes.append(
+                f"paired latency: {lat.batches} batches of {lat.batch_size} images, the two "
+                f"versions alternated {lat.order} on the same batches; p95 ratio {lat.ratio:.3f} "
+                f"(bootstrap 95% interval {lat.ci_low:.3f}-{lat.ci_high:.3f}); recorded under the "
+                "point-estimate rule"
+            )
+    if g.verdict == "INCONCLUSIVE":
+        notes.append(f"INCONCLUSIVE: needs {g.needed or 'more evidence'}")
     return notes
 
 
@@ -125,9 +148,10 @@ def policy_table(model_name: str, p: GatePolicy) -> Table:
     table.add_column("value", justify="right")
     for key, value in (
         ("max_accuracy_drop", f"{t.max_accuracy_drop * 100:g} pts"),
-        ("max_p95_latency_increase", f"{t.max_p95_latency_increase:.0%}"),
-        ("require_not_significant", str(t.require_not_significant).lower()),
-        ("alpha", f"{t.alpha:g}"),
+        ("max_latency_increase", f"{t.max_latency_increase:.0%} (median paired ratio)"),
+        ("alpha", f"{t.alpha:g} (one-sided)"),
+        ("min_images", f"{t.min_images:,}"),
+        ("on_inconclusive", p.on_inconclusive),
         ("require_gate", str(p.require_gate).lower()),
         ("max_gate_age_s", f"{p.max_gate_age_s:,}"),
         ("auto_gate", str(p.auto_gate).lower()),

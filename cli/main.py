@@ -20,8 +20,13 @@ from cli import (
     dlq_commands,
     gate_commands,
     key_commands,
+    log_commands,
     ml_commands,
+    online_commands,
     registry_commands,
+    traffic_commands,
+    trail_commands,
+    witness,
 )
 from cli.output import fail
 from cli.usage import Parser, UsageError
@@ -131,9 +136,14 @@ def build_parser() -> Parser:
     sub.add_parser("servers", help="start the embedded servers and print their URLs")
     sub.add_parser("down", help="stop the embedded servers")
     audit_commands.add_parsers(sub)
+    log_commands.add_parsers(sub)
+    trail_commands.add_parsers(sub)
     key_commands.add_parsers(sub)
     gate_commands.add_parsers(sub)
     dlq_commands.add_parsers(sub)
+    traffic_commands.add_parsers(sub)
+    online_commands.add_parsers(sub)
+    witness.add_parsers(sub)
     return parser
 
 
@@ -155,9 +165,14 @@ COMMANDS: dict[str, Callable[..., Awaitable[int]]] = {
     "rebuild-projections": registry_commands.rebuild,
     "servers": registry_commands.servers,
     **audit_commands.COMMANDS,
+    **log_commands.COMMANDS,
+    **trail_commands.COMMANDS,
     **key_commands.COMMANDS,
     **gate_commands.COMMANDS,
     **dlq_commands.COMMANDS,
+    **traffic_commands.COMMANDS,
+    **online_commands.COMMANDS,
+    **witness.COMMANDS,
 }
 
 

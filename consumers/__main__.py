@@ -14,7 +14,13 @@ import structlog
 
 from bootstrap import get_settings, settings_or_exit
 from bootstrap.worker import worker as build_worker
-from consumers import batch_inference, gate_evaluation, metric_aggregation
+from consumers import (
+    batch_inference,
+    gate_evaluation,
+    metric_aggregation,
+    shadow_evaluation,
+    traffic_recorder,
+)
 from observability import exposition, tracing
 from observability.logging import configure_logging
 from observability.metrics import set_role
@@ -24,6 +30,8 @@ GROUPS = {
     batch_inference.GROUP: batch_inference,
     metric_aggregation.GROUP: metric_aggregation,
     gate_evaluation.GROUP: gate_evaluation,
+    traffic_recorder.GROUP: traffic_recorder,
+    shadow_evaluation.GROUP: shadow_evaluation,
 }
 
 

@@ -13,7 +13,7 @@ import structlog
 
 from consumers.context import WorkerContext, delivery
 from domain.errors import Conflict
-from domain.gates.aggregate import ERRORED, FAILED, PASSED
+from domain.gates.aggregate import ERRORED, FAILED, PASSED, UNDECIDED
 from domain.gates.commands import (
     CheckGate,
     CheckGatesOfJob,
@@ -31,7 +31,7 @@ from observability.metrics import instruments
 GROUP = "gate-evaluation"
 STREAMS = [GATES_STREAM, JOBS_STREAM, EVAL_STREAM]
 JOB_ENDS = (b"BatchJobCompleted", b"BatchJobFailed", b"BatchJobCancelled")
-RESULTS = {PASSED: "pass", FAILED: "fail", ERRORED: "error"}
+RESULTS = {PASSED: "pass", FAILED: "fail", UNDECIDED: "inconclusive", ERRORED: "error"}
 log = structlog.get_logger(GROUP)
 
 

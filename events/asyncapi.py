@@ -17,7 +17,9 @@ from msgspec import inspect as mi
 
 from events.base import Event
 from events.codec import decode_event, encode_event, event_types
-from events.streams import area_stream
+from events.online import OUTCOME_EXAMPLE, OUTCOMES_STREAM, PairedOutcome
+from events.streams import CHECKPOINTS_STREAM, area_stream
+from events.traffic import CAPTURED_STREAM, CapturedRow
 
 REF = "#/components/schemas/{name}"
 ENTRY_FIELDS = {
@@ -35,6 +37,8 @@ ENTRY_FIELDS = {
     "hash": (None, "The row's hash in the log's chain (hex): an anchor outside PostgreSQL."),
     "hash_scheme": ("integer", "How the hash was made: 2 SHA-256, 3 HMAC-SHA-256."),
 }
+# Messages of streams that carry work, not log events (no event type decodes them).
+WORK_MESSAGES = {"CheckpointSigned", "RequestsCaptured", "OutcomesPaired"}
 _KNOWN = {
     "model_name": "mnist_cnn",
     "dataset_id": "fashion_mnist_1000",
@@ -146,6 +150,9 @@ def document() -> dict[str, Any]:
             "channel": {"$ref": f"#/channels/{key}"},
             "messages": [{"$ref": f"#/channels/{key}/messages/{n}"} for n in names],
         }
+    _checkpoints(channels, operations, schemas, messages)
+    _captured(channels, operations, schemas, messages)
+    _outcomes(channels, operations, schemas, messages)
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -165,6 +172,121 @@ def document() -> dict[str, Any]:
         "channels": channels,
         "operations": operations,
         "components": {"schemas": schemas, "messages": messages},
+    }
+
+
+CHECKPOINT_ENTRY = {
+    "type": "object",
+    "required": ["size", "root", "note"],
+    "properties": {
+        "size": {"type": "integer", "minimum": 1, "description": "tree size (also the entry id)"},
+        "root": {"type": "string", "pattern": "^[0-9a-f]{64}$", "description": "root, hex"},
+        "note": {"type": "string", "description": "the C2SP signed note, as GET /log/checkpoint"},
+    },
+}
+
+
+CHECKPOINT_EXAMPLE = {
+    "size": 100,
+    "root": "691d2a7f8e1e7eee9dfcdccdcbbdb9ce45d9c30d5e8d369a3f242f5c81b0e72a",
+    "note": "inference-platform/event-log\n100\naR0qf44efu6d/NzNy725zkXZww1XjTaVPyQvXIGw5yo=\n\n"
+    "— inference-platform/event-log wC0SyJYM…\n",
+}
+
+
+def _checkpoints(channels: dict, operations: dict, schemas: dict, messages: dict) -> None:
+    """The checkpoint announcements: not log events, but read by witnesses and monitors."""
+    key = _key(CHECKPOINTS_STREAM)
+    schemas["CheckpointSigned"] = CHECKPOINT_ENTRY
+    messages["CheckpointSigned"] = {
+        "name": "CheckpointSigned",
+        "title": "CheckpointSigned",
+        "summary": "The log signed a checkpoint of its Merkle tree (docs/audit.md).",
+        "contentType": "application/json",
+        "payload": {"$ref": REF.format(name="CheckpointSigned")},
+        "examples": [{"name": "CheckpointSigned-example", "payload": CHECKPOINT_EXAMPLE}],
+    }
+    channels[key] = {
+        "address": CHECKPOINTS_STREAM,
+        "description": f"Redis stream {CHECKPOINTS_STREAM}: each signed checkpoint once, entry id "
+        "<size>-0; the checkpoints themselves are kept in PostgreSQL.",
+        "messages": {"CheckpointSigned": {"$ref": "#/components/messages/CheckpointSigned"}},
+    }
+    operations[f"receive_{key}"] = {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{key}"},
+        "messages": [{"$ref": f"#/channels/{key}/messages/CheckpointSigned"}],
+    }
+
+
+CAPTURED_EXAMPLE = {
+    "request_id": "3f2c9a1e0b7d4c5e8f6a1b2c3d4e5f60",
+    "model_name": "mnist_cnn",
+    "model_version": "v1.0.0",
+    "captured_at": "2026-12-05T20:00:00Z",
+    "input": "<784 bytes>",
+    "input_dtype": "uint8",
+    "prediction": 7,
+    "scores": [0.1] * 10,
+    "latency_ms": 3.2,
+    "retention_days": 30,
+    "trace_id": None,
+    "routed": False,
+}
+
+
+def _captured(channels: dict, operations: dict, schemas: dict, messages: dict) -> None:
+    """Captured requests: work messages of the traffic-recorder group, not log events."""
+    key = _key(CAPTURED_STREAM)
+    _, found = msgspec.json.schema_components([CapturedRow], ref_template=REF)
+    schemas.update(found)
+    messages["RequestsCaptured"] = {
+        "name": "RequestsCaptured",
+        "title": "RequestsCaptured",
+        "summary": "Sampled requests of one API process (docs/traffic.md): field rows, a "
+        "msgpack array of CapturedRow (input: the [28,28] tensor's raw bytes).",
+        "contentType": "application/msgpack",
+        "payload": {"type": "array", "items": {"$ref": REF.format(name="CapturedRow")}},
+        "examples": [{"name": "RequestsCaptured-example", "payload": [CAPTURED_EXAMPLE]}],
+    }
+    channels[key] = {
+        "address": CAPTURED_STREAM,
+        "description": f"Redis stream {CAPTURED_STREAM}: batches of captured requests, trimmed "
+        "by MAXLEN; the traffic-recorder group stores them in PostgreSQL.",
+        "messages": {"RequestsCaptured": {"$ref": "#/components/messages/RequestsCaptured"}},
+    }
+    operations[f"receive_{key}"] = {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{key}"},
+        "messages": [{"$ref": f"#/channels/{key}/messages/RequestsCaptured"}],
+    }
+
+
+def _outcomes(channels: dict, operations: dict, schemas: dict, messages: dict) -> None:
+    """Paired outcomes: work messages of the shadow-evaluation group (docs/online.md)."""
+    key = _key(OUTCOMES_STREAM)
+    _, found = msgspec.json.schema_components([PairedOutcome], ref_template=REF)
+    schemas.update(found)
+    ref = {"$ref": REF.format(name="PairedOutcome")}
+    messages["OutcomesPaired"] = {
+        "name": "OutcomesPaired",
+        "title": "OutcomesPaired",
+        "summary": "Both versions' answers to mirrored requests of one API process: field rows, "
+        "a msgpack array of PairedOutcome (a failed side's prediction is null).",
+        "contentType": "application/msgpack",
+        "payload": {"type": "array", "items": ref},
+        "examples": [{"name": "OutcomesPaired-example", "payload": [OUTCOME_EXAMPLE]}],
+    }
+    channels[key] = {
+        "address": OUTCOMES_STREAM,
+        "description": f"Redis stream {OUTCOMES_STREAM}: batches of paired outcomes, trimmed by "
+        "MAXLEN; the shadow-evaluation group stores them in PostgreSQL.",
+        "messages": {"OutcomesPaired": {"$ref": "#/components/messages/OutcomesPaired"}},
+    }
+    operations[f"receive_{key}"] = {
+        "action": "receive",
+        "channel": {"$ref": f"#/channels/{key}"},
+        "messages": [{"$ref": f"#/channels/{key}/messages/OutcomesPaired"}],
     }
 
 

@@ -7,12 +7,14 @@ from typing import Any
 import msgspec
 
 from events.audit import AuditKeyAdopted
-from events.base import Event
+from events.base import Event, EventMetadata, RecordedEvent
 from events.dead_letters import DeadLetterEvent
 from events.gates import GateEvent
 from events.jobs import EvaluationRecorded, JobEvent
 from events.keys import KeyEvent
+from events.online import OnlineEvent
 from events.registry import RegistryEvent
+from events.traffic import TrafficEvent
 
 _EVENT_TYPES: dict[str, type[Event]] = {}
 _decoders: dict[str, msgspec.json.Decoder[Any]] = {}
@@ -31,6 +33,8 @@ register_event_types(*GateEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*KeyEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(*DeadLetterEvent.__args__)  # type: ignore[attr-defined]
 register_event_types(AuditKeyAdopted)
+register_event_types(*TrafficEvent.__args__)  # type: ignore[attr-defined]
+register_event_types(*OnlineEvent.__args__)  # type: ignore[attr-defined]
 
 _encoder = msgspec.json.Encoder()
 
@@ -80,3 +84,21 @@ def area_of(type_name: str) -> str:
         return _EVENT_TYPES[type_name].area
     except KeyError:
         raise ValueError(f"unknown event type {type_name!r}") from None
+
+
+def recorded_from_row(row: Any) -> RecordedEvent:
+    """An event_log row (any object with its columns as attributes) as a decoded RecordedEvent."""
+    return RecordedEvent(
+        position=row.position,
+        stream_id=row.stream_id,
+        stream_version=row.stream_version,
+        event_id=row.event_id,
+        recorded_at=row.recorded_at,
+        metadata=EventMetadata(
+            actor=row.actor,
+            correlation_id=row.correlation_id,
+            causation_id=row.causation_id,
+            trace_context=row.trace_context,
+        ),
+        event=decode_event(row.event_type, row.payload, row.schema_version),
+    )

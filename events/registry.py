@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
@@ -52,6 +52,8 @@ class ModelVersionPromoted(Event, frozen=True, kw_only=True):
     force_reason: str | None = None
     # The gate whose PASS allowed (or, with auto-promote, caused) this promotion.
     gate_id: str | None = None
+    # The canary whose every step passed on live traffic (it satisfies require_gate).
+    canary_id: str | None = None
     # Four eyes: who requested the promotion and who approved it (empty without a request).
     requested_by: str | None = None
     approved_by: list[str] = msgspec.field(default_factory=list)
@@ -69,6 +71,10 @@ class PromotionRequested(Event, frozen=True, kw_only=True):
     reason: str | None = None
     forced: bool = False
     gate_id: str | None = None
+    # A canary that passed every step, and the prod it was compared against: with four eyes
+    # its promotion waits for approvals like any other, and only while that prod still holds.
+    canary_id: str | None = None
+    canary_prod: str | None = None
 
 
 class PromotionApproved(Event, frozen=True, kw_only=True):
@@ -118,6 +124,7 @@ class ModelVersionArchived(Event, frozen=True, kw_only=True):
 class GatePolicySet(Event, frozen=True, kw_only=True):
     """A model's gate policy was replaced (thresholds, required/automatic gates)."""
 
+    schema_version: ClassVar[int] = 2  # 2: non-inferiority thresholds (events.gates upcasts 1)
     model_name: str
     policy: GatePolicy = msgspec.field(default_factory=GatePolicy)
     reason: str | None = None

@@ -11,6 +11,8 @@ GATES_STREAM = "gates.events"
 # Work messages (shards) are not events: they live only in Redis and are re-planned from
 # PostgreSQL if Redis loses them.
 SHARDS_STREAM = "jobs.shards"
+# Signed checkpoints of the log's Merkle tree, entry id <tree size>-0 (docs/audit.md).
+CHECKPOINTS_STREAM = "audit.checkpoints"
 
 
 def dead_letter_stream(stream: str) -> str:

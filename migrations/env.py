@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import storage.online.tables  # noqa: F401  (the online tables join the shared metadata)
 from storage.tables import metadata as target_metadata
 
 config = context.config

@@ -32,7 +32,7 @@ class TorchPairedLatency:
         order: str = "ABBA",
     ) -> None:
         self.evaluator = evaluator
-        self.rounds = rounds
+        self.rounds = rounds + rounds % 2  # even: each version first in half the rounds
         self.batch_size = batch_size
         self.order = order
 

@@ -61,7 +61,10 @@ def serving_graph(
             # here (module docstring); the warning would only repeat at every load.
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the check below decides
-            frozen = torch.jit.optimize_for_inference(torch.jit.trace(module.eval(), samples[0]))
+            # check_trace=False: _differs below checks every size; torch's own check compares
+            # with torch.testing, which imports torch.distributed and sympy (~50 MB a process).
+            traced = torch.jit.trace(module.eval(), samples[0], check_trace=False)
+            frozen = torch.jit.optimize_for_inference(traced)
             disagreement = next(filter(None, (_differs(module, frozen, x) for x in samples)), "")
     except Exception as exc:  # any failure to build or run it means: serve the eager model
         return ServingGraph(module, "eager", f"the frozen graph could not be built: {exc}"[:300])

@@ -6,8 +6,10 @@ each round takes one batch and forwards it through both models back to back, so 
 timings of a round share the machine's state. The order inside a round alternates ABBA
 (A then B, then B then A, ...) so that neither model is always first (cold caches) or second
 (inputs already in cache), and a slow drift of the machine cancels over each pair of rounds;
-``order="random"`` flips a seeded coin per round instead. The figures feed
-``domain.gates.stats.paired_latency``. Blocking: run it in the inference thread.
+``order="random"`` shuffles the rounds' orders (seeded, still half each way) instead. The
+figures are ms per batch; the gate judges the median of the per-round ratios
+candidate/baseline (``domain.gates.noninferiority.paired_ratio``). Blocking: run it in the
+inference thread.
 """
 
 from __future__ import annotations
@@ -52,11 +54,13 @@ def batches_of(images: np.ndarray, batch_size: int) -> list[np.ndarray]:
 
 
 def round_orders(rounds: int, order: str = "ABBA", seed: int = 0) -> list[bool]:
-    """For each round, True when the baseline (A) runs first."""
+    """For each round, True when the baseline (A) runs first; either way, each version goes
+    first in half the rounds (counterbalanced: a seeded shuffle of equal halves for random)."""
     if order == "ABBA":
         return [i % 2 == 0 for i in range(rounds)]
     if order == "random":
-        return [bool(x) for x in np.random.default_rng(seed).integers(0, 2, rounds)]
+        firsts = np.arange(rounds) % 2 == 0
+        return [bool(x) for x in np.random.default_rng(seed).permutation(firsts)]
     raise ValueError(f"unknown order {order!r}; use one of {', '.join(ORDERS)}")
 
 

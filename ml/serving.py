@@ -52,7 +52,7 @@ class ModelCache:
         graph: str = "eager",
     ) -> None:
         self.resolve_path = resolve_path
-        self.graph = graph  # INFERENCE_GRAPH (ml.graph); workers evaluate on the eager model
+        self.graph = graph  # INFERENCE_GRAPH (ml.graph), for serving and batch evaluation alike
         self.device = resolve_device(device)
         self.warm_up = warm_up
         self.max_models = max_models

@@ -49,9 +49,15 @@ class TorchShardEvaluator:
     """Loads datasets (a few kept in memory) off the event loop and runs shards on the cache."""
 
     def __init__(
-        self, models: ModelCache, data_dir: Path | None, cache_dir: Path, allow_download: bool
+        self,
+        models: ModelCache,
+        data_dir: Path | None,
+        cache_dir: Path,
+        allow_download: bool,
+        traffic=None,
     ) -> None:
         self.models = models
+        self.traffic = traffic  # frozen traffic datasets (ml.catalog.FrozenTraffic), if any
         self.data_dir = data_dir
         self.cache_dir = cache_dir
         self.allow_download = allow_download
@@ -62,6 +68,9 @@ class TorchShardEvaluator:
         """Images and labels of a dataset id; decoding runs in a thread, once per id."""
         async with self._lock:
             hit = self._datasets.get(dataset_id)
+            if hit is None and self.traffic is not None and dataset_id.startswith("traffic:"):
+                hit = await self.traffic.load(dataset_id)  # frozen: never changes
+                self._datasets[dataset_id] = hit
             if hit is None:
                 hit = await asyncio.to_thread(self._load, dataset_id)
                 self._datasets[dataset_id] = hit

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import mmap
 import os
-import tempfile
 import threading
 import time
 
@@ -111,17 +110,6 @@ class PeerActivity:
             return True
         since = time.monotonic() - self.WINDOW_S
         return all(last < since for i, last in enumerate(slots) if i != self._mine)
-
-
-def new_activity_file(processes: int) -> str:
-    """A zeroed file of one 8-byte slot per process (``PeerActivity.attach``), in memory
-    (/dev/shm) where there is one; whoever creates it removes it."""
-    shm = "/dev/shm"  # noqa: S108 - mkstemp below creates the file exclusively, mode 0600
-    folder = shm if os.path.isdir(shm) else None
-    fd, path = tempfile.mkstemp(prefix="api-activity-", dir=folder)
-    os.ftruncate(fd, 8 * processes)
-    os.close(fd)
-    return path
 
 
 PEERS = PeerActivity()

@@ -39,7 +39,8 @@ __all__ = [
     "set_role",
     "shows_empty",
 ]
-GATE_RESULTS = ("pass", "fail", "error")
+GATE_RESULTS = ("pass", "fail", "inconclusive", "error")
+CANARY_SHARE = "Share (0 to 1) of a model's unpinned requests this API process routes to a canary"
 Samples = list[tuple[float, dict[str, str]]]
 
 
@@ -77,6 +78,35 @@ class Instruments:
         self.cache_misses = c("model_cache_misses", "Model lookups that had to load the model")
         self.cache_loads = c("model_cache_loads", "Model loads by outcome (ok, failed)")
         self.hot_swaps = c("hot_swaps", "Prod-version switches applied by this API process", API)
+        # Request path hooks and traffic capture (api/online_hooks.py, api/capture.py).
+        self.online_hook_errors = c(
+            "online_hook_errors", "Answered requests a request-path subscriber failed on", API
+        )
+        self.traffic_captured = c(
+            "traffic_captured", "Requests sampled for capture and written to traffic.captured", API
+        )
+        self.traffic_dropped = c(
+            "traffic_dropped",
+            "Sampled requests dropped before traffic.captured (queue_full, redis_error)",
+            API,
+        )
+        self.traffic_recorded = c(
+            "traffic_recorded", "Captured requests stored in PostgreSQL by traffic-recorder", WORKER
+        )
+        # Shadow mirror and canary (api/online_mirror.py, consumers/shadow_evaluation.py).
+        self.online_mirrored = c(
+            "online_mirrored", "Requests answered by both versions of a shadow or canary", API
+        )
+        self.online_dropped = c(
+            "online_dropped",
+            "Requests not mirrored (queue_full, busy, outcomes_full, redis_error)",
+            API,
+        )
+        self.online_outcomes = c(
+            "online_outcomes", "Paired outcomes stored by shadow-evaluation", WORKER
+        )
+        # The router (api/online_mirror.py) sets the callback; empty until it does.
+        self.gauge("canary_share", CANARY_SHARE, lambda: [], roles=API)
         # Batch jobs and consumer groups (consumers/).
         self.batch_job_duration = h(
             "batch_job_duration_seconds", "Batch job wall time", roles=WORKER
@@ -106,14 +136,16 @@ class Instruments:
         DECLARED[name] = Declared("counter", text, roles=roles)
         return meter().create_counter(name, description=text)
 
-    def gauge(self, name: str, description: str, callback: Callable[[], Samples]) -> None:
+    def gauge(
+        self, name: str, description: str, callback: Callable[[], Samples], roles=API | WORKER
+    ) -> None:
         """Register an observable gauge once (a later call replaces the callback)."""
         with self._lock:
             known = name in self._gauges
             self._gauges[name] = callback
         if known:
             return
-        DECLARED[name] = Declared("gauge", description)
+        DECLARED[name] = Declared("gauge", description, roles=roles)
 
         def observe(_options):
             return [Observation(v, labels) for v, labels in self._gauges[name]()]

@@ -17,6 +17,7 @@ from settings.parse import ROLES, SettingsError
 from settings.security import SecuritySettings
 from settings.serving import ApiSettings, ServingSettings
 from settings.stores import DatabaseSettings, FileSettings, RedisSettings
+from settings.transparency import TransparencySettings
 
 __all__ = [
     "ROLES",
@@ -42,6 +43,7 @@ class Settings:
     batch: BatchSettings = field(default_factory=BatchSettings)
     gates: GateSettings = field(default_factory=GateSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    transparency: TransparencySettings = field(default_factory=TransparencySettings)
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
 
     def changed(self, **groups: dict[str, Any]) -> Settings:

@@ -56,7 +56,8 @@ class ServingSettings:
         "INFERENCE_GRAPH",
         "auto",
         ("auto", "frozen", "eager"),
-        "What runs the API's forwards: `frozen` (traced, weights folded), `eager` (as trained) or "
+        "What runs the forwards of the API and of batch workers: `frozen` (traced, weights "
+        "folded), `eager` (as trained) or "
         "`auto` (CPU: batches frozen, lone images on the faster of the two; GPU: eager).",
     )
     torch_threads: int = setting(

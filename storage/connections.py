@@ -1,8 +1,8 @@
 """The server clients. The PostgreSQL engine: a bounded pool with a wait limit, server-side timeouts, keepalives.
 
 The timeouts end a statement, a lock wait and a session idle inside a transaction that last
-too long, so a stalled holder of the log's lock cannot freeze every append; TCP keepalives let
-the server notice a client that vanished and release what it held.
+too long, so a stalled holder of the log's lock cannot freeze every append; TCP keepalives and
+a user timeout let the server notice a client that vanished and release what it held.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ def create_engine(
         "tcp_keepalives_idle": str(keepalive_s),
         "tcp_keepalives_interval": str(max(1, keepalive_s // 3)),
         "tcp_keepalives_count": "3",
+        # Keepalives never fire while the server has unacknowledged data for the client (a
+        # NOTIFY to a relay leader whose host is cut off): then only this ends the session,
+        # instead of tcp_retries2's ~15 minutes of retransmissions holding the leader's lock.
+        "tcp_user_timeout": str(keepalive_s * 1000),
     }
     return create_async_engine(
         url,

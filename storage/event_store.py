@@ -16,7 +16,7 @@ from domain.audit.integrity import GENESIS, SCHEME_HMAC, SCHEME_SHA256, chain_ha
 from domain.errors import ConcurrencyConflict
 from events.audit import AUDIT_STREAM_ID, AuditKeyAdopted
 from events.base import Event, EventMetadata, RecordedEvent
-from events.codec import decode_event, encode_event, event_type_name
+from events.codec import encode_event, event_type_name, recorded_from_row
 from storage.audit.chain import IntegrityReport, check_chain
 from storage.tables import event_log
 
@@ -195,20 +195,7 @@ def _log_event(r: RecordedEvent) -> None:
 
 def to_recorded(row: Row) -> RecordedEvent:
     """Decode one event_log row."""
-    return RecordedEvent(
-        position=row.position,
-        stream_id=row.stream_id,
-        stream_version=row.stream_version,
-        event_id=row.event_id,
-        recorded_at=row.recorded_at,
-        metadata=EventMetadata(
-            actor=row.actor,
-            correlation_id=row.correlation_id,
-            causation_id=row.causation_id,
-            trace_context=row.trace_context,
-        ),
-        event=decode_event(row.event_type, row.payload, row.schema_version),
-    )
+    return recorded_from_row(row)
 
 
 async def load_stream(conn: AsyncConnection, stream_id: str) -> list[RecordedEvent]:

@@ -14,9 +14,11 @@ from storage.checkpoints import get_checkpoint, set_checkpoint
 from storage.gates.projection import GATE_PROJECTION, GATES
 from storage.jobs.projection import JOB_PROJECTION, JOBS
 from storage.keys.projection import KEY_PROJECTION, KEYS
+from storage.online.projection import ONLINE
 from storage.registry.projection import MODELS, REGISTRY_PROJECTION
 from storage.repository import Projection, write_projection
 from storage.tables import PROJECTION_TABLES, event_log
+from storage.traffic.projection import CAPTURES
 
 __all__ = [
     "GATE_PROJECTION",
@@ -30,7 +32,7 @@ __all__ = [
     "set_checkpoint",
 ]
 
-PROJECTIONS: tuple[Projection, ...] = (MODELS, JOBS, GATES, KEYS)
+PROJECTIONS: tuple[Projection, ...] = (MODELS, JOBS, GATES, KEYS, CAPTURES, ONLINE)
 
 
 async def project_all(conn: AsyncConnection) -> int:
@@ -51,7 +53,7 @@ async def rebuild_projections(engine: AsyncEngine) -> int:
         # Block appenders so the rebuilt rows and the checkpoints match one log prefix (the
         # advisory lock every appender takes: the app role may not LOCK TABLE event_log).
         await event_store.lock_appends(conn)
-        for table in PROJECTION_TABLES:
+        for table in (*PROJECTION_TABLES, *ONLINE.tables):
             await conn.execute(delete(table))
         count = await project_all(conn)
         last = int(await conn.scalar(select(func.coalesce(func.max(event_log.c.position), 0))))

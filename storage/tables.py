@@ -186,7 +186,17 @@ gates = Table(
     Index("ix_gates_baseline_job_id", "baseline_job_id"),
 )
 
-PROJECTION_TABLES = (model_versions, model_prod, batch_jobs, api_keys, gates)
+# Each model's capture policy (domain.traffic), projected from its capture-<model> stream.
+capture_policies = Table(
+    "capture_policies",
+    metadata,
+    Column("model_name", Text, primary_key=True),
+    Column("fraction", Double, nullable=False),
+    Column("max_per_s", Double, nullable=False),
+    Column("retention_days", Integer, nullable=False),
+)
+
+PROJECTION_TABLES = (model_versions, model_prod, batch_jobs, api_keys, gates, capture_policies)
 
 # Console sessions (api/ui/session.py): not a projection, nothing in the log. The cookie holds a
 # random id; only its SHA-256 is stored, with the key's SHA-256 (as api_keys), never the key.
@@ -215,4 +225,76 @@ audit_runs = Table(
     Column("source", Text, nullable=False),
     Column("ok", Boolean, nullable=False),
     Column("run", JSONB, nullable=False),  # domain.console.views.AuditRun as JSON
+)
+
+# The Merkle tree over the event log (RFC 9162, domain.audit.merkle), kept by a follower
+# (storage.audit.tree): leaf i is the i-th row in position order (positions may have gaps).
+log_tree_leaves = Table(
+    "log_tree_leaves",
+    metadata,
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("position", BigInteger, nullable=False, unique=True),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+# Complete, aligned subtrees above the leaves: (level, idx) covers leaves idx·2^level onwards.
+log_tree_nodes = Table(
+    "log_tree_nodes",
+    metadata,
+    Column("level", SmallInteger, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+)
+
+# Signed tree heads (C2SP checkpoints) and the witnesses' cosignatures of them. Migration 0011.
+log_checkpoints = Table(
+    "log_checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),  # the body and the log's signature line
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+log_cosignatures = Table(
+    "log_cosignatures",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("witness", Text, primary_key=True),
+    Column("line", Text, nullable=False),
+    Column("signed_at", DateTime(timezone=True), nullable=False),
+)
+
+# Captured requests (domain.traffic): rows, not events (high volume); migration 0012.
+captured_requests = Table(
+    "captured_requests",
+    metadata,
+    Column("request_id", Text, primary_key=True),
+    Column("model_name", Text, nullable=False),
+    Column("model_version", Text, nullable=False),
+    Column("captured_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("input", LargeBinary, nullable=False),  # the [28,28] tensor's raw bytes
+    Column("input_dtype", Text, nullable=False),  # uint8 (0..255) or float32 ([0, 1])
+    Column("prediction", Integer, nullable=False),
+    Column("scores", ARRAY(Double), nullable=False),  # the logits; their count is the classes
+    Column("latency_ms", Double, nullable=False),
+    Column("trace_id", Text, nullable=True),
+    Column("routed", Boolean, nullable=False, server_default="false"),
+    Column("label", Integer, nullable=True),
+    Column("labelled_at", DateTime(timezone=True), nullable=True),
+    Index("ix_captured_requests_model_name_captured_at", "model_name", "captured_at"),
+    Index("ix_captured_requests_expires_at", "expires_at"),
+)
+
+# Frozen traffic datasets (traffic:<name>): rows copied at freeze time, so they outlive retention.
+traffic_dataset_items = Table(
+    "traffic_dataset_items",
+    metadata,
+    Column("dataset_id", Text, primary_key=True),
+    Column("idx", Integer, primary_key=True, autoincrement=False),
+    Column("request_id", Text, nullable=False),
+    Column("input", LargeBinary, nullable=False),
+    Column("input_dtype", Text, nullable=False),
+    Column("label", Integer, nullable=True),
 )

@@ -65,6 +65,7 @@ def test_settings(server_urls: dict[str, str], tmp_path: Path, tmp_path_factory)
             "artifact_import_roots": (tmp_path_factory.getbasetemp(), ROOT),
         },
         serving={"warm_up": False},  # other tests' prod models live in their own tmp folders
+        transparency={"signing_key_file": tmp_path / "audit-signing.key"},
     )
 
 
@@ -147,30 +148,8 @@ def trained_artifacts(tmp_path_factory) -> dict[str, Path]:
 
     They differ only by seed, so tests can tell which version answered.
     """
-    import torch
-
-    from events.registry import ArtifactMetadata
-    from ml.artifacts import save_artifact
-    from ml.datasets import load_dataset
-    from ml.training import train_on_tensors
+    from bench.small_models import train_small_models
     from settings import get_settings
 
-    s = get_settings()
-    data = load_dataset(
-        "fashion_mnist_train", data_dir=s.files.data_dir, cache_dir=ROOT / ".platform" / "cache"
-    )
-    images, labels = data.images[:2000], data.labels[:2000]
-    out = {}
-    root = tmp_path_factory.mktemp("trained")
-    for version, seed in (("v1", 1), ("v2", 2)):
-        torch.manual_seed(seed)
-        model, norm, _ = train_on_tensors("mnist_cnn", images, labels, epochs=1, seed=seed)
-        meta = ArtifactMetadata(
-            architecture="mnist_cnn",
-            normalization=norm,
-            num_classes=10,
-            class_names=list(data.class_names),
-            dataset="fashion_mnist_train[:2000]",
-        )
-        out[version] = save_artifact(model, meta, root / version)
-    return out
+    folder = tmp_path_factory.mktemp("trained")
+    return train_small_models(folder, get_settings().files.data_dir, ROOT / ".platform" / "cache")

@@ -23,6 +23,7 @@ from litestar.template.config import TemplateConfig
 
 from api.access import Access
 from api.ui.models import ModelPages
+from api.ui.online import OnlinePages
 from api.ui.promotion import PromotionPages
 from api.ui.requests import RequestPages
 from api.ui.session import (
@@ -125,6 +126,7 @@ def console_routes() -> list[Router]:
             login,
             logout,
             ModelPages,
+            OnlinePages,
             PromotionPages,
             WorkPages,
             RequestPages,

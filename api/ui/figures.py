@@ -108,7 +108,7 @@ def _p(value: float | None) -> str:
 
 def check_cells(c: GateCheck) -> dict[str, str]:
     """One verdict row: baseline, candidate, delta, threshold, p-value, interval, verdict."""
-    if c.name == "p95_latency":
+    if c.name in ("latency", "p95_latency"):  # p95_latency: verdicts before non-inferiority
         interval = ""
         if c.ci_low is not None and c.ci_high is not None:
             interval = f"[{c.ci_low:+.1%}, {c.ci_high:+.1%}]"

@@ -10,9 +10,10 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
 
-from api.deps import Port
+from api.deps import Bus, Port
 from api.pages import Cursor
 from api.ui.figures import dataset_charts
+from api.ui.online import online_context
 from api.ui.session import page
 from domain import names
 from domain.audit.reports import AuditPort, parse_time
@@ -56,6 +57,7 @@ class ModelPages(Controller):
     async def model(
         self,
         request: Request,
+        bus: Bus,
         console: Console,
         queries: Port[RegistryReader],
         audit: Port[AuditPort],
@@ -66,7 +68,8 @@ class ModelPages(Controller):
         vc: Cursor = None,
         tc: Cursor = None,
     ) -> Template:
-        """Versions, timeline, chart, recent jobs and gates; with ``at``, prod at that moment."""
+        """Versions, timeline, chart, recent jobs and gates, capture, shadow and canary; with
+        ``at``, prod at that moment."""
         name = names.check_model_name(name)
         prod = await queries.require_prod(name)
         versions, next_versions = await console.page_versions(name, PAGE, vc)
@@ -103,4 +106,5 @@ class ModelPages(Controller):
             vc=vc,
             tc=tc,
             now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M"),
+            **await online_context(bus, name),
         )

@@ -77,15 +77,18 @@ def row_message(row: Mapping[str, Any]) -> bytes:
     return b"".join([_NULL if p is None else len(p).to_bytes(4, "big") + p for p in parts])
 
 
-def chain_hash(prev_hash: bytes, row: Mapping[str, Any], key: bytes | None = None) -> bytes:
-    """The hash of a row under its own ``hash_scheme`` (scheme 3 needs the HMAC key)."""
+def chain_hash(
+    prev_hash: bytes, row: Mapping[str, Any], key: bytes | None = None, message: bytes | None = None
+) -> bytes:
+    """The hash of a row under its own ``hash_scheme`` (scheme 3 needs the HMAC key);
+    ``message`` is the row's ``row_message`` when the caller has it already."""
     scheme = row["hash_scheme"]
     if scheme == SCHEME_SHA256:
-        return hashlib.sha256(prev_hash + row_message(row)).digest()
+        return hashlib.sha256(prev_hash + (message or row_message(row))).digest()
     if scheme == SCHEME_HMAC:
         if not key:
             raise ValueError("an HMAC row needs AUDIT_HMAC_KEY to be hashed or checked")
-        return hmac.digest(key, prev_hash + row_message(row), "sha256")
+        return hmac.digest(key, prev_hash + (message or row_message(row)), "sha256")
     if scheme == SCHEME_LEGACY:
         fields = ("stream_id", "stream_version", "event_id", "event_type", "schema_version")
         fields += ("payload", "actor", "correlation_id", "causation_id", "recorded_at")

@@ -135,6 +135,7 @@ class _Shown(msgspec.Struct):
     candidate_version: Any = None
     version: Any = None
     reason: Any = None
+    why: Any = None  # what a worker's decision gives instead (CanaryAborted, ShadowStopped)
     job_id: Any = None
 
 
@@ -173,7 +174,7 @@ def trail_from_parts(
     version = next((getattr(shown, k) for k in _VERSION_KEYS if getattr(shown, k)), None)
     if name is None and shown.job_id is not None and shown.job_id in job_models:
         name, version = job_models[shown.job_id]
-    return TrailEntry(*envelope, name, version, shown.reason, msgspec.Raw(payload))
+    return TrailEntry(*envelope, name, version, shown.reason or shown.why, msgspec.Raw(payload))
 
 
 def parse_time(raw: str, what: str = "time") -> datetime:

@@ -14,6 +14,7 @@ from domain.registry.gate_evidence import GateOutcome
 from domain.registry.views import summarize
 from events.base import RecordedEvent
 from events.gates import GateErrored, GateEvaluated
+from events.online import CanaryAborted, CanaryCompleted, ShadowVerdict
 from events.registry import ModelVersionPromoted, ModelVersionRegistered
 
 MAX_SEARCH = 64
@@ -166,7 +167,9 @@ def tone_of(recorded: RecordedEvent) -> str:
         return "warning"
     if isinstance(e, GateErrored) or (isinstance(e, GateEvaluated) and e.verdict != "PASS"):
         return "danger"
-    if isinstance(e, GateEvaluated | ModelVersionRegistered):
+    if isinstance(e, CanaryAborted) or (isinstance(e, ShadowVerdict) and e.verdict == "FAIL"):
+        return "danger"
+    if isinstance(e, GateEvaluated | ModelVersionRegistered | CanaryCompleted):
         return "success"
     return "info"
 

@@ -8,6 +8,8 @@ from datetime import datetime
 from domain.registry.gate_policy import GateOutcome
 from events.base import RecordedEvent
 from events.gates import (
+    FAIL,
+    INCONCLUSIVE,
     PASS,
     AccuracyFigures,
     GateCheck,
@@ -19,14 +21,16 @@ from events.gates import (
     LatencyFigures,
 )
 
-REQUESTED, EVALUATING, PASSED, FAILED, ERRORED = (
+REQUESTED, EVALUATING, PASSED, FAILED, ERRORED, UNDECIDED = (
     "requested",
     "evaluating",
     "passed",
     "failed",
     "errored",
+    "inconclusive",
 )
-TERMINAL = frozenset({PASSED, FAILED, ERRORED})
+TERMINAL = frozenset({PASSED, FAILED, ERRORED, UNDECIDED})
+_STATUS = {PASS: PASSED, FAIL: FAILED, INCONCLUSIVE: UNDECIDED}
 ERRORED_VERDICT = "ERRORED"
 
 
@@ -56,6 +60,8 @@ class GateState:
     error: str | None = None
     decided_at: datetime | None = None
     warning: str | None = None
+    # INCONCLUSIVE: the evidence still needed, in words.
+    needed: str | None = None
 
     @property
     def exists(self) -> bool:
@@ -80,6 +86,7 @@ class GateState:
             decided_at=self.decided_at,
             dataset_id=self.dataset_id,
             images=self.accuracy.images if self.accuracy is not None else None,
+            needed=self.needed,
         )
 
 
@@ -111,8 +118,9 @@ def evolve(state: GateState, recorded: RecordedEvent) -> GateState:
             state.candidate_job_id, state.baseline_job_id = e.candidate_job_id, e.baseline_job_id
             state.submitted = list(e.submitted)
         case GateEvaluated():
-            state.status = PASSED if e.verdict == PASS else FAILED
+            state.status = _STATUS.get(e.verdict, FAILED)
             state.verdict, state.checks = e.verdict, list(e.checks)
+            state.needed = e.needed
             state.accuracy, state.latency = e.accuracy, e.latency
             state.decided_at = at
         case GateErrored():

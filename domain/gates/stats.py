@@ -158,15 +158,9 @@ def paired_accuracy(
     )
 
 
-def paired_latency(
-    baseline_ms,
-    candidate_ms,
-    *,
-    confidence: float = 0.95,
-    resamples: int = BOOTSTRAP_RESAMPLES,
-    seed: int = 0,
-) -> PairedLatency:
-    """p95 of each version's per-batch latencies and a paired bootstrap interval of the ratio."""
+def paired_latencies(baseline_ms, candidate_ms) -> tuple[np.ndarray, np.ndarray]:
+    """Both versions' latencies as float arrays; InvalidInput unless equally long (at least 2),
+    finite and positive."""
     a = np.asarray(baseline_ms, dtype=np.float64)
     b = np.asarray(candidate_ms, dtype=np.float64)
     if a.ndim != 1 or a.shape != b.shape:
@@ -177,6 +171,19 @@ def paired_latency(
         raise InvalidInput(f"{a.size} latency pairs; at least 2 are needed")
     if not (np.isfinite(a).all() and np.isfinite(b).all()) or (a <= 0).any() or (b <= 0).any():
         raise InvalidInput("latencies must be finite and positive")
+    return a, b
+
+
+def paired_latency(
+    baseline_ms,
+    candidate_ms,
+    *,
+    confidence: float = 0.95,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> PairedLatency:
+    """p95 of each version's per-batch latencies and a paired bootstrap interval of the ratio."""
+    a, b = paired_latencies(baseline_ms, candidate_ms)
     p_a = float(np.percentile(a, LATENCY_QUANTILE))
     p_b = float(np.percentile(b, LATENCY_QUANTILE))
     rng = np.random.default_rng(seed)

@@ -8,8 +8,15 @@ from typing import Any
 import msgspec
 
 from domain.gates.aggregate import GateState
+from domain.gates.verdict import evidence_needed
 from domain.registry.gate_policy import GateOutcome
-from events.gates import AccuracyFigures, GateCheck, GateThresholds, LatencyFigures
+from events.gates import (
+    INCONCLUSIVE,
+    AccuracyFigures,
+    GateCheck,
+    GateThresholds,
+    LatencyFigures,
+)
 
 
 class GateView(msgspec.Struct, frozen=True, kw_only=True):
@@ -35,6 +42,8 @@ class GateView(msgspec.Struct, frozen=True, kw_only=True):
     candidate_job_id: str | None = None
     baseline_job_id: str | None = None
     submitted: list[str] = []
+    # INCONCLUSIVE: the evidence still needed, in words (from the checks).
+    needed: str | None = None
 
 
 def gate_row(state: GateState) -> dict[str, Any]:
@@ -66,7 +75,10 @@ def gate_row(state: GateState) -> dict[str, Any]:
 def gate_view(row: dict[str, Any]) -> GateView:
     """A projection row as the API shows it."""
     # Keys as plain str: a driver's row may name columns with str subclasses msgspec refuses.
-    return msgspec.convert({str(k): v for k, v in row.items()}, GateView, strict=False)
+    view = msgspec.convert({str(k): v for k, v in row.items()}, GateView, strict=False)
+    if view.verdict == INCONCLUSIVE:
+        view = msgspec.structs.replace(view, needed=evidence_needed(view.checks))
+    return view
 
 
 def outcome_of(row: dict[str, Any]) -> GateOutcome:
@@ -81,4 +93,12 @@ def outcome_of(row: dict[str, Any]) -> GateOutcome:
         decided_at=row["decided_at"],
         dataset_id=row.get("dataset_id") or "",
         images=accuracy.get("images"),
+        needed=_needed(row),
     )
+
+
+def _needed(row: dict[str, Any]) -> str | None:
+    if row.get("verdict") != INCONCLUSIVE:
+        return None
+    checks = msgspec.convert(row.get("checks") or [], list[GateCheck], strict=False)
+    return evidence_needed(checks)

@@ -32,24 +32,31 @@ def reference_dataset_of(state: ModelState, version: str) -> str | None:
 def promote(
     state: ModelState, v: VersionState, cmd: PromoteModelVersion, reason: str | None
 ) -> list[Event]:
-    """The promotion, once the policy clears it; with four eyes, a request for approvals."""
-    clearance = check_promotion_allowed(
-        state.policy,
-        state.model_name,
-        v.model_version,
-        state.prod,
-        cmd.gates,
-        cmd.now,
-        force=cmd.force,
-        reason=reason,
-        gate_id=cmd.gate_id,
-        role=cmd.role,
-        reference=reference_dataset_of(state, v.model_version),
+    """The promotion, once the policy clears it; with four eyes, a request for approvals.
+    A canary that passed every step on live traffic clears it as a gate PASS would (and, with
+    four eyes, still waits for another key's approval: a canary is one person's decision)."""
+    canary = cmd.canary_id is not None and state.prod is not None
+    clearance = (
+        Clearance(gate_id=None, forced=False)
+        if canary
+        else check_promotion_allowed(
+            state.policy,
+            state.model_name,
+            v.model_version,
+            state.prod,
+            cmd.gates,
+            cmd.now,
+            force=cmd.force,
+            reason=reason,
+            gate_id=cmd.gate_id,
+            role=cmd.role,
+            reference=reference_dataset_of(state, v.model_version),
+        )
     )
     needed = state.policy.approvals_required
     if needed <= 1 or state.prod is None:
         # The first prod of a model is the one promotion no one can gate or approve against.
-        return [_promoted(state, v.model_version, clearance, reason)]
+        return [_promoted(state, v.model_version, clearance, reason, cmd.canary_id)]
     if cmd.now is None:
         raise InvalidInput("a promotion request needs the time (the handler's clock)")
     pending = state.requests.get(v.model_version)
@@ -71,6 +78,8 @@ def promote(
             reason=reason,
             forced=clearance.forced,
             gate_id=clearance.gate_id,
+            canary_id=cmd.canary_id if canary else None,
+            canary_prod=state.prod if canary else None,
         )
     ]
 
@@ -113,6 +122,15 @@ def approve(
     approvers = [*pending.approved_by, actor]
     if 1 + len(approvers) < pending.approvals_required:
         return [approved]
+    if pending.canary_id is not None:
+        if state.prod != pending.canary_prod:
+            raise Conflict(
+                f"canary {pending.canary_id[:8]} compared {v.model_version} against prod "
+                f"{pending.canary_prod}, but prod is now {state.prod}; run the canary again"
+            )
+        canary = Clearance(gate_id=None, forced=False)
+        promoted = _promoted(state, v.model_version, canary, pending.reason, pending.canary_id)
+        return [approved, _with_approvals(promoted, pending, approvers)]
     clearance = check_promotion_allowed(
         state.policy,
         state.model_name,
@@ -130,7 +148,11 @@ def approve(
 
 
 def _promoted(
-    state: ModelState, version: str, clearance: Clearance, reason: str | None
+    state: ModelState,
+    version: str,
+    clearance: Clearance,
+    reason: str | None,
+    canary_id: str | None = None,
 ) -> ModelVersionPromoted:
     return ModelVersionPromoted(
         model_name=state.model_name,
@@ -140,6 +162,7 @@ def _promoted(
         forced=clearance.forced,
         force_reason=reason if clearance.forced else None,
         gate_id=clearance.gate_id,
+        canary_id=canary_id,
     )
 
 

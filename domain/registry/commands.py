@@ -62,6 +62,8 @@ class PromoteModelVersion(Command, frozen=True, kw_only=True):
     model_version: str
     force: bool = False
     gate_id: str | None = None
+    # Set only by the canary controller (never read from a request): its PASS clears the gate.
+    canary_id: str | None = None
     gates: tuple[GateOutcome, ...] = ()
     now: datetime | None = None
     role: str | None = None

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import msgspec
 
-from events.gates import FAIL, PASS, GatePolicy
+from events.gates import FAIL, INCONCLUSIVE, PASS, GatePolicy
 
 # A dataset id as the catalogue writes it: a name, then a split (train, test) or a size.
 _DATASET_ID = re.compile(r"^(?P<name>[A-Za-z][A-Za-z0-9_]*?)_(?:train|test|[+-]?\d+)$")
@@ -22,11 +22,13 @@ class GateOutcome(msgspec.Struct, frozen=True, kw_only=True):
     model_name: str
     candidate_version: str
     baseline_version: str
-    verdict: str  # PASS, FAIL or ERRORED
+    verdict: str  # PASS, FAIL, INCONCLUSIVE or ERRORED
     decided_at: datetime
     # What the gate compared on: the promotion rule counts only gates on the right data.
     dataset_id: str = ""
     images: int | None = None
+    # An INCONCLUSIVE gate: the evidence it still needs, in words.
+    needed: str | None = None
 
 
 def dataset_family(dataset_id: str) -> str:
@@ -111,12 +113,17 @@ def counting_pass(
         for g in gates
         if (g.model_name, g.candidate_version, g.baseline_version)
         == (model_name, candidate, baseline)
-        and g.verdict == PASS
+        and clears(policy, g)
         and (now - g.decided_at).total_seconds() <= policy.max_gate_age_s
         and not why_not_counted(policy, required, g)
         and overruling_fail(g, gates) is None
     ]
     return max(fitting, key=lambda g: g.decided_at, default=None)
+
+
+def clears(policy: GatePolicy, g: GateOutcome) -> bool:
+    """A PASS clears; an INCONCLUSIVE only where the policy says on_inconclusive allow."""
+    return g.verdict == PASS or (g.verdict == INCONCLUSIVE and policy.on_inconclusive == "allow")
 
 
 def why_no_pass(
@@ -127,7 +134,14 @@ def why_no_pass(
     now: datetime,
 ) -> str:
     """Why the latest gate of the comparison does not clear it (one clause, or empty)."""
-    if latest.verdict != PASS:
+    if latest.verdict == INCONCLUSIVE and not clears(policy, latest):
+        where = f" on {latest.dataset_id}" if latest.dataset_id else ""
+        more = latest.needed or "more evidence"
+        return (
+            f"its latest gate {latest.gate_id} was INCONCLUSIVE{where} and the policy's "
+            f"on_inconclusive is block: it needs {more}; "
+        )
+    if not clears(policy, latest):
         where = f" on {latest.dataset_id}" if latest.dataset_id else ""
         return f"its latest gate {latest.gate_id} ended {latest.verdict}{where}; "
     refusal = why_not_counted(policy, required, latest)

@@ -36,9 +36,10 @@ class Clearance:
 def check_thresholds(t: GateThresholds) -> GateThresholds:
     """Return ``t`` if every threshold is in range, else raise InvalidInput naming it."""
     _in_range("max_accuracy_drop", t.max_accuracy_drop, 0.0, 1.0)
-    _in_range("max_p95_latency_increase", t.max_p95_latency_increase, 0.0, 100.0)
-    if not (_finite(t.alpha) and 0.0 < t.alpha < 0.5):
-        raise InvalidInput(f"alpha must be above 0 and below 0.5, got {t.alpha!r}")
+    _in_range("max_latency_increase", t.max_latency_increase, 0.0, 100.0)
+    if not (_finite(t.alpha) and 0.0 < t.alpha <= 0.25):
+        raise InvalidInput(f"alpha (one-sided) must be above 0 and at most 0.25, got {t.alpha!r}")
+    _whole("min_images", t.min_images, 0, 10**9)
     return t
 
 
@@ -51,6 +52,10 @@ def check_policy(policy: GatePolicy) -> GatePolicy:
     _whole("min_gate_images", policy.min_gate_images, 0, 10**9)
     _whole("approvals_required", policy.approvals_required, 1, MAX_APPROVALS)
     _whole("max_request_age_s", policy.max_request_age_s, 60, MAX_REQUEST_AGE_S)
+    if policy.on_inconclusive not in ("block", "allow"):
+        raise InvalidInput(
+            f"on_inconclusive must be block or allow, got {policy.on_inconclusive!r}"
+        )
     if policy.force_role not in ROLES[2:]:
         raise InvalidInput(
             f"force_role must be one of {', '.join(ROLES[2:])}, got {policy.force_role!r}"

@@ -57,6 +57,8 @@ class PendingPromotion:
     reason: str | None = None
     forced: bool = False
     gate_id: str | None = None
+    canary_id: str | None = None
+    canary_prod: str | None = None
     approved_by: list[str] = field(default_factory=list)
 
 
@@ -123,6 +125,8 @@ def evolve(state: ModelState, recorded: RecordedEvent) -> ModelState:
                 reason=e.reason,
                 forced=e.forced,
                 gate_id=e.gate_id,
+                canary_id=e.canary_id,
+                canary_prod=e.canary_prod,
             )
         case PromotionApproved():
             pending = state.requests.get(e.model_version)

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from domain.registry.reference import ReferenceAccuracy
+from domain.registry.summaries import ONLINE_EVENTS, TRAFFIC_EVENTS, online_summary, traffic_summary
 from events.base import RecordedEvent
 from events.gates import GateErrored, GateEvaluated, GateEvaluationsRequested, GateRequested
 from events.jobs import EvaluationRecorded
@@ -73,8 +74,12 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def summarize(recorded: RecordedEvent) -> str:
-    """A one-line human description of a registry event."""
+    """A one-line human description of an event of a model's history."""
     e = recorded.event
+    if isinstance(e, ONLINE_EVENTS):
+        return online_summary(e)
+    if isinstance(e, TRAFFIC_EVENTS):
+        return traffic_summary(e)
     match e:
         case ModelVersionRegistered():
             return f"registered {e.model_version} (sha256 {e.sha256[:12]})"
@@ -125,10 +130,11 @@ def policy_summary(e: GatePolicySet) -> str:
             ("auto_promote", p.auto_promote),
         )
     )
-    sig = f", drop not significant at {t.alpha:g}" if t.require_not_significant else ""
     return (
-        f"gate policy: {flags}; accuracy drop <= {t.max_accuracy_drop * 100:g} pts{sig}, "
-        f"p95 rise <= {t.max_p95_latency_increase:.0%}, gates valid {p.max_gate_age_s}s"
+        f"gate policy: {flags}; non-inferior within {t.max_accuracy_drop * 100:g} pts accuracy "
+        f"and {t.max_latency_increase:.0%} latency at one-sided alpha {t.alpha:g}, at least "
+        f"{t.min_images} images, INCONCLUSIVE {'blocks' if p.on_inconclusive == 'block' else 'clears'}"
+        f", gates valid {p.max_gate_age_s}s"
     )
 
 
@@ -153,7 +159,8 @@ def gate_summary(e: GateRequested | GateEvaluationsRequested | GateEvaluated | G
                 for c in e.checks
             ]
             vs = f"{e.candidate_version} vs {e.baseline_version} on {e.dataset_id}"
-            return f"{gate} {e.verdict}: {vs}; " + ", ".join(parts)
+            needs = f"; needs {e.needed}" if e.needed else ""
+            return f"{gate} {e.verdict}: {vs}; " + ", ".join(parts) + needs
         case GateErrored():
             return f"{gate} errored: {e.reason}"
     return gate

@@ -7,7 +7,6 @@ first block, so it is replaced by a 3×3 stride-1 conv on one channel and no max
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models import resnet18
 
 from ml.zoo import register_architecture
 
@@ -15,6 +14,10 @@ from ml.zoo import register_architecture
 @register_architecture("resnet18")
 def build(num_classes: int) -> nn.Module:
     """Build ResNet-18 (weights=None) with a 1-channel 3×3 stem and no max-pool."""
+    # Here, not at the top: every architecture module is imported to register it, and
+    # torchvision's import costs each process ~90 MB that only ResNet-18 needs.
+    from torchvision.models import resnet18
+
     model = resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(1, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from domain.audit.integrity import row_message
+from domain.audit.note import Verifier
 from domain.audit.reports import Anchor, AuditReport, Finding
 from domain.errors import InvalidInput
 from storage import event_store
@@ -17,18 +20,27 @@ from storage.audit.pin import hmac_from, key_findings, pin_findings
 from storage.audit.projections import ProjectionRebuild
 from storage.audit.reader import chunks
 from storage.audit.streams import LiveHashes, StreamCheck
+from storage.audit.tree_check import CheckpointCheck
 from storage.projections import get_checkpoint
 from storage.streams import refusals
 from storage.streams.relay import ANCHOR_KEY, RELAY_CHECKPOINT
 from storage.tables import event_log
 
+LogKeys = tuple[Verifier | None, list[Verifier]]  # the log's public key (if known), witnesses
+
 
 class Auditor:
     """Runs the audit checks over one PostgreSQL snapshot and the Redis streams."""
 
-    def __init__(self, engine: AsyncEngine, redis: aioredis.Redis) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: aioredis.Redis,
+        log_keys: Callable[[], LogKeys] | None = None,
+    ) -> None:
         self.engine = engine
         self.redis = redis
+        self.log_keys = log_keys or (lambda: (None, []))
 
     async def head(self) -> Anchor | None:
         """The current head of the log as an anchor (None when the log is empty)."""
@@ -58,6 +70,7 @@ class Auditor:
                         projections=projections,
                         streams=streams,
                         live=self.live_hashes,
+                        log_keys=self.log_keys(),
                     )
                 finally:
                     await tx.rollback()
@@ -83,6 +96,7 @@ async def audit(
     projections: bool = True,
     streams: bool = True,
     live: LiveHashes | None = None,
+    log_keys: LogKeys | None = None,
 ) -> AuditReport:
     """Chain (and anchor), projections rebuilt and compared, streams compared, on ``conn``.
 
@@ -97,8 +111,12 @@ async def audit(
     if streams:
         stream_check = StreamCheck(redis, await get_checkpoint(conn, RELAY_CHECKPOINT), live=live)
         await stream_check.start()
+    tree_check = CheckpointCheck(*(log_keys or (None, [])))
+    await tree_check.start(conn)
     async for rows in chunks(conn, prefetch=True):
-        chain.feed(rows)
+        messages = [row_message(r) for r in rows]  # hashed by the chain and by the tree
+        chain.feed(rows, messages)
+        tree_check.feed(rows, messages)
         if rebuild is not None:
             rebuild.feed(rows)
         if stream_check is not None:
@@ -114,6 +132,8 @@ async def audit(
         report.findings += found
         report.checks["anchor"] = f"position {anchor.position} " + ("NOT held" if found else "held")
     report.findings += await relay_anchor_findings(conn, redis, report.checks, chain)
+    found, report.checks["checkpoints"] = await tree_check.finish(conn)
+    report.findings += found
     if rebuild is not None:
         found, counts = await rebuild.compare(conn)
         report.findings += found

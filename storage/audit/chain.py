@@ -33,7 +33,7 @@ class IntegrityReport(msgspec.Struct, frozen=True):
     breaks: list[ChainBreak]
 
 
-def _problem(row: Any, top_scheme: int, key: bytes | None) -> str | None:
+def _problem(row: Any, top_scheme: int, key: bytes | None, message: bytes | None) -> str | None:
     """What is wrong with one row's own hash, or None."""
     scheme = row["hash_scheme"]
     if scheme not in SCHEMES:
@@ -47,7 +47,7 @@ def _problem(row: Any, top_scheme: int, key: bytes | None) -> str | None:
         return "a legacy (scheme 1) row carries a trace context its hash does not cover"
     if scheme == SCHEME_HMAC and not key:
         return "an HMAC row; set AUDIT_HMAC_KEY to check it"
-    if chain_hash(row["prev_hash"], row, key) != row["hash"]:
+    if chain_hash(row["prev_hash"], row, key, message) != row["hash"]:
         return "content does not match its hash (edited)"
     return None
 
@@ -62,9 +62,9 @@ class ChainCheck:
         self.marker: dict[str, Any] | None = None  # the first AuditKeyAdopted row
         self.first_hmac: int | None = None  # the first HMAC row's position
 
-    def feed(self, rows: list[Any]) -> None:
-        """Check the next rows."""
-        for row in rows:
+    def feed(self, rows: list[Any], messages: list[bytes] | None = None) -> None:
+        """Check the next rows (``messages``: their ``row_message``, when already made)."""
+        for i, row in enumerate(rows):
             self.checked += 1
             if self.first_hmac is None and row["hash_scheme"] == SCHEME_HMAC:
                 self.first_hmac = row["position"]
@@ -72,7 +72,7 @@ class ChainCheck:
                 self.marker = dict(row)
             if row["prev_hash"] != self.prev:
                 self._break(row, "prev_hash does not match the row before (a row was removed)")
-            problem = _problem(row, self.top, self.key)
+            problem = _problem(row, self.top, self.key, messages[i] if messages else None)
             if problem:
                 self._break(row, problem)
             elif row["hash_scheme"] > self.top:

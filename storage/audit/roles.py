@@ -18,7 +18,14 @@ from sqlalchemy.pool import NullPool
 from storage.audit.reader import driver
 
 log = structlog.get_logger("roles")
-APPEND_ONLY = ("event_log", "audit_runs")
+APPEND_ONLY = (
+    "event_log",
+    "audit_runs",
+    "log_tree_leaves",
+    "log_tree_nodes",
+    "log_checkpoints",
+    "log_cosignatures",
+)
 READ_ONLY = ("event_log_json", "alembic_version")
 # Guarded by the owner's triggers (migration 0010): rows must match the log. TRUNCATE would
 # skip the row triggers, so the application role never holds it there.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from domain.audit.reports import Anchor, AuditReport, ModelAt, TrailEntry, TrailFilter
-from storage.audit.auditor import Auditor
+from storage.audit.auditor import Auditor, LogKeys
 from storage.audit.replay import EventLogReader, create_replay_group
 from storage.audit.stream_replay import stream_trail
 from storage.audit.streams import event_streams
@@ -19,8 +19,13 @@ from storage.errors import postgres_errors, redis_errors
 class AuditService:
     """Audit, anchor, replay (from the log or the streams) and point-in-time queries."""
 
-    def __init__(self, engine: AsyncEngine, redis: aioredis.Redis) -> None:
-        self._auditor = Auditor(engine, redis)
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        redis: aioredis.Redis,
+        log_keys: Callable[[], LogKeys] | None = None,
+    ) -> None:
+        self._auditor = Auditor(engine, redis, log_keys)
         self._reader = EventLogReader(engine)
         self._engine, self._redis = engine, redis
 

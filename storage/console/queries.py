@@ -29,7 +29,7 @@ from events.jobs import BatchJobFailed
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
 from storage import event_store
 from storage.errors import on_postgres
-from storage.registry.queries import page_versions
+from storage.registry.queries import page_versions, side_streams
 from storage.tables import audit_runs, event_log, gates, model_prod, model_versions
 
 
@@ -123,11 +123,12 @@ class ConsoleQueries:
     async def page_timeline(
         self, model_name: str, limit: int, cursor: str | None
     ) -> tuple[list[TimelineEntry], str | None]:
-        """The model's stream and its gates' streams, newest first, by log position."""
+        """The model's streams (registry, online, capture) and its gates' streams, newest first,
+        by log position."""
         before = decode_cursor(cursor, int)[0] if cursor else 2**62
         ids = select(gates.c.gate_id).where(gates.c.model_name == model_name)
         async with self.engine.connect() as conn:
-            streams = [model_stream_id(model_name)]
+            streams = [model_stream_id(model_name), *side_streams(model_name)]
             streams += [gate_stream_id(g) for g in (await conn.execute(ids)).scalars()]
             q = (
                 select(event_log)

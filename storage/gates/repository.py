@@ -22,7 +22,7 @@ class PostgresGateStore(EventSourcedRepository[GateState]):
         c = gates.c
         picked = (c.gate_id, c.model_name, c.candidate_version, c.baseline_version, c.verdict)
         rows = await self.conn.execute(
-            select(*picked, c.decided_at, c.dataset_id, c.accuracy)
+            select(*picked, c.decided_at, c.dataset_id, c.accuracy, c.checks)
             .where(
                 gates.c.model_name == model_name,
                 gates.c.candidate_version == candidate_version,

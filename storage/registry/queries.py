@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from domain.errors import NotFound, UnknownModel
 from domain.paging.cursors import decode_cursor, page_of
 from domain.registry.reference import reference_accuracy
 from domain.registry.views import HistoryEntry, ModelSummary, ModelVersionView, history_entry
+from events.base import RecordedEvent
+from events.online import online_stream_id
 from events.streams import model_stream_id
+from events.traffic import TRAFFIC_DATASET_STREAM_PREFIX, TrafficDatasetFrozen, capture_stream_id
 from storage import event_store
 from storage.checkpoints import get_checkpoint
 from storage.errors import on_postgres
@@ -121,10 +124,11 @@ class RegistryQueries:
         """The model's audit trail from the log, its gates' events merged in, oldest first."""
         async with self.engine.connect() as conn:
             recorded = await event_store.load_stream(conn, model_stream_id(model_name))
-            gated = await gate_history(conn, model_name) if recorded else []
-        if not recorded:
-            raise UnknownModel(model_name)
-        return [history_entry(r) for r in sorted([*recorded, *gated], key=lambda r: r.position)]
+            if not recorded:
+                raise UnknownModel(model_name)
+            recorded += await gate_history(conn, model_name)
+            recorded += await side_history(conn, model_name, frozen=True)
+        return [history_entry(r) for r in sorted(recorded, key=lambda r: r.position)]
 
     @on_postgres
     async def page_models(
@@ -155,9 +159,10 @@ class RegistryQueries:
         """The model's trail (its gates' events merged in) by log position, a page at a time."""
         after = decode_cursor(cursor, int)[0] if cursor else 0
         stream = model_stream_id(model_name)
+        streams = [stream, *side_streams(model_name)]
         q = (
             select(event_log)
-            .where(event_log.c.stream_id == stream, event_log.c.position > after)
+            .where(event_log.c.stream_id.in_(streams), event_log.c.position > after)
             .order_by(event_log.c.position)
             .limit(limit + 1)
         )
@@ -174,6 +179,28 @@ class RegistryQueries:
         merged = sorted([*own, *gated], key=lambda r: r.position)[: limit + 1]
         page, next_cursor = page_of(merged, limit, lambda r: (r.position,))
         return [history_entry(r) for r in page], next_cursor
+
+
+def side_streams(model_name: str) -> list[str]:
+    """The model's own streams besides its registry stream: shadows and canaries, capture."""
+    return [online_stream_id(model_name), capture_stream_id(model_name)]
+
+
+async def side_history(
+    conn: AsyncConnection, model_name: str, *, frozen: bool = False
+) -> list[RecordedEvent]:
+    """The events of the model's side streams, and with ``frozen`` the datasets frozen from its
+    captured traffic (found by event type: a scan of the log, for the CLI's whole history)."""
+    q = select(event_log).where(event_log.c.stream_id.in_(side_streams(model_name)))
+    found = [event_store.to_recorded(r) for r in await conn.execute(q)]
+    if frozen:
+        q = select(event_log).where(
+            event_log.c.event_type == TrafficDatasetFrozen.__name__,
+            event_log.c.stream_id.startswith(TRAFFIC_DATASET_STREAM_PREFIX, autoescape=True),
+        )
+        datasets = [event_store.to_recorded(r) for r in await conn.execute(q)]
+        found += [r for r in datasets if r.event.model_name == model_name]
+    return found
 
 
 @on_postgres

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.process_memory import children, imports_torch
 from cli.processes import free_port, stop_process, wait_healthy
 from tests.conftest import ROOT
 
@@ -132,3 +133,12 @@ async def test_the_processes_share_one_activity_file_removed_at_stop(api_process
     assert _size(path) == 16  # one 8-byte slot per process
     stop_process(proc)
     assert proc.returncode == 0 and _size(path) is None
+
+
+async def test_only_the_serving_processes_import_torch(api_processes) -> None:
+    """The supervisor serves nothing: torch (and the app) are its children's alone."""
+    proc, url = api_processes
+    pids = await wait_healthy(url, proc, processes=2, timeout_s=120)
+    assert {str(pid) for pid in children(proc.pid)} == pids  # the check's child is gone
+    assert all(imports_torch(int(pid)) for pid in pids)
+    assert not imports_torch(proc.pid)

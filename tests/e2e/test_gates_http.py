@@ -120,6 +120,10 @@ async def test_policy_required_gate_and_forced_promotion(
         ({"colour": 1}, "colour"),
         ({"thresholds": {"max_accuracy_drop": 2}}, "max_accuracy_drop"),
         ({"max_gate_age_s": 0}, "max_gate_age_s"),
+        # Gone with non-inferiority (issue 24): named, not silently ignored.
+        ({"thresholds": {"require_not_significant": True}}, "require_not_significant"),
+        ({"on_inconclusive": "maybe"}, "on_inconclusive"),
+        ({"thresholds": {"alpha": 0.4}}, "one-sided"),
     ):
         r = await keyed.put(url, json=body)
         assert r.status_code == 400 and text in r.text, r.text
@@ -127,6 +131,14 @@ async def test_policy_required_gate_and_forced_promotion(
     r = await keyed.put(url, json=policy)
     assert r.status_code == 200 and r.json()["changed"] and r.json()["policy"]["require_gate"]
     assert not (await keyed.put(url, json=policy)).json()["changed"]
+    thresholds = r.json()["policy"]["thresholds"]
+    assert thresholds == {
+        "max_accuracy_drop": 0.01,
+        "max_latency_increase": 0.1,
+        "alpha": 0.025,
+        "min_images": 200,
+    }
+    assert r.json()["policy"]["on_inconclusive"] == "block"
 
     promote = f"/models/{model_name}/versions/v2/promote"
     r = await keyed.post(promote, json={"reason": "looks good"})

@@ -2,8 +2,9 @@
 
 Each promise of issue 9 that needs the group has a test here: the prod version against itself
 passes (the gate-demo), a version trained on shuffled labels fails with a significant drop, a
-failed evaluation job ends the gate as errored, a killed gate worker leaves one verdict, and an
-evaluation of a staging version gates and (with auto_promote) promotes it by itself.
+failed evaluation job ends the gate as errored, a killed gate worker leaves one verdict, an
+evaluation of a staging version gates and (with auto_promote) promotes it by itself, and (issue 24)
+a gate on too few images is INCONCLUSIVE and blocks a required promotion, naming the images.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 
 import pytest
 
-from domain.errors import NotFound
+from domain.errors import Conflict, NotFound
 from domain.gates.commands import RequestGate
 from domain.jobs.commands import SubmitBatchJob
 from domain.registry.commands import PromoteModelVersion, RegisterModelVersion, SetGatePolicy
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="tester")
 DATASET = "fashion_mnist_1000"
 GROUP = "gate-evaluation"
-FINISHED = {"passed", "failed", "errored"}
+FINISHED = {"passed", "failed", "inconclusive", "errored"}
 
 
 @pytest.fixture(scope="session")
@@ -74,7 +75,8 @@ def start_groups(pipeline_settings):
             "TORCH_THREADS": "1",
             "LOG_LEVEL": "warning",
             "PYTHONPATH": str(ROOT),
-            "GATE_LATENCY_ROUNDS": "8",
+            # Enough rounds for the sign-test interval to decide a version against itself.
+            "GATE_LATENCY_ROUNDS": "24",
             **env,
         }
         args = [sys.executable, "-m", "consumers"] + (["--groups", groups] if groups else [])
@@ -103,13 +105,13 @@ async def register(p, name: str, version: str, artifact, prod: bool = False) -> 
         await p.bus.handle(cmd)
 
 
-async def gate(p, name: str, candidate: str, baseline: str) -> str:
+async def gate(p, name: str, candidate: str, baseline: str, dataset: str = DATASET) -> str:
     state = await p.bus.handle(
         RequestGate(
             model_name=name,
             candidate_version=candidate,
             baseline_version=baseline,
-            dataset_id=DATASET,
+            dataset_id=dataset,
             metadata=META,
         )
     )
@@ -173,7 +175,9 @@ async def test_prod_against_itself_passes_from_the_cli(
     assert verdict["verdict"] == "PASS" and verdict["dataset_id"] == DATASET
     accuracy = next(c for c in verdict["checks"] if c["name"] == "accuracy")
     assert accuracy["delta"] == 0 and accuracy["p_value"] == 1
-    assert verdict["latency"]["batches"] == 8 and verdict["accuracy"]["images"] == 1000
+    assert verdict["latency"]["batches"] == 24 and verdict["accuracy"]["images"] == 1000
+    assert verdict["latency"]["statistic"] == "median_ratio" and verdict["needed"] is None
+    assert verdict["latency"]["unit"] == "ms per batch of 64"
     history = await p.queries.history(model_name)
     assert any(h.event_type == "GateEvaluated" and "PASS" in h.summary for h in history)
     # Usage errors exit 2, an unreachable database 3.
@@ -317,7 +321,7 @@ async def test_an_evaluated_staging_version_is_gated_and_promoted_by_itself(
     await register(p, model_name, "v1", trained_artifacts["v1"], prod=True)
     await register(p, model_name, "v2", trained_artifacts["v1"])  # the same weights: it must pass
     # Latency noise must not decide this test: its rule is tested on fakes and in the demo.
-    policy = GatePolicy(auto_promote=True, thresholds=GateThresholds(max_p95_latency_increase=50))
+    policy = GatePolicy(auto_promote=True, thresholds=GateThresholds(max_latency_increase=50))
     await p.bus.handle(
         SetGatePolicy(model_name=model_name, policy=policy, reason="test", metadata=META)
     )
@@ -344,3 +348,31 @@ async def test_an_evaluated_staging_version_is_gated_and_promoted_by_itself(
         h for h in await p.queries.history(model_name) if h.event_type == "ModelVersionPromoted"
     ][-1:]
     assert promoted.details["gate_id"] == view.gate_id and not promoted.details["forced"]
+
+
+async def test_a_gate_on_too_few_images_is_inconclusive_and_blocks_naming_the_images(
+    pipeline, start_groups, model_name, trained_artifacts
+) -> None:
+    p = pipeline
+    await register(p, model_name, "v1", trained_artifacts["v1"], prod=True)
+    await register(p, model_name, "v2", trained_artifacts["v1"])  # the same weights
+    policy = GatePolicy(require_gate=True, auto_gate=False)
+    await p.bus.handle(
+        SetGatePolicy(model_name=model_name, policy=policy, reason="test", metadata=META)
+    )
+    start_groups()
+    view = await wait_gate(p, await gate(p, model_name, "v2", "v1", "fashion_mnist_100"))
+    assert view.status == "inconclusive" and view.verdict == "INCONCLUSIVE"
+    accuracy = check(view, "accuracy")
+    # Identical predictions, but 100 images cannot show them within 1 point at 95%.
+    assert accuracy.delta == 0 and accuracy.verdict == "INCONCLUSIVE"
+    assert accuracy.ci_low < -0.01 and accuracy.needed >= 100  # at least min_images (200)
+    more = f"about {accuracy.needed:,} more labelled images"
+    assert view.needed.startswith(f"accuracy: {more}")
+    with pytest.raises(Conflict) as err:
+        await p.bus.handle(
+            PromoteModelVersion(model_name=model_name, model_version="v2", metadata=META)
+        )
+    assert f"its latest gate {view.gate_id} was INCONCLUSIVE" in str(err.value)
+    assert more in str(err.value)
+    assert await p.queries.prod_version(model_name) == "v1"

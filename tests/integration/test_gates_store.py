@@ -59,7 +59,7 @@ async def test_lookups_rebuild_and_audit(platform, model_name, state_dict_file) 
         ),
         META,
     )
-    labels = [i % 10 for i in range(100)]
+    labels = [i % 10 for i in range(400)]
     verdict = EvaluateGate(
         gate_id=passed,
         baseline_labels=labels,
@@ -67,7 +67,7 @@ async def test_lookups_rebuild_and_audit(platform, model_name, state_dict_file) 
         baseline_predictions=labels,
         candidate_predictions=labels,
         baseline_latency_ms=[5.0 + i % 3 for i in range(10)],
-        candidate_latency_ms=[5.0 + i % 2 for i in range(10)],
+        candidate_latency_ms=[5.0 + i % 3 for i in range(10)],
         latency_batch_size=64,
     )
     assert (await _decide(p.uow, passed, verdict, META)).state.verdict == "PASS"

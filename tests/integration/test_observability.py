@@ -30,7 +30,7 @@ from tests.integration.observability_stack import (
 from tests.unit.test_ops_files import DASHBOARD, data_panels, grouping_labels, metric_names
 
 pytestmark = pytest.mark.anyio
-GATE_ENDS = {"passed", "failed", "errored"}
+GATE_ENDS = {"passed", "failed", "inconclusive", "errored"}
 
 
 OBSERVABILITY_REDIS_DB = 14  # the shared fixtures use 0; audit 11, pipeline 12, relay 13

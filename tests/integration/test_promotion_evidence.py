@@ -74,16 +74,16 @@ async def test_a_small_pass_does_not_erase_a_large_fail(platform, model_name, st
     policy = GatePolicy(require_gate=True)
     await p.bus.handle(SetGatePolicy(model_name=model_name, policy=policy, metadata=META))
 
-    failed = await _verdict(p, model_name, "fashion_mnist_100", 100, wrong=20)
-    passed = await _verdict(p, model_name, "fashion_mnist_10", 10, wrong=0)
+    failed = await _verdict(p, model_name, "fashion_mnist_2000", 2000, wrong=400)
+    passed = await _verdict(p, model_name, "fashion_mnist_500", 500, wrong=0)
     async with p.uow() as tx:
         outcomes = {o.gate_id: o for o in await tx.gates.outcomes(model_name, "v2")}
     assert (outcomes[failed].verdict, outcomes[failed].dataset_id, outcomes[failed].images) == (
         "FAIL",
-        "fashion_mnist_100",
-        100,
+        "fashion_mnist_2000",
+        2000,
     )
-    assert (outcomes[passed].verdict, outcomes[passed].images) == ("PASS", 10)
+    assert (outcomes[passed].verdict, outcomes[passed].images) == ("PASS", 500)
 
     promote = PromoteModelVersion(model_name=model_name, model_version="v2", metadata=META)
     with pytest.raises(Conflict, match=f"does not erase the FAIL {failed}"):

@@ -157,7 +157,12 @@ def test_every_module_outside_tests_has_at_most_300_lines() -> None:
 
 CONTEXTS = {"registry", "jobs", "gates", "audit", "keys"}  # each has a package in both layers
 # Modules of the domain that compute statistics may use numpy (docs/architecture.md).
-STATISTICS = {"domain.jobs.evaluation", "domain.gates.stats", "domain.gates.verdict"}
+STATISTICS = {
+    "domain.jobs.evaluation",
+    "domain.gates.stats",
+    "domain.gates.noninferiority",
+    "domain.gates.verdict",
+}
 # The composition root, settings itself, and tools that compose their own processes.
 SETTINGS_READERS = {"bootstrap", "settings", "bench", "migrations"}
 

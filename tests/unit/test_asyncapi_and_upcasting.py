@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from events import codec
-from events.asyncapi import document, document_json
+from events.asyncapi import WORK_MESSAGES, document, document_json
 from events.base import Event
 from events.codec import decode_event, event_types
 from events.streams import area_stream
@@ -19,7 +19,9 @@ def test_every_event_type_and_stream_is_in_the_document() -> None:
     doc = document()
     assert doc["asyncapi"] == "3.0.0"
     types = event_types()
-    assert set(doc["components"]["messages"]) == set(types)
+    # Besides the events, only work messages (checkpoint announcements, captured requests).
+    assert set(doc["components"]["messages"]) == set(types) | WORK_MESSAGES
+    assert doc["channels"]["audit_checkpoints"]["address"] == "audit.checkpoints"
     addresses = {c["address"]: c for c in doc["channels"].values()}
     for name, cls in types.items():
         channel = addresses[area_stream(cls.area)]
@@ -37,9 +39,43 @@ def test_every_example_decodes_to_its_type() -> None:
     doc = msgspec.json.decode(document_json())
     for name, message in doc["components"]["messages"].items():
         assert message["examples"], name
+        if name == "CheckpointSigned":
+            assert set(message["examples"][0]["payload"]) == {"size", "root", "note"}
+            continue
+        if name in WORK_MESSAGES:
+            continue
         for example in message["examples"]:
             event = decode_event(name, msgspec.json.encode(example["payload"]))
             assert type(event).__name__ == name
+
+
+def test_the_online_and_traffic_streams_and_their_messages_are_documented() -> None:
+    from events.online import PairedOutcome
+    from events.traffic import CapturedRow
+
+    doc = msgspec.json.decode(document_json())
+    channels = {c["address"]: set(c["messages"]) for c in doc["channels"].values()}
+    assert channels["online.events"] == {
+        "ShadowStarted",
+        "ShadowStopped",
+        "ShadowVerdict",
+        "CanaryStarted",
+        "CanaryStepped",
+        "CanaryAborted",
+        "CanaryCompleted",
+    }
+    assert channels["traffic.events"] == {"CapturePolicySet", "TrafficDatasetFrozen"}
+    assert channels["traffic.captured"] == {"RequestsCaptured"}
+    assert channels["shadow.outcomes"] == {"OutcomesPaired"}
+    assert channels["audit.checkpoints"] == {"CheckpointSigned"}
+    # The work messages' examples have the fields of the rows the consumers decode (a
+    # captured input's bytes are a placeholder); a paired outcome's example decodes.
+    messages = doc["components"]["messages"]
+    for name, row in (("RequestsCaptured", CapturedRow), ("OutcomesPaired", PairedOutcome)):
+        (example,) = messages[name]["examples"]
+        assert set(example["payload"][0]) == set(row.__struct_fields__), name
+    (paired,) = messages["OutcomesPaired"]["examples"]
+    assert msgspec.convert(paired["payload"], list[PairedOutcome], strict=False)
 
 
 def test_the_entry_headers_name_the_relay_fields() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
@@ -99,8 +100,11 @@ def test_policy_is_an_event_folded_into_the_model() -> None:
     [
         (GatePolicy(thresholds=GateThresholds(alpha=0.0)), "alpha"),
         (GatePolicy(thresholds=GateThresholds(max_accuracy_drop=1.5)), "max_accuracy_drop"),
-        (GatePolicy(thresholds=GateThresholds(max_p95_latency_increase=-1)), "latency"),
+        (GatePolicy(thresholds=GateThresholds(max_latency_increase=-1)), "latency"),
         (GatePolicy(max_gate_age_s=0), "max_gate_age_s"),
+        (GatePolicy(thresholds=GateThresholds(alpha=0.3)), "one-sided"),
+        (GatePolicy(thresholds=GateThresholds(min_images=-1)), "min_images"),
+        (GatePolicy(on_inconclusive="maybe"), "on_inconclusive"),  # type: ignore[arg-type]
     ],
 )
 def test_invalid_policies_are_refused(policy: GatePolicy, match: str) -> None:
@@ -273,3 +277,66 @@ def test_auto_promote_does_nothing_when_off_failed_or_prod_moved() -> None:
     assert auto_promotion(m.state, _passed_gate(baseline="v3"), NOW, META) is None
     m.promote("v2")
     assert auto_promotion(m.state, _passed_gate(), NOW, META) is None  # already prod
+
+
+def test_an_inconclusive_gate_blocks_by_default_naming_the_evidence_needed() -> None:
+    undecided = msgspec.structs.replace(
+        _gate(verdict="INCONCLUSIVE"), needed="accuracy: about 4,200 more labelled images"
+    )
+    with pytest.raises(Conflict) as err:
+        check_promotion_allowed(REQUIRED, "m", "v2", "v1", [undecided], NOW)
+    message = str(err.value)
+    assert f"its latest gate {undecided.gate_id} was INCONCLUSIVE" in message
+    assert "on_inconclusive is block" in message
+    assert "about 4,200 more labelled images" in message
+    # Named as the cause (auto-promotion, --gate), it is refused the same way.
+    with pytest.raises(Conflict, match="INCONCLUSIVE"):
+        check_promotion_allowed(
+            REQUIRED, "m", "v2", "v1", [undecided], NOW, gate_id=undecided.gate_id
+        )
+    # A policy may let it clear a promotion like a PASS.
+    lenient = msgspec.structs.replace(REQUIRED, on_inconclusive="allow")
+    cleared = check_promotion_allowed(lenient, "m", "v2", "v1", [undecided], NOW)
+    assert cleared.gate_id == undecided.gate_id and not cleared.forced
+
+
+def test_old_policies_and_gate_requests_are_read_through_the_upcaster() -> None:
+    old = (
+        b'{"model_name":"m","policy":{"thresholds":{"max_accuracy_drop":0.02,'
+        b'"max_p95_latency_increase":0.2,"require_not_significant":true,"alpha":0.05},'
+        b'"require_gate":true,"max_gate_age_s":3600},"reason":"old"}'
+    )
+    e = decode_event("GatePolicySet", old, 1)
+    t = e.policy.thresholds
+    # The same 95% interval, read one-sided; the p95 rise becomes the paired-ratio margin.
+    assert (t.max_accuracy_drop, t.max_latency_increase, t.alpha) == (0.02, 0.2, 0.025)
+    assert t.min_images == 200 and e.policy.on_inconclusive == "block"
+    assert e.policy.require_gate and e.policy.max_gate_age_s == 3600
+    assert GatePolicySet.schema_version == 2
+    requested = decode_event(
+        "GateRequested",
+        b'{"gate_id":"g","model_name":"m","candidate_version":"v2","baseline_version":"v1",'
+        b'"dataset_id":"d","thresholds":{"max_accuracy_drop":0.01,'
+        b'"max_p95_latency_increase":0.1,"require_not_significant":false,"alpha":0.1}}',
+        1,
+    )
+    assert requested.thresholds == GateThresholds(alpha=0.05)
+    # Schema-2 payloads decode as they are.
+    current = GatePolicySet(model_name="m", policy=GatePolicy())
+    assert decode_event("GatePolicySet", encode_event(current), 2) == current
+
+
+def test_old_verdicts_keep_their_meaning() -> None:
+    # A schema-1 verdict: p95 latency check, no rule field; it reads as the point-estimate rule.
+    old = (
+        b'{"gate_id":"g","model_name":"m","candidate_version":"v2","baseline_version":"v1",'
+        b'"dataset_id":"d","verdict":"PASS","checks":[{"name":"p95_latency","baseline":10.0,'
+        b'"candidate":10.5,"delta":0.05,"threshold":0.1,"verdict":"PASS"}],'
+        b'"accuracy":{"images":100,"baseline_correct":90,"candidate_correct":90,'
+        b'"only_baseline_correct":0,"only_candidate_correct":0},"latency":{"batch_size":64,'
+        b'"batches":40,"baseline_p95_ms":10.0,"candidate_p95_ms":10.5,"ratio":1.05,'
+        b'"ci_low":0.9,"ci_high":1.2,"order":"ABBA"}}'
+    )
+    e = decode_event("GateEvaluated", old, 1)
+    assert e.verdict == "PASS" and e.rule == "point-estimate" and e.needed is None
+    assert e.latency.statistic == "p95_ratio" and e.checks[0].name == "p95_latency"

@@ -24,7 +24,7 @@ from events.gates import (
     GateThresholds,
 )
 from events.registry import GatePolicySet, ModelVersionPromoted
-from tests.unit.wiring import GateFakes
+from tests.unit.wiring import FAKE_MARGINS, GateFakes
 
 pytestmark = pytest.mark.anyio
 META = EventMetadata(actor="tester")
@@ -225,7 +225,10 @@ async def test_no_auto_gate_for_prod_gate_jobs_or_when_off(gp: GateFakes) -> Non
     )
     await set_gate_policy(
         SetGatePolicy(
-            model_name="m", policy=GatePolicy(auto_gate=False), reason=None, metadata=META
+            model_name="m",
+            policy=GatePolicy(auto_gate=False, thresholds=FAKE_MARGINS),
+            reason=None,
+            metadata=META,
         ),
         gp.gate_ports,
     )
@@ -239,7 +242,7 @@ async def test_auto_promote_on_pass_names_the_gate(gp: GateFakes) -> None:
     await set_gate_policy(
         SetGatePolicy(
             model_name="m",
-            policy=GatePolicy(auto_promote=True, require_gate=True),
+            policy=GatePolicy(auto_promote=True, require_gate=True, thresholds=FAKE_MARGINS),
             reason=None,
             metadata=META,
         ),
@@ -262,7 +265,10 @@ async def test_no_auto_promote_without_the_policy_or_on_fail() -> None:
     await through_verdict(gp, gate.gate_id)
     await set_gate_policy(
         SetGatePolicy(
-            model_name="m", policy=GatePolicy(auto_promote=True), reason=None, metadata=META
+            model_name="m",
+            policy=GatePolicy(auto_promote=True, thresholds=FAKE_MARGINS),
+            reason=None,
+            metadata=META,
         ),
         gp.gate_ports,
     )
@@ -273,7 +279,7 @@ async def test_required_gate_refuses_then_a_fresh_pass_clears(gp: GateFakes) -> 
     await set_gate_policy(
         SetGatePolicy(
             model_name="m",
-            policy=GatePolicy(require_gate=True, max_gate_age_s=3600),
+            policy=GatePolicy(require_gate=True, max_gate_age_s=3600, thresholds=FAKE_MARGINS),
             reason=None,
             metadata=META,
         ),
@@ -297,7 +303,10 @@ async def test_required_gate_refuses_then_a_fresh_pass_clears(gp: GateFakes) -> 
 async def test_a_pass_against_another_baseline_does_not_count(gp: GateFakes) -> None:
     await set_gate_policy(
         SetGatePolicy(
-            model_name="m", policy=GatePolicy(require_gate=True), reason=None, metadata=META
+            model_name="m",
+            policy=GatePolicy(require_gate=True, thresholds=FAKE_MARGINS),
+            reason=None,
+            metadata=META,
         ),
         gp.gate_ports,
     )
@@ -313,7 +322,10 @@ async def test_a_pass_against_another_baseline_does_not_count(gp: GateFakes) -> 
 async def test_a_forced_promotion_records_its_reason(gp: GateFakes) -> None:
     await set_gate_policy(
         SetGatePolicy(
-            model_name="m", policy=GatePolicy(require_gate=True), reason=None, metadata=META
+            model_name="m",
+            policy=GatePolicy(require_gate=True, thresholds=FAKE_MARGINS),
+            reason=None,
+            metadata=META,
         ),
         gp.gate_ports,
     )
@@ -339,7 +351,7 @@ async def test_a_forced_promotion_records_its_reason(gp: GateFakes) -> None:
 
 
 async def test_set_gate_policy_records_changes_only(gp: GateFakes) -> None:
-    policy = GatePolicy(require_gate=True)
+    policy = GatePolicy(require_gate=True, thresholds=FAKE_MARGINS)
     first = await set_gate_policy(
         SetGatePolicy(model_name="m", policy=policy, reason="release", metadata=META), gp.gate_ports
     )
@@ -349,7 +361,7 @@ async def test_set_gate_policy_records_changes_only(gp: GateFakes) -> None:
             SetGatePolicy(model_name="m", policy=policy, reason=None, metadata=META), gp.gate_ports
         )
     ).changed
-    assert len(gp.model_events(GatePolicySet)) == 1
+    assert len(gp.model_events(GatePolicySet)) == 2  # the fakes' own margins, then this one
     with pytest.raises(NotFound, match="unknown model"):
         await set_gate_policy(
             SetGatePolicy(model_name="ghost", policy=policy, reason=None, metadata=META),

@@ -44,7 +44,7 @@ def test_expected_model_series_stay_until_recorded_and_then_count() -> None:
 def test_gate_verdicts_exist_at_zero_for_every_result() -> None:
     instruments().record_gate_verdict("not-a-result")  # counted as an error, no new series
     lines = _lines("gate_verdicts_total")
-    assert {line.split('"')[1] for line in lines} == {"pass", "fail", "error"}
+    assert {line.split('"')[1] for line in lines} == {"pass", "fail", "inconclusive", "error"}
 
 
 def test_traceparent_round_trip_and_log_ids() -> None:

@@ -224,6 +224,7 @@ def test_image_installs_the_locked_dependencies_that_dev_installs() -> None:
     text = DOCKERFILE.read_text()
     dev = (ROOT / "dev").read_text()
     assert "--require-hashes -r requirements.lock" in dev  # ./dev installs exactly the lock
+    assert "--no-deps" in dev  # ... and resolves nothing more (like the image)
     assert re.search(r"^COPY ops/requirements-image\.lock \./$", text, re.M)
     assert "--require-hashes --no-deps -r requirements-image.lock" in text
     # One index: an extra one lets a same-named package from it win (dependency confusion).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from domain.gates.stats import paired_latency
+from domain.gates.noninferiority import paired_ratio
 from events.registry import ArtifactMetadata
 from ml.batcher import DynamicBatcher
 from ml.paired_latency import batches_of, measure_paired_latency, round_orders
@@ -60,6 +60,8 @@ def test_abba_order_on_the_same_batches_after_warm_up() -> None:
 def test_random_order_is_seeded_and_balanced_per_round() -> None:
     assert round_orders(50, "random", seed=1) == round_orders(50, "random", seed=1)
     assert round_orders(50, "random", seed=1) != round_orders(50, "random", seed=2)
+    # Counterbalanced: each version goes first in exactly half the rounds, either order.
+    assert sum(round_orders(50, "random", seed=1)) == sum(round_orders(50, "ABBA")) == 25
     calls: list = []
     measure_paired_latency(
         Spy("A", calls), Spy("B", calls), _images(64), 32, 20, warmup=0, order="random"
@@ -102,7 +104,9 @@ def test_real_zoo_models_feed_the_gate_statistics() -> None:
     assert len(calls) == 2 * 2 * 2 + 2 * 8  # warm-up: 2 passes x 2 batches x 2 models
     assert len(run.baseline_ms) == len(run.candidate_ms) == 8
     assert all(np.isfinite(run.baseline_ms)) and all(np.isfinite(run.candidate_ms))
-    stats = paired_latency(run.baseline_ms, run.candidate_ms)
-    assert stats.batches == 8
-    assert 0 < stats.ci_low <= stats.ci_high
-    assert stats.ratio == pytest.approx(stats.candidate_p95_ms / stats.baseline_p95_ms)
+    stats = paired_ratio(run.baseline_ms, run.candidate_ms, alpha=0.025)
+    assert stats.rounds == 8 and stats.decidable  # 8 rounds: the interval is [min, max]
+    assert 0 < stats.ci_low <= stats.ratio <= stats.ci_high
+    ratios = np.asarray(run.candidate_ms) / np.asarray(run.baseline_ms)
+    assert stats.ratio == pytest.approx(np.median(ratios))
+    assert (stats.ci_low, stats.ci_high) == pytest.approx((ratios.min(), ratios.max()))

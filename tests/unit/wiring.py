@@ -29,7 +29,8 @@ from domain.registry.commands import RegisterModelVersion
 from domain.registry.handlers import register_model_version
 from domain.registry.ports import RegistryPorts
 from events.base import Event, EventMetadata
-from events.registry import ModelVersionPromoted, ModelVersionRegistered
+from events.gates import GatePolicy, GateThresholds
+from events.registry import GatePolicySet, ModelVersionPromoted, ModelVersionRegistered
 from events.streams import gate_stream_id, job_stream_id, model_stream_id
 from tests.unit.fakes import (
     FakeArtifactStore,
@@ -208,6 +209,10 @@ class VersionedEvaluator(FakeShardEvaluator):
         return await super().evaluate(version, dataset_id, start, stop, batch_size)
 
 
+# Margins the fakes' small datasets can decide (docs/gates.md: n for a given margin).
+FAKE_MARGINS = GateThresholds(max_accuracy_drop=0.02)
+
+
 class GateFakes(JobFakes):
     """The gate handlers' ports on fakes: model m has v1 (prod) and v2, n has v1 only."""
 
@@ -217,6 +222,9 @@ class GateFakes(JobFakes):
         super().__init__()
         self.evaluator = VersionedEvaluator(wrong or {})
         self.latency = FakeLatencyMeter()
+        # 250 identical predictions show non-inferiority within 2 points, not within 1.
+        policy = GatePolicySet(model_name="m", policy=GatePolicy(thresholds=FAKE_MARGINS))
+        self.uow.db.append_now(model_stream_id("m"), [policy])
 
     @property
     def gate_ports(self) -> GatePorts:

@@ -68,6 +68,7 @@ def cli(p, *args: str, **env: str) -> subprocess.CompletedProcess:
         "DATABASE_URL": p.settings.database.url,
         "REDIS_URL": p.settings.redis.url,
         "ARTIFACTS_DIR": str(p.settings.files.artifacts_dir),
+        "AUDIT_SIGNING_KEY_FILE": str(p.transparency.policy.key_file),
         "PYTHONPATH": str(ROOT),
         **env,
     }

@@ -31,7 +31,8 @@ async def test_a_clean_system_audits_clean_and_the_cli_exits_0(private) -> None:
     assert report.ok, report.findings
     assert report.events == 5
     assert "0 differences" in report.checks["projections"]
-    assert "registry.events 5; 0 fetched whole; 0 differences" in report.checks["streams"]
+    streams = report.checks["streams"]
+    assert "registry.events 5, traffic.events 0; 0 fetched whole; 0 differences" in streams
     assert report.checks["relay anchor"] == "position 5 held"
     done = cli(private, "audit")
     assert done.returncode == 0, done.stderr

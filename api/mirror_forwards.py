@@ -1,0 +1,72 @@
+"""The mirror's work in the inference thread: both versions' forwards of queued requests.
+
+Each version's forward of the lot is timed alone, in a random order chosen by the caller, so
+the paired latencies compare the versions and not their batchers' queues.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import structlog
+
+from api.online_hooks import Served
+
+log = structlog.get_logger("online")
+
+
+@dataclass(slots=True)
+class MirrorJob:
+    """A request queued to be answered by both versions of a run."""
+
+    served: Served
+    run_id: str
+    step: int
+    prod_version: str
+    candidate_version: str
+    queued_at: float
+
+
+def forwards(name: str, models: list, images: np.ndarray, order: tuple[int, int]) -> list:
+    """In the inference thread: each model's forward of ``images`` in ``order``, timed alone;
+    (predictions or None, ms per image) for each.
+
+    Both first run once untimed: the live traffic keeps the version it mostly hits warm (its
+    weights in cache, its shapes compiled), so a first forward of the other read 1.2x slower
+    for an equal model in over half the pairs at a canary's 20% step (bench-shadow aborted an
+    equally fast candidate on latency). Timed after a warm run each, they compare the versions.
+    """
+    out: list = [None, None]
+    failed = [model is None for model in models]
+    for i in order:
+        if not failed[i]:
+            failed[i] = not _run(name, models[i], images)[0]
+    for i in order:
+        start = time.perf_counter()
+        ok, predictions = (False, None) if failed[i] else _run(name, models[i], images)
+        ms = (time.perf_counter() - start) * 1000 / len(images)
+        out[i] = (predictions if ok else None, round(ms, 3))
+    return out
+
+
+def _run(name: str, model, images: np.ndarray) -> tuple[bool, list[int] | None]:
+    try:
+        return True, model.forward(images).argmax(axis=1).tolist()
+    except Exception as exc:  # a failing version is an outcome (its error), not a crash
+        log.info("online_answer_failed", model=name, error=str(exc)[:200])
+        return False, None
+
+
+def at_index(predictions: list[int] | None, i: int) -> int | None:
+    """The i-th prediction, or None when that side failed."""
+    return None if predictions is None else predictions[i]
+
+
+def same_run(jobs: list[MirrorJob]) -> list[list[MirrorJob]]:
+    """Jobs grouped by run, step and input dtype (one forward per version for each group)."""
+    groups: dict[tuple, list[MirrorJob]] = {}
+    for j in jobs:
+        groups.setdefault((j.run_id, j.step, j.served.input.dtype.str), []).append(j)
+    return list(groups.values())

@@ -1,0 +1,265 @@
+"""Shadow mirror and canary router of an API process (plugged into api/online_hooks.py).
+
+``route`` sends a canary's share of the requests that name no version to the candidate, by a
+stable hash of the client's X-Routing-Key (else the request id): the same key always lands on
+the same side, and a key on the candidate stays there as the share grows. ``after`` takes the
+sampled prod answers of a shadow and the canary's answers, marks them kept (so feedback can
+label them) and queues them without waiting; a bounded queue, dropped and counted when full or
+when the other version's batcher is busy, so the mirror never slows or fails a prod request.
+Mirror tasks answer each queued request with both versions off the response path, in one
+hand-off to the inference thread where each forward is timed alone (in a random order), so the
+paired latencies compare the versions and not their batchers' queues; the paired outcomes go to
+``shadow.outcomes``.
+Every half second the running shadows and canaries are re-read from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from api.mirror_forwards import MirrorJob as _Job
+from api.mirror_forwards import at_index as _at
+from api.mirror_forwards import forwards as _forwards
+from api.mirror_forwards import same_run as _same_run
+from api.online_hooks import Served
+from api.queue_drain import drain, take_batch
+from domain.errors import DomainError, ServiceUnavailable
+from domain.online.commands import encode_outcomes
+from domain.online.ports import OnlineLog
+from domain.online.state import CanaryRun, ShadowRun
+from events.online import OUTCOMES_STREAM, PairedOutcome
+from ml.inference import InferenceService
+from observability.meter import API
+from observability.metrics import CANARY_SHARE, instruments
+from observability.supervisor import sleep_until_stopped
+
+log = structlog.get_logger("online")
+QUEUE_SIZE = 256  # requests waiting to be mirrored in this process
+WORKERS = 2  # mirror tasks at once
+MIRROR_BATCH = 16  # queued requests of a run answered in one forward per version
+BUSY_QUEUED = 32  # the other version's batcher holds this many images: too busy to mirror
+STALE_S = 1.0  # a request queued longer than this is dropped (the process is busy)
+BATCH = 64
+STREAM_MAXLEN = 20_000
+REFRESH_S = 0.5
+LINGER_S = 0.2  # a batch of outcomes waits this long to fill (api/queue_drain.py)
+BUCKETS = 10_000
+
+
+def bucket(run_id: str, key: str) -> int:
+    """A stable bucket in [0, 10000) of a routing key within one canary."""
+    digest = hashlib.blake2b(f"{run_id}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % BUCKETS
+
+
+class OnlineFollower:
+    """The shadow mirror (a subscriber of the hooks) and the canary router of one API process."""
+
+    def __init__(
+        self,
+        inference: InferenceService,
+        redis: aioredis.Redis,
+        runs: OnlineLog,
+        *,
+        queue_size: int = QUEUE_SIZE,
+        workers: int = WORKERS,
+    ) -> None:
+        self.inference, self.redis, self.runs = inference, redis, runs
+        self.shadows: dict[str, ShadowRun] = {}
+        self.canaries: dict[str, CanaryRun] = {}
+        self.queue: asyncio.Queue[_Job] = asyncio.Queue(queue_size)
+        self.outcomes: asyncio.Queue[PairedOutcome] = asyncio.Queue(queue_size * 4)
+        self.workers = workers
+        self.dropped = 0
+        self.mirrored = 0
+        self.routed_models: set[str] = set()  # models that had a canary in this process
+        self._inst = instruments()
+        self._inst.gauge("canary_share", CANARY_SHARE, self.share_samples, roles=API)
+
+    def share_samples(self) -> list[tuple[float, dict[str, str]]]:
+        """canary_share: the candidate's share (0 to 1) of each model this process serves."""
+        canaries = self.canaries
+        prod = dict(self.inference.prod)  # a copy: scrapes run on another thread
+        known = self.routed_models | set(canaries) | {n for n, v in prod.items() if v}
+        return [
+            (canaries[n].share / 100 if n in canaries else 0.0, {"model_name": n})
+            for n in sorted(known)
+        ]
+
+    # --- the response path: dict lookups, a hash, a put_nowait ---------------------------
+    def wants(self, model_name: str) -> bool:
+        """Whether the model has a shadow or a canary running."""
+        return model_name in self.shadows or model_name in self.canaries
+
+    def route(self, model_name: str, request_id: str, routing_key: str | None) -> str | None:
+        """The candidate for the canary's share of the keys, else None (prod)."""
+        c = self.canaries.get(model_name)
+        if c is None:
+            return None
+        if bucket(c.canary_id, routing_key or request_id) < c.share * (BUCKETS // 100):
+            return c.candidate_version
+        return None
+
+    def after(self, served: Served) -> None:
+        """Queue a canary's answer or a sampled prod answer to be paired; never waits."""
+        name = served.model_name
+        c = self.canaries.get(name)
+        if c is not None and served.routed and served.model_version == c.candidate_version:
+            served.keep = True
+            self._put(served, c.canary_id, c.step, c.prod_version, c.candidate_version)
+            return
+        s = self.shadows.get(name)
+        if s is None or served.routed or served.model_version != s.prod_version:
+            return
+        if random.random() < s.fraction:
+            served.keep = True
+            self._put(served, s.shadow_id, 0, s.prod_version, s.candidate_version)
+
+    def _put(self, served: Served, run: str, step: int, prod: str, candidate: str) -> None:
+        job = _Job(served, run, step, prod, candidate, time.monotonic())
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self._drop(served.model_name, "queue_full")
+
+    def _drop(self, model_name: str, reason: str, n: int = 1) -> None:
+        self.dropped += n
+        self._inst.online_dropped.add(n, {"model_name": model_name, "reason": reason})
+
+    # --- background ----------------------------------------------------------------------
+    async def mirror(self, stop: asyncio.Event) -> None:
+        """Answer queued requests with both versions until ``stop`` (``workers`` at once)."""
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(self.workers):
+                tg.create_task(self._mirror_loop(stop))
+
+    async def _mirror_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            jobs = await take_batch(self.queue, MIRROR_BATCH, 0.0)  # what is queued, no wait
+            for group in _same_run(jobs):
+                for outcome in await self.pair_many(group):
+                    try:
+                        self.outcomes.put_nowait(outcome)
+                    except asyncio.QueueFull:
+                        self._drop(outcome.model_name, "outcomes_full")
+
+    async def pair_many(self, jobs: list[_Job]) -> list[PairedOutcome]:
+        """Both versions' answers to queued requests of one run, in one forward each.
+
+        One hand-off and one forward per version for the lot (a batch costs far less per image
+        than single forwards). Only the first outcome carries the paired latencies, the batch's
+        ms per image: the others share that one measurement, and counting it again would
+        overstate the latency check's evidence.
+        """
+        name = jobs[0].served.model_name
+        now = time.monotonic()
+        fresh = [j for j in jobs if now - j.queued_at <= STALE_S]
+        if len(fresh) < len(jobs):
+            self._drop(name, "busy", len(jobs) - len(fresh))
+        if not fresh:
+            return []
+        first = fresh[0]
+        images = np.stack([j.served.input for j in fresh])
+        answers = await self._answer_both(
+            name, (first.prod_version, first.candidate_version), images
+        )
+        if answers is None:
+            self._drop(name, "busy", len(fresh))
+            return []
+        (prod, prod_ms), (cand, cand_ms) = answers
+        self.mirrored += len(fresh)
+        self._inst.online_mirrored.add(len(fresh), {"model_name": name})
+        at = datetime.now(UTC)
+        out = []
+        for i, job in enumerate(fresh):
+            served_is_prod = job.served.model_version == job.prod_version
+            # The answer the client got counts for its side; the other side's comes from here.
+            prod_pred = job.served.prediction if served_is_prod else _at(prod, i)
+            cand_pred = _at(cand, i) if served_is_prod else job.served.prediction
+            out.append(
+                PairedOutcome(
+                    run_id=job.run_id,
+                    request_id=job.served.request_id,
+                    model_name=name,
+                    step=job.step,
+                    prod_version=job.prod_version,
+                    candidate_version=job.candidate_version,
+                    prod_prediction=prod_pred,
+                    candidate_prediction=cand_pred,
+                    prod_latency_ms=prod_ms if i == 0 else None,
+                    candidate_latency_ms=cand_ms if i == 0 else None,
+                    at=at,
+                )
+            )
+        return out
+
+    async def _answer_both(self, name: str, versions: tuple[str, str], images: np.ndarray):
+        """Each version's (predictions or None on failure, ms per image), or None when a
+        batcher is busy.
+
+        Both forwards run in the inference thread in one hand-off, one after the other in a
+        random order, each timed there, so the paired latencies compare the versions alone.
+        Timed through their batchers they measured the traffic split instead: at a canary's
+        100% step the candidate's batcher holds every live request and prod's is idle (an
+        equal candidate read 1.2-1.3x slower); in a shadow the reverse (0.7x, bench-shadow).
+        """
+        models: list = []
+        for version in versions:
+            try:
+                model = await self.inference.resolve(name, version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a failing version is an outcome (its error), not a crash
+                log.info("online_answer_failed", model=name, version=version, error=str(exc)[:200])
+                model = None
+            if model is not None and model.batcher.queued >= BUSY_QUEUED:
+                return None
+            models.append(model)
+        order = (0, 1) if random.random() < 0.5 else (1, 0)
+        loop = asyncio.get_running_loop()
+        executor = self.inference.cache.executor  # the one inference thread of this process
+        return await loop.run_in_executor(executor, _forwards, name, models, images, order)
+
+    async def write(self, stop: asyncio.Event) -> None:
+        """Drain paired outcomes in batches, one XADD each, until ``stop``."""
+        await drain(self.outcomes, stop, self.flush, size=BATCH, linger_s=LINGER_S)
+
+    async def flush(self, batch: list[PairedOutcome]) -> None:
+        """One XADD; a Redis failure drops the batch (counted), never blocks serving."""
+        try:
+            await self.redis.xadd(
+                OUTCOMES_STREAM,
+                {"rows": encode_outcomes(batch)},
+                maxlen=STREAM_MAXLEN,
+                approximate=True,
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("outcomes_write_failed", error=str(exc), dropped=len(batch))
+            for o in batch:
+                self._drop(o.model_name, "redis_error")
+
+    async def refresh_once(self) -> None:
+        """Re-read the running shadows and canaries."""
+        states = await self.runs.running()
+        self.shadows = {s.model_name: s.shadow for s in states if s.shadow is not None}
+        self.canaries = {s.model_name: s.canary for s in states if s.canary is not None}
+        self.routed_models |= set(self.canaries)  # an ended canary's share then reads 0
+
+    async def refresh(self, stop: asyncio.Event) -> None:
+        """Follow starts, steps and aborts: re-read every REFRESH_S until ``stop``."""
+        while True:
+            try:
+                await self.refresh_once()
+            except (ServiceUnavailable, DomainError) as exc:  # keep the last runs meanwhile
+                log.warning("online_runs_unavailable", error=str(exc))
+            if await sleep_until_stopped(stop, REFRESH_S):
+                return

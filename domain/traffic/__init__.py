@@ -1,0 +1,1 @@
+"""Traffic capture and feedback: capture policies, captured requests, labels, frozen datasets."""

@@ -1,0 +1,149 @@
+"""The mirror times each version's own forward, not its batcher's queue (api/online_mirror.py).
+
+At a canary's 100% step the candidate's batcher holds every live request and prod's is idle;
+timed through their batchers, an equal candidate read 1.2-1.3x slower and was aborted by the
+latency check (in a shadow the reverse: 0.7x). A fake clock that only the forwards (and the
+batchers' queues) advance makes the paired latencies exact, so no wall time is asserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+import api.mirror_forwards as mirror_forwards
+import api.online_mirror as mirror
+from api.online_hooks import Served
+from api.online_mirror import OnlineFollower, _Job
+
+
+class _Clock:
+    """perf_counter and monotonic, in seconds, moved only by the fakes below."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, ms: float) -> None:
+        with self.lock:
+            self.now += ms / 1000
+
+
+class _Model:
+    """A version whose forward costs ``cost_ms`` and whose batcher has a live backlog."""
+
+    def __init__(self, clock: _Clock, cost_ms: float, backlog_ms: float, cls: int, fail=False):
+        self.clock, self.cost_ms, self.cls, self.fail = clock, cost_ms, cls, fail
+        self.batcher = SimpleNamespace(queued=0, submit=self._submit, backlog_ms=backlog_ms)
+
+    async def _submit(self, image):  # the old path: the backlog, then the forward
+        self.clock.advance(self.batcher.backlog_ms)
+        return self.forward(image)
+
+    def forward(self, image: np.ndarray) -> np.ndarray:
+        self.clock.advance(self.cost_ms)
+        if self.fail:
+            raise RuntimeError("weights gone")
+        logits = np.zeros((len(image), 10), dtype=np.float32)
+        logits[:, self.cls] = 1.0
+        return logits
+
+
+class _Inference:
+    def __init__(self, models: dict[str, _Model]) -> None:
+        self.models = models
+        self.cache = SimpleNamespace(executor=ThreadPoolExecutor(1))
+
+    async def resolve(self, name: str, version: str) -> _Model:
+        return self.models[version]
+
+
+def _job(served_version: str = "v2") -> _Job:
+    served = Served(
+        request_id="r-1",
+        model_name="m",
+        model_version=served_version,
+        prod_version="v1",
+        input=np.zeros((28, 28), dtype=np.uint8),
+        prediction=7,
+        scores=[0.0] * 10,
+        latency_ms=1.0,
+        routed=served_version == "v2",
+    )
+    return _Job(served, "c-1", 3, "v1", "v2", 0.0)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> _Clock:
+    c = _Clock()
+    monkeypatch.setattr(mirror, "time", c)
+    monkeypatch.setattr(mirror_forwards, "time", c)
+    return c
+
+
+def _pair(models: dict[str, _Model], job: _Job | None = None):
+    follower = OnlineFollower(_Inference(models), None, None)  # type: ignore[arg-type]
+    outcomes = asyncio.run(follower.pair_many([job or _job()]))
+    return follower, outcomes[0] if outcomes else None
+
+
+def test_an_equal_candidate_under_all_the_live_traffic_times_equal(clock) -> None:
+    # The candidate's batcher has 20 ms of live requests ahead (a canary at 100%), prod's none.
+    models = {"v1": _Model(clock, 1.5, 0.0, 3), "v2": _Model(clock, 1.5, 20.0, 3)}
+    for _ in range(20):  # both orders of the two forwards come up
+        _, outcome = _pair(models)
+        assert outcome.prod_latency_ms == outcome.candidate_latency_ms == 1.5
+    assert outcome.candidate_prediction == 7  # the client's answer counts for its side
+    assert outcome.prod_prediction == 3
+
+
+def test_a_slower_candidate_reads_slower_and_a_failing_one_is_an_error(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 20.0, 3), "v2": _Model(clock, 3.0, 0.0, 4)}
+    _, outcome = _pair(models, _job("v1"))
+    assert (outcome.prod_latency_ms, outcome.candidate_latency_ms) == (1.0, 3.0)
+    assert (outcome.prod_prediction, outcome.candidate_prediction) == (7, 4)
+    models["v2"].fail = True
+    _, outcome = _pair(models, _job("v1"))
+    assert outcome.candidate_prediction is None and outcome.prod_prediction == 7
+
+
+def test_a_busy_batcher_drops_the_pair(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 1.0, 0.0, 3)}
+    models["v1"].batcher.queued = mirror.BUSY_QUEUED
+    follower, outcome = _pair(models)
+    assert outcome is None and follower.dropped == 1 and follower.mirrored == 0
+
+
+def test_queued_requests_of_a_run_share_one_forward_and_one_timing(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 3.0, 0.0, 4)}
+    calls = {"v1": 0, "v2": 0}
+    for version, model in models.items():
+        inner = model.forward
+
+        def counted(images, version=version, inner=inner):
+            calls[version] += 1
+            return inner(images)
+
+        model.forward = counted
+    follower = OnlineFollower(_Inference(models), None, None)  # type: ignore[arg-type]
+    jobs = [_job("v1") for _ in range(5)]
+    stale = _job("v1")
+    stale.queued_at = -(mirror.STALE_S + 1)  # queued too long ago: dropped as busy
+    outcomes = asyncio.run(follower.pair_many([stale, *jobs]))
+    assert calls == {"v1": 2, "v2": 2}  # one warm and one timed forward of the five per version
+    assert len(outcomes) == 5 and follower.dropped == 1 and follower.mirrored == 5
+    assert [o.candidate_prediction for o in outcomes] == [4] * 5
+    # One measurement, per image (a forward of five here costs its fake's cost once): counted once.
+    assert (outcomes[0].prod_latency_ms, outcomes[0].candidate_latency_ms) == (0.2, 0.6)
+    assert all(o.prod_latency_ms is None and o.candidate_latency_ms is None for o in outcomes[1:])
