@@ -3,12 +3,16 @@ the dataclasses of ports the job handlers take."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 from domain.ports import Clock, UnitOfWorkFactory
 from domain.registry.state import VersionState
 from domain.registry.views import JobView
+
+if TYPE_CHECKING:
+    from domain.jobs.aggregate import JobState
 
 
 class DatasetCatalog(Protocol):
@@ -75,9 +79,37 @@ class JobPorts:
     limits: JobLimits = JobLimits()
 
 
+class ShardPlans:
+    """The plans of the jobs whose shards a worker ran, with their model versions.
+
+    A job's plan (model, version, dataset, bounds, batch size) and a registered version never
+    change, so a worker's later shards of a job read only its status and stored shards instead of
+    folding the job's and the model's streams again (two of a shard's three stream loads).
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._plans: OrderedDict[str, tuple[JobState, VersionState]] = OrderedDict()
+
+    def get(self, job_id: str) -> tuple[JobState, VersionState] | None:
+        """The remembered plan and version of a job, if any."""
+        plan = self._plans.get(job_id)
+        if plan is not None:
+            self._plans.move_to_end(job_id)
+        return plan
+
+    def remember(self, job: JobState, version: VersionState) -> None:
+        """Keep a job's plan and version; the least recently used goes past ``size``."""
+        self._plans[job.job_id] = (job, version)
+        self._plans.move_to_end(job.job_id)
+        while len(self._plans) > self.size:
+            self._plans.popitem(last=False)
+
+
 @dataclass(frozen=True, kw_only=True)
 class ShardPorts:
     """What a worker's shard handler uses: the model runs only where an evaluator is built."""
 
     uow: UnitOfWorkFactory
     evaluator: ShardEvaluator
+    plans: ShardPlans = field(default_factory=ShardPlans)

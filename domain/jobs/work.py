@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -55,15 +56,24 @@ async def plan_batch_job(cmd: PlanBatchJob, ports: JobPorts) -> JobOutcome:
 async def evaluate_shard(cmd: EvaluateShard, ports: ShardPorts) -> JobOutcome:
     """Run one shard through the model and record it; a stored or inactive shard is skipped."""
     job_id, shard = cmd.job_id, cmd.shard
+    known = ports.plans.get(job_id)
     async with ports.uow() as tx:
-        state = await tx.jobs.load(job_id)
+        if known is None:
+            state = await tx.jobs.load(job_id)
+            model = await tx.models.load(state.model_name) if state.exists else None
+            status = state.status
+        else:  # the plan is remembered: only what changes is read (the status, from the projection)
+            (state, version), model = known, None
+            status = (await tx.jobs.progress(job_id))[0]
         done = await tx.jobs.stored_shards(job_id)
-        model = await tx.models.load(state.model_name) if state.exists else None
-    if state.status not in (QUEUED, RUNNING) or shard in done or model is None:
-        return JobOutcome(state=state, changed=False)
-    version = model.versions.get(state.model_version)
-    if version is None:
-        raise NotFound(f"model {state.model_name!r} has no version {state.model_version!r}")
+    if status not in (QUEUED, RUNNING) or shard in done or (known is None and model is None):
+        return JobOutcome(state=dataclasses.replace(state, status=status), changed=False)
+    if known is None:
+        assert model is not None
+        version = model.versions.get(state.model_version)
+        if version is None:
+            raise NotFound(f"model {state.model_name!r} has no version {state.model_version!r}")
+        ports.plans.remember(state, version)
     if not 0 <= shard < state.planned_shards:
         raise InvalidInput(f"job {job_id} has no shard {shard}")
     start, stop = state.shard_bounds(shard)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from typing import cast
 
 import pytest
 
 from domain.errors import Conflict, InvalidInput, NotFound
-from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED
+from domain.jobs.aggregate import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, JobState
 from domain.jobs.commands import CancelBatchJob, FailBatchJob, ReplanLostShards
 from domain.jobs.handlers import cancel_batch_job, fail_batch_job
+from domain.jobs.ports import ShardPlans
 from domain.jobs.store import ShardResult
 from domain.jobs.work import replan_lost_shards
+from domain.registry.state import VersionState
 from events.base import EventMetadata
 from events.jobs import (
     BatchJobCancelled,
@@ -22,6 +25,7 @@ from events.jobs import (
     BatchShardCompleted,
     EvaluationRecorded,
 )
+from tests.unit.fakes import FakeRepository
 from tests.unit.wiring import NAMES, JobFakes
 
 pytestmark = pytest.mark.anyio
@@ -147,6 +151,51 @@ async def test_evaluate_shard_stores_its_slice_and_records_it_once(jobs: JobFake
     repeat = await jobs.shard(job.job_id, 2)
     assert not repeat.changed and len(jobs.evaluator.calls) == 1
     assert sum(isinstance(e, BatchShardCompleted) for e in jobs.job_events(job.job_id)) == 1
+
+
+async def test_a_worker_folds_a_jobs_and_its_models_streams_once(
+    jobs: JobFakes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = await jobs.submit()
+    await jobs.plan(job.job_id)
+    loads: list[str] = []
+    load = FakeRepository.load
+
+    async def counted(self, aggregate_id: str):
+        loads.append(aggregate_id)
+        return await load(self, aggregate_id)
+
+    monkeypatch.setattr(FakeRepository, "load", counted)
+    await jobs.shard(job.job_id, 0)
+    assert loads.count("m") == 1 and loads.count(job.job_id) == 2
+    loads.clear()
+    outcome = await jobs.shard(job.job_id, 1)
+    assert outcome.changed and outcome.state.done_shards == {0, 1}
+    assert loads == [job.job_id]  # only the save's load: the plan and the version are known
+    assert [c[3:5] for c in jobs.evaluator.calls] == [(0, 100), (100, 200)]
+
+
+async def test_a_remembered_plan_still_sees_the_job_cancelled(jobs: JobFakes) -> None:
+    job = await jobs.submit()
+    await jobs.plan(job.job_id)
+    assert (await jobs.shard(job.job_id, 0)).changed
+    await cancel_batch_job(
+        CancelBatchJob(job_id=job.job_id, reason=None, metadata=META), jobs.ports
+    )
+    outcome = await jobs.shard(job.job_id, 1)
+    assert not outcome.changed and outcome.state.status == CANCELLED
+    assert len(jobs.evaluator.calls) == 1
+
+
+def test_shard_plans_keep_the_most_recently_used() -> None:
+    plans = ShardPlans(size=2)
+    a, b, c = (JobState(job_id=j) for j in "abc")
+    version = cast(VersionState, object())  # the plans only keep it
+    plans.remember(a, version)
+    plans.remember(b, version)
+    assert plans.get("a") is not None  # a is now the most recent
+    plans.remember(c, version)
+    assert plans.get("b") is None and plans.get("a") and plans.get("c")
 
 
 async def test_evaluate_shard_skips_inactive_and_unknown_jobs(jobs: JobFakes) -> None:

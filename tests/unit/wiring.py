@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -123,9 +124,9 @@ class JobFakes:
             limits=self.limits,
         )
 
-    @property
+    @functools.cached_property
     def shard_ports(self) -> ShardPorts:
-        """The shard handler's ports."""
+        """The shard handler's ports (one worker's: its remembered plans last)."""
         return ShardPorts(uow=self.uow, evaluator=self.evaluator)
 
     def delivery(self, group: str, event_id: uuid.UUID | None = None) -> Delivery:
