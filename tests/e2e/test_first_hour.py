@@ -135,7 +135,12 @@ def walk(text: str, env: dict[str, str], port: int) -> None:
             both = out.stdout + out.stderr
             assert out.returncode == 0, (command, both[-3000:])
             missing = shows(expected, both)
-            assert missing is None, f"{command!r} did not print {missing!r}:\n{both[-4000:]}"
+            if missing is not None:  # the model's trail says how it got there
+                trail = run("./dev history mnist_cnn --wide")
+                trail_text = trail.stdout[-4000:] + trail.stderr[-1000:]
+                raise AssertionError(
+                    f"{command!r} did not print {missing!r}:\n{both[-4000:]}\n{trail_text}"
+                )
     finally:
         for p in background:
             os.killpg(p.pid, signal.SIGINT)
