@@ -7,6 +7,7 @@ the paired latencies compare the versions and not their batchers' queues.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,34 @@ class MirrorJob:
     prod_version: str
     candidate_version: str
     queued_at: float
+
+
+class MirrorBudget:
+    """How much of the inference thread the mirror may take while requests wait for a model.
+
+    A lot costs four forwards; when prod's batcher has requests waiting, every millisecond the
+    mirror holds the thread delays them, so lots then run only within ``share`` of the thread's
+    time (a token bucket, ``burst`` seconds deep) and the rest is dropped as busy. With nothing
+    waiting, a lot always runs (and still spends the bucket, so a burst of load finds it empty
+    rather than owed).
+    """
+
+    def __init__(
+        self, share: float, burst: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.share, self.burst, self.clock = share, burst, clock
+        self.tokens, self._at = burst, clock()
+
+    def allows(self, waiting: bool) -> bool:
+        """Whether a lot may run now (``waiting``: requests are queued for a model)."""
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self._at) * self.share)
+        self._at = now
+        return not waiting or self.tokens > 0
+
+    def spend(self, seconds: float) -> None:
+        """Charge a lot's forwards (never more than one bucket in debt)."""
+        self.tokens = max(-self.burst, self.tokens - seconds)
 
 
 def forwards(name: str, models: list, images: np.ndarray, order: tuple[int, int]) -> list:

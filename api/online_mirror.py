@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from api.mirror_forwards import MirrorBudget
 from api.mirror_forwards import MirrorJob as _Job
 from api.mirror_forwards import at_index as _at
 from api.mirror_forwards import forwards as _forwards
@@ -46,6 +47,14 @@ log = structlog.get_logger("online")
 QUEUE_SIZE = 256  # requests waiting to be mirrored in this process
 WORKERS = 2  # mirror tasks at once
 MIRROR_BATCH = 16  # queued requests of a run answered in one forward per version
+# A lot waits this long after its first request to fill: each lot costs the inference thread
+# four forwards (api/mirror_forwards.py), so at a shadow's 0.1 lots of one or two took more of
+# it than prod's own batches (bench-shadow: 4.8 ms per mirrored request).
+MIRROR_LINGER_S = 0.05
+# While requests wait for a model, the mirror may take this share of the inference thread
+# (api/mirror_forwards.MirrorBudget), so a busy process keeps its throughput.
+MIRROR_SHARE = 0.02
+MIRROR_BURST_S = 0.05
 BUSY_QUEUED = 32  # the other version's batcher holds this many images: too busy to mirror
 STALE_S = 1.0  # a request queued longer than this is dropped (the process is busy)
 BATCH = 64
@@ -82,6 +91,7 @@ class OnlineFollower:
         self.dropped = 0
         self.mirrored = 0
         self.routed_models: set[str] = set()  # models that had a canary in this process
+        self.budget = MirrorBudget(MIRROR_SHARE, MIRROR_BURST_S)
         self._inst = instruments()
         self._inst.gauge("canary_share", CANARY_SHARE, self.share_samples, roles=API)
 
@@ -121,6 +131,9 @@ class OnlineFollower:
         if s is None or served.routed or served.model_version != s.prod_version:
             return
         if random.random() < s.fraction:
+            if not self.budget.allows(True):  # spent while requests wait: not even captured
+                self._drop(name, "busy")
+                return
             served.keep = True
             self._put(served, s.shadow_id, 0, s.prod_version, s.candidate_version)
 
@@ -144,7 +157,7 @@ class OnlineFollower:
 
     async def _mirror_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            jobs = await take_batch(self.queue, MIRROR_BATCH, 0.0)  # what is queued, no wait
+            jobs = await take_batch(self.queue, MIRROR_BATCH, MIRROR_LINGER_S)
             for group in _same_run(jobs):
                 for outcome in await self.pair_many(group):
                     try:
@@ -224,10 +237,16 @@ class OnlineFollower:
             if model is not None and model.batcher.queued >= BUSY_QUEUED:
                 return None
             models.append(model)
+        if not self.budget.allows(any(m is not None and m.batcher.queued for m in models)):
+            return None
         order = (0, 1) if random.random() < 0.5 else (1, 0)
         loop = asyncio.get_running_loop()
         executor = self.inference.cache.executor  # the one inference thread of this process
-        return await loop.run_in_executor(executor, _forwards, name, models, images, order)
+        started = time.perf_counter()
+        try:
+            return await loop.run_in_executor(executor, _forwards, name, models, images, order)
+        finally:
+            self.budget.spend(time.perf_counter() - started)
 
     async def write(self, stop: asyncio.Event) -> None:
         """Drain paired outcomes in batches, one XADD each, until ``stop``."""
