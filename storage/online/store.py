@@ -94,7 +94,9 @@ _COUNTS = text(
       count(*) FILTER (WHERE pe AND NOT ce) AS prod_only_errors,
       count(*) FILTER (WHERE both_ok AND prod_latency_ms IS NOT NULL
                        AND candidate_latency_ms IS NOT NULL) AS timed,
-      count(*) FILTER (WHERE both_ok AND candidate_latency_ms > (1 + :margin) * prod_latency_ms)
+      -- The cast: "1 + $n" types the parameter as an integer, and asyncpg sent 0.2 as 0.
+      count(*) FILTER (WHERE both_ok
+                       AND candidate_latency_ms > (1 + CAST(:margin AS float8)) * prod_latency_ms)
         AS slower,
       percentile_cont(0.95) WITHIN GROUP (ORDER BY prod_latency_ms) AS prod_p95_ms,
       percentile_cont(0.95) WITHIN GROUP (ORDER BY candidate_latency_ms) AS candidate_p95_ms

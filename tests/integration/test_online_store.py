@@ -90,6 +90,10 @@ async def test_outcomes_counted_with_labels_and_runs_projected(
     assert (c.outcomes, c.answered, c.agree, c.labelled) == (5, 4, 3, 3)
     assert (c.candidate_only_right, c.prod_only_right, c.candidate_errors) == (1, 0, 1)
     assert c.prod_p95_ms == 2.0
+    # The candidate took 1.05x prod's time: slower beyond a margin of 0.01, not of 0.2 (a margin
+    # once reached PostgreSQL as an integer, 0, and an equal candidate read slower half the time).
+    assert (c.timed, c.slower) == (4, 0)
+    assert (await p.online_ports.outcomes.counts(shadow.shadow_id, 0.01)).slower == 4
 
 
 async def test_a_canary_steps_and_promotes_through_the_real_bus(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
@@ -20,6 +21,11 @@ import api.mirror_forwards as mirror_forwards
 import api.online_mirror as mirror
 from api.online_hooks import Served
 from api.online_mirror import OnlineFollower, _Job
+from events.registry import ArtifactMetadata
+from ml.loaded_model import FORWARD_EXCLUSION, LoadedModel, VersionRef
+from ml.zoo import build_model
+
+_REF = VersionRef("m", "v1", "0" * 64, "m/v1/model.pt", {"architecture": "mnist_cnn"})
 
 
 class _Clock:
@@ -35,6 +41,9 @@ class _Clock:
     def monotonic(self) -> float:
         return self.now
 
+    def thread_time(self) -> float:  # what times a CPU forward on one thread
+        return self.now
+
     def advance(self, ms: float) -> None:
         with self.lock:
             self.now += ms / 1000
@@ -45,6 +54,7 @@ class _Model:
 
     def __init__(self, clock: _Clock, cost_ms: float, backlog_ms: float, cls: int, fail=False):
         self.clock, self.cost_ms, self.cls, self.fail = clock, cost_ms, cls, fail
+        self.device, self.threads = SimpleNamespace(type="cpu"), SimpleNamespace(large=1)
         self.batcher = SimpleNamespace(queued=0, submit=self._submit, backlog_ms=backlog_ms)
 
     async def _submit(self, image):  # the old path: the backlog, then the forward
@@ -147,3 +157,56 @@ def test_queued_requests_of_a_run_share_one_forward_and_one_timing(clock) -> Non
     # One measurement, per image (a forward of five here costs its fake's cost once): counted once.
     assert (outcomes[0].prod_latency_ms, outcomes[0].candidate_latency_ms) == (0.2, 0.6)
     assert all(o.prod_latency_ms is None and o.candidate_latency_ms is None for o in outcomes[1:])
+
+
+def test_cpu_forwards_are_timed_by_the_threads_cpu_time_so_preemption_does_not_count() -> None:
+    def model(device: str, threads: int) -> SimpleNamespace:
+        return SimpleNamespace(
+            device=SimpleNamespace(type=device), threads=SimpleNamespace(large=threads)
+        )
+
+    cpu = model("cpu", 1)
+    assert mirror_forwards.forward_clock([cpu, None]) is time.thread_time
+    # Wall time where the forward is not all on this thread: a GPU, or several torch threads.
+    assert mirror_forwards.forward_clock([cpu, model("cuda", 1)]) is time.perf_counter
+    assert mirror_forwards.forward_clock([cpu, model("cpu", 4)]) is time.perf_counter
+
+    class _Stalled:  # a forward that is preempted for 50 ms (off the CPU), then answers
+        device, threads = cpu.device, cpu.threads
+
+        def forward(self, images: np.ndarray) -> np.ndarray:
+            time.sleep(0.05)
+            return np.zeros((len(images), 10), dtype=np.float32)
+
+    images = np.zeros((1, 28, 28), dtype=np.uint8)
+    out = mirror_forwards.forwards("m", [_Stalled(), _Stalled()], images, (0, 1))
+    assert [predictions for predictions, _ in out] == [[0], [0]]
+    assert all(ms < 25 for _, ms in out), out  # the 50 ms off the CPU are not the version's
+
+
+def test_no_inline_forward_runs_beside_the_mirrors_comparison() -> None:
+    # A version run meanwhile on another thread kept its weights hot and read faster (42% of
+    # pairs "slower" for an equal candidate, 5% with the exclusion): inline forwards wait.
+    meta = ArtifactMetadata(architecture="mnist_cnn", num_classes=10)
+    real = LoadedModel(_REF, build_model("mnist_cnn", 10).eval(), meta, lambda *_: None)
+    image = np.zeros((1, 28, 28), dtype=np.uint8)
+    inline_done = threading.Event()
+    seen: list[tuple[bool, bool]] = []  # (exclusion held, inline finished) in each forward
+
+    def inline() -> None:
+        real.forward_inline([image])
+        inline_done.set()
+
+    class _Compared:
+        device, threads = SimpleNamespace(type="cpu"), SimpleNamespace(large=1)
+
+        def forward(self, images: np.ndarray) -> np.ndarray:
+            if not seen:  # a request answered inline arrives during the comparison
+                threading.Thread(target=inline, daemon=True).start()
+            inline_done.wait(0.2)  # long enough for a lone forward that does not wait
+            seen.append((FORWARD_EXCLUSION.locked(), inline_done.is_set()))
+            return np.zeros((len(images), 10), dtype=np.float32)
+
+    mirror_forwards.forwards("m", [_Compared(), _Compared()], image, (1, 0))
+    assert seen == [(True, False)] * 4  # warm and timed forward of each version
+    assert inline_done.wait(10)  # and it ran once the comparison ended
