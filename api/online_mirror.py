@@ -3,9 +3,10 @@
 ``route`` sends a canary's share of the requests that name no version to the candidate, by a
 stable hash of the client's X-Routing-Key (else the request id): the same key always lands on
 the same side, and a key on the candidate stays there as the share grows. ``after`` takes the
-sampled prod answers of a shadow and the canary's answers, marks them kept (so feedback can
-label them) and queues them without waiting; a bounded queue, dropped and counted when full or
-when the other version's batcher is busy, so the mirror never slows or fails a prod request.
+canary's answers, as many of prod's (sampled), and a shadow's sampled prod answers, marks them
+kept (so feedback can label them) and queues them without waiting; a bounded queue, dropped
+and counted when full or when the other version's batcher is busy, so the mirror never slows
+or fails a prod request.
 Mirror tasks answer each queued request with both versions off the response path, in one
 hand-off to the inference thread where each forward is timed alone (in a random order), so the
 paired latencies compare the versions and not their batchers' queues; the paired outcomes go to
@@ -127,15 +128,27 @@ class OnlineFollower:
             served.keep = True
             self._put(served, c.canary_id, c.step, c.prod_version, c.candidate_version)
             return
+        if served.routed:
+            return
+        # Prod's answers are paired too, as many as the candidate's (1 in 4 at a 20% step, all
+        # at 50%): each labelled pair is evidence whichever side served it.
+        prod = c is not None and served.model_version == c.prod_version and c.share < 100
+        if prod and random.random() < c.share / (100 - c.share):  # random() < 1: always
+            self._put_sampled(served, c.canary_id, c.step, c.prod_version, c.candidate_version)
+            return
         s = self.shadows.get(name)
-        if s is None or served.routed or served.model_version != s.prod_version:
+        if s is None or served.model_version != s.prod_version:
             return
         if random.random() < s.fraction:
-            if not self.budget.allows(True):  # spent while requests wait: not even captured
-                self._drop(name, "busy")
-                return
-            served.keep = True
-            self._put(served, s.shadow_id, 0, s.prod_version, s.candidate_version)
+            self._put_sampled(served, s.shadow_id, 0, s.prod_version, s.candidate_version)
+
+    def _put_sampled(self, served: Served, run: str, step: int, prod: str, cand: str) -> None:
+        """Queue a sampled prod answer unless the mirror's budget is spent (then not kept)."""
+        if not self.budget.allows(True):  # spent while requests wait: not even captured
+            self._drop(served.model_name, "busy")
+            return
+        served.keep = True
+        self._put(served, run, step, prod, cand)
 
     def _put(self, served: Served, run: str, step: int, prod: str, candidate: str) -> None:
         job = _Job(served, run, step, prod, candidate, time.monotonic())
@@ -211,6 +224,7 @@ class OnlineFollower:
                     prod_latency_ms=prod_ms if i == 0 else None,
                     candidate_latency_ms=cand_ms if i == 0 else None,
                     at=at,
+                    served_by="prod" if served_is_prod else "candidate",
                 )
             )
         return out

@@ -62,7 +62,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", metavar="NAME")
     p.add_argument("version", metavar="VERSION", nargs="?")
     p.add_argument("--steps", default="5,25,50,100")
-    p.add_argument("--min-requests", dest="min_requests", type=int, default=500)
+    p.add_argument(
+        "--min-requests",
+        dest="min_requests",
+        type=int,
+        default=500,
+        help="requests the candidate must answer at each step before the next (default 500)",
+    )
     p.add_argument("--max-duration", dest="max_duration", default="1h")
     p.add_argument("--abort", action="store_true", help="stop the model's canary")
     p.add_argument("--no-follow", dest="follow", action="store_false")

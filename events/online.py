@@ -39,6 +39,10 @@ class PairedOutcome(msgspec.Struct, frozen=True, kw_only=True):
     prod_latency_ms: float | None
     candidate_latency_ms: float | None
     at: datetime
+    # Which side answered the client: "prod" or "candidate" (None in rows written before it
+    # was recorded, all of them canary answers or shadow pairs). A canary's step counts the
+    # candidate's; its statistics use both sides' pairs.
+    served_by: str | None = None
 
 
 # The AsyncAPI document's example of a paired outcome.
@@ -54,6 +58,7 @@ OUTCOME_EXAMPLE = {
     "prod_latency_ms": 2.4,
     "candidate_latency_ms": 2.9,
     "at": "2026-12-05T21:30:00Z",
+    "served_by": "candidate",
 }
 
 

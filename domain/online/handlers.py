@@ -227,7 +227,10 @@ async def _judge_canary(
     if bad is not None:
         return await _abort(ports, state, bad.name, describe(bad), figures, metadata)
     now = ports.clock.now()
-    step_n = (await ports.outcomes.counts(c.canary_id, c.margins.latency, c.step)).outcomes
+    # A step needs min_requests answered by the candidate; prod's paired answers are evidence
+    # for the statistics but do not show the candidate took its share.
+    step_counts = await ports.outcomes.counts(c.canary_id, c.margins.latency, c.step)
+    step_n = step_counts.candidate_served
     last = c.step == len(c.steps) - 1
     if step_n >= c.min_requests and not last:
         stepped = CanaryStepped(

@@ -19,6 +19,7 @@ class Counts:
     """What a run's paired outcomes add up to (labels from feedback joined)."""
 
     outcomes: int = 0
+    candidate_served: int = 0  # of those, the candidate answered the client (a canary's step)
     agree: int = 0  # both answered the same class
     labelled: int = 0  # both answered and feedback gave a label
     prod_right: int = 0

@@ -79,6 +79,7 @@ _COUNTS = text(
              (NOT pe AND NOT ce AND label IS NOT NULL) AS lab FROM o
     )
     SELECT count(*) AS outcomes,
+      count(*) FILTER (WHERE served_by IS DISTINCT FROM 'prod') AS candidate_served,
       count(*) FILTER (WHERE both_ok AND prod_prediction = candidate_prediction) AS agree,
       count(*) FILTER (WHERE both_ok) AS answered,
       count(*) FILTER (WHERE lab) AS labelled,

@@ -34,4 +34,5 @@ online_outcomes = Table(
     Column("prod_latency_ms", Double, nullable=True),
     Column("candidate_latency_ms", Double, nullable=True),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("served_by", Text, nullable=True),  # "prod" | "candidate" (NULL: before 0014)
 )

@@ -37,7 +37,9 @@ async def _model(p, name, trained_artifacts) -> None:
     await p.bus.handle(PromoteModelVersion(model_name=name, model_version="v1", metadata=META))
 
 
-def _pair(run: str, rid: str, name: str, prod: int, cand: int | None, step: int) -> PairedOutcome:
+def _pair(
+    run: str, rid: str, name: str, prod: int, cand: int | None, step: int, by: str | None = None
+) -> PairedOutcome:
     return PairedOutcome(
         run_id=run,
         request_id=rid,
@@ -50,6 +52,7 @@ def _pair(run: str, rid: str, name: str, prod: int, cand: int | None, step: int)
         prod_latency_ms=2.0,
         candidate_latency_ms=2.1 if cand is not None else None,
         at=datetime.now(UTC),
+        served_by=by,
     )
 
 
@@ -112,8 +115,18 @@ async def test_a_canary_steps_and_promotes_through_the_real_bus(
     )
     recorded = await p.bus.handle(start)
     canary_id = recorded[0].event.canary_id
-    ids = [f"{uuid.uuid4().hex[:8]}-{i}" for i in range(3)]
-    await p.bus.handle(RecordOutcomes(rows=[_pair(canary_id, i, model_name, 1, 1, 0) for i in ids]))
+    ids = [f"{uuid.uuid4().hex[:8]}-{i}" for i in range(5)]
+    # One answered by the candidate and three by prod (paired too): not yet the step's two.
+    rows = [_pair(canary_id, ids[0], model_name, 1, 1, 0, "candidate")]
+    rows += [_pair(canary_id, i, model_name, 1, 1, 0, "prod") for i in ids[1:4]]
+    await p.bus.handle(RecordOutcomes(rows=rows))
+    c = await p.online_ports.outcomes.counts(canary_id, 0.2, 0)
+    assert (c.outcomes, c.candidate_served) == (4, 1)
+    out = await p.bus.handle(EvaluateOnline(model_name=model_name, metadata=META))
+    assert not any(isinstance(r.event, CanaryStepped) for r in out)
+    # A row from before served_by was recorded (NULL) was the candidate's.
+    await p.bus.handle(RecordOutcomes(rows=[_pair(canary_id, ids[4], model_name, 1, 1, 0)]))
+    assert (await p.online_ports.outcomes.counts(canary_id, 0.2, 0)).candidate_served == 2
     out = await p.bus.handle(EvaluateOnline(model_name=model_name, metadata=META))
     assert isinstance(out[-1].event, CanaryStepped) and out[-1].event.share == 100
     running = {s.model_name: s for s in await p.online_ports.log.running()}

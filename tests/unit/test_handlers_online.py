@@ -138,7 +138,8 @@ class FakeOutcomes:
     def __init__(self) -> None:
         self.rows: dict[tuple[str, str], PairedOutcome] = {}
         self.by_run: dict[str, Counts] = {}
-        self.by_step: dict[tuple[str, int], int] = {}
+        self.by_step: dict[tuple[str, int], int] = {}  # outcomes the candidate served
+        self.prod_served: dict[tuple[str, int], int] = {}  # prod's requests paired in the step
 
     async def record(self, rows):
         before = len(self.rows)
@@ -148,7 +149,9 @@ class FakeOutcomes:
 
     async def counts(self, run_id, latency_margin, step=None):
         if step is not None:
-            return Counts(outcomes=self.by_step.get((run_id, step), 0))
+            cand = self.by_step.get((run_id, step), 0)
+            prod = self.prod_served.get((run_id, step), 0)
+            return Counts(outcomes=cand + prod, candidate_served=cand)
         return self.by_run.get(run_id, Counts())
 
 
@@ -269,6 +272,20 @@ async def test_canary_steps_and_promotes_past_require_gate(online: Online) -> No
     assert isinstance(promoted, ModelVersionPromoted)
     assert (promoted.model_version, promoted.canary_id) == ("v2", canary_id)
     assert (await online_state(GetOnline(model_name="m"), online.ports)).canary is None
+
+
+async def test_a_step_counts_the_requests_the_candidate_served(online: Online) -> None:
+    # Prod's paired requests are evidence, not the candidate taking its share of the traffic.
+    canary_id = await online.canary(steps=[20, 100], min_requests=100)
+    online.outcomes.by_run[canary_id] = EQUAL
+    online.outcomes.by_step[(canary_id, 0)] = 99
+    online.outcomes.prod_served[(canary_id, 0)] = 400
+    assert await online.evaluate() == []
+    assert not any(isinstance(e, CanaryStepped) for e in online.log.events())
+    online.outcomes.by_step[(canary_id, 0)] = 100
+    await online.evaluate()
+    stepped = [e for e in online.log.events() if isinstance(e, CanaryStepped)]
+    assert [(e.step, e.share) for e in stepped] == [(1, 100)]
 
 
 async def test_with_four_eyes_a_passed_canary_waits_for_another_key(online: Online) -> None:

@@ -116,6 +116,7 @@ def test_an_equal_candidate_under_all_the_live_traffic_times_equal(clock) -> Non
         assert outcome.prod_latency_ms == outcome.candidate_latency_ms == 1.5
     assert outcome.candidate_prediction == 7  # the client's answer counts for its side
     assert outcome.prod_prediction == 3
+    assert outcome.served_by == "candidate"
 
 
 def test_a_slower_candidate_reads_slower_and_a_failing_one_is_an_error(clock) -> None:
@@ -123,6 +124,7 @@ def test_a_slower_candidate_reads_slower_and_a_failing_one_is_an_error(clock) ->
     _, outcome = _pair(models, _job("v1"))
     assert (outcome.prod_latency_ms, outcome.candidate_latency_ms) == (1.0, 3.0)
     assert (outcome.prod_prediction, outcome.candidate_prediction) == (7, 4)
+    assert outcome.served_by == "prod"
     models["v2"].fail = True
     _, outcome = _pair(models, _job("v1"))
     assert outcome.candidate_prediction is None and outcome.prod_prediction == 7
