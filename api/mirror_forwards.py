@@ -14,6 +14,7 @@ import numpy as np
 import structlog
 
 from api.online_hooks import Served
+from events.online import PairedOutcome
 from ml.loaded_model import FORWARD_EXCLUSION
 from ml.threads import SINGLE_THREAD
 
@@ -58,6 +59,17 @@ class MirrorBudget:
     def spend(self, seconds: float) -> None:
         """Charge a lot's forwards (never more than one bucket in debt)."""
         self.tokens = max(-self.burst, self.tokens - seconds)
+
+
+def held(work: Callable, *args) -> tuple:
+    """In the inference thread: (work's result, the seconds it held the thread).
+
+    What the budget is charged: timed from the caller, a lot also paid for the prod batches it
+    waited behind in the executor's queue, so a loaded process mirrored far less than its share.
+    """
+    started = time.perf_counter()
+    result = work(*args)
+    return result, time.perf_counter() - started
 
 
 def forwards(name: str, models: list, images: np.ndarray, order: tuple[int, int]) -> list:
@@ -108,7 +120,55 @@ def _run(name: str, model, images: np.ndarray) -> tuple[bool, list[int] | None]:
         return False, None
 
 
-def at_index(predictions: list[int] | None, i: int) -> int | None:
+def other_sides(name: str, models: list, images: np.ndarray, by_prod: list[bool]) -> list:
+    """In the inference thread, untimed: prod's answers to the requests the candidate served
+    and the candidate's to those prod served; (predictions by lot index or None on failure,
+    None) for each version."""
+    out: list = []
+    for side, model in enumerate(models):  # 0: prod, 1: the candidate
+        idx = [k for k, served_by_prod in enumerate(by_prod) if served_by_prod == (side == 1)]
+        predictions: list | None = [None] * len(images)
+        if idx:
+            ok, got = (False, None) if model is None else _run(name, model, images[idx])
+            if ok:
+                for k, p in zip(idx, got, strict=True):
+                    predictions[k] = p
+            else:
+                predictions = None
+        out.append((predictions, None))
+    return out
+
+
+def outcomes(jobs: list[MirrorJob], by_prod: list[bool], answers: list, at) -> list:
+    """The lot's paired outcomes: the client's answer for its side, the mirror's for the other.
+
+    Only the first outcome carries the paired latencies (the lot's ms per image, where timed):
+    the others share that one measurement, and counting it again would overstate the evidence.
+    """
+    (prod, prod_ms), (cand, cand_ms) = answers
+    out = []
+    for i, job in enumerate(jobs):
+        served = job.served
+        out.append(
+            PairedOutcome(
+                run_id=job.run_id,
+                request_id=served.request_id,
+                model_name=served.model_name,
+                step=job.step,
+                prod_version=job.prod_version,
+                candidate_version=job.candidate_version,
+                prod_prediction=served.prediction if by_prod[i] else _at(prod, i),
+                candidate_prediction=_at(cand, i) if by_prod[i] else served.prediction,
+                prod_latency_ms=prod_ms if i == 0 else None,
+                candidate_latency_ms=cand_ms if i == 0 else None,
+                at=at,
+                served_by="prod" if by_prod[i] else "candidate",
+            )
+        )
+    return out
+
+
+def _at(predictions: list[int] | None, i: int) -> int | None:
     """The i-th prediction, or None when that side failed."""
     return None if predictions is None else predictions[i]
 

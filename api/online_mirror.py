@@ -7,10 +7,10 @@ canary's answers, as many of prod's (sampled), and a shadow's sampled prod answe
 kept (so feedback can label them) and queues them without waiting; a bounded queue, dropped
 and counted when full or when the other version's batcher is busy, so the mirror never slows
 or fails a prod request.
-Mirror tasks answer each queued request with both versions off the response path, in one
-hand-off to the inference thread where each forward is timed alone (in a random order), so the
-paired latencies compare the versions and not their batchers' queues; the paired outcomes go to
-``shadow.outcomes``.
+Mirror tasks answer each queued request with the other version off the response path, a lot in
+one hand-off to the inference thread; in one lot of TIMED_EVERY both versions run on every image
+and each forward is timed alone (in a random order), so the paired latencies compare the versions
+and not their batchers' queues. The paired outcomes go to ``shadow.outcomes``.
 Every half second the running shadows and canaries are re-read from PostgreSQL.
 """
 
@@ -29,8 +29,10 @@ from redis.exceptions import RedisError
 
 from api.mirror_forwards import MirrorBudget
 from api.mirror_forwards import MirrorJob as _Job
-from api.mirror_forwards import at_index as _at
 from api.mirror_forwards import forwards as _forwards
+from api.mirror_forwards import held as _held
+from api.mirror_forwards import other_sides as _other_sides
+from api.mirror_forwards import outcomes as _outcomes
 from api.mirror_forwards import same_run as _same_run
 from api.online_hooks import Served
 from api.queue_drain import drain, take_batch
@@ -48,6 +50,10 @@ log = structlog.get_logger("online")
 QUEUE_SIZE = 256  # requests waiting to be mirrored in this process
 WORKERS = 2  # mirror tasks at once
 MIRROR_BATCH = 16  # queued requests of a run answered in one forward per version
+# One lot in 4 is timed (a warm and a timed forward of both versions on every image); the others
+# run, for each request, only the version its client did not get: a quarter of the work, so the
+# same budget pairs ~2.3x the requests. The latency check then gets a lot in 4 (one pair each).
+TIMED_EVERY = 4
 # A lot waits this long after its first request to fill: each lot costs the inference thread
 # four forwards (api/mirror_forwards.py), so at a shadow's 0.1 lots of one or two took more of
 # it than prod's own batches (bench-shadow: 4.8 ms per mirrored request).
@@ -91,6 +97,7 @@ class OnlineFollower:
         self.workers = workers
         self.dropped = 0
         self.mirrored = 0
+        self.lots = 0  # lots answered, for TIMED_EVERY
         self.routed_models: set[str] = set()  # models that had a canary in this process
         self.budget = MirrorBudget(MIRROR_SHARE, MIRROR_BURST_S)
         self._inst = instruments()
@@ -179,12 +186,8 @@ class OnlineFollower:
                         self._drop(outcome.model_name, "outcomes_full")
 
     async def pair_many(self, jobs: list[_Job]) -> list[PairedOutcome]:
-        """Both versions' answers to queued requests of one run, in one forward each.
-
-        One hand-off and one forward per version for the lot (a batch costs far less per image
-        than single forwards). Only the first outcome carries the paired latencies, the batch's
-        ms per image: the others share that one measurement, and counting it again would
-        overstate the latency check's evidence.
+        """Both versions' answers to queued requests of one run, in one hand-off for the lot
+        (a batch costs far less per image than single forwards); every TIMED_EVERY-th lot timed.
         """
         name = jobs[0].served.model_name
         now = time.monotonic()
@@ -195,46 +198,27 @@ class OnlineFollower:
             return []
         first = fresh[0]
         images = np.stack([j.served.input for j in fresh])
-        answers = await self._answer_both(
-            name, (first.prod_version, first.candidate_version), images
-        )
+        by_prod = [j.served.model_version == j.prod_version for j in fresh]
+        timed = self.lots % TIMED_EVERY == 0
+        self.lots += 1
+        versions = (first.prod_version, first.candidate_version)
+        answers = await self._answer_both(name, versions, images, by_prod, timed)
         if answers is None:
             self._drop(name, "busy", len(fresh))
             return []
-        (prod, prod_ms), (cand, cand_ms) = answers
         self.mirrored += len(fresh)
         self._inst.online_mirrored.add(len(fresh), {"model_name": name})
-        at = datetime.now(UTC)
-        out = []
-        for i, job in enumerate(fresh):
-            served_is_prod = job.served.model_version == job.prod_version
-            # The answer the client got counts for its side; the other side's comes from here.
-            prod_pred = job.served.prediction if served_is_prod else _at(prod, i)
-            cand_pred = _at(cand, i) if served_is_prod else job.served.prediction
-            out.append(
-                PairedOutcome(
-                    run_id=job.run_id,
-                    request_id=job.served.request_id,
-                    model_name=name,
-                    step=job.step,
-                    prod_version=job.prod_version,
-                    candidate_version=job.candidate_version,
-                    prod_prediction=prod_pred,
-                    candidate_prediction=cand_pred,
-                    prod_latency_ms=prod_ms if i == 0 else None,
-                    candidate_latency_ms=cand_ms if i == 0 else None,
-                    at=at,
-                    served_by="prod" if served_is_prod else "candidate",
-                )
-            )
-        return out
+        return _outcomes(fresh, by_prod, answers, datetime.now(UTC))
 
-    async def _answer_both(self, name: str, versions: tuple[str, str], images: np.ndarray):
-        """Each version's (predictions or None on failure, ms per image), or None when a
-        batcher is busy.
+    async def _answer_both(
+        self, name: str, versions: tuple[str, str], images: np.ndarray, by_prod, timed: bool
+    ):
+        """Each version's (predictions or None on failure, ms per image or None), or None when
+        a batcher is busy.
 
-        Both forwards run in the inference thread in one hand-off, one after the other in a
-        random order, each timed there, so the paired latencies compare the versions alone.
+        A timed lot runs both forwards in the inference thread in one hand-off, one after the
+        other in a random order, each timed there, so the paired latencies compare the versions
+        alone; the others answer each request with the version its client did not get only.
         Timed through their batchers they measured the traffic split instead: at a canary's
         100% step the candidate's batcher holds every live request and prod's is idle (an
         equal candidate read 1.2-1.3x slower); in a shadow the reverse (0.7x, bench-shadow).
@@ -254,13 +238,13 @@ class OnlineFollower:
         if not self.budget.allows(any(m is not None and m.batcher.queued for m in models)):
             return None
         order = (0, 1) if random.random() < 0.5 else (1, 0)
+        work = (_forwards, order) if timed else (_other_sides, by_prod)
         loop = asyncio.get_running_loop()
         executor = self.inference.cache.executor  # the one inference thread of this process
-        started = time.perf_counter()
-        try:
-            return await loop.run_in_executor(executor, _forwards, name, models, images, order)
-        finally:
-            self.budget.spend(time.perf_counter() - started)
+        args = (work[0], name, models, images, work[1])
+        answers, held_s = await loop.run_in_executor(executor, _held, *args)
+        self.budget.spend(held_s)
+        return answers
 
     async def write(self, stop: asyncio.Event) -> None:
         """Drain paired outcomes in batches, one XADD each, until ``stop``."""

@@ -212,3 +212,62 @@ def test_no_inline_forward_runs_beside_the_mirrors_comparison() -> None:
     mirror_forwards.forwards("m", [_Compared(), _Compared()], image, (1, 0))
     assert seen == [(True, False)] * 4  # warm and timed forward of each version
     assert inline_done.wait(10)  # and it ran once the comparison ended
+
+
+def test_between_timed_lots_each_request_gets_only_the_version_its_client_did_not(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 3.0, 0.0, 4)}
+    seen: dict[str, list[int]] = {"v1": [], "v2": []}
+    for version, model in models.items():
+        inner = model.forward
+
+        def counted(images, version=version, inner=inner):
+            seen[version].append(len(images))
+            return inner(images)
+
+        model.forward = counted
+    follower = OnlineFollower(_Inference(models), None, None)  # type: ignore[arg-type]
+    asyncio.run(follower.pair_many([_job("v1")]))  # the first lot is timed: both, twice
+    assert seen == {"v1": [1, 1], "v2": [1, 1]}
+    seen["v1"].clear(), seen["v2"].clear()
+    lot = [_job("v1"), _job("v2"), _job("v1")]  # prod served two, the candidate one
+    outcomes = asyncio.run(follower.pair_many(lot))
+    assert seen == {"v1": [1], "v2": [2]}  # one untimed forward each, of the other side's
+    assert [(o.prod_prediction, o.candidate_prediction) for o in outcomes] == [
+        (7, 4),
+        (3, 7),
+        (7, 4),
+    ]
+    assert [o.served_by for o in outcomes] == ["prod", "candidate", "prod"]
+    assert all(o.prod_latency_ms is None and o.candidate_latency_ms is None for o in outcomes)
+    models["v2"].fail = True  # an untimed lot's failing candidate is still that side's error
+    outcomes = asyncio.run(follower.pair_many([_job("v1"), _job("v2")]))
+    assert [(o.prod_prediction, o.candidate_prediction) for o in outcomes] == [(7, None), (3, 7)]
+    for _ in range(mirror.TIMED_EVERY - 3):
+        asyncio.run(follower.pair_many([_job("v1")]))
+    seen["v1"].clear(), seen["v2"].clear()
+    models["v2"].fail = False
+    (timed,) = asyncio.run(follower.pair_many([_job("v1")]))  # the next timed lot
+    assert seen == {"v1": [1, 1], "v2": [1, 1]} and timed.candidate_latency_ms == 3.0
+
+
+def test_the_budget_is_charged_the_time_the_lot_held_the_thread_not_its_wait(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 2.0, 0.0, 3)}
+    inference = _Inference(models)
+    follower = OnlineFollower(inference, None, None)  # type: ignore[arg-type]
+    gate = threading.Event()
+
+    def prod_batch() -> None:  # a prod batch holds the inference thread 50 ms first
+        gate.wait(5)
+        clock.advance(50.0)
+
+    async def scenario() -> float:
+        before = follower.budget.tokens
+        inference.cache.executor.submit(prod_batch)
+        pairing = asyncio.create_task(follower.pair_many([_job("v1")]))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await pairing
+        return before - follower.budget.tokens
+
+    charged = asyncio.run(scenario())
+    assert charged == pytest.approx(0.006)  # two warm and two timed forwards: 1+1+2+2 ms
