@@ -7,9 +7,11 @@ evidence); a shadow samples prod's at its fraction.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -94,3 +96,36 @@ def test_a_shadow_still_samples_prods_requests_at_its_fraction(monkeypatch) -> N
         f.after(_served(i, "v1", routed=False))
     assert 0.08 <= f.queue.qsize() / N <= 0.12
     assert f.queue.get_nowait().run_id == "s-1"
+
+
+def test_a_runs_candidate_is_loaded_as_soon_as_the_run_is_seen_and_only_once() -> None:
+    from domain.online.state import OnlineState
+
+    loads: list[tuple[str, str]] = []
+
+    class Inference:
+        async def resolve(self, name: str, version: str):
+            loads.append((name, version))
+            if version == "v9":
+                raise RuntimeError("artifact missing")
+
+    class Runs:
+        states = [OnlineState(model_name="m", canary=_canary(20))]
+
+        async def running(self):
+            return self.states
+
+    async def scenario() -> None:
+        runs = Runs()
+        f = OnlineFollower(Inference(), None, runs)  # type: ignore[arg-type]
+        await f.refresh_once()
+        await f.refresh_once()  # seen again: not loaded again
+        await asyncio.sleep(0)
+        broken = msgspec.structs.replace(_canary(20), candidate_version="v9")
+        runs.states = [OnlineState(model_name="m", canary=broken)]
+        await f.refresh_once()  # a failing load is logged, never raised
+        await asyncio.sleep(0)
+        assert f.canaries["m"].candidate_version == "v9"
+
+    asyncio.run(scenario())
+    assert loads == [("m", "v2"), ("m", "v9")]
