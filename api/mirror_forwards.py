@@ -36,9 +36,9 @@ class MirrorJob:
 class MirrorBudget:
     """How much of the inference thread the mirror may take while requests wait for a model.
 
-    A lot costs four forwards; when prod's batcher has requests waiting, every millisecond the
-    mirror holds the thread delays them, so lots then run only within ``share`` of the thread's
-    time (a token bucket, ``burst`` seconds deep) and the rest is dropped as busy. With nothing
+    When prod's batcher has requests waiting, every millisecond a lot holds the thread delays
+    them, so lots then run only within ``share`` of the thread's time (a token bucket, ``burst``
+    seconds deep, charged what each lot held) and the rest is dropped as busy. With nothing
     waiting, a lot always runs (and still spends the bucket, so a burst of load finds it empty
     rather than owed).
     """

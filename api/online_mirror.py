@@ -55,8 +55,8 @@ MIRROR_BATCH = 16  # queued requests of a run answered in one forward per versio
 # same budget pairs ~2.3x the requests. The latency check then gets a lot in 4 (one pair each).
 TIMED_EVERY = 4
 # A lot waits this long after its first request to fill: each lot costs the inference thread
-# four forwards (api/mirror_forwards.py), so at a shadow's 0.1 lots of one or two took more of
-# it than prod's own batches (bench-shadow: 4.8 ms per mirrored request).
+# forwards (api/mirror_forwards.py), so at a shadow's 0.1 lots of one or two took more of it
+# than prod's own batches (bench-shadow: 4.8 ms per mirrored request).
 MIRROR_LINGER_S = 0.05
 # While requests wait for a model, the mirror may take this share of the inference thread
 # (api/mirror_forwards.MirrorBudget), so a busy process keeps its throughput.
