@@ -55,6 +55,6 @@ class GateSettings:
 
     latency_rounds: int = whole(
         "GATE_LATENCY_ROUNDS",
-        40,
+        80,
         "Paired rounds of a gate's latency run (~95 ms each for mnist_cnn at batch 64, 2 cores).",
     )
