@@ -141,8 +141,8 @@ class OnlineFollower:
             return
         # Prod's answers are paired too, as many as the candidate's (1 in 4 at a 20% step, all
         # at 50%): each labelled pair is evidence whichever side served it.
-        prod = c is not None and served.model_version == c.prod_version and c.share < 100
-        if prod and random.random() < c.share / (100 - c.share):  # random() < 1: always
+        by_prod = c is not None and served.model_version == c.prod_version and c.share < 100
+        if by_prod and random.random() < c.share / (100 - c.share):  # random() < 1: always
             self._put_sampled(served, c.canary_id, c.step, c.prod_version, c.candidate_version)
             return
         s = self.shadows.get(name)
@@ -240,11 +240,12 @@ class OnlineFollower:
         if not self.budget.allows(any(m is not None and m.batcher.queued for m in models)):
             return None
         order = (0, 1) if random.random() < 0.5 else (1, 0)
-        work = (_forwards, order) if timed else (_other_sides, by_prod)
+        work, arg = (_forwards, order) if timed else (_other_sides, by_prod)
         loop = asyncio.get_running_loop()
         executor = self.inference.cache.executor  # the one inference thread of this process
-        args = (work[0], name, models, images, work[1])
-        answers, held_s = await loop.run_in_executor(executor, _held, *args)
+        answers, held_s = await loop.run_in_executor(
+            executor, _held, work, name, models, images, arg
+        )
         self.budget.spend(held_s)
         return answers
 
