@@ -1,11 +1,12 @@
 """The mirror's work in the inference thread: both versions' forwards of queued requests.
 
-Each version's forward of the lot is timed alone, in a random order chosen by the caller, so
-the paired latencies compare the versions and not their batchers' queues.
+Each version's probe is timed alone, in a random order, so the paired latencies compare the
+versions and not their batchers' queues.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from ml.loaded_model import FORWARD_EXCLUSION
 from ml.threads import SINGLE_THREAD
 
 log = structlog.get_logger("online")
+MIRROR_CHUNK = 8  # images per hand-off: what a prod batch may wait behind (answer_lot)
 
 
 @dataclass(slots=True)
@@ -72,28 +74,51 @@ def held(work: Callable, *args) -> tuple:
     return result, time.perf_counter() - started
 
 
-def forwards(name: str, models: list, images: np.ndarray, order: tuple[int, int]) -> list:
-    """In the inference thread: each model's forward of ``images`` in ``order``, timed alone;
-    (predictions or None, ms per image) for each.
+async def answer_lot(hand_off: Callable, name: str, models: list, images, by_prod, timed: bool):
+    """Each version's (predictions by lot index, None where it failed; ms per image or None)
+    and the seconds the lot held the inference thread.
 
-    Both first run once untimed: the live traffic keeps the version it mostly hits warm (its
-    weights in cache, its shapes compiled), so a first forward of the other read 1.2x slower
-    for an equal model in over half the pairs at a canary's 20% step (bench-shadow aborted an
-    equally fast candidate on latency). Timed after a warm run each, they compare the versions.
+    ``hand_off(work, *args)`` runs ``work`` in the inference thread and returns (its result,
+    the seconds it held the thread). The lot goes in short hand-offs, so a prod batch queued
+    meanwhile waits behind one of them, not the whole lot: each version's probe (a timed lot
+    only, in a random order) and the other sides in chunks of ``MIRROR_CHUNK`` images. As one
+    hand-off, a lot held the thread 7 ms at a shadow's 0.1 (2.7 images, a timed lot four
+    forwards of them) and up to 55 ms at 1.0, and prod's requests queued behind it made most of
+    the shadow's p99 (bench-shadow).
     """
-    out: list = [None, None]
-    failed = [model is None for model in models]
+    held_s, ms = 0.0, [None, None]
+    if timed:
+        for i in (0, 1) if random.random() < 0.5 else (1, 0):
+            if models[i] is not None:
+                ms[i], s = await hand_off(probe, name, models, i, images[:1])
+                held_s += s
+    predictions: list[list] = [[], []]
+    for start in range(0, len(images), MIRROR_CHUNK):
+        end = start + MIRROR_CHUNK
+        part, s = await hand_off(other_sides, name, models, images[start:end], by_prod[start:end])
+        held_s += s
+        predictions[0] += part[0]
+        predictions[1] += part[1]
+    return [(predictions[0], ms[0]), (predictions[1], ms[1])], held_s
+
+
+def probe(name: str, models: list, i: int, image: np.ndarray) -> float | None:
+    """In the inference thread: version ``i``'s ms for ``image`` (one), timed on a warm run; None
+    where it failed.
+
+    A warm run first: the live traffic keeps the version it mostly hits warm (its weights in
+    cache, its shapes compiled), so a first forward of the other read 1.2x slower for an equal
+    model in over half the pairs at a canary's 20% step (bench-shadow aborted an equally fast
+    candidate on latency). One image, so the probe holds the thread ~1.5 ms on the 2-core VM.
+    """
     clock = forward_clock(models)
-    with FORWARD_EXCLUSION:  # no inline forward beside the comparison (ml/loaded_model.py)
-        for i in order:
-            if not failed[i]:
-                failed[i] = not _run(name, models[i], images)[0]
-        for i in order:
-            start = clock()
-            ok, predictions = (False, None) if failed[i] else _run(name, models[i], images)
-            ms = (clock() - start) * 1000 / len(images)
-            out[i] = (predictions if ok else None, round(ms, 3))
-    return out
+    with FORWARD_EXCLUSION:  # no inline forward beside the probe (ml/loaded_model.py)
+        if not _run(name, models[i], image)[0]:
+            return None
+        start = clock()
+        ok = _run(name, models[i], image)[0]
+        ms = (clock() - start) * 1000 / len(image)
+    return round(ms, 3) if ok else None
 
 
 def forward_clock(models: list) -> Callable[[], float]:
@@ -122,27 +147,24 @@ def _run(name: str, model, images: np.ndarray) -> tuple[bool, list[int] | None]:
 
 def other_sides(name: str, models: list, images: np.ndarray, by_prod: list[bool]) -> list:
     """In the inference thread, untimed: prod's answers to the requests the candidate served
-    and the candidate's to those prod served; (predictions by lot index or None on failure,
-    None) for each version."""
+    and the candidate's to those prod served; for each version, its predictions by index (None
+    where it did not run or failed)."""
     out: list = []
     for side, model in enumerate(models):  # 0: prod, 1: the candidate
         idx = [k for k, served_by_prod in enumerate(by_prod) if served_by_prod == (side == 1)]
-        predictions: list | None = [None] * len(images)
-        if idx:
-            ok, got = (False, None) if model is None else _run(name, model, images[idx])
-            if ok:
-                for k, p in zip(idx, got, strict=True):
-                    predictions[k] = p
-            else:
-                predictions = None
-        out.append((predictions, None))
+        predictions: list = [None] * len(images)
+        if idx and model is not None:
+            ok, got = _run(name, model, images[idx])
+            for k, p in zip(idx, got if ok else [None] * len(idx), strict=True):
+                predictions[k] = p
+        out.append(predictions)
     return out
 
 
 def outcomes(jobs: list[MirrorJob], by_prod: list[bool], answers: list, at) -> list:
     """The lot's paired outcomes: the client's answer for its side, the mirror's for the other.
 
-    Only the first outcome carries the paired latencies (the lot's ms per image, where timed):
+    Only the first outcome carries the paired latencies (the probes' ms per image, where timed):
     the others share that one measurement, and counting it again would overstate the evidence.
     """
     (prod, prod_ms), (cand, cand_ms) = answers
@@ -157,8 +179,8 @@ def outcomes(jobs: list[MirrorJob], by_prod: list[bool], answers: list, at) -> l
                 step=job.step,
                 prod_version=job.prod_version,
                 candidate_version=job.candidate_version,
-                prod_prediction=served.prediction if by_prod[i] else _at(prod, i),
-                candidate_prediction=_at(cand, i) if by_prod[i] else served.prediction,
+                prod_prediction=served.prediction if by_prod[i] else prod[i],
+                candidate_prediction=cand[i] if by_prod[i] else served.prediction,
                 prod_latency_ms=prod_ms if i == 0 else None,
                 candidate_latency_ms=cand_ms if i == 0 else None,
                 at=at,
@@ -166,11 +188,6 @@ def outcomes(jobs: list[MirrorJob], by_prod: list[bool], answers: list, at) -> l
             )
         )
     return out
-
-
-def _at(predictions: list[int] | None, i: int) -> int | None:
-    """The i-th prediction, or None when that side failed."""
-    return None if predictions is None else predictions[i]
 
 
 def same_run(jobs: list[MirrorJob]) -> list[list[MirrorJob]]:

@@ -8,9 +8,9 @@ kept (so feedback can label them) and queues them without waiting; a bounded que
 and counted when full or when the other version's batcher is busy, so the mirror never slows
 or fails a prod request.
 Mirror tasks answer each queued request with the other version off the response path, a lot in
-one hand-off to the inference thread; in one lot of TIMED_EVERY both versions run on every image
-and each forward is timed alone (in a random order), so the paired latencies compare the versions
-and not their batchers' queues. The paired outcomes go to ``shadow.outcomes``.
+a few short hand-offs to the inference thread; in one lot of TIMED_EVERY each version is also
+timed alone on one image (in a random order), so the paired latencies compare the versions and
+not their batchers' queues. The paired outcomes go to ``shadow.outcomes``.
 Every half second the running shadows and canaries are re-read from PostgreSQL.
 """
 
@@ -29,9 +29,8 @@ from redis.exceptions import RedisError
 
 from api.mirror_forwards import MirrorBudget
 from api.mirror_forwards import MirrorJob as _Job
-from api.mirror_forwards import forwards as _forwards
+from api.mirror_forwards import answer_lot as _answer_lot
 from api.mirror_forwards import held as _held
-from api.mirror_forwards import other_sides as _other_sides
 from api.mirror_forwards import outcomes as _outcomes
 from api.mirror_forwards import same_run as _same_run
 from api.online_hooks import Served
@@ -50,9 +49,9 @@ log = structlog.get_logger("online")
 QUEUE_SIZE = 256  # requests waiting to be mirrored in this process
 WORKERS = 2  # mirror tasks at once
 MIRROR_BATCH = 16  # queued requests of a run answered in one forward per version
-# One lot in 4 is timed (a warm and a timed forward of both versions on every image); the others
-# run, for each request, only the version its client did not get: a quarter of the work, so the
-# same budget pairs ~2.3x the requests. The latency check then gets a lot in 4 (one pair each).
+# Every lot runs, for each request, only the version its client did not get; one lot in 4 is also
+# timed (a warm and a timed forward of each version on one image). The latency check then gets a
+# lot in 4 (one pair each).
 TIMED_EVERY = 4
 # A lot waits this long after its first request to fill: each lot costs the inference thread
 # forwards (api/mirror_forwards.py), so at a shadow's 0.1 lots of one or two took more of it
@@ -215,15 +214,14 @@ class OnlineFollower:
     async def _answer_both(
         self, name: str, versions: tuple[str, str], images: np.ndarray, by_prod, timed: bool
     ):
-        """Each version's (predictions or None on failure, ms per image or None), or None when
-        a batcher is busy.
+        """Each version's (predictions by lot index, None where it failed; ms per image or
+        None), or None when a batcher is busy or the budget is spent.
 
-        A timed lot runs both forwards in the inference thread in one hand-off, one after the
-        other in a random order, each timed there, so the paired latencies compare the versions
-        alone; the others answer each request with the version its client did not get only.
-        Timed through their batchers they measured the traffic split instead: at a canary's
-        100% step the candidate's batcher holds every live request and prod's is idle (an
-        equal candidate read 1.2-1.3x slower); in a shadow the reverse (0.7x, bench-shadow).
+        Every request gets the version its client did not get; a timed lot also probes each
+        version alone in the inference thread (api/mirror_forwards.answer_lot), so the paired
+        latencies compare the versions. Timed through their batchers they measured the traffic
+        split instead: at a canary's 100% step the candidate's batcher holds every live request
+        and prod's is idle (an equal candidate read 1.2-1.3x slower); in a shadow the reverse.
         """
         models: list = []
         for version in versions:
@@ -239,15 +237,14 @@ class OnlineFollower:
             models.append(model)
         if not self.budget.allows(any(m is not None and m.batcher.queued for m in models)):
             return None
-        order = (0, 1) if random.random() < 0.5 else (1, 0)
-        work, arg = (_forwards, order) if timed else (_other_sides, by_prod)
-        loop = asyncio.get_running_loop()
-        executor = self.inference.cache.executor  # the one inference thread of this process
-        answers, held_s = await loop.run_in_executor(
-            executor, _held, work, name, models, images, arg
-        )
+        answers, held_s = await _answer_lot(self._hand_off, name, models, images, by_prod, timed)
         self.budget.spend(held_s)
         return answers
+
+    async def _hand_off(self, work, *args) -> tuple:
+        """``work(*args)`` in this process's one inference thread: (its result, seconds held)."""
+        executor = self.inference.cache.executor
+        return await asyncio.get_running_loop().run_in_executor(executor, _held, work, *args)
 
     async def write(self, stop: asyncio.Event) -> None:
         """Drain paired outcomes in batches, one XADD each, until ``stop``."""

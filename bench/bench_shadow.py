@@ -79,7 +79,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             traffic = Traffic(url, name, test.images.numpy(), test.labels.numpy())
             report["catch_up_before_canaries_s"] = await drain(redis)
             report["canaries"] = []
-            for role in ("worse", "equal"):
+            for role in () if args.no_canaries else ("worse", "equal"):
                 version = by_role[role].recipe.version
                 log(f"canary of {version} ({role}), steps {STEPS}")
                 report["canaries"].append(await run_canary(url, name, version, traffic, args, log))
@@ -134,6 +134,8 @@ def traffic_png(traffic) -> str:
 
 def _targets(report: dict) -> dict[str, bool]:
     t = dict(report["load"]["ratios"]["targets"])
+    if not report["canaries"]:  # --no_canaries: the load's targets only
+        return t
     worse, equal = report["canaries"]
     t["worse canary aborted before 6,000 labelled"] = (
         worse["outcome"] == "ABORTED" and worse["labelled"] < 6000
@@ -152,6 +154,7 @@ def main() -> int:
     p.add_argument("--canary_concurrency", type=int, default=4, help="clients during canaries")
     p.add_argument("--max_labelled", type=int, default=60_000, help="give a canary up after")
     p.add_argument("--max_canary_s", type=float, default=300.0, help="give a canary up after")
+    p.add_argument("--no_canaries", action="store_true", help="the load phase only")
     p.add_argument("--state_dir", type=Path, default=None, help="default: a new temp folder")
     p.add_argument("--keep", action="store_true", help="keep the scratch folder and servers")
     p.add_argument("--out", type=Path, default=Path("reports/bench_shadow.json"))

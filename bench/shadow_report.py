@@ -72,6 +72,7 @@ def canary_table(report: dict) -> Table:
 def print_report(report: dict) -> None:
     """Both tables and the targets."""
     console.print(load_table(report))
-    console.print(canary_table(report))
+    if report["canaries"]:
+        console.print(canary_table(report))
     for what, ok in report["targets"].items():
         console.print(f"  {'[green]met' if ok else '[red]missed'}[/]  {what}")

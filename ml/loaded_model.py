@@ -18,8 +18,8 @@ from ml.graph import LoneGraph, serving_graph
 from ml.preprocess import EXPECTED_SIZE, Normalizer
 from ml.threads import SINGLE_THREAD, ThreadPolicy
 
-# Held by inline forwards (the event loop) and by the mirror's timed comparison of two versions
-# (api/mirror_forwards.py), so that no forward runs beside the comparison in this process. One
+# Held by inline forwards (the event loop) and by the mirror's timed probe of each version
+# (api/mirror_forwards.py), so that no forward runs beside a probe in this process. One
 # running beside it keeps its version's weights hot in the caches the cores share and made that
 # version read faster: an equally fast candidate read > 1.2x prod's time in 42% of pairs with prod
 # running in another thread meanwhile, 5% with this lock (both versions' weights are this
@@ -94,7 +94,7 @@ class LoadedModel:
     def forward_inline(self, parts: list[np.ndarray]) -> np.ndarray:
         """A lone request's images on the event loop, with the lone-request threads and graph."""
         threads = self.threads.lone()
-        with FORWARD_EXCLUSION:  # a mirror holds it for a lot's four forwards (a few ms)
+        with FORWARD_EXCLUSION:  # a mirror's probe holds it for two one-image forwards
             if self.lone_choice is None:
                 return self.forward_parts(parts, threads, self.graph.run)
             return self.lone_choice.run(lambda graph: self.forward_parts(parts, threads, graph))

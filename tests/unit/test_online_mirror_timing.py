@@ -153,11 +153,13 @@ def test_queued_requests_of_a_run_share_one_forward_and_one_timing(clock) -> Non
     stale = _job("v1")
     stale.queued_at = -(mirror.STALE_S + 1)  # queued too long ago: dropped as busy
     outcomes = asyncio.run(follower.pair_many([stale, *jobs]))
-    assert calls == {"v1": 2, "v2": 2}  # one warm and one timed forward of the five per version
+    # Each version's probe (a warm and a timed forward of one image), then one forward of the
+    # five by the candidate, the side their clients did not get.
+    assert calls == {"v1": 2, "v2": 3}
     assert len(outcomes) == 5 and follower.dropped == 1 and follower.mirrored == 5
     assert [o.candidate_prediction for o in outcomes] == [4] * 5
-    # One measurement, per image (a forward of five here costs its fake's cost once): counted once.
-    assert (outcomes[0].prod_latency_ms, outcomes[0].candidate_latency_ms) == (0.2, 0.6)
+    # One measurement, per image of the probe: counted once.
+    assert (outcomes[0].prod_latency_ms, outcomes[0].candidate_latency_ms) == (1.0, 3.0)
     assert all(o.prod_latency_ms is None and o.candidate_latency_ms is None for o in outcomes[1:])
 
 
@@ -181,9 +183,8 @@ def test_cpu_forwards_are_timed_by_the_threads_cpu_time_so_preemption_does_not_c
             return np.zeros((len(images), 10), dtype=np.float32)
 
     images = np.zeros((1, 28, 28), dtype=np.uint8)
-    out = mirror_forwards.forwards("m", [_Stalled(), _Stalled()], images, (0, 1))
-    assert [predictions for predictions, _ in out] == [[0], [0]]
-    assert all(ms < 25 for _, ms in out), out  # the 50 ms off the CPU are not the version's
+    out = [mirror_forwards.probe("m", [_Stalled(), _Stalled()], i, images) for i in (0, 1)]
+    assert all(ms is not None and ms < 25 for ms in out), out  # 50 ms off the CPU: not counted
 
 
 def test_no_inline_forward_runs_beside_the_mirrors_comparison() -> None:
@@ -209,8 +210,8 @@ def test_no_inline_forward_runs_beside_the_mirrors_comparison() -> None:
             seen.append((FORWARD_EXCLUSION.locked(), inline_done.is_set()))
             return np.zeros((len(images), 10), dtype=np.float32)
 
-    mirror_forwards.forwards("m", [_Compared(), _Compared()], image, (1, 0))
-    assert seen == [(True, False)] * 4  # warm and timed forward of each version
+    mirror_forwards.probe("m", [_Compared(), _Compared()], 1, image)
+    assert seen == [(True, False)] * 2  # the probe's warm and timed forward
     assert inline_done.wait(10)  # and it ran once the comparison ended
 
 
@@ -226,8 +227,8 @@ def test_between_timed_lots_each_request_gets_only_the_version_its_client_did_no
 
         model.forward = counted
     follower = OnlineFollower(_Inference(models), None, None)  # type: ignore[arg-type]
-    asyncio.run(follower.pair_many([_job("v1")]))  # the first lot is timed: both, twice
-    assert seen == {"v1": [1, 1], "v2": [1, 1]}
+    asyncio.run(follower.pair_many([_job("v1")]))  # the first lot is timed: both probed
+    assert seen == {"v1": [1, 1], "v2": [1, 1, 1]}  # and the candidate answers the request
     seen["v1"].clear(), seen["v2"].clear()
     lot = [_job("v1"), _job("v2"), _job("v1")]  # prod served two, the candidate one
     outcomes = asyncio.run(follower.pair_many(lot))
@@ -247,7 +248,7 @@ def test_between_timed_lots_each_request_gets_only_the_version_its_client_did_no
     seen["v1"].clear(), seen["v2"].clear()
     models["v2"].fail = False
     (timed,) = asyncio.run(follower.pair_many([_job("v1")]))  # the next timed lot
-    assert seen == {"v1": [1, 1], "v2": [1, 1]} and timed.candidate_latency_ms == 3.0
+    assert seen == {"v1": [1, 1], "v2": [1, 1, 1]} and timed.candidate_latency_ms == 3.0
 
 
 def test_the_budget_is_charged_the_time_the_lot_held_the_thread_not_its_wait(clock) -> None:
@@ -270,4 +271,36 @@ def test_the_budget_is_charged_the_time_the_lot_held_the_thread_not_its_wait(clo
         return before - follower.budget.tokens
 
     charged = asyncio.run(scenario())
-    assert charged == pytest.approx(0.006)  # two warm and two timed forwards: 1+1+2+2 ms
+    # The probes' warm and timed forwards (1+1+2+2 ms) and the candidate's answer (2 ms).
+    assert charged == pytest.approx(0.008)
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The inference thread, counting what is handed to it."""
+
+    def __init__(self) -> None:
+        super().__init__(1)
+        self.handed = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.handed += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_lot_goes_to_the_inference_thread_in_short_hand_offs(clock) -> None:
+    # As one hand-off a lot held the thread up to 55 ms at a shadow's 1.0, and the prod batches
+    # queued behind it made the shadow's p99: a prod batch now waits behind one chunk at most.
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 2.0, 0.0, 4)}
+    sizes: list[int] = []
+    inner = models["v2"].forward
+    models["v2"].forward = lambda images: (sizes.append(len(images)), inner(images))[1]
+    inference = _Inference(models)
+    inference.cache.executor = _CountingExecutor()
+    follower = OnlineFollower(inference, None, None)  # type: ignore[arg-type]
+    chunk = mirror_forwards.MIRROR_CHUNK
+    lot = [_job("v1") for _ in range(2 * chunk + 1)]
+    outcomes = asyncio.run(follower.pair_many(lot))  # the first lot is timed
+    assert sizes == [1, 1, chunk, chunk, 1]  # the probe, then the lot in chunks
+    assert inference.cache.executor.handed == 2 + 3  # two probes, three chunks
+    assert [o.candidate_prediction for o in outcomes] == [4] * len(lot)
+    assert outcomes[0].candidate_latency_ms == 2.0
