@@ -74,7 +74,9 @@ def held(work: Callable, *args) -> tuple:
     return result, time.perf_counter() - started
 
 
-async def answer_lot(hand_off: Callable, name: str, models: list, images, by_prod, timed: bool):
+async def answer_lot(
+    hand_off: Callable, name: str, models: list, images: np.ndarray, by_prod: list, timed: bool
+):
     """Each version's (predictions by lot index, None where it failed; ms per image or None)
     and the seconds the lot held the inference thread.
 
@@ -82,9 +84,9 @@ async def answer_lot(hand_off: Callable, name: str, models: list, images, by_pro
     the seconds it held the thread). The lot goes in short hand-offs, so a prod batch queued
     meanwhile waits behind one of them, not the whole lot: each version's probe (a timed lot
     only, in a random order) and the other sides in chunks of ``MIRROR_CHUNK`` images. As one
-    hand-off, a lot held the thread 7 ms at a shadow's 0.1 (2.7 images, a timed lot four
-    forwards of them) and up to 55 ms at 1.0, and prod's requests queued behind it made most of
-    the shadow's p99 (bench-shadow).
+    hand-off, a lot held the thread 5-8 ms at a shadow's 0.1 (2.7 images, a timed lot four
+    forwards of them) and up to 55 ms at 1.0, and the prod batches queued behind it waited that
+    long: at 1.0, 22-33 stalls of prod's requests per 4 rounds, 6 in short hand-offs (bench-shadow).
     """
     held_s, ms = 0.0, [None, None]
     if timed:
