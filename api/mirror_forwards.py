@@ -193,7 +193,7 @@ def outcomes(jobs: list[MirrorJob], by_prod: list[bool], answers: list, at) -> l
 
 
 def same_run(jobs: list[MirrorJob]) -> list[list[MirrorJob]]:
-    """Jobs grouped by run, step and input dtype (one forward per version for each group)."""
+    """Jobs grouped by run, step and input dtype (each group is one lot, answer_lot)."""
     groups: dict[tuple, list[MirrorJob]] = {}
     for j in jobs:
         groups.setdefault((j.run_id, j.step, j.served.input.dtype.str), []).append(j)

@@ -48,7 +48,7 @@ from observability.supervisor import sleep_until_stopped
 log = structlog.get_logger("online")
 QUEUE_SIZE = 256  # requests waiting to be mirrored in this process
 WORKERS = 2  # mirror tasks at once
-MIRROR_BATCH = 16  # queued requests of a run answered in one forward per version
+MIRROR_BATCH = 16  # queued requests of a run taken as one lot (forwards of up to MIRROR_CHUNK)
 # Every lot runs, for each request, only the version its client did not get; one lot in 4 is also
 # timed (a warm and a timed forward of each version on one image). The latency check then gets a
 # lot in 4 (one pair each).
@@ -187,8 +187,8 @@ class OnlineFollower:
                         self._drop(outcome.model_name, "outcomes_full")
 
     async def pair_many(self, jobs: list[_Job]) -> list[PairedOutcome]:
-        """Both versions' answers to queued requests of one run, in one hand-off for the lot
-        (a batch costs far less per image than single forwards); every TIMED_EVERY-th lot timed.
+        """Both versions' answers to queued requests of one run, batched across the lot (a batch
+        costs far less per image than single forwards); every TIMED_EVERY-th lot timed.
         """
         name = jobs[0].served.model_name
         now = time.monotonic()
