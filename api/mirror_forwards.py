@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +21,9 @@ from ml.threads import SINGLE_THREAD
 
 log = structlog.get_logger("online")
 MIRROR_CHUNK = 8  # images per hand-off: what a prod batch may wait behind (answer_lot)
+BUSY_QUEUED = 32  # the other version's batcher holds this many images: too busy to mirror
+STALE_S = 1.0  # a request queued longer than this is dropped (the process is busy)
+DEFER_S = 0.01  # a lot that may not run yet looks again this much later (until stale)
 
 
 @dataclass(slots=True)
@@ -61,6 +64,31 @@ class MirrorBudget:
     def spend(self, seconds: float) -> None:
         """Charge a lot's forwards (never more than one bucket in debt)."""
         self.tokens = max(-self.burst, self.tokens - seconds)
+
+
+async def until_free(
+    budget: MirrorBudget,
+    models: list,
+    queued_at: float,
+    defer: Callable[[], Awaitable[None]] | None,
+) -> bool:
+    """Whether a lot may run: no batcher too busy and the budget allows it. With ``defer`` (a
+    canary's lot) it waits, ``defer`` between looks, and is refused once its first request is
+    stale; without (a shadow's), the first look decides.
+
+    Refused at the first look, a canary's lot was lost whenever a live request was waiting for a
+    model, which at its 4 clients is most of the time, though the gaps between live batches come
+    within milliseconds (bench-shadow: 25% of labelled requests paired, 32-46% waiting). A
+    shadow's lots do not wait: at c=32 the gaps are right where prod's next batch starts, and
+    fraction 0.1 read 0.78-1.04x throughput in five runs with the wait, 0.92-1.06x in three without.
+    """
+    while True:
+        light = all(m is None or m.batcher.queued < BUSY_QUEUED for m in models)
+        if light and budget.allows(any(m is not None and m.batcher.queued for m in models)):
+            return True
+        if defer is None or time.monotonic() - queued_at > STALE_S:
+            return False
+        await defer()
 
 
 def held(work: Callable, *args) -> tuple:

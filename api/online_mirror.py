@@ -8,10 +8,9 @@ kept (so feedback can label them) and queues them without waiting; a bounded que
 and counted when full or when the other version's batcher is busy, so the mirror never slows
 or fails a prod request.
 Mirror tasks answer each queued request with the other version off the response path, a lot in
-a few short hand-offs to the inference thread; in one lot of TIMED_EVERY each version is also
-timed alone on one image (in a random order), so the paired latencies compare the versions and
-not their batchers' queues. The paired outcomes go to ``shadow.outcomes``.
-Every half second the running shadows and canaries are re-read from PostgreSQL.
+a few short hand-offs to the inference thread; a lot every TIMED_EVERY requests also times each
+version alone on one image (in a random order), so the paired latencies compare the versions and
+not their batchers' queues. Outcomes go to ``shadow.outcomes``; runs are re-read every 0.5 s.
 """
 
 from __future__ import annotations
@@ -27,12 +26,13 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from api.mirror_forwards import MirrorBudget
+from api.mirror_forwards import DEFER_S, STALE_S, MirrorBudget
 from api.mirror_forwards import MirrorJob as _Job
 from api.mirror_forwards import answer_lot as _answer_lot
 from api.mirror_forwards import held as _held
 from api.mirror_forwards import outcomes as _outcomes
 from api.mirror_forwards import same_run as _same_run
+from api.mirror_forwards import until_free as _until_free
 from api.online_hooks import Served
 from api.queue_drain import drain, take_batch
 from domain.errors import DomainError, ServiceUnavailable
@@ -49,20 +49,19 @@ log = structlog.get_logger("online")
 QUEUE_SIZE = 256  # requests waiting to be mirrored in this process
 WORKERS = 2  # mirror tasks at once
 MIRROR_BATCH = 16  # queued requests of a run taken as one lot (forwards of up to MIRROR_CHUNK)
-# Every lot runs, for each request, only the version its client did not get; one lot in 4 is also
-# timed (a warm and a timed forward of each version on one image). The latency check then gets a
-# lot in 4 (one pair each).
-TIMED_EVERY = 4
-# A lot waits this long after its first request to fill: each lot costs the inference thread
-# forwards (api/mirror_forwards.py), so at a shadow's 0.1 lots of one or two took more of it
-# than prod's own batches (bench-shadow: 4.8 ms per mirrored request).
-MIRROR_LINGER_S = 0.05
+# Every lot runs, for each request, only the version its client did not get; a lot is also timed
+# (a warm and a timed forward of each version on one image) once this many requests were
+# mirrored untimed since the last timed one: the latency check gets a pair per ~12 requests,
+# whatever the lots' size.
+TIMED_EVERY = 12
+# A lot waits this long after its first request to fill (up to MIRROR_BATCH): a forward of 16
+# images costs the 2-core VM's inference thread 0.40 ms an image, of 1-3 images 0.75 ms, and lots
+# at a 50 ms linger held 2-4 requests (bench-shadow: at 0.25 s, twice the pairs at fraction 0.1).
+MIRROR_LINGER_S = 0.25
 # While requests wait for a model, the mirror may take this share of the inference thread
 # (api/mirror_forwards.MirrorBudget), so a busy process keeps its throughput.
 MIRROR_SHARE = 0.01
 MIRROR_BURST_S = 0.05
-BUSY_QUEUED = 32  # the other version's batcher holds this many images: too busy to mirror
-STALE_S = 1.0  # a request queued longer than this is dropped (the process is busy)
 BATCH = 64
 STREAM_MAXLEN = 20_000
 REFRESH_S = 0.5
@@ -96,7 +95,7 @@ class OnlineFollower:
         self.workers = workers
         self.dropped = 0
         self.mirrored = 0
-        self.lots = 0  # lots answered, for TIMED_EVERY
+        self.untimed = TIMED_EVERY  # requests mirrored since the last timed lot (first: timed)
         self.prefetched: set[tuple[str, str]] = set()  # (model, candidate) loaded or loading
         self._tasks: set[asyncio.Task] = set()
         self.routed_models: set[str] = set()  # models that had a canary in this process
@@ -188,7 +187,7 @@ class OnlineFollower:
 
     async def pair_many(self, jobs: list[_Job]) -> list[PairedOutcome]:
         """Both versions' answers to queued requests of one run, batched across the lot (a batch
-        costs far less per image than single forwards); every TIMED_EVERY-th lot timed.
+        costs far less per image than single forwards); a lot every TIMED_EVERY requests timed.
         """
         name = jobs[0].served.model_name
         now = time.monotonic()
@@ -200,10 +199,10 @@ class OnlineFollower:
         first = fresh[0]
         images = np.stack([j.served.input for j in fresh])
         by_prod = [j.served.model_version == j.prod_version for j in fresh]
-        timed = self.lots % TIMED_EVERY == 0
-        self.lots += 1
+        timed = self.untimed >= TIMED_EVERY
+        self.untimed = 0 if timed else self.untimed + len(fresh)
         versions = (first.prod_version, first.candidate_version)
-        answers = await self._answer_both(name, versions, images, by_prod, timed)
+        answers = await self._answer_both(name, versions, images, by_prod, timed, first)
         if answers is None:
             self._drop(name, "busy", len(fresh))
             return []
@@ -212,7 +211,7 @@ class OnlineFollower:
         return _outcomes(fresh, by_prod, answers, datetime.now(UTC))
 
     async def _answer_both(
-        self, name: str, versions: tuple[str, str], images: np.ndarray, by_prod, timed: bool
+        self, name: str, versions: tuple[str, str], images, by_prod, timed: bool, first: _Job
     ):
         """Each version's (predictions by lot index, None where it failed; ms per image or
         None), or None when a batcher is busy or the budget is spent.
@@ -232,14 +231,18 @@ class OnlineFollower:
             except Exception as exc:  # a failing version is an outcome (its error), not a crash
                 log.info("online_answer_failed", model=name, version=version, error=str(exc)[:200])
                 model = None
-            if model is not None and model.batcher.queued >= BUSY_QUEUED:
-                return None
             models.append(model)
-        if not self.budget.allows(any(m is not None and m.batcher.queued for m in models)):
+        canary = self.canaries.get(name)  # a canary's lot waits for a gap (mirror_forwards)
+        defer = self._defer if canary is not None and canary.canary_id == first.run_id else None
+        if not await _until_free(self.budget, models, first.queued_at, defer):
             return None
         answers, held_s = await _answer_lot(self._hand_off, name, models, images, by_prod, timed)
         self.budget.spend(held_s)
         return answers
+
+    async def _defer(self) -> None:
+        """A lot that may not run yet looks again DEFER_S later."""
+        await asyncio.sleep(DEFER_S)
 
     async def _hand_off(self, work, *args) -> tuple:
         """``work(*args)`` in this process's one inference thread: (its result, seconds held)."""

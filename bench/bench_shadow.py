@@ -2,7 +2,7 @@
 
 In a scratch STATE_DIR (its own embedded PostgreSQL and Redis, removed at the end unless
 --keep), with real trained models (bench/shadow_models.py: prod, an equal candidate trained
-with another seed, a worse one trained one epoch instead of three; cached under
+with another seed, a worse one trained one epoch on 50,000 images (3 points worse); cached under
 .platform/cache/bench_shadow), the API started as `python -m api` (API_WORKERS processes) and
 one worker (`python -m consumers`, every group, shadow-evaluation and traffic-recorder included):
 1. prod's c=32 load with no shadow, a shadow at fraction 0.1 and at 1.0 (bench/shadow_load.py);

@@ -1,5 +1,9 @@
 """`just bench-shadow`'s models: prod, an equally good candidate (the same recipe, another seed)
-and a worse-trained one (one epoch instead of three), trained once, cached, registered via the CLI.
+and a worse-trained one, trained once, cached, registered via the CLI.
+
+The worse one is the issue's "3 points worse": one epoch on the first 50,000 images instead of
+three on all 60,000 (88.26% against prod's 91.27% on the test split). One epoch on all 60,000,
+used before, was 2.57 points worse; 40,000 images, 3.59.
 
 Training is bit-reproducible for a recipe, so a cached artifact is what training would give
 again; its test accuracy (the full 10,000-image test split) is measured by ``ml.training.train``
@@ -41,7 +45,7 @@ class Recipe:
 RECIPES = (
     Recipe("prod", "v1", epochs=3, seed=0),
     Recipe("equal", "v2", epochs=3, seed=1),
-    Recipe("worse", "v3", epochs=1, seed=0),
+    Recipe("worse", "v3", epochs=1, seed=0, train_limit=50_000),
 )
 
 

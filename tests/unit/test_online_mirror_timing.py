@@ -12,6 +12,7 @@ import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,6 +22,7 @@ import api.mirror_forwards as mirror_forwards
 import api.online_mirror as mirror
 from api.online_hooks import Served
 from api.online_mirror import OnlineFollower, _Job
+from domain.online.state import CanaryRun
 from events.registry import ArtifactMetadata
 from ml.loaded_model import FORWARD_EXCLUSION, LoadedModel, VersionRef
 from ml.zoo import build_model
@@ -94,6 +96,17 @@ def _job(served_version: str = "v2") -> _Job:
     return _Job(served, "c-1", 3, "v1", "v2", 0.0)
 
 
+_CANARY = CanaryRun(
+    canary_id="c-1",
+    candidate_version="v2",
+    prod_version="v1",
+    steps=[20, 100],
+    min_requests=1,
+    max_duration_s=60,
+    started_at=datetime.now(UTC),
+)
+
+
 @pytest.fixture
 def clock(monkeypatch) -> _Clock:
     c = _Clock()
@@ -102,8 +115,11 @@ def clock(monkeypatch) -> _Clock:
     return c
 
 
-def _pair(models: dict[str, _Model], job: _Job | None = None):
+def _pair(models: dict[str, _Model], job: _Job | None = None, defer=None):
     follower = OnlineFollower(_Inference(models), None, None)  # type: ignore[arg-type]
+    if defer is not None:  # the job's run is a canary (a shadow's lot does not wait)
+        follower.canaries = {"m": _CANARY}
+        follower._defer = defer
     outcomes = asyncio.run(follower.pair_many([job or _job()]))
     return follower, outcomes[0] if outcomes else None
 
@@ -130,11 +146,42 @@ def test_a_slower_candidate_reads_slower_and_a_failing_one_is_an_error(clock) ->
     assert outcome.candidate_prediction is None and outcome.prod_prediction == 7
 
 
-def test_a_busy_batcher_drops_the_pair(clock) -> None:
+def test_a_shadows_lot_is_dropped_at_once_when_a_batcher_is_busy(clock) -> None:
     models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 1.0, 0.0, 3)}
-    models["v1"].batcher.queued = mirror.BUSY_QUEUED
-    follower, outcome = _pair(models)
+    models["v1"].batcher.queued = mirror_forwards.BUSY_QUEUED
+    follower, outcome = _pair(models)  # no canary runs: the lot is a shadow's
     assert outcome is None and follower.dropped == 1 and follower.mirrored == 0
+
+
+def test_a_canarys_lot_waits_for_a_busy_batcher_and_is_dropped_once_stale(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 1.0, 0.0, 3)}
+    models["v1"].batcher.queued = mirror_forwards.BUSY_QUEUED
+    looks = []
+
+    async def defer() -> None:  # the wait moves the fake clock; the batcher stays busy
+        looks.append(clock.now)
+        clock.advance(mirror.DEFER_S * 1000)
+
+    follower, outcome = _pair(models, defer=defer)
+    assert outcome is None and follower.dropped == 1 and follower.mirrored == 0
+    # It looked again until its request was STALE_S old, then gave up.
+    assert len(looks) == pytest.approx(mirror.STALE_S / mirror.DEFER_S, abs=2)
+
+
+def test_a_canarys_lot_runs_as_soon_as_the_busy_batcher_frees(clock) -> None:
+    models = {"v1": _Model(clock, 1.0, 0.0, 3), "v2": _Model(clock, 1.0, 0.0, 3)}
+    models["v1"].batcher.queued = mirror_forwards.BUSY_QUEUED
+    looks = []
+
+    async def defer() -> None:  # the live batch drains after three looks
+        looks.append(clock.now)
+        clock.advance(mirror.DEFER_S * 1000)
+        if len(looks) == 3:
+            models["v1"].batcher.queued = 0
+
+    follower, outcome = _pair(models, defer=defer)
+    assert len(looks) == 3 and follower.dropped == 0 and follower.mirrored == 1
+    assert outcome is not None and outcome.prod_prediction == 3
 
 
 def test_queued_requests_of_a_run_share_one_forward_and_one_timing(clock) -> None:
@@ -243,8 +290,11 @@ def test_between_timed_lots_each_request_gets_only_the_version_its_client_did_no
     models["v2"].fail = True  # an untimed lot's failing candidate is still that side's error
     outcomes = asyncio.run(follower.pair_many([_job("v1"), _job("v2")]))
     assert [(o.prod_prediction, o.candidate_prediction) for o in outcomes] == [(7, None), (3, 7)]
-    for _ in range(mirror.TIMED_EVERY - 3):
+    singles = 0  # untimed lots of one until TIMED_EVERY requests went untimed (5 so far)
+    while follower.untimed < mirror.TIMED_EVERY:
         asyncio.run(follower.pair_many([_job("v1")]))
+        singles += 1
+    assert singles == mirror.TIMED_EVERY - 5
     seen["v1"].clear(), seen["v2"].clear()
     models["v2"].fail = False
     (timed,) = asyncio.run(follower.pair_many([_job("v1")]))  # the next timed lot
