@@ -201,8 +201,7 @@ class OnlineFollower:
         by_prod = [j.served.model_version == j.prod_version for j in fresh]
         timed = self.untimed >= TIMED_EVERY
         self.untimed = 0 if timed else self.untimed + len(fresh)
-        versions = (first.prod_version, first.candidate_version)
-        answers = await self._answer_both(name, versions, images, by_prod, timed, first)
+        answers = await self._answer_both(name, images, by_prod, timed, first)
         if answers is None:
             self._drop(name, "busy", len(fresh))
             return []
@@ -210,9 +209,7 @@ class OnlineFollower:
         self._inst.online_mirrored.add(len(fresh), {"model_name": name})
         return _outcomes(fresh, by_prod, answers, datetime.now(UTC))
 
-    async def _answer_both(
-        self, name: str, versions: tuple[str, str], images, by_prod, timed: bool, first: _Job
-    ):
+    async def _answer_both(self, name: str, images, by_prod, timed: bool, first: _Job):
         """Each version's (predictions by lot index, None where it failed; ms per image or
         None), or None when a batcher is busy or the budget is spent.
 
@@ -223,7 +220,7 @@ class OnlineFollower:
         and prod's is idle (an equal candidate read 1.2-1.3x slower); in a shadow the reverse.
         """
         models: list = []
-        for version in versions:
+        for version in (first.prod_version, first.candidate_version):
             try:
                 model = await self.inference.resolve(name, version)
             except asyncio.CancelledError:
