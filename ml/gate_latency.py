@@ -16,10 +16,6 @@ from domain.registry.decisions import VersionState
 from ml.paired_latency import measure_paired_latency
 from ml.shard_evaluator import TorchShardEvaluator, version_ref
 
-# ~0.1 s per round of two batches of 64 on two CPU cores, so ~8 s. At 40, an equally fast
-# candidate on a loaded 2-core machine came out INCONCLUSIVE (sign-test interval 0.907-1.125
-# against +10%, in a CI run of the README's First hour); twice the rounds narrow it by ~1/sqrt(2).
-DEFAULT_ROUNDS = 80
 DEFAULT_BATCH = 64
 
 
@@ -29,7 +25,7 @@ class TorchPairedLatency:
     def __init__(
         self,
         evaluator: TorchShardEvaluator,
-        rounds: int = DEFAULT_ROUNDS,
+        rounds: int,  # GATE_LATENCY_ROUNDS (settings.batch.GateSettings), the one default
         batch_size: int = DEFAULT_BATCH,
         order: str = "ABBA",
     ) -> None:

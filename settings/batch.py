@@ -53,6 +53,9 @@ class BatchSettings:
 class GateSettings:
     """Promotion gates ([gates](docs/gates.md))."""
 
+    # ~0.1 s per round of two batches of 64 on two CPU cores, so ~8 s. At 40, an equally fast
+    # candidate on a loaded 2-core machine came out INCONCLUSIVE (sign-test interval 0.907-1.125
+    # against +10%, in a CI run of the README's First hour); twice the rounds narrow it ~1/sqrt(2).
     latency_rounds: int = whole(
         "GATE_LATENCY_ROUNDS",
         80,
