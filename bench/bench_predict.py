@@ -37,7 +37,7 @@ from bench.common import (
     served_model,
 )
 from bench.loadtest import run_load, sample_images
-from bench.predict_limit import decode_rate, machine_limit, model_loops
+from bench.predict_limit import decode_rate, machine_limit, model_loops, served_lone_loop
 from bench.predict_report import print_report
 from bench.predict_servers import (
     api_memory,
@@ -147,6 +147,14 @@ async def main_async(args: argparse.Namespace) -> dict:
             f"x{b['threads']} thread(s): {b['qps']:,.0f} img/s p50 {b['p50_ms']:.3f} ms",
             flush=True,
         )
+    lone = served_lone_loop(
+        model, meta, args.images[:64], device, mode, max_batch, bare, args.bare_iters
+    )
+    print(
+        f"lone request loop: decode p50 {lone['decode_p50_ms']:.3f} ms, idle "
+        f"{lone['gap_ms']:.2f} ms, forward p50 {lone['forward_p50_ms']:.3f} ms",
+        flush=True,
+    )
     del model
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -159,7 +167,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     hi = max(args.concurrency)
     floor = next(r for r in runs if r["run"] == "floor" and r["concurrency"] == hi)
     floor_c1 = next(r for r in runs if r["run"] == "floor" and r["concurrency"] == 1)
-    limit = machine_limit(cores, {**floor, "c1_p50_ms": floor_c1["p50_ms"]}, decode, bare)
+    limit = machine_limit(cores, {**floor, "c1_p50_ms": floor_c1["p50_ms"]}, decode, bare, lone)
     configured = s.api.workers
     default_workers = configured if configured in {1, *args.workers} else max(args.workers)
     report = {

@@ -8,6 +8,11 @@ MAX_BATCH, the bare loop on all cores), so no server on these cores can exceed
 
 and no lone request can be answered faster than the floor's p50 at c=1 + one decode + one
 batch-1 forward (the bare loop's p50).
+
+Those hot loops keep the weights and the decoder in the CPU's caches. A server at c=1 does not:
+between two forwards it decodes the next request and waits for it. ``lone_request_loop`` runs
+that sequence with nothing else (decode, an idle gap, one forward), so the report can say how
+much of the distance to the latency limit any server on this machine would pay.
 """
 
 from __future__ import annotations
@@ -57,6 +62,61 @@ def bare_loop(model, meta, images: np.ndarray, batch: int, iters: int, device, g
         "p50_ms": round(float(np.percentile(lat, 50)), 3),
         "p99_ms": round(float(np.percentile(lat, 99)), 3),
     }
+
+
+GAP_S = 1e-4  # a lone client's round trip outside the server: the floor's c=1 p50 is 0.08-0.17 ms
+
+
+def lone_request_loop(
+    run, meta, images: np.ndarray, iters: int, device=None, gap_s: float = GAP_S
+) -> dict:
+    """A c=1 server's work with nothing else around it: decode a request (the API's decode of a
+    base64 PNG), sleep ``gap_s``, forward it alone; the p50 of each step on this thread."""
+    from ml.preprocess import Normalizer
+
+    normalize = Normalizer.of(meta)
+    texts = [png_b64(img) for img in images]
+    decodes, forwards = [], []
+    with torch.inference_mode():
+        for i in range(iters + 20):  # the first 20 warm up
+            t = time.perf_counter()
+            x = torch.from_numpy(decode_image_b64(texts[i % len(texts)])[None])
+            decoded = time.perf_counter()
+            time.sleep(gap_s)
+            started = time.perf_counter()
+            run(normalize(x.to(device or "cpu"))).cpu()
+            if i >= 20:
+                decodes.append(decoded - t)
+                forwards.append(time.perf_counter() - started)
+    return {
+        "run": "lone request loop",
+        "threads": torch.get_num_threads(),
+        "gap_ms": gap_s * 1000,
+        "iterations": iters,
+        "decode_p50_ms": round(float(np.median(decodes)) * 1000, 3),
+        "forward_p50_ms": round(float(np.median(forwards)) * 1000, 3),
+    }
+
+
+def served_lone_loop(model, meta, images, device, mode: str, max_batch: int, loops, iters: int):
+    """``lone_request_loop`` on the served graph, on the threads of its fastest batch-1 loop."""
+    from ml.graph import serving_graph
+
+    served = serving_graph(model, mode, device, (1, max_batch))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(_fastest_b1(loops)["threads"])
+    try:
+        return lone_request_loop(served.run, meta, images, iters, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fastest_b1(loops: list[dict]) -> dict:
+    """The served graph's (the last loop's graph) batch-1 loop with the lowest p50."""
+    graph = loops[-1]["graph"]
+    return min(
+        (b for b in loops if b["graph"] == graph and b["batch"] == 1), key=lambda b: b["p50_ms"]
+    )
 
 
 def _parallel_child(
@@ -156,11 +216,15 @@ def decode_rate(images: np.ndarray, seconds: float = 2.0) -> dict:
     }
 
 
-def machine_limit(cores: int, floor: dict, decode: dict, loops: list[dict]) -> dict:
+def machine_limit(
+    cores: int, floor: dict, decode: dict, loops: list[dict], lone: dict | None = None
+) -> dict:
     """The limit in req/s and the c=1 latency limit in ms, with each term's µs of core time.
 
     The model's term takes the served graph's best machine-wide img/s at the largest batch
     (all cores in one process, or one process per core); the c=1 term its fastest batch-1 p50.
+    With ``lone`` (``lone_request_loop``), also the c=1 latency with a request's own gaps: the
+    floor's p50 + that loop's decode and forward (context for the limit, not a target).
     """
     graph = loops[-1]["graph"]
     served = [b for b in loops if b["graph"] == graph]
@@ -169,13 +233,22 @@ def machine_limit(cores: int, floor: dict, decode: dict, loops: list[dict]) -> d
         b for b in served if b["batch"] == largest and b["threads"] * b["processes"] == cores
     ]
     model_max = max(machine_wide or served, key=lambda b: b["qps"])
-    model_b1 = min((b for b in served if b["batch"] == 1), key=lambda b: b["p50_ms"])
+    model_b1 = _fastest_b1(loops)
     floor_us = cores / floor["qps"] * 1e6
     decode_us = 1e6 / decode["per_core_per_s"]
     model_us = cores / model_max["qps"] * 1e6
     per_request_us = floor_us + decode_us + model_us
     c1_ms = floor["c1_p50_ms"] + decode["p50_us"] / 1000 + model_b1["p50_ms"]
+    gapped = {}
+    if lone is not None:
+        gapped = {
+            "c1_with_gaps_ms": round(
+                floor["c1_p50_ms"] + lone["decode_p50_ms"] + lone["forward_p50_ms"], 3
+            ),
+            "lone_request_loop": lone,
+        }
     return {
+        **gapped,
         "req_per_s": round(cores / per_request_us * 1e6, 1),
         "core_us_per_request": {
             "http_floor": round(floor_us, 1),

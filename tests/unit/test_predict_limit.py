@@ -9,7 +9,7 @@ import pytest
 
 from bench.http_floor import BODY
 from bench.http_floor import app as floor_app
-from bench.predict_limit import decode_rate, machine_limit
+from bench.predict_limit import decode_rate, lone_request_loop, machine_limit
 from bench.predict_targets import targets
 
 
@@ -50,6 +50,29 @@ def test_the_limit_is_the_issues_formula_on_the_best_machine_wide_loop():
     # c=1: the floor's p50, one decode and the fastest batch-1 forward of the served graph.
     assert limit["c1_latency_ms"] == pytest.approx(0.2 + 0.05 + 0.38)
     assert limit["inputs"]["forward_b1_threads"] == 1
+
+
+def test_the_c1_latency_with_gaps_is_the_floor_plus_the_lone_loops_decode_and_forward():
+    lone = {"decode_p50_ms": 0.06, "forward_p50_ms": 0.31, "gap_ms": 0.1}
+    limit = machine_limit(2, FLOOR, DECODE, LOOPS, lone)
+    assert limit["c1_with_gaps_ms"] == pytest.approx(0.2 + 0.06 + 0.31)
+    assert limit["c1_latency_ms"] == pytest.approx(0.2 + 0.05 + 0.38)  # the issue's, unchanged
+    assert "c1_with_gaps_ms" not in machine_limit(2, FLOOR, DECODE, LOOPS)
+
+
+def test_the_lone_request_loop_decodes_waits_and_forwards_each_request():
+    calls = []
+
+    def run(x):
+        calls.append(tuple(x.shape))
+        return x.sum(dim=(2, 3))
+
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28), dtype=np.uint8)
+    meta = {"mean": 0.5, "std": 0.25}
+    lone = lone_request_loop(run, meta, images, iters=10, gap_s=0.002)
+    assert calls == [(1, 1, 28, 28)] * 30  # 20 warm-up requests, then 10 measured, one image each
+    assert lone["iterations"] == 10 and lone["gap_ms"] == 2.0
+    assert lone["decode_p50_ms"] > 0 and lone["forward_p50_ms"] > 0
 
 
 def _run(run: str, conc: int, qps: float, p50: float, p99: float, processes=1, endpoint="predict"):
