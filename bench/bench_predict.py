@@ -7,7 +7,8 @@ In one run on this machine, one after the other, with the same load generator
   ``decode_image_b64``, base64 + PNG, and the tensor);
 - the HTTP floor (bench/http_floor.py: a raw ASGI app, one uvicorn process per core, that reads
   the body and answers a fixed JSON); with the two above, the machine's limit
-  (bench/predict_limit.py);
+  (bench/predict_limit.py); and, for context, a lone-request loop (decode, idle, forward) and the
+  Litestar floor (bench/framework_floor.py), with the limits they give;
 - the tuned peer (bench/litserve_peer.py: LitServe, the same frozen graph, one worker per core,
   dynamic batching up to MAX_BATCH);
 - the baseline (bench/baseline_server.py: one request, one decode, one forward on the event
@@ -44,19 +45,21 @@ from bench.predict_servers import (
     memory_available,
     running_baseline,
     running_floor,
+    running_framework_floor,
     running_litserve,
     v2_binary_available,
 )
-from bench.predict_targets import targets
+from bench.predict_targets import find, targets
 
 OURS = "ours"
+FLOOR, FRAMEWORK_FLOOR = "floor", "litestar floor"
 
 
 async def measure(url: str, run: str, processes: int, endpoint: str, conc: int, args) -> dict:
     """One closed-loop load run, with the mean batch size our servers formed meanwhile."""
     ours = run == OURS
     before = await scrape_histogram(url, "batch_size", processes) if ours else None
-    scale = args.floor_scale if run == "floor" else 1
+    scale = args.floor_scale if run in (FLOOR, FRAMEWORK_FLOOR) else 1
     r = await run_load(
         url,
         args.model_name,
@@ -82,11 +85,12 @@ async def measure(url: str, run: str, processes: int, endpoint: str, conc: int, 
 
 
 async def theirs(args, artifact: Path, version: str, cores: int, s) -> list[dict]:
-    """The floor, LitServe and the baseline, each at every concurrency (the floor also at 1)."""
+    """The floors, LitServe and the baseline, each at every concurrency (the floors also at 1)."""
     runs = []
-    async with running_floor(cores) as url:
-        for conc in sorted({1, *args.concurrency}):
-            runs.append(await measure(url, "floor", cores, "predict", conc, args))
+    for run, running in ((FLOOR, running_floor), (FRAMEWORK_FLOOR, running_framework_floor)):
+        async with running(cores) as url:
+            for conc in sorted({1, *args.concurrency}):
+                runs.append(await measure(url, run, cores, "predict", conc, args))
     if not args.no_litserve:
         graph, batch = s.serving.inference_graph, s.serving.max_batch
         async with running_litserve(artifact, cores, batch, graph, s.serving.device) as url:
@@ -165,9 +169,11 @@ async def main_async(args: argparse.Namespace) -> dict:
     mine, memory = await ours(args)
     runs += mine
     hi = max(args.concurrency)
-    floor = next(r for r in runs if r["run"] == "floor" and r["concurrency"] == hi)
-    floor_c1 = next(r for r in runs if r["run"] == "floor" and r["concurrency"] == 1)
-    limit = machine_limit(cores, {**floor, "c1_p50_ms": floor_c1["p50_ms"]}, decode, bare, lone)
+    floor, framework = (
+        {**find(runs, run, hi), "c1_p50_ms": find(runs, run, 1)["p50_ms"]}
+        for run in (FLOOR, FRAMEWORK_FLOOR)
+    )
+    limit = machine_limit(cores, floor, decode, bare, lone, framework)
     configured = s.api.workers
     default_workers = configured if configured in {1, *args.workers} else max(args.workers)
     report = {

@@ -45,17 +45,17 @@ async def app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": BODY})
 
 
-def main() -> None:
-    """Serve ``app`` on uvicorn with ``--workers`` processes."""
+def serve(app_path: str, prog: str) -> None:
+    """Serve the ASGI app at ``app_path`` on uvicorn with ``--workers`` processes."""
     import uvicorn
 
-    p = argparse.ArgumentParser(prog="python -m bench.http_floor")
+    p = argparse.ArgumentParser(prog=prog)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8002)
     p.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     args = p.parse_args()
     uvicorn.run(
-        "bench.http_floor:app",
+        app_path,
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -65,6 +65,11 @@ def main() -> None:
         http="httptools",
         lifespan="on",
     )
+
+
+def main() -> None:
+    """Serve ``app``."""
+    serve("bench.http_floor:app", "python -m bench.http_floor")
 
 
 if __name__ == "__main__":

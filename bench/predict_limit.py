@@ -217,14 +217,21 @@ def decode_rate(images: np.ndarray, seconds: float = 2.0) -> dict:
 
 
 def machine_limit(
-    cores: int, floor: dict, decode: dict, loops: list[dict], lone: dict | None = None
+    cores: int,
+    floor: dict,
+    decode: dict,
+    loops: list[dict],
+    lone: dict | None = None,
+    framework: dict | None = None,
 ) -> dict:
     """The limit in req/s and the c=1 latency limit in ms, with each term's µs of core time.
 
     The model's term takes the served graph's best machine-wide img/s at the largest batch
     (all cores in one process, or one process per core); the c=1 term its fastest batch-1 p50.
     With ``lone`` (``lone_request_loop``), also the c=1 latency with a request's own gaps: the
-    floor's p50 + that loop's decode and forward (context for the limit, not a target).
+    floor's p50 + that loop's decode and forward (context for the limit, not a target). With
+    ``framework`` (bench/framework_floor.py: the floor with Litestar), the same two limits with
+    it in the floor's place: what a Litestar app could reach on this machine.
     """
     graph = loops[-1]["graph"]
     served = [b for b in loops if b["graph"] == graph]
@@ -246,6 +253,15 @@ def machine_limit(
                 floor["c1_p50_ms"] + lone["decode_p50_ms"] + lone["forward_p50_ms"], 3
             ),
             "lone_request_loop": lone,
+        }
+    if framework is not None:
+        framework_us = cores / framework["qps"] * 1e6
+        gapped["on_framework"] = {
+            "req_per_s": round(cores / (framework_us + decode_us + model_us) * 1e6, 1),
+            "framework_floor_us": round(framework_us, 1),
+            "c1_latency_ms": round(c1_ms - floor["c1_p50_ms"] + framework["c1_p50_ms"], 3),
+            "framework_req_per_s": framework["qps"],
+            "framework_c1_p50_ms": framework["c1_p50_ms"],
         }
     return {
         **gapped,

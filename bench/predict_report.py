@@ -72,8 +72,9 @@ def print_report(report: dict) -> None:
     runs, limit = report["http"], report["limit"]["req_per_s"]
     for r in runs:
         conc = r["concurrency"]
-        theirs = r["run"] in ("floor", "baseline", "litserve")
-        peer = None if r["run"] in ("floor", "litserve") else find(runs, "litserve", conc)
+        floor = r["run"].endswith("floor")
+        theirs = floor or r["run"] in ("baseline", "litserve")
+        peer = None if floor or r["run"] == "litserve" else find(runs, "litserve", conc)
         base = None if theirs else find(runs, "baseline", conc)
         table.add_row(
             r["run"],
@@ -86,7 +87,7 @@ def print_report(report: dict) -> None:
             f"{r['p99_ms']:.2f}",
             str(r["errors"]),
             str(r.get("mean_batch_size", "")),
-            "" if r["run"] == "floor" else f"{r['qps'] / limit:.2f}x",
+            "" if floor else f"{r['qps'] / limit:.2f}x",
             _x(r["qps"], peer),
             _x(r["qps"], base),
             _x(r["p99_ms"], base, "p99_ms"),
@@ -111,6 +112,13 @@ def print_report(report: dict) -> None:
             f"forward {lone['forward_p50_ms']:.3f} = {lim['c1_with_gaps_ms']:.3f} ms"
             f"{_c1_against(report, lim['c1_with_gaps_ms'])}"
         )
+    if "on_framework" in lim:
+        fw = lim["on_framework"]
+        console.print(
+            f"on Litestar (its floor {fw['framework_floor_us']:.0f} µs in the HTTP floor's place): "
+            f"limit {fw['req_per_s']:,.0f} req/s, c=1 latency limit {fw['c1_latency_ms']:.3f} ms"
+            f"{_against_framework(report, fw)}"
+        )
     _print_memory(report.get("memory") or {})
     t = report["targets"]
     for key, v in t.items():
@@ -132,6 +140,19 @@ def _c1_against(report: dict, ms: float) -> str:
     t = report.get("targets") or {}
     default = next((k for k, v in t.items() if isinstance(v, dict) and v["default"]), None)
     return f"; ours {default} c=1 p50 ÷ it = {t[default]['c1_p50_ms'] / ms:.2f}" if default else ""
+
+
+def _against_framework(report: dict, fw: dict) -> str:
+    """'; ours (default processes) ÷ them' where that run is in the report."""
+    t = report.get("targets") or {}
+    default = next((k for k, v in t.items() if isinstance(v, dict) and v["default"]), None)
+    if default is None:
+        return ""
+    hi = next(k for k in t[default] if k.endswith("_qps"))
+    return (
+        f"; ours {default}: {t[default][hi] / fw['req_per_s']:.2f}x and "
+        f"{t[default]['c1_p50_ms'] / fw['c1_latency_ms']:.2f}x of them"
+    )
 
 
 def _print_memory(memory: dict) -> None:

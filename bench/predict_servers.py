@@ -57,6 +57,11 @@ def running_floor(cores: int):
     return running_module("bench.http_floor", "--workers", str(cores), processes=cores)
 
 
+def running_framework_floor(cores: int):
+    """bench.framework_floor (the HTTP floor with Litestar) with one uvicorn process per core."""
+    return running_module("bench.framework_floor", "--workers", str(cores), processes=cores)
+
+
 def running_litserve(artifact: Path, cores: int, max_batch: int, graph: str, device: str):
     """bench.litserve_peer: one worker per core, dynamic batching up to ``max_batch``."""
     accelerator = "cuda" if device.startswith("cuda") else "cpu"

@@ -60,6 +60,30 @@ def test_the_c1_latency_with_gaps_is_the_floor_plus_the_lone_loops_decode_and_fo
     assert "c1_with_gaps_ms" not in machine_limit(2, FLOOR, DECODE, LOOPS)
 
 
+def test_the_limit_on_the_framework_puts_its_floor_in_the_http_floors_place():
+    framework = {"qps": 14_000, "c1_p50_ms": 0.3, "concurrency": 32}
+    limit = machine_limit(2, FLOOR, DECODE, LOOPS, framework=framework)
+    on = limit["on_framework"]
+    assert on["req_per_s"] == pytest.approx(2 / (2 / 14_000 + 1 / 16_000 + 2 / 9_200), rel=1e-3)
+    assert on["req_per_s"] < limit["req_per_s"]  # a framework only adds to the floor
+    assert on["c1_latency_ms"] == pytest.approx(0.3 + 0.05 + 0.38)
+    assert on["framework_floor_us"] == pytest.approx(2 / 14_000 * 1e6, rel=1e-3)
+
+
+def test_the_framework_floor_decodes_the_apis_body_and_refuses_another():
+    from litestar.testing import TestClient
+
+    from bench.framework_floor import app
+
+    with TestClient(app) as client:
+        ok = client.post("/predict", json={"model_name": "m", "image_b64": "AAAA"})
+        assert ok.status_code == 200
+        assert ok.json() == {"prediction": 0, "label": "T-shirt/top", "model_version": "floor"}
+        assert ok.headers["x-server-pid"].isdigit()
+        # The body really is decoded into the request's struct: a wrong shape is refused.
+        assert client.post("/predict", json={"model_name": "m"}).status_code == 400
+
+
 def test_the_lone_request_loop_decodes_waits_and_forwards_each_request():
     calls = []
 
