@@ -246,9 +246,9 @@ def machine_limit(
     model_us = cores / model_max["qps"] * 1e6
     per_request_us = floor_us + decode_us + model_us
     c1_ms = floor["c1_p50_ms"] + decode["p50_us"] / 1000 + model_b1["p50_ms"]
-    gapped = {}
+    context = {}
     if lone is not None:
-        gapped = {
+        context = {
             "c1_with_gaps_ms": round(
                 floor["c1_p50_ms"] + lone["decode_p50_ms"] + lone["forward_p50_ms"], 3
             ),
@@ -256,7 +256,7 @@ def machine_limit(
         }
     if framework is not None:
         framework_us = cores / framework["qps"] * 1e6
-        gapped["on_framework"] = {
+        context["on_framework"] = {
             "req_per_s": round(cores / (framework_us + decode_us + model_us) * 1e6, 1),
             "framework_floor_us": round(framework_us, 1),
             "c1_latency_ms": round(c1_ms - floor["c1_p50_ms"] + framework["c1_p50_ms"], 3),
@@ -264,7 +264,7 @@ def machine_limit(
             "framework_c1_p50_ms": framework["c1_p50_ms"],
         }
     return {
-        **gapped,
+        **context,
         "req_per_s": round(cores / per_request_us * 1e6, 1),
         "core_us_per_request": {
             "http_floor": round(floor_us, 1),
