@@ -160,7 +160,9 @@ def _json_pixels(inp) -> np.ndarray:
     uint8 = inp.datatype == "UINT8"
     expected = math.prod(shape)
     try:
-        arr = np.asarray(inp.data, dtype=np.float64 if uint8 else np.float32)
+        # float64 for FP32 too: a number beyond float32's range (1e39) is then refused as out of
+        # [0, 1], as it is, instead of turning into infinity (and a RuntimeWarning) on the way.
+        arr = np.asarray(inp.data, dtype=np.float64)
     except (ValueError, TypeError, OverflowError):
         raise InvalidInput(
             f"input {inp.name!r}: data must be numbers in nested or flat lists of equal length"
@@ -170,7 +172,7 @@ def _json_pixels(inp) -> np.ndarray:
             f"input {inp.name!r}: shape {shape} needs {expected} values, data has {arr.size}"
         )
     if not uint8:
-        return _checked_unit(inp, arr).reshape(shape[0], 28, 28)
+        return _checked_unit(inp, arr).astype(np.float32).reshape(shape[0], 28, 28)
     if not np.isfinite(arr).all():
         raise InvalidInput(f"input {inp.name!r}: data contains NaN or infinity")
     if arr.min(initial=0) < 0 or arr.max(initial=0) > 255 or (arr != np.round(arr)).any():
