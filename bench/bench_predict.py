@@ -144,22 +144,22 @@ async def main_async(args: argparse.Namespace) -> dict:
     version, model, meta, artifact = await served_model(args.model_name, str(device))
     args.images = sample_images(256)
     mode, max_batch = s.serving.inference_graph, s.serving.max_batch
-    bare = model_loops(model, meta, artifact, args.images, device, mode, max_batch, args.bare_iters)
+    bare, served = model_loops(
+        model, meta, artifact, args.images, device, mode, max_batch, args.bare_iters
+    )
     for b in bare:
         print(
             f"bare loop {b['graph']} batch {b['batch']} x{b['processes']} process(es) "
             f"x{b['threads']} thread(s): {b['qps']:,.0f} img/s p50 {b['p50_ms']:.3f} ms",
             flush=True,
         )
-    lone = served_lone_loop(
-        model, meta, args.images[:64], device, mode, max_batch, bare, args.bare_iters
-    )
+    lone = served_lone_loop(served, meta, args.images[:64], device, bare, args.bare_iters)
     print(
         f"lone request loop: decode p50 {lone['decode_p50_ms']:.3f} ms, idle "
         f"{lone['gap_ms']:.2f} ms, forward p50 {lone['forward_p50_ms']:.3f} ms",
         flush=True,
     )
-    del model
+    del model, served
     if device.type == "cuda":
         torch.cuda.empty_cache()
     decode = decode_rate(args.images[:64])

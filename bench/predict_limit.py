@@ -98,15 +98,13 @@ def lone_request_loop(
     }
 
 
-def served_lone_loop(model, meta, images, device, mode: str, max_batch: int, loops, iters: int):
-    """``lone_request_loop`` on the served graph, on the threads of its fastest batch-1 loop."""
-    from ml.graph import serving_graph
-
-    served = serving_graph(model, mode, device, (1, max_batch))
+def served_lone_loop(run, meta, images, device, loops: list[dict], iters: int) -> dict:
+    """``lone_request_loop`` on the served graph ``run`` (``model_loops``'), on the threads of
+    its fastest batch-1 loop."""
     threads = torch.get_num_threads()
     torch.set_num_threads(_fastest_b1(loops)["threads"])
     try:
-        return lone_request_loop(served.run, meta, images, iters, device)
+        return lone_request_loop(run, meta, images, iters, device)
     finally:
         torch.set_num_threads(threads)
 
@@ -164,7 +162,8 @@ def parallel_loop(artifact: Path, graph: str, images: np.ndarray, batch: int, it
 
 def model_loops(model, meta, artifact: Path, images, device, mode: str, max_batch: int, iters: int):
     """The bare loops at batch 1 and ``max_batch``: the eager model and the served graph on all
-    cores in this process, the served graph on one thread, and (CPU) one process per core."""
+    cores in this process, the served graph on one thread, and (CPU) one process per core; with
+    the served graph's ``run``, for ``served_lone_loop``."""
     from ml.graph import serving_graph
 
     cores = torch.get_num_threads()
@@ -181,7 +180,7 @@ def model_loops(model, meta, artifact: Path, images, device, mode: str, max_batc
         rows += [bare_loop(served.run, meta, images, b, n, device, served.kind) for b, n in sizes]
         torch.set_num_threads(cores)
         rows.append(parallel_loop(artifact, mode, images, max_batch, sizes[1][1]))
-    return rows
+    return rows, served.run
 
 
 def decode_rate(images: np.ndarray, seconds: float = 2.0) -> dict:

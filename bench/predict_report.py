@@ -135,23 +135,31 @@ def print_report(report: dict) -> None:
     console.print(f"zero errors: {t['zero_errors']}")
 
 
+def _default_target(report: dict) -> tuple[str, dict] | None:
+    """The default processes' key and entry in the report's targets, if that run is there."""
+    t = report.get("targets") or {}
+    return next(((k, v) for k, v in t.items() if isinstance(v, dict) and v["default"]), None)
+
+
 def _c1_against(report: dict, ms: float) -> str:
     """'; ours (default processes) at c=1 ÷ it' where that run is in the report."""
-    t = report.get("targets") or {}
-    default = next((k for k, v in t.items() if isinstance(v, dict) and v["default"]), None)
-    return f"; ours {default} c=1 p50 ÷ it = {t[default]['c1_p50_ms'] / ms:.2f}" if default else ""
+    found = _default_target(report)
+    if found is None:
+        return ""
+    key, entry = found
+    return f"; ours {key} c=1 p50 ÷ it = {entry['c1_p50_ms'] / ms:.2f}"
 
 
 def _against_framework(report: dict, fw: dict) -> str:
     """'; ours (default processes) ÷ them' where that run is in the report."""
-    t = report.get("targets") or {}
-    default = next((k for k, v in t.items() if isinstance(v, dict) and v["default"]), None)
-    if default is None:
+    found = _default_target(report)
+    if found is None:
         return ""
-    hi = next(k for k in t[default] if k.endswith("_qps"))
+    key, entry = found
+    hi = next(k for k in entry if k.endswith("_qps"))
     return (
-        f"; ours {default}: {t[default][hi] / fw['req_per_s']:.2f}x and "
-        f"{t[default]['c1_p50_ms'] / fw['c1_latency_ms']:.2f}x of them"
+        f"; ours {key}: {entry[hi] / fw['req_per_s']:.2f}x and "
+        f"{entry['c1_p50_ms'] / fw['c1_latency_ms']:.2f}x of them"
     )
 
 
