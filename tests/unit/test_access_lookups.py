@@ -8,6 +8,7 @@ import pytest
 
 from api.access import Access
 from domain.keys.aggregate import KeyIdentity, hash_key
+from domain.keys.buckets import TokenBuckets
 from settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -39,15 +40,10 @@ class GatedKeys:
         return self.active
 
 
-class NoLimit:
-    async def take(self, caller: str) -> float:
-        return 0.0
-
-
 def access(keys: GatedKeys) -> Access:
     # No bootstrap keys (whatever API_KEYS says here), and answers cached for a while.
     settings = Settings().changed(security={"api_keys": {}, "key_cache_ttl_s": 60.0})
-    return Access(settings, keys, NoLimit())
+    return Access(settings, keys, TokenBuckets(rate=0, burst=1))  # rate 0: no limit
 
 
 async def _together(n: int, call, keys: GatedKeys) -> list:
