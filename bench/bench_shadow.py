@@ -69,7 +69,7 @@ async def main_async(args: argparse.Namespace) -> dict:
             candidate = by_role["equal"].recipe.version
             load = await load_phase(url, name, candidate, images, args, log, worker.pid, redis)
             load["rounds_each"] = args.rounds
-            load["ratios"] = ratios(load["arms"])
+            load["ratios"] = ratios(load["arms"], load["rounds"])
             report["load"] = load
             # Feedback for every request, prod's included, needs them captured: a user's policy.
             cli("capture", name, "--fraction", "1", "--max-per-s", "10000", "--reason", "bench")
@@ -148,7 +148,7 @@ def main() -> int:
     """Entry point."""
     p = argparse.ArgumentParser(prog="python -m bench.bench_shadow", description=__doc__)
     p.add_argument("--model_name", default="mnist_cnn")
-    p.add_argument("--rounds", type=int, default=2, help="rounds of each load arm")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of each load arm")
     p.add_argument("--load_requests", type=int, default=10_000, help="requests per round")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--canary_concurrency", type=int, default=4, help="clients during canaries")

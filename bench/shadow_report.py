@@ -9,11 +9,15 @@ console = Console()
 
 
 def load_table(report: dict) -> Table:
-    """Prod's c=32 figures with no shadow, a shadow at 0.1 and at 1.0 (pooled over rounds)."""
+    """Prod's c=32 figures with no shadow, a shadow at 0.1 and at 1.0: pooled over rounds, the
+    ratios the median of the per-block ones (each block one round of every arm)."""
     load = report["load"]
     s = report["settings"]
     title = f"prod at c={s['concurrency']}, {load['rounds_each']} rounds per arm"
-    t = Table(title=f"{title}, {s['api_processes']} API processes")
+    t = Table(
+        title=f"{title}, {s['api_processes']} API processes",
+        caption="× none: the median of each block's ratio to its no-shadow round",
+    )
     cols = ("arm", "req/s", "× none", "p50 ms", "p99 ms", "× none", "errors", "mirrored")
     for col in cols:
         t.add_column(col, justify="left" if col == "arm" else "right")
