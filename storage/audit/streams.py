@@ -182,13 +182,23 @@ class StreamCheck:
         self._cursors: dict[str, _Cursor] = {}
 
     async def start(self) -> None:
-        """Find each stream's trim point (its first entry)."""
+        """Find each stream's trim point: the first entry of its first batch (one read, so a
+        trim between two reads cannot make the batch start above the point)."""
         for s in self.streams:
             self._last_ids[s] = await last_generated_id(self.redis, s)
-            first = await self.redis.xrange(s, "-", "+", count=1)
-            self._firsts[s] = int(first[0][0].split(b"-")[0]) if first else None
             self._cursors[s] = _Cursor(_digests(self.redis, s, self.batch))
-            await self._cursors[s].peek()  # every stream's first batch is then on its way
+            head = await self._cursors[s].peek()
+            self._firsts[s] = head[0] if head else None
+
+    async def _trimmed_since(self, stream: str, position: int) -> bool:
+        """Whether ``position`` is now below ``stream``'s first entry: trimmed while this audit
+        ran (the workers trim what every group has processed, every few seconds). A trim never
+        empties a stream, so an empty one is not taken for trimmed."""
+        first = await self.redis.xrange(stream, "-", "+", count=1)
+        if not first or position >= (now := int(first[0][0].split(b"-")[0])):
+            return False
+        self._firsts[stream] = now
+        return True
 
     async def _extras_before(self, stream: str, position: int) -> None:
         cursor = self._cursors[stream]
@@ -222,7 +232,7 @@ class StreamCheck:
             await self._extras_before(stream, position)
             head = await self._cursors[stream].peek()
             if head is None or head[1] != f"{position}-0":
-                if not unsent:
+                if not unsent and not await self._trimmed_since(stream, position):
                     problem = f"{stream} lacks entry {position}-0"
                     self.findings.append(Finding(CHECK, position, problem))
                 continue
