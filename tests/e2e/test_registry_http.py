@@ -145,6 +145,8 @@ async def test_errors_are_clear_4xx(client, model_name, state_dict_file, tmp_pat
     assert [v["model_version"] for v in versions] == ["v1"]
 
 
+# torch's weights-only unpickler warns about the pickle's protocol on its way to refusing it.
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")
 async def test_non_state_dict_and_pickle_payloads_are_refused(client, model_name, tmp_path) -> None:
     import pickle
 
