@@ -13,8 +13,9 @@ In one run on this machine, one after the other, with the same load generator
   dynamic batching up to MAX_BATCH);
 - the baseline (bench/baseline_server.py: one request, one decode, one forward on the event
   loop, no batching, as the original design served);
-- ``python -m api`` with 1 and with N processes: /predict and v2 infer, and each process's PSS
-  before and after its load.
+- ``python -m api`` with 1 and with N processes: /predict and v2 infer back to back at each
+  concurrency (``--rounds R``: R interleaved rounds, each endpoint's median kept), and each
+  process's PSS before and after its load.
 Prints one table with ours ÷ the limit, ÷ LitServe and ÷ the baseline and the targets, met or
 missed; writes JSON under reports/.
 """
@@ -109,18 +110,31 @@ def endpoints(args) -> tuple[str, ...]:
     return ("predict", "v2", "v2-binary") if v2_binary_available() else ("predict", "v2")
 
 
+def median_round(rows: list[dict]) -> dict:
+    """The round with the median req/s (its own latencies with it), and every round's req/s."""
+    ranked = sorted(rows, key=lambda r: r["qps"])
+    return {**ranked[(len(ranked) - 1) // 2], "rounds_qps": [r["qps"] for r in rows]}
+
+
 async def ours(args) -> tuple[list[dict], dict]:
-    """Ours with 1 and N processes, each endpoint at every concurrency; PSS before and after."""
+    """Ours with 1 and N processes, every endpoint at each concurrency in ``args.rounds``
+    interleaved rounds (the order reversed every other round), each endpoint's median round
+    kept; PSS before and after."""
     runs: list[dict] = []
     memory: dict = {}
     with_memory = memory_available()
+    names = endpoints(args)
     for workers in sorted({1, *args.workers}):
         async with running_api(workers) as url:
             if with_memory:
                 before = await api_memory(url, workers)
-            for endpoint in endpoints(args):
-                for conc in args.concurrency:
-                    runs.append(await measure(url, OURS, workers, endpoint, conc, args))
+            for conc in args.concurrency:
+                rounds: dict[str, list[dict]] = {e: [] for e in names}
+                for r in range(args.rounds):
+                    for endpoint in names if r % 2 == 0 else names[::-1]:
+                        row = await measure(url, OURS, workers, endpoint, conc, args)
+                        rounds[endpoint].append(row)
+                runs += [median_round(rounds[e]) for e in names]
             if with_memory:
                 memory[f"x{workers}"] = {
                     "before": before,
@@ -182,6 +196,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         "architecture": meta.architecture,
         "machine": machine(str(device)),
         "settings": {
+            "rounds": args.rounds,
             "DEVICE": s.serving.device,
             "INFERENCE_GRAPH": s.serving.inference_graph,
             "MAX_BATCH": s.serving.max_batch,
@@ -221,6 +236,9 @@ def main() -> int:
         default=[max(2, get_settings().api.workers)],
         help="N for the N-process run (default: API_WORKERS, at least 2)",
     )
+    p.add_argument(
+        "--rounds", type=int, default=1, help="interleaved rounds of our endpoints (medians)"
+    )
     p.add_argument("--no_v2", action="store_true", help="skip the v2 infer runs")
     p.add_argument("--no_litserve", action="store_true", help="skip the LitServe peer")
     p.add_argument(
@@ -229,8 +247,8 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args()
     args.model_name = args.model_name or args.arch or "mnist_cnn"
-    if min(args.workers) < 1 or args.requests < 1 or min(args.concurrency) < 1:
-        p.error("--workers, --requests and --concurrency must be positive")
+    if min(args.workers) < 1 or min(args.requests, args.rounds) < 1 or min(args.concurrency) < 1:
+        p.error("--workers, --requests, --rounds and --concurrency must be positive")
     report = asyncio.run(main_async(args))
     print_report(report)
     device = report["machine"].get("device", "cpu").split(" ")[0].split(":")[0]
