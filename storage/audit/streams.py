@@ -122,6 +122,7 @@ class _Cursor:
 
     def __init__(self, batches: AsyncIterator[list[tuple[int, str, str]]]) -> None:
         self.batches, self.buf, self.i, self.done = batches, [], 0, False
+        self.fetched = 0  # batches read so far
 
     async def peek(self) -> tuple[int, str, str] | None:
         """The next entry, without taking it (None at the end of the stream)."""
@@ -130,6 +131,7 @@ class _Cursor:
                 return None
             try:
                 self.buf, self.i = await anext(self.batches), 0
+                self.fetched += 1
             except StopAsyncIteration:
                 self.done = True
         return self.buf[self.i]
@@ -180,6 +182,7 @@ class StreamCheck:
         self._missing: set[str] = set()
         self._firsts: dict[str, int | None] = {}
         self._cursors: dict[str, _Cursor] = {}
+        self._trim_reads: dict[str, tuple[int, int | None]] = {}  # stream -> (batch, first)
 
     async def start(self) -> None:
         """Find each stream's trim point: the first entry of its first batch (one read, so a
@@ -194,8 +197,16 @@ class StreamCheck:
         """Whether ``position`` is now below ``stream``'s first entry: trimmed while this audit
         ran (the workers trim what every group has processed, every few seconds). A trim never
         empties a stream, so an empty one is not taken for trimmed."""
-        first = await self.redis.xrange(stream, "-", "+", count=1)
-        if not first or position >= (now := int(first[0][0].split(b"-")[0])):
+        # Read once per batch of the cursor: a read made after the batch arrived sees every
+        # trim that could have kept an entry out of it (a lost stream costs no read per entry).
+        fetched = self._cursors[stream].fetched
+        seen = self._trim_reads.get(stream)
+        if seen is None or seen[0] != fetched:
+            first = await self.redis.xrange(stream, "-", "+", count=1)
+            top = int(first[0][0].split(b"-")[0]) if first else None
+            seen = self._trim_reads[stream] = (fetched, top)
+        now = seen[1]
+        if not now or position >= now:
             return False
         self._firsts[stream] = now
         return True

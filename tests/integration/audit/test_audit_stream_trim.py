@@ -51,3 +51,19 @@ async def test_an_entry_deleted_above_the_trim_point_is_still_a_finding(private)
 
     findings, _ = await _check(private, trim_and_delete)
     assert [(f.position, f.problem) for f in findings] == [(8, "registry.events lacks entry 8-0")]
+
+
+async def test_a_run_of_lost_entries_across_batches_is_reported_entry_by_entry(private) -> None:
+    await lifecycle(private, "first")
+    await lifecycle(private, "second")
+    await publish(private)
+
+    async def lose() -> None:  # the trim point is read once per batch; each loss still counts
+        # Beyond the first two batches (the second may be prefetched before this runs).
+        await private.redis.xdel("registry.events", "6-0", "7-0", "8-0", "9-0")
+
+    findings, checked = await _check(private, lose)
+    assert [(f.position, f.problem) for f in findings] == [
+        (n, f"registry.events lacks entry {n}-0") for n in (6, 7, 8, 9)
+    ]
+    assert checked["registry.events"] == 6  # 1-0 to 5-0 and 10-0
