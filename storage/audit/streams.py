@@ -1,45 +1,29 @@
 """Stream audit: every area stream holds the log's events from its trim point, unchanged.
 
-Each entry is reduced to a SHA-1 of its names and values and compared with the digest of
-what the relay would have written for the log's row. Without hiredis, parsing 3 million
-fields in Python would dominate, so Redis hashes the entries itself (a Lua script over
-XRANGE); with hiredis the entries are fetched and hashed here. An entry whose digest differs
-is fetched whole and compared field by field.
+Each entry is reduced to a SHA-1 of its names and values (storage.audit.stream_digests) and
+compared with the digest of what the relay would have written for the log's row. An entry whose
+digest differs is fetched whole and compared field by field.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
-from redis.utils import HIREDIS_AVAILABLE
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from domain.audit.reports import Finding
 from events.codec import area_of, event_types
 from events.streams import area_stream
 from storage.audit.reader import chunks
+from storage.audit.stream_digests import Cursor, digests, entry_digest
 from storage.projections import get_checkpoint
 from storage.streams.relay import LATER_FIELDS, RELAY_CHECKPOINT, entry_fields
 
-# One string per call ("<id> <sha1>\n" per entry): parsing 2 strings per entry in Python
-# costs more than the check itself. Values never hold a NUL (PostgreSQL text cannot, JSON
-# escapes it), so NUL-joined names and values are unambiguous.
-_DIGESTS = """
-local rows = redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])
-local out = {}
-for _, e in ipairs(rows) do
-  out[#out + 1] = e[1] .. ' ' .. redis.sha1hex(table.concat(e[2], '\\0'))
-end
-return table.concat(out, '\\n')
-"""
 CHECK = "streams"
 MAX_BEYOND = 1000  # entries above the snapshot's head rechecked one by one
-_NAMES: dict[str, bytes] = {}
 # The live log's head and the hashes (hex) at some positions, read outside the audit snapshot.
 LiveHashes = Callable[[list[int]], Awaitable[tuple[int, dict[int, str]]]]
 
@@ -64,81 +48,9 @@ def blocked_problem(stream: str, last_id: str, head: int) -> str:
     )
 
 
-def entry_digest(fields: dict[str, str | bytes]) -> str:
-    """The digest the Lua script computes for an entry with these fields, in this order."""
-    parts = []
-    for name, value in fields.items():
-        parts.append(_NAMES.get(name) or _NAMES.setdefault(name, name.encode()))
-        parts.append(value if value.__class__ is bytes else value.encode())  # type: ignore[union-attr]
-    return hashlib.sha1(b"\0".join(parts), usedforsecurity=False).hexdigest()
-
-
 def event_streams() -> list[str]:
     """The Redis stream of every area that has events."""
     return sorted({area_stream(t.area) for t in event_types().values()})
-
-
-async def _lua_batch(redis: aioredis.Redis, stream: str, start: str, batch: int) -> list:
-    """(entry id, digest) pairs hashed by Redis: cheap to parse without hiredis."""
-    out = await redis.register_script(_DIGESTS)(keys=[stream], args=[start, batch])
-    return [tuple(line.split(b" ", 1)) for line in out.split(b"\n")] if out else []
-
-
-async def _plain_batch(redis: aioredis.Redis, stream: str, start: str, batch: int) -> list:
-    """(entry id, digest) pairs hashed here: with hiredis, parsing whole entries is cheap and
-    Redis does less work than in the script."""
-    rows = await redis.xrange(stream, start, "+", count=batch)
-    return [
-        (entry_id, entry_digest({k.decode(): v for k, v in fields.items()}).encode())
-        for entry_id, fields in rows
-    ]
-
-
-async def _digests(
-    redis: aioredis.Redis, stream: str, batch: int
-) -> AsyncIterator[list[tuple[int, str, str]]]:
-    """Batches of (position, entry id, digest) of every entry of a stream, oldest first.
-
-    The next batch is asked for while this one is compared, so Redis works meanwhile.
-    """
-    fetch = _plain_batch if HIREDIS_AVAILABLE else _lua_batch
-    pending: asyncio.Future | None = asyncio.ensure_future(fetch(redis, stream, "-", batch))
-    try:
-        while pending is not None:
-            pairs = await pending
-            pending = None
-            if len(pairs) == batch:
-                ms, _, seq = pairs[-1][0].decode().partition("-")
-                after = f"{ms}-{int(seq) + 1}"
-                pending = asyncio.ensure_future(fetch(redis, stream, after, batch))
-            yield [(int(i.split(b"-")[0]), i.decode(), d.decode()) for i, d in pairs]
-    finally:
-        if pending is not None:
-            await asyncio.gather(pending, return_exceptions=True)
-
-
-class _Cursor:
-    """A look-ahead cursor over one stream's digests, a batch at a time."""
-
-    def __init__(self, batches: AsyncIterator[list[tuple[int, str, str]]]) -> None:
-        self.batches, self.buf, self.i, self.done = batches, [], 0, False
-        self.fetched = 0  # batches read so far
-
-    async def peek(self) -> tuple[int, str, str] | None:
-        """The next entry, without taking it (None at the end of the stream)."""
-        while self.i >= len(self.buf):
-            if self.done:
-                return None
-            try:
-                self.buf, self.i = await anext(self.batches), 0
-                self.fetched += 1
-            except StopAsyncIteration:
-                self.done = True
-        return self.buf[self.i]
-
-    def take(self) -> None:
-        """Move past the entry peek returned."""
-        self.i += 1
 
 
 async def _compare(redis: aioredis.Redis, stream: str, row: Any) -> str | None:
@@ -181,7 +93,7 @@ class StreamCheck:
         self._areas: dict[str, str] = {}
         self._missing: set[str] = set()
         self._firsts: dict[str, int | None] = {}
-        self._cursors: dict[str, _Cursor] = {}
+        self._cursors: dict[str, Cursor] = {}
         self._trim_reads: dict[str, tuple[int, int | None]] = {}  # stream -> (batch, first)
 
     async def start(self) -> None:
@@ -189,7 +101,7 @@ class StreamCheck:
         trim between two reads cannot make the batch start above the point)."""
         for s in self.streams:
             self._last_ids[s] = await last_generated_id(self.redis, s)
-            self._cursors[s] = _Cursor(_digests(self.redis, s, self.batch))
+            self._cursors[s] = Cursor(digests(self.redis, s, self.batch))
             head = await self._cursors[s].peek()
             self._firsts[s] = head[0] if head else None
 

@@ -181,7 +181,7 @@ async def test_unpublished_events_are_not_expected_in_redis(private) -> None:
 
 
 async def test_redis_and_python_hash_entries_alike(private) -> None:
-    from storage.audit.streams import _lua_batch, _plain_batch
+    from storage.audit.stream_digests import _lua_batch, _plain_batch
 
     await lifecycle(private)
     await publish(private)
