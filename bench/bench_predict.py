@@ -111,7 +111,8 @@ def endpoints(args) -> tuple[str, ...]:
 
 
 def median_round(rows: list[dict]) -> dict:
-    """The round with the median req/s (its own latencies with it), and every round's req/s."""
+    """The round with the median req/s (the lower middle one of an even count), its own
+    latencies with it, and every round's req/s."""
     ranked = sorted(rows, key=lambda r: r["qps"])
     return {**ranked[(len(ranked) - 1) // 2], "rounds_qps": [r["qps"] for r in rows]}
 
